@@ -1,0 +1,229 @@
+"""HTTP API of the collector app: thin views that validate, call a service, serialize."""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth import authenticate
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.authtoken.models import Token
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from collector import selectors, services, storage
+from collector.models import Photo
+from collector.serializers import (
+    LabelOutput,
+    MeOutput,
+    MeUpdateInput,
+    PhotoOutput,
+    PhotoReviewInput,
+    PhotoStatusFilter,
+    PhotoUploadInput,
+    TokenInput,
+    TokenOutput,
+    VolunteerRegisterInput,
+    VolunteerRegisterOutput,
+)
+from config.errors import ApiError
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+class IsReviewer(permissions.BasePermission):
+    message = "Only reviewers may do this."
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and request.user.has_perm("collector.review_photo"))
+
+
+class VolunteerRegisterApi(APIView):
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "anon_signup"
+
+    @extend_schema(request=VolunteerRegisterInput, responses={201: VolunteerRegisterOutput}, tags=["volunteers"])
+    def post(self, request):
+        data = VolunteerRegisterInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        volunteer, token = services.volunteer_register(**data.validated_data)
+        return Response(
+            VolunteerRegisterOutput({"id": volunteer.user_id, "display_name": volunteer.display_name, "token": token.key}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class TokenApi(APIView):
+    permission_classes = [permissions.AllowAny]
+    authentication_classes = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "anon_signup"
+
+    @extend_schema(request=TokenInput, responses={200: TokenOutput}, tags=["volunteers"])
+    def post(self, request):
+        data = TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request, **data.validated_data)
+        if user is None or not user.is_active:
+            raise ApiError(400, "invalid_credentials", "Unable to sign in with those credentials.")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class MeApi(APIView):
+    parser_classes = [JSONParser, FormParser]
+
+    def _body(self, request):
+        user = request.user
+        volunteer = services.volunteer_get_or_create_for_user(user=user)
+        return MeOutput({
+            "id": user.pk,
+            "display_name": volunteer.display_name,
+            "email": user.email,
+            "consent_training": volunteer.consent_training,
+            "consent_public_credit": volunteer.consent_public_credit,
+            "is_reviewer": user.has_perm("collector.review_photo"),
+            "date_joined": user.date_joined,
+            "photos": selectors.photo_counts_for_user(user=user),
+        }).data
+
+    @extend_schema(responses={200: MeOutput}, tags=["volunteers"])
+    def get(self, request):
+        return Response(self._body(request))
+
+    @extend_schema(request=MeUpdateInput, responses={200: MeOutput}, tags=["volunteers"])
+    def patch(self, request):
+        data = MeUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        volunteer = services.volunteer_get_or_create_for_user(user=request.user)
+        if "email" in data.validated_data:
+            request.user.email = data.validated_data["email"]
+            request.user.save(update_fields=["email"])
+        if "consent_public_credit" in data.validated_data:
+            volunteer.consent_public_credit = data.validated_data["consent_public_credit"]
+            volunteer.save(update_fields=["consent_public_credit"])
+        return Response(self._body(request))
+
+    @extend_schema(
+        responses={204: OpenApiResponse(description="Account deleted; photos withdrawn, files deleted")},
+        tags=["volunteers"],
+    )
+    def delete(self, request):
+        services.volunteer_delete(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LabelListApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={200: LabelOutput(many=True)}, tags=["labels"])
+    def get(self, request):
+        return Response(LabelOutput(selectors.label_list_active(), many=True).data)
+
+
+class PhotoListCreateApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            self.throttle_scope = "uploads"
+            return [ScopedRateThrottle()]
+        return []
+
+    @extend_schema(
+        parameters=[PhotoStatusFilter, OpenApiParameter("page", OpenApiTypes.INT, required=False)],
+        responses={200: PhotoOutput(many=True)},
+        tags=["photos"],
+    )
+    def get(self, request):
+        query = PhotoStatusFilter(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        from rest_framework.pagination import PageNumberPagination
+
+        paginator = PageNumberPagination()
+        qs = selectors.photo_list_for_user(user=request.user, status=query.validated_data.get("status"))
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(PhotoOutput(page, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        request={"multipart/form-data": PhotoUploadInput},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                                     description="Retries with the same key and bytes return the original photo.")],
+        responses={201: PhotoOutput, 200: PhotoOutput},
+        tags=["photos"],
+    )
+    def post(self, request):
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not _IDEMPOTENCY_KEY.match(key):
+            raise ApiError(400, "invalid", "Idempotency-Key must be 1 to 128 printable ASCII characters.",
+                           {"Idempotency-Key": ["Invalid."]})
+        data = PhotoUploadInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        result = services.photo_create(
+            user=request.user,
+            image_file=v["image"],
+            label_slug=v["label"],
+            challenge_id=v.get("challenge"),
+            captured_at=v.get("captured_at"),
+            device_model=v.get("device_model", ""),
+            app_version=v.get("app_version", ""),
+            predicted_label=v.get("predicted_label", ""),
+            predicted_confidence=v.get("predicted_confidence"),
+            model_version=v.get("model_version"),
+            idempotency_key=key,
+        )
+        return Response(
+            PhotoOutput(result.photo, context={"request": request}).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class PhotoDetailApi(APIView):
+    @extend_schema(responses={200: PhotoOutput}, tags=["photos"])
+    def get(self, request, photo_id: int):
+        photo = selectors.photo_get_for_user(user=request.user, photo_id=photo_id)
+        if photo is None:
+            raise ApiError(404, "not_found", "Not found.")
+        return Response(PhotoOutput(photo, context={"request": request}).data)
+
+
+class PhotoThumbnailApi(APIView):
+    """The thumbnail's bytes: for the owner and reviewers, and for anyone once the photo is public."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY}, tags=["photos"])
+    def get(self, request, photo_id: int):
+        photo = Photo.objects.filter(pk=photo_id).first()
+        if photo is None or not photo.thumbnail_key or not selectors.photo_can_view(user=request.user, photo=photo):
+            raise ApiError(404, "not_found", "Not found.")
+        try:
+            handle = storage.open_file(photo.thumbnail_key)
+        except FileNotFoundError:
+            raise ApiError(404, "not_found", "Not found.") from None
+        response = FileResponse(handle, content_type="image/jpeg")
+        public = selectors.photo_is_public(photo)
+        response["Cache-Control"] = "public, max-age=86400" if public else "private, max-age=3600"
+        return response
+
+
+class PhotoReviewApi(APIView):
+    permission_classes = [IsReviewer]
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(request=PhotoReviewInput, responses={200: PhotoOutput}, tags=["review"])
+    def post(self, request, photo_id: int):
+        data = PhotoReviewInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        photo = services.photo_review(
+            photo_id=photo_id, reviewer=request.user, decision=v["decision"], reason=v.get("reason", ""),
+            label_slug=v.get("label") or None, note=v.get("note", ""),
+        )
+        return Response(PhotoOutput(photo, context={"request": request}).data)

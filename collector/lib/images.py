@@ -1,0 +1,214 @@
+"""Image handling for uploads, free of Django: sniff, decode, normalise, hash.
+
+Formats are recognised by their leading bytes, never by file name or
+Content-Type, and Pillow is only ever asked to decode the one format the
+bytes claim to be (an allow-list), so a file cannot smuggle in a decoder
+we did not choose (EPS, PSD, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, ImageOps
+
+try:  # HEIC/HEIF from iPhones
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_AVAILABLE = True
+except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
+    HEIF_AVAILABLE = False
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif"}
+
+
+class ImageError(Exception):
+    """Raised with a code the API maps to a status: unsupported (415), too_many_pixels (413), corrupt (422)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The format the first bytes announce, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF" if head[8:12] != b"avif" else None
+    return None
+
+
+@dataclass(frozen=True)
+class Derivative:
+    data: bytes
+    width: int
+    height: int
+    content_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    source_format: str
+    width: int
+    height: int
+    sha256: str
+    phash: int
+    training: Derivative
+    thumbnail: Derivative
+
+
+def sha256_of(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    stream.seek(0)
+    for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.hexdigest()
+
+
+def open_upright(stream: BinaryIO, *, max_pixels: int, min_short_side: int | None = None) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Decode the first frame as an upright RGB image; raise ImageError on anything else.
+
+    Returns the image, its format and its full size as displayed (after EXIF
+    orientation). With ``min_short_side``, a JPEG may be decoded at a reduced
+    scale (libjpeg's DCT scaling) as long as its short side stays at least that
+    large: the derivatives never need the full 12 MP.
+    """
+    stream.seek(0)
+    fmt = sniff_format(stream.read(32))
+    stream.seek(0)
+    if fmt is None:
+        raise ImageError("unsupported", "The file is not a JPEG, PNG, WebP or HEIC/HEIF image.")
+    if fmt == "HEIF" and not HEIF_AVAILABLE:  # pragma: no cover
+        raise ImageError("unsupported", "HEIC/HEIF support is not installed on this server.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(stream, formats=[fmt])
+            full_w, full_h = image.size
+            if full_w * full_h > max_pixels:
+                raise ImageError(
+                    "too_many_pixels",
+                    f"The image has {full_w}x{full_h} pixels; the limit is {max_pixels} pixels.",
+                )
+            if full_w < 1 or full_h < 1:
+                raise ImageError("corrupt", "The image has no pixels.")
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)  # animated images: the first frame only
+            if fmt == "JPEG" and min_short_side:
+                scale = min(full_w, full_h) / min_short_side
+                if scale >= 2:
+                    image.draft("RGB", (max(1, int(full_w / scale)), max(1, int(full_h / scale))))
+            orientation = image.getexif().get(0x0112, 1)
+            image.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("too_many_pixels", f"The image has more than {max_pixels} pixels.") from None
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise ImageError("corrupt", f"The image could not be decoded ({exc.__class__.__name__}).") from None
+    try:
+        upright = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block should not lose the photo
+        upright, orientation = image, 1
+    displayed = (full_h, full_w) if orientation in (5, 6, 7, 8) else (full_w, full_h)
+    return _to_rgb(upright), fmt, displayed
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than clip.
+        return image.point(lambda v: v / 256).convert("L").convert("RGB")
+    return image.convert("RGB")  # CMYK, L, P, YCbCr, ...
+
+
+def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    # A fresh image object carries no EXIF, ICC, XMP or GPS: nothing is copied over.
+    image.save(out, format="JPEG", quality=quality, optimize=False, progressive=False)
+    return out.getvalue()
+
+
+def resize_short_side(image: Image.Image, short_side: int) -> Image.Image:
+    w, h = image.size
+    scale = short_side / min(w, h)
+    if scale >= 1:
+        return image.copy()
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+
+
+def thumbnail_of(image: Image.Image, longest: int) -> Image.Image:
+    thumb = image.copy()
+    thumb.thumbnail((longest, longest), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return thumb
+
+
+def dhash(image: Image.Image) -> int:
+    """64-bit difference hash: robust to re-encoding, resizing and small edits."""
+    small = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    pixels = list(small.getdata())
+    value = 0
+    for row in range(8):
+        for col in range(8):
+            left = pixels[row * 9 + col]
+            right = pixels[row * 9 + col + 1]
+            value = (value << 1) | (1 if left > right else 0)
+    return value
+
+
+def hash_bands(value: int) -> tuple[int, int, int, int]:
+    """Four 16-bit bands, signed to fit a 32-bit integer column anywhere."""
+    return tuple(((value >> (16 * i)) & 0xFFFF) for i in range(4))  # type: ignore[return-value]
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def process_upload(
+    stream: BinaryIO, *, max_pixels: int, training_short_side: int, thumbnail_size: int, sha256: str | None = None
+) -> ProcessedImage:
+    """Everything the collector stores about an upload, computed in one decode."""
+    digest = sha256 or sha256_of(stream)
+    image, fmt, (width, height) = open_upright(
+        stream, max_pixels=max_pixels, min_short_side=max(training_short_side, thumbnail_size)
+    )
+    # One big downscale to an intermediate that both derivatives fit in, then
+    # two cheap small ones: a 12 MP photo is resampled once.
+    w, h = image.size
+    thumb_short = thumbnail_size * min(w, h) / max(w, h)
+    intermediate = resize_short_side(image, max(training_short_side, int(thumb_short) + 1))
+    image.close()
+    training_image = resize_short_side(intermediate, training_short_side)
+    thumb_image = thumbnail_of(intermediate, thumbnail_size)
+    training = Derivative(_encode_jpeg(training_image, 90), *training_image.size)
+    thumbnail = Derivative(_encode_jpeg(thumb_image, 82), *thumb_image.size)
+    return ProcessedImage(
+        source_format=fmt,
+        width=width,
+        height=height,
+        sha256=digest,
+        phash=dhash(training_image),
+        training=training,
+        thumbnail=thumbnail,
+    )

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Label(models.Model):
+    """A class being collected. Targets follow the seed talk (slide 14)."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+    prototype_target = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Approved photos for a prototype; empty means LABEL_PROTOTYPE_TARGET (30)."
+    )
+    production_target = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Approved photos for production; empty means LABEL_PRODUCTION_TARGET (200)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def effective_prototype_target(self) -> int:
+        return self.prototype_target or settings.LABEL_PROTOTYPE_TARGET
+
+    @property
+    def effective_production_target(self) -> int:
+        return self.production_target or settings.LABEL_PRODUCTION_TARGET
+
+
+class Volunteer(models.Model):
+    """The volunteer side of a Django user: consents and public identity."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="volunteer")
+    display_name = models.CharField(max_length=40, unique=True)
+    consent_training = models.BooleanField(default=False)
+    consent_public_credit = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def public_name(self) -> str:
+        """What public pages show: the display name only with consent."""
+        return self.display_name if self.consent_public_credit else f"Volunteer #{self.pk}"
+
+
+class PhotoStatus(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn by the volunteer"
+
+
+class RejectionReason(models.TextChoices):
+    BLURRY = "blurry", "Blurry"
+    WRONG_LABEL = "wrong_label", "Wrong label"
+    DUPLICATE = "duplicate", "Duplicate"
+    INAPPROPRIATE = "inappropriate", "Inappropriate"
+    OTHER = "other", "Other"
+
+
+class Photo(models.Model):
+    volunteer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="photos"
+    )
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="photos")
+    status = models.CharField(max_length=16, choices=PhotoStatus.choices, default=PhotoStatus.PENDING, db_index=True)
+
+    # Content: sha256 of the bytes received; dHash of the upright image.
+    sha256 = models.CharField(max_length=64, db_index=True)
+    phash = models.CharField(max_length=16, help_text="64-bit difference hash, hex")
+    # The hash in four 16-bit bands, each indexed: two hashes within 3 bits of
+    # each other share at least one band exactly, so near-duplicate search is
+    # four indexed lookups instead of a scan (see collector.lib.images).
+    phash_band0 = models.IntegerField(db_index=True)
+    phash_band1 = models.IntegerField(db_index=True)
+    phash_band2 = models.IntegerField(db_index=True)
+    phash_band3 = models.IntegerField(db_index=True)
+    near_duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    source_format = models.CharField(max_length=8)
+    byte_size = models.PositiveIntegerField()
+    width = models.PositiveIntegerField(help_text="As displayed, after EXIF orientation")
+    height = models.PositiveIntegerField()
+    original_key = models.CharField(max_length=255)
+    training_key = models.CharField(max_length=255)
+    thumbnail_key = models.CharField(max_length=255)
+
+    # What the phone told us.
+    challenge_id = models.PositiveBigIntegerField(
+        null=True, blank=True, db_index=True, help_text="The daily challenge entered (owned by the challenges app)"
+    )
+    captured_at = models.DateTimeField(null=True, blank=True)
+    device_model = models.CharField(max_length=100, blank=True)
+    app_version = models.CharField(max_length=40, blank=True)
+    predicted_label = models.CharField(max_length=64, blank=True)
+    predicted_confidence = models.FloatField(null=True, blank=True)
+    model_version = models.PositiveIntegerField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+
+    # Review.
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.CharField(max_length=20, choices=RejectionReason.choices, blank=True)
+    review_note = models.CharField(max_length=500, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("review_photo", "Can approve, reject and relabel photos")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["volunteer", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="photo_unique_idempotency_key",
+            ),
+            models.UniqueConstraint(
+                fields=["volunteer", "sha256"], condition=Q(volunteer__isnull=False), name="photo_unique_bytes"
+            ),
+        ]
+        indexes = [models.Index(fields=["label", "status"])]
+
+    def __str__(self) -> str:
+        return f"Photo {self.pk} ({self.label_id}, {self.status})"
+
+    @property
+    def storage_keys(self) -> list[str]:
+        return [k for k in (self.original_key, self.training_key, self.thumbnail_key) if k]
+
+
+class PhotoReview(models.Model):
+    """Every review decision, in order: who decided what, when (an audit trail)."""
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    decision = models.CharField(max_length=16, choices=PhotoStatus.choices)
+    reason = models.CharField(max_length=20, choices=RejectionReason.choices, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    label_before = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
+    label_after = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]

@@ -1,0 +1,70 @@
+"""Reads of the collector app. Other apps read photos and labels only through here."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from collector.models import Label, Photo, PhotoStatus, Volunteer
+
+
+def label_list_active() -> QuerySet[Label]:
+    return Label.objects.filter(active=True).annotate(
+        approved_count=Count("photos", filter=Q(photos__status=PhotoStatus.APPROVED))
+    ).order_by("slug")
+
+
+def label_get(*, slug: str) -> Label | None:
+    return Label.objects.filter(slug=slug).first()
+
+
+def photo_list_for_user(*, user, status: str | None = None) -> QuerySet[Photo]:
+    qs = Photo.objects.filter(volunteer=user).select_related("label")
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-created_at", "-id")
+
+
+def photo_get_for_user(*, user, photo_id: int) -> Photo | None:
+    return Photo.objects.filter(volunteer=user, pk=photo_id).select_related("label").first()
+
+
+def photo_is_public(photo: Photo) -> bool:
+    """Approved photos of volunteers who agreed to public credit may be shown to anyone."""
+    if photo.status != PhotoStatus.APPROVED or photo.volunteer_id is None:
+        return False
+    return Volunteer.objects.filter(user_id=photo.volunteer_id, consent_public_credit=True).exists()
+
+
+def photo_can_view(*, user, photo: Photo) -> bool:
+    if user.is_authenticated and (photo.volunteer_id == user.pk or user.has_perm("collector.review_photo")):
+        return True
+    return photo_is_public(photo)
+
+
+def photo_counts_for_user(*, user) -> dict[str, int]:
+    rows = Photo.objects.filter(volunteer=user).values("status").annotate(n=Count("id"))
+    counts = {s: 0 for s in (PhotoStatus.PENDING, PhotoStatus.APPROVED, PhotoStatus.REJECTED)}
+    for row in rows:
+        if row["status"] in counts:
+            counts[row["status"]] = row["n"]
+    return counts
+
+
+def photos_approved(*, up_to=None) -> QuerySet[Photo]:
+    """Approved photos (never rejected, pending or withdrawn), optionally up to an approval cutoff."""
+    qs = Photo.objects.filter(status=PhotoStatus.APPROVED).exclude(training_key="")
+    if up_to is not None:
+        qs = qs.filter(approved_at__lte=up_to)
+    return qs.select_related("label")
+
+
+def photos_last_change():
+    """When any photo last changed (status, label, withdrawal): training skips a night with nothing new."""
+    latest = Photo.objects.order_by("-updated_at").values_list("updated_at", flat=True).first()
+    return latest
+
+
+def volunteer_for_user(user) -> Volunteer | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Volunteer.objects.filter(user=user).first()

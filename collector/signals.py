@@ -1,0 +1,18 @@
+"""How collector tells other apps about photos without importing them.
+
+All three are sent inside the database transaction that makes the change, so
+a receiver's writes (points, for example) commit or roll back with it.
+"""
+
+from django.dispatch import Signal
+
+# Before anything is stored. kwargs: user, label, challenge_id (int or None), now.
+# A receiver refuses the upload by raising config.errors.ApiError (422).
+photo_upload_validating = Signal()
+
+# A new photo row exists. kwargs: photo.
+photo_created = Signal()
+
+# A photo's status or label changed. kwargs: photo, old_status, new_status,
+# old_label_id, reviewer (a user or None).
+photo_status_changed = Signal()

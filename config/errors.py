@@ -1,0 +1,154 @@
+"""The one JSON shape of every API error, produced here and nowhere else:
+
+    {"error": {"code": "...", "message": "...", "fields": {...}}}
+
+DRF exceptions pass through ``api_exception_handler``; Django's own 404/500
+handlers and the request-size middleware use ``error_response`` so that
+errors raised outside DRF (unknown URLs, bodies too large) look the same.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger("crowdlens.errors")
+
+
+class ApiError(exceptions.APIException):
+    """An error with an explicit code and status: ``raise ApiError(422, "wrong_label", "...")``."""
+
+    def __init__(self, status_code: int, code: str, message: str, fields: dict | None = None):
+        self.status_code = status_code
+        self.code = code
+        self.fields = fields or {}
+        super().__init__(detail=message, code=code)
+
+
+class RequestTooLarge(ApiError):
+    def __init__(self, limit: int):
+        super().__init__(413, "too_large", f"The request is larger than the limit of {limit} bytes.")
+
+
+class StorageUnavailable(ApiError):
+    def __init__(self):
+        super().__init__(503, "storage_unavailable", "File storage is unavailable; nothing was recorded. Retry later.")
+
+
+_DEFAULT_CODES = {
+    400: "invalid",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "throttled",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+def error_body(status_code: int, code: str | None, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code or _DEFAULT_CODES.get(status_code, "error"), "message": message, "fields": fields or {}}}
+
+
+def error_response(status_code: int, code: str | None, message: str, fields: dict | None = None) -> JsonResponse:
+    return JsonResponse(error_body(status_code, code, message, fields), status=status_code)
+
+
+def _flatten(detail) -> dict:
+    """Turn DRF's nested ValidationError detail into {field: [messages]}."""
+    if isinstance(detail, dict):
+        out = {}
+        for key, value in detail.items():
+            if isinstance(value, dict):
+                for sub_key, sub_value in _flatten(value).items():
+                    out[f"{key}.{sub_key}"] = sub_value
+            elif isinstance(value, list):
+                out[key] = [str(v) for v in value]
+            else:
+                out[key] = [str(value)]
+        return out
+    return {}
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unexpected error in API view", exc_info=exc)
+        return Response(error_body(500, "server_error", "Something went wrong on our side; it has been logged."), status=500)
+
+    if isinstance(exc, ApiError):
+        body = error_body(exc.status_code, exc.code, str(exc.detail), exc.fields)
+    elif isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail) if isinstance(exc.detail, dict) else {}
+        non_field = fields.pop("non_field_errors", None)
+        if isinstance(exc.detail, list):
+            message = "; ".join(str(d) for d in exc.detail)
+        elif non_field:
+            message = "; ".join(non_field)
+        else:
+            message = "Some fields are invalid: " + ", ".join(sorted(fields))
+        body = error_body(400, "invalid", message, fields)
+    elif isinstance(exc, exceptions.Throttled):
+        body = error_body(429, "throttled", str(exc.detail))
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        code = getattr(detail, "code", None)
+        if code in (None, "error", "invalid") or not isinstance(code, str):
+            code = None
+        body = error_body(response.status_code, code, str(detail))
+    response.data = body
+    return response
+
+
+def _wants_json(request) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+def handler404(request, exception=None):
+    if _wants_json(request):
+        return error_response(404, "not_found", "Not found.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if _wants_json(request):
+        return error_response(500, "server_error", "Something went wrong on our side; it has been logged.")
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def handler403(request, exception=None):
+    if _wants_json(request):
+        return error_response(403, "permission_denied", "You do not have permission to perform this action.")
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)
+
+
+def handler400(request, exception=None):
+    if _wants_json(request):
+        return error_response(400, "bad_request", "Bad request.")
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+__all__ = ["ApiError", "RequestTooLarge", "StorageUnavailable", "api_exception_handler", "error_response", "status"]
