@@ -218,6 +218,14 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- scheduler -----------------------------------------------------------
+# The one `manage.py runscheduler` process runs each of these management
+# commands in its own subprocess at the given wall-clock time in TIME_ZONE.
+# Each app appends its jobs below. Keys: id, command (argv list after
+# manage.py), hour, minute, and optionally day_of_week ("mon", "*", ...).
+SCHEDULER_JOBS: list[dict] = []
+SCHEDULER_MISFIRE_GRACE = env_int("SCHEDULER_MISFIRE_GRACE", 6 * 3600, minimum=1)
+
 # --- training (issue 3) ---------------------------------------------------
 # --- challenges (issue 4) -------------------------------------------------
 # --- newsletter (issue 5) -------------------------------------------------
