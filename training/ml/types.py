@@ -1,0 +1,181 @@
+"""The data types of the interface between training/ml and the Django side.
+
+Importing this module does not import TensorFlow, so the Django side can build
+hyper-parameters and examples without paying for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+# Bump when the way features are computed changes (preprocessing, cut layer, views): old cache rows stop matching.
+FEATURE_FORMAT_VERSION = 1
+
+VARIANTS = ("float32", "float16", "dynamic", "int8")
+
+# MobileNetV2 takes pixels scaled to [-1, 1]: (p - 127.5) / 127.5.
+MOBILENET_MEAN = [127.5, 127.5, 127.5]
+MOBILENET_STD = [127.5, 127.5, 127.5]
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    alpha: float = 0.35
+    input_size: int = 224
+    base_weights: str = "imagenet"  # "imagenet" | "none" | a filesystem path to a weights .h5
+
+    def weights_identity(self) -> str:
+        """What the weights are: 'imagenet', 'none' or 'sha256:<digest of the file>'.
+
+        A path that does not exist raises WeightsUnavailable, like at training time.
+        """
+        if self.base_weights in ("imagenet", "none"):
+            return self.base_weights
+        path = Path(self.base_weights)
+        if not path.is_file():
+            raise WeightsUnavailable(
+                f"TRAINING_BASE_WEIGHTS={self.base_weights!r}: no such weights file "
+                "(use 'imagenet', 'none' or the path of a MobileNetV2 no-top .h5 file)"
+            )
+        return "sha256:" + _file_sha256(str(path))
+
+    def cache_id(self, cut: str = "pooled") -> str:
+        """Stable string naming everything a cached feature depends on.
+
+        `cut` names the layer whose output is cached ("pooled" for embeddings, or the
+        fine-tuning cut plus the augmentation views) and is part of the identity.
+        """
+        return (
+            f"mnv2-v{FEATURE_FORMAT_VERSION}:a{self.alpha:g}:s{self.input_size}:"
+            f"w={self.weights_identity()}:{cut}"
+        )
+
+
+@dataclass(frozen=True)
+class HParams:
+    """Every knob, from settings; recorded on the run as JSON (dataclasses.asdict)."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    # Seed slides 9-12: below this many photos in the smallest class, train a head only; else also fine-tune.
+    fine_tune_min_per_class: int = 100
+    fine_tune_layers: int = 2  # how many top MobileNetV2 blocks to unfreeze (BatchNorm stays frozen)
+    epochs_head: int = 30
+    epochs_fine_tune: int = 20
+    batch_size: int = 32
+    learning_rate_head: float = 1e-3
+    learning_rate_fine_tune: float = 2e-4
+    dropout: float = 0.2
+    label_smoothing: float = 0.1
+    augment: bool = True
+    augment_rotation_deg: float = 10.0
+    augment_crop: float = 0.15  # up to this fraction of each side may be cropped away
+    augment_brightness: float = 0.15
+    augment_contrast: float = 0.15
+    augment_blur: float = 0.3  # probability of a small Gaussian blur
+    early_stopping_patience: int = 3
+    seed: int = 1234
+    prune_sparsity: float = 0.0  # 0 = no pruning; tfmot, stripped before export
+    int8_calibration_samples: int = 100
+    variants: tuple[str, ...] = VARIANTS
+    # Added by the ML side (backward compatible): augmented views per photo cached for training.
+    augment_views: int = 4
+    weight_decay: float = 1e-4
+
+
+@dataclass(frozen=True)
+class Example:
+    key: str  # the photo's sha256 (cache key)
+    path: Path  # a local file holding the training derivative JPEG
+    label_index: int  # index into the labels list (output order)
+
+
+class FeatureStore(Protocol):
+    def get_many(self, keys: list[str], cache_id: str) -> dict[str, bytes]: ...
+
+    def put_many(self, items: dict[str, bytes], cache_id: str) -> None: ...
+
+
+class MemoryFeatureStore:
+    """A FeatureStore in a dict: for tests, benchmarks and one-off runs."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], bytes] = {}
+
+    def get_many(self, keys: list[str], cache_id: str) -> dict[str, bytes]:
+        return {k: self.rows[(cache_id, k)] for k in keys if (cache_id, k) in self.rows}
+
+    def put_many(self, items: dict[str, bytes], cache_id: str) -> None:
+        for k, v in items.items():
+            self.rows[(cache_id, k)] = v
+
+
+@dataclass
+class VariantResult:
+    variant: str
+    path: Path
+    size_bytes: int
+    sha256: str
+    accuracy: float
+    per_class: dict[str, dict[str, float]]
+    confusion: list[list[int]]
+    latency_ms: float
+    predictions: list[int]
+
+
+@dataclass
+class InputSpec:
+    height: int
+    width: int
+    resize: str  # "center_crop" | "stretch"
+    dtype: str  # "uint8" | "float32"
+    mean: list[float]
+    std: list[float]
+
+
+@dataclass
+class TrainResult:
+    strategy: str  # "head_only" | "fine_tune"
+    labels: list[str]
+    variants: dict[str, VariantResult]
+    input_specs: dict[str, InputSpec]
+    history: dict[str, list[float]]
+    phase_seconds: dict[str, float]
+    feature_stats: dict[str, int]
+    notes: list[str]
+
+
+class WeightsUnavailable(Exception):
+    """Base weights cannot be had; the message names TRAINING_BASE_WEIGHTS."""
+
+
+class Stopped(Exception):
+    """should_stop() turned true: the run stopped between steps."""
+
+
+__all__ = [
+    "BackboneConfig",
+    "HParams",
+    "Example",
+    "FeatureStore",
+    "MemoryFeatureStore",
+    "VariantResult",
+    "InputSpec",
+    "TrainResult",
+    "WeightsUnavailable",
+    "Stopped",
+    "VARIANTS",
+    "np",
+]
