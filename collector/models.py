@@ -133,7 +133,11 @@ class Photo(models.Model):
                 fields=["volunteer", "sha256"], condition=Q(volunteer__isnull=False), name="photo_unique_bytes"
             ),
         ]
-        indexes = [models.Index(fields=["label", "status"])]
+        indexes = [
+            models.Index(fields=["label", "status"]),
+            # The review queue: one status, oldest first.
+            models.Index(fields=["status", "created_at"], name="photo_status_created"),
+        ]
 
     def __str__(self) -> str:
         return f"Photo {self.pk} ({self.label_id}, {self.status})"
