@@ -1,1 +1,17 @@
-urlpatterns = []
+"""Web pages for volunteers (server-rendered; see docs/pages.md)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from challenges import views
+
+app_name = "pages"
+
+urlpatterns = [
+    path("signup/", views.signup, name="signup"),
+    path("signin/", auth_views.LoginView.as_view(template_name="registration/signin.html",
+                                                 redirect_authenticated_user=True), name="signin"),
+    path("signout/", auth_views.LogoutView.as_view(next_page="/"), name="signout"),
+    path("me/", views.me, name="me"),
+    path("capture/", views.capture, name="capture"),
+]

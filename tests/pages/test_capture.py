@@ -1,0 +1,65 @@
+"""The camera page without JavaScript: the form posts to /capture/ and the upload service stores the photo."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from collector.models import Photo
+from tests.factories import image_bytes, make_label, make_volunteer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def signed_in(client):
+    volunteer = make_volunteer("ana")
+    client.force_login(volunteer.user)
+    return volunteer
+
+
+class TestCapturePage:
+    def test_it_sends_anonymous_visitors_to_sign_in(self, client):
+        response = client.get("/capture/")
+        assert response.status_code == 302
+        assert response["Location"] == "/signin/?next=/capture/"
+
+    def test_it_offers_the_camera_and_the_active_labels(self, client, signed_in):
+        make_label("mug")
+        make_label("old-phone", active=False)
+        html = client.get("/capture/").content.decode()
+        assert 'type="file" name="image" id="id_image" accept="image/*" capture="environment"' in html
+        assert '<option value="mug" data-label="mug"' in html
+        assert "old-phone" not in html
+        assert '<progress id="progress"' in html
+        assert "js/capture.js" in html
+
+    def test_it_stores_a_photo_posted_without_javascript(self, client, signed_in):
+        make_label("mug")
+        response = client.post("/capture/", {
+            "target": "mug", "image": SimpleUploadedFile("p.jpg", image_bytes(size=(64, 48))), "idempotency_key": "k1",
+        })
+        assert response.status_code == 201
+        photo = Photo.objects.get()
+        assert photo.volunteer == signed_in.user and photo.label.slug == "mug" and photo.status == "pending"
+        html = response.content.decode()
+        assert f'data-photo-id="{photo.pk}"' in html and "Pending review" in html
+        assert f'src="/api/v1/photos/{photo.pk}/thumbnail/"' in html
+
+    def test_it_does_not_store_a_resubmitted_form_twice(self, client, signed_in):
+        make_label("mug")
+        data = image_bytes(size=(64, 48))
+        for _ in range(2):
+            response = client.post("/capture/", {"target": "mug", "image": SimpleUploadedFile("p.jpg", data),
+                                                 "idempotency_key": "same"})
+        assert response.status_code == 200
+        assert "already received earlier" in response.content.decode()
+        assert Photo.objects.count() == 1
+
+    def test_it_explains_a_bad_upload(self, client, signed_in):
+        make_label("mug")
+        response = client.post("/capture/", {"target": "mug", "image": SimpleUploadedFile("p.jpg", b"not an image")})
+        assert response.status_code == 400
+        assert 'class="error"' in response.content.decode()
+        assert not Photo.objects.exists()
+        response = client.post("/capture/", {"target": "mug"})
+        assert response.status_code == 400
+        assert "Choose or take a photo first." in response.content.decode()
