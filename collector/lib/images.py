@@ -135,15 +135,21 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: scale to 8 bits rather than clip.
-        return image.point(lambda v: v / 256).convert("L").convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than clip. Pillow's point()
+        # only scales in mode "I" (on "I;16" it applies a lookup table meant
+        # for 8 bits), so widen first.
+        return image.convert("I").point(lambda v: v / 256).convert("L").convert("RGB")
     return image.convert("RGB")  # CMYK, L, P, YCbCr, ...
 
 
 def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
-    # A fresh image object carries no EXIF, ICC, XMP or GPS: nothing is copied over.
+    # Pillow carries the source's ``info`` through resize/copy, and its JPEG
+    # writer falls back to ``info["comment"]``: a COM segment (which may hold
+    # HTML or a location) would survive. Empty it; EXIF, ICC, XMP and GPS are
+    # only written when passed explicitly, and nothing is passed.
+    image.info = {}
     image.save(out, format="JPEG", quality=quality, optimize=False, progressive=False)
     return out.getvalue()
 

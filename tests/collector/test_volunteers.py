@@ -1,0 +1,202 @@
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from collector import selectors
+from collector.models import Photo, PhotoStatus, Volunteer
+from tests.collector.asserts import assert_error
+from tests.factories import client_for, make_label, make_photo, make_reviewer, make_volunteer
+
+User = get_user_model()
+
+
+@pytest.mark.django_db
+class TestRegisterVolunteer:
+    url = "/api/v1/volunteers/"
+
+    def test_it_registers_with_all_fields(self):
+        response = APIClient().post(self.url, {
+            "display_name": "Ada.L", "password": "correct-horse-9", "email": "ada@example.org",
+            "consent_training": True, "consent_public_credit": True,
+        }, format="json")
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert set(body) == {"id", "display_name", "token"}
+        volunteer = Volunteer.objects.get(user_id=body["id"])
+        assert volunteer.display_name == "Ada.L" and volunteer.user.username == "Ada.L"
+        assert volunteer.user.email == "ada@example.org"
+        assert volunteer.consent_training and volunteer.consent_public_credit
+        assert volunteer.user.check_password("correct-horse-9")
+        assert Token.objects.get(user=volunteer.user).key == body["token"]
+
+    def test_it_registers_without_password_or_email(self):
+        response = APIClient().post(self.url, {"display_name": "bob", "consent_training": True}, format="json")
+        assert response.status_code == 201, response.content
+        user = User.objects.get(username="bob")
+        assert not user.has_usable_password()
+        assert user.volunteer.consent_public_credit is False
+        assert user.volunteer.public_name != "bob"  # no consent: no name on public pages
+
+    def test_its_token_works_at_once(self):
+        token = APIClient().post(self.url, {"display_name": "carol", "consent_training": True}, format="json").json()["token"]
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        assert client.get("/api/v1/me/").json()["display_name"] == "carol"
+
+    @pytest.mark.parametrize("consent", [False, None, "no"])
+    def test_it_requires_consent_to_training(self, consent):
+        payload = {"display_name": "dave"}
+        if consent is not None:
+            payload["consent_training"] = consent
+        response = APIClient().post(self.url, payload, format="json")
+        assert_error(response, 400, "invalid", ["consent_training"])
+        assert not User.objects.filter(username="dave").exists()
+
+    @pytest.mark.parametrize("name", ["erin", "ERIN", "Erin"])
+    def test_it_refuses_a_taken_name_in_any_case(self, name):
+        make_volunteer("erin")
+        response = APIClient().post(self.url, {"display_name": name, "consent_training": True}, format="json")
+        assert_error(response, 400, "invalid", ["display_name"])
+        assert User.objects.filter(username__iexact="erin").count() == 1
+
+    @pytest.mark.parametrize("name", ["", "a", "x" * 41, "has space", "<script>", "semi;colon"])
+    def test_it_refuses_bad_names(self, name):
+        response = APIClient().post(self.url, {"display_name": name, "consent_training": True}, format="json")
+        assert_error(response, 400, "invalid", ["display_name"])
+        assert not Volunteer.objects.exists()
+
+    def test_it_refuses_a_weak_password_and_a_bad_email(self):
+        response = APIClient().post(self.url, {"display_name": "frank", "password": "123", "email": "nope",
+                                               "consent_training": True}, format="json")
+        error = assert_error(response, 400, "invalid", ["password", "email"])
+        assert error["fields"]["password"]
+        assert not User.objects.filter(username="frank").exists()
+
+    def test_it_accepts_a_form_post(self):
+        response = APIClient().post(self.url, {"display_name": "gina", "consent_training": "true"})
+        assert response.status_code == 201, response.content
+
+
+@pytest.mark.django_db
+class TestToken:
+    url = "/api/v1/auth/token/"
+
+    def test_it_returns_the_token_for_a_password(self):
+        volunteer = make_volunteer("hank", password="hank-password-1")
+        response = APIClient().post(self.url, {"username": "hank", "password": "hank-password-1"}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json() == {"token": Token.objects.get(user=volunteer.user).key}
+
+    def test_it_works_for_staff_without_a_token_yet(self):
+        reviewer = make_reviewer("rita")
+        Token.objects.filter(user=reviewer).delete()
+        response = APIClient().post(self.url, {"username": "rita", "password": "review-pass-1"}, format="json")
+        assert response.status_code == 200
+        assert Token.objects.get(user=reviewer).key == response.json()["token"]
+
+    @pytest.mark.parametrize("password", ["wrong-password", ""])
+    def test_it_refuses_bad_credentials(self, password):
+        make_volunteer("ivan", password="ivan-password-1")
+        response = APIClient().post(self.url, {"username": "ivan", "password": password}, format="json")
+        assert_error(response, 400)
+        assert "token" not in response.json()
+
+    def test_it_refuses_a_volunteer_without_password(self):
+        make_volunteer("jane")
+        response = APIClient().post(self.url, {"username": "jane", "password": ""}, format="json")
+        assert_error(response, 400)
+
+
+@pytest.mark.django_db
+class TestMe:
+    url = "/api/v1/me/"
+
+    def test_it_shows_profile_and_counts(self):
+        volunteer = make_volunteer("kim", email="kim@example.org")
+        label = make_label("cup")
+        make_photo(volunteer=volunteer, label=label)
+        make_photo(volunteer=volunteer, label=label)
+        make_photo(volunteer=volunteer, label=label, status=PhotoStatus.APPROVED)
+        make_photo(volunteer=volunteer, label=label, status=PhotoStatus.REJECTED)
+        make_photo(label=label, status=PhotoStatus.APPROVED)  # someone else's
+        body = client_for(volunteer.user).get(self.url).json()
+        assert body["display_name"] == "kim" and body["email"] == "kim@example.org"
+        assert body["photos"] == {"pending": 2, "approved": 1, "rejected": 1}
+        assert body["is_reviewer"] is False and body["consent_training"] is True
+
+    def test_it_says_who_reviews(self):
+        assert client_for(make_reviewer()).get(self.url).json()["is_reviewer"] is True
+
+    def test_it_updates_public_credit_consent(self):
+        volunteer = make_volunteer("lee", consent_public_credit=True)
+        response = client_for(volunteer.user).patch(self.url, {"consent_public_credit": False}, format="json")
+        assert response.status_code == 200 and response.json()["consent_public_credit"] is False
+        volunteer.refresh_from_db()
+        assert volunteer.consent_public_credit is False
+
+    def test_it_needs_a_token(self):
+        assert_error(APIClient().get(self.url), 401, "not_authenticated")
+
+    def test_it_refuses_a_bad_token(self):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
+        assert_error(client.get(self.url), 401)
+
+
+@pytest.mark.django_db
+class TestDeleteAccount:
+    url = "/api/v1/me/"
+
+    def test_it_withdraws_photos_and_deletes_files(self, settings):
+        from tests.conftest import stored_files
+
+        volunteer = make_volunteer("mona")
+        other = make_photo(status=PhotoStatus.APPROVED)
+        label = make_label("cup")
+        approved = make_photo(volunteer=volunteer, label=label, status=PhotoStatus.APPROVED)
+        pending = make_photo(volunteer=volunteer, label=label)
+        mine = set(approved.storage_keys + pending.storage_keys)
+        assert mine <= set(stored_files(settings.MEDIA_ROOT))
+        assert approved in selectors.photos_approved()
+        client = client_for(volunteer.user)
+
+        with self.captureOnCommit():
+            response = client.delete(self.url)
+        assert response.status_code == 204
+
+        assert not User.objects.filter(username="mona").exists()
+        assert not Token.objects.filter(key=client._credentials["HTTP_AUTHORIZATION"].split()[1]).exists()
+        for photo in (approved, pending):
+            photo.refresh_from_db()
+            assert photo.status == PhotoStatus.WITHDRAWN and photo.volunteer_id is None and photo.withdrawn_at
+            assert photo.storage_keys == []
+        assert list(selectors.photos_approved()) == [other]
+        files = set(stored_files(settings.MEDIA_ROOT))
+        assert not (files & mine), "the volunteer's files must leave storage"
+        assert set(other.storage_keys) <= files, "nobody else's files are touched"
+        assert_error(client.get(self.url), 401)
+
+    def test_it_keeps_the_name_free_for_someone_new(self):
+        volunteer = make_volunteer("nina")
+        with self.captureOnCommit():
+            client_for(volunteer.user).delete(self.url)
+        response = APIClient().post("/api/v1/volunteers/", {"display_name": "nina", "consent_training": True}, format="json")
+        assert response.status_code == 201
+
+    @staticmethod
+    def captureOnCommit():
+        """Run on_commit callbacks (file deletion) inside the test transaction."""
+        from django.test import TestCase
+
+        return TestCase.captureOnCommitCallbacks(execute=True)
+
+    def test_withdrawn_photos_are_no_reviewers_business(self):
+        volunteer = make_volunteer("olga")
+        photo = make_photo(volunteer=volunteer)
+        with self.captureOnCommit():
+            client_for(volunteer.user).delete(self.url)
+        response = client_for(make_reviewer()).post(f"/api/v1/photos/{photo.pk}/review/", {"decision": "approve"},
+                                                    format="json")
+        assert_error(response, 409)
+        assert Photo.objects.get(pk=photo.pk).status == PhotoStatus.WITHDRAWN
