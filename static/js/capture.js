@@ -101,6 +101,8 @@
       progress.value = 100;
       showResult(body, status === 200);
       key = null; // the next photo gets a new key
+      fileInput.value = "";
+      preview.hidden = true;
       return;
     }
     if (RETRY_STATUSES.indexOf(status) >= 0 && attempt < MAX_ATTEMPTS) {
