@@ -382,3 +382,48 @@ def photo_relabel(*, photo_id: int, reviewer, label_slug: str) -> Photo:
         photo_status_changed.send(sender=Photo, photo=photo, old_status=photo.status, new_status=photo.status,
                                   old_label_id=old_label_id, reviewer=reviewer)
     return photo
+
+
+# --- reviewers ------------------------------------------------------------
+
+REVIEWERS_GROUP = "Reviewers"
+# What a reviewer needs in the admin: decide on photos, see labels, volunteers and the audit trail.
+REVIEWER_PERMISSIONS = (
+    "collector.review_photo",
+    "collector.view_photo",
+    "collector.change_photo",
+    "collector.view_photoreview",
+    "collector.view_label",
+    "collector.view_volunteer",
+)
+
+
+def reviewers_group_sync(*, add_usernames: list[str] = (), remove_usernames: list[str] = ()):
+    """Create the Reviewers group (or put missing permissions back) and add or remove members.
+
+    Members become staff (the admin needs it). Unknown usernames raise
+    ValueError before anything changes.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    wanted = set(add_usernames) | set(remove_usernames)
+    users = {u.username: u for u in User.objects.filter(username__in=wanted)}
+    missing = sorted(wanted - users.keys())
+    if missing:
+        raise ValueError("No such user: " + ", ".join(missing))
+    with transaction.atomic():
+        group, _ = Group.objects.get_or_create(name=REVIEWERS_GROUP)
+        perms = []
+        for dotted in REVIEWER_PERMISSIONS:
+            app_label, codename = dotted.split(".")
+            perms.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        group.permissions.add(*perms)  # add, never strip what an admin granted on purpose
+        for name in add_usernames:
+            user = users[name]
+            if not user.is_staff:
+                user.is_staff = True
+                user.save(update_fields=["is_staff"])
+            user.groups.add(group)
+        for name in remove_usernames:
+            users[name].groups.remove(group)
+    return group
