@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -47,6 +48,7 @@ _DEFAULT_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    411: "length_required",
     413: "too_large",
     415: "unsupported_media_type",
     422: "unprocessable",
@@ -85,6 +87,13 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        # Form fields (not files) larger than DATA_UPLOAD_MAX_MEMORY_SIZE.
+        exc = ApiError(413, "too_large", "The form fields of this request are too large.")
+    elif isinstance(exc, SuspiciousOperation):
+        # TooManyFieldsSent, TooManyFilesSent, a malformed multipart body...: the
+        # client's fault, raised while DRF parses request.data inside the view.
+        exc = ApiError(400, "bad_request", "The request body could not be read.")
 
     response = drf_exception_handler(exc, context)
     if response is None:

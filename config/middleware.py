@@ -1,30 +1,75 @@
 from __future__ import annotations
 
+import tempfile
+
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 
 from config.errors import error_response
 
+_CHUNK = 64 * 1024
+_SPOOL_IN_MEMORY = 1024 * 1024  # chunked bodies above this spool to a temporary file
+
+
+def _too_large():
+    response = error_response(413, "too_large", f"The upload is larger than the limit of {settings.PHOTO_MAX_BYTES} bytes.")
+    response["Connection"] = "close"
+    return response
+
 
 class RequestSizeLimitMiddleware:
-    """Refuse a body larger than REQUEST_MAX_BYTES from its Content-Length alone.
+    """Refuse a body larger than REQUEST_MAX_BYTES without holding it in memory.
 
-    The body is never read, so a 2 GB upload costs nothing. Bodies sent
-    without a Content-Length (chunked) are cut off by the upload handler
-    in collector.uploads as they stream in.
+    With a Content-Length the decision is made from the header alone: the
+    body is never read, so a 2 GB upload costs nothing. A chunked body (no
+    Content-Length; phones streaming from a file do this) is copied, as it
+    streams, into a spooled temporary file and refused the moment it passes
+    the limit; Django then reads the spooled copy as if it had had a length.
+    Servers that do not de-chunk the body for the application (Django's
+    runserver, plain wsgiref) get 411 instead of a silently empty request.
+    Files bigger than PHOTO_MAX_BYTES inside an acceptable request are cut
+    off by the upload handler in collector.uploads as they stream in.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        raw_length = request.META.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not raw_length.strip():
+            return self._chunked(request)
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
+            length = int(raw_length or 0)
         except ValueError:
             return error_response(400, "bad_request", "Content-Length is not a number.")
+        if length < 0:
+            return error_response(400, "bad_request", "Content-Length is negative.")
         if length > settings.REQUEST_MAX_BYTES:
-            response = error_response(
-                413, "too_large", f"The upload is larger than the limit of {settings.PHOTO_MAX_BYTES} bytes."
-            )
-            response["Connection"] = "close"
-            return response
+            return _too_large()
         return self.get_response(request)
+
+    def _chunked(self, request):
+        if not request.META.get("wsgi.input_terminated"):
+            return error_response(411, "length_required",
+                                  "Send a Content-Length: this server cannot read a chunked request body.")
+        limit = settings.REQUEST_MAX_BYTES
+        source = request.META["wsgi.input"]
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+        size = 0
+        try:
+            while True:
+                chunk = source.read(_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    spool.close()
+                    return _too_large()
+                spool.write(chunk)
+            spool.seek(0)
+            request.META["CONTENT_LENGTH"] = str(size)
+            request._stream = LimitedStream(spool, size)
+            return self.get_response(request)
+        finally:
+            spool.close()
