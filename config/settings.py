@@ -228,4 +228,19 @@ SCHEDULER_MISFIRE_GRACE = env_int("SCHEDULER_MISFIRE_GRACE", 6 * 3600, minimum=1
 
 # --- training (issue 3) ---------------------------------------------------
 # --- challenges (issue 4) -------------------------------------------------
+# See docs/challenges.md. Day boundaries are in TIME_ZONE.
+CHALLENGE_ROTATE_AT = env_time("CHALLENGE_ROTATE_AT", "00:00")
+CHALLENGE_NO_REPEAT_DAYS = env_int("CHALLENGE_NO_REPEAT_DAYS", 7, minimum=0)
+CHALLENGE_BONUS_POINTS = env_int("CHALLENGE_BONUS_POINTS", 20, minimum=0)
+POINTS_PHOTO_APPROVED = env_int("POINTS_PHOTO_APPROVED", 10, minimum=0)
+POINTS_FEATURED = env_int("POINTS_FEATURED", 25, minimum=0)
+POINTS_PER_VOTE = env_int("POINTS_PER_VOTE", 2, minimum=0)
+POINTS_NOVELTY_MAX = env_int("POINTS_NOVELTY_MAX", 15, minimum=0)
+NOVELTY_PERCENTILE = env_float("NOVELTY_PERCENTILE", 0.75, minimum=0.0, maximum=0.99)
+NOVELTY_MIN_PHOTOS = env_int("NOVELTY_MIN_PHOTOS", 10, minimum=2)
+LEADERBOARD_MAX_PAGE_SIZE = env_int("LEADERBOARD_MAX_PAGE_SIZE", 100, minimum=1)
+SCHEDULER_JOBS.append(
+    {"id": "challenges_rotate", "command": ["challenges_rotate"],
+     "hour": CHALLENGE_ROTATE_AT[0], "minute": CHALLENGE_ROTATE_AT[1]}
+)
 # --- newsletter (issue 5) -------------------------------------------------

@@ -1,0 +1,117 @@
+"""HTTP API of the challenges app: thin views over challenges.selectors and challenges.services."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from challenges import selectors, services
+from challenges.serializers import (
+    ChallengeListOutput,
+    ChallengeOutput,
+    LeaderboardOutput,
+    LeaderboardQuery,
+    VoteOutput,
+)
+from config.errors import ApiError
+
+
+class ChallengeTodayApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        responses={200: ChallengeOutput, 404: OpenApiResponse(description="No challenge is open right now")},
+        tags=["challenges"],
+    )
+    def get(self, request):
+        now = timezone.now()
+        challenge = selectors.challenge_today(now=now)
+        if challenge is None:
+            raise ApiError(404, "no_challenge", "There is no challenge open right now.")
+        return Response(ChallengeOutput(challenge, context={"now": now}).data)
+
+
+class ChallengeListApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        responses={200: ChallengeListOutput},
+        tags=["challenges"],
+        description="Challenges of the last 30 days and the next 7 (planned ahead), newest first.",
+    )
+    def get(self, request):
+        now = timezone.now()
+        challenges = selectors.challenge_list(now=now)
+        return Response({"results": ChallengeOutput(challenges, many=True, context={"now": now}).data})
+
+
+def _row(row) -> dict | None:
+    if row is None:
+        return None
+    return {"rank": row.rank, "display_name": row.display_name, "points": row.points,
+            "approved_photos": row.approved_photos}
+
+
+class LeaderboardApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(parameters=[LeaderboardQuery], responses={200: LeaderboardOutput}, tags=["leaderboards"])
+    def get(self, request):
+        query = LeaderboardQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        page_no, size = q["page"], q["page_size"]
+        try:
+            page = selectors.leaderboard(
+                period=q["period"], challenge_id=q.get("challenge"), offset=(page_no - 1) * size, limit=size,
+                viewer=request.user if request.user.is_authenticated else None,
+            )
+        except LookupError as exc:
+            raise ApiError(404, "not_found", str(exc), {"challenge": ["Unknown challenge."]}) from None
+
+        def link(n):
+            params = {k: v for k, v in request.query_params.items()}
+            params["page"] = n
+            return request.build_absolute_uri(request.path) + "?" + urlencode(params)
+
+        return Response({
+            "period": page.period,
+            "period_start": page.period_start,
+            "period_end": page.period_end,
+            "challenge": page.challenge.pk if page.challenge else None,
+            "count": page.total,
+            "page": page_no,
+            "page_size": size,
+            "next": link(page_no + 1) if page_no * size < page.total else None,
+            "previous": link(page_no - 1) if page_no > 1 else None,
+            "results": [_row(r) for r in page.rows],
+            "own_row": _row(page.own_row),
+        })
+
+
+class VoteApi(APIView):
+    """POST votes for a photo, DELETE takes the vote back. Both are idempotent."""
+
+    @extend_schema(
+        request=None,
+        responses={201: VoteOutput, 200: OpenApiResponse(VoteOutput, description="Already voted: nothing changed")},
+        tags=["votes"],
+    )
+    def post(self, request, photo_id: int):
+        result = services.vote_cast(user=request.user, photo_id=photo_id)
+        return Response(
+            {"photo_id": result.photo_id, "votes": result.votes, "voted": result.voted},
+            status=status.HTTP_201_CREATED if result.changed else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=None, responses={200: VoteOutput}, tags=["votes"])
+    def delete(self, request, photo_id: int):
+        result = services.vote_withdraw(user=request.user, photo_id=photo_id)
+        return Response({"photo_id": result.photo_id, "votes": result.votes, "voted": result.voted})
+
+

@@ -1,0 +1,26 @@
+"""Receivers of collector's signals: both run inside collector's transaction."""
+
+from __future__ import annotations
+
+from django.dispatch import receiver
+
+from collector.signals import photo_status_changed, photo_upload_validating
+
+
+@receiver(photo_upload_validating, dispatch_uid="challenges.validate_challenge_entry")
+def validate_challenge_entry(sender, *, user, label, challenge_id, now, **kwargs):
+    """An upload naming a challenge must name an open one for its label (else ApiError 422)."""
+    if challenge_id is None:
+        return
+    from challenges.services import challenge_entry_check
+
+    challenge_entry_check(challenge_id=challenge_id, label=label, now=now)
+
+
+@receiver(photo_status_changed, dispatch_uid="challenges.settle_points")
+def settle_points(sender, *, photo, old_status, new_status, old_label_id=None, reviewer=None, **kwargs):
+    """Write the ledger rows a review, relabel or withdrawal implies (photo row is locked by collector)."""
+    from challenges.services import on_photo_status_changed
+
+    on_photo_status_changed(photo=photo, old_status=old_status, new_status=new_status, old_label_id=old_label_id,
+                            reviewer=reviewer)

@@ -1,0 +1,328 @@
+"""Reads of the challenges app: today's challenge, leaderboards, galleries, points history.
+
+Used by the API (challenges.apis), the web pages (challenges.views) and the
+newsletter. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from challenges import periods
+from challenges.models import Challenge, Feature, PointEntry, PointReason, Score, Vote
+from collector import selectors as collector_selectors
+from collector.models import Photo, PhotoStatus, Volunteer
+
+# In the gallery a staff feature weighs as much as this many votes.
+FEATURE_WEIGHT_IN_VOTES = 5
+
+
+# --- challenges -------------------------------------------------------------
+
+
+def challenge_today(*, now: dt.datetime | None = None) -> Challenge | None:
+    """The challenge open at ``now`` (its window contains it), or None."""
+    now = now or timezone.now()
+    return (
+        Challenge.objects.select_related("label")
+        .filter(starts_at__lte=now, ends_at__gt=now)
+        .order_by("-starts_at", "-id")
+        .first()
+    )
+
+
+def challenge_get(*, challenge_id: int) -> Challenge | None:
+    return Challenge.objects.select_related("label").filter(pk=challenge_id).first()
+
+
+def challenge_list(*, past_days: int = 30, upcoming_days: int = 7, now: dt.datetime | None = None) -> QuerySet[Challenge]:
+    """Challenges from ``past_days`` ago to ``upcoming_days`` ahead (challenge dates in TIME_ZONE), newest first."""
+    now = now or timezone.now()
+    today = periods.challenge_date_at(now)
+    return (
+        Challenge.objects.select_related("label")
+        .filter(date__gte=today - dt.timedelta(days=past_days), date__lte=today + dt.timedelta(days=upcoming_days))
+        .order_by("-date")
+    )
+
+
+# --- leaderboards -----------------------------------------------------------
+
+
+@dataclass
+class LeaderboardRow:
+    rank: int | None  # None: the viewer has no points in this period
+    display_name: str
+    points: int
+    approved_photos: int
+    volunteer_id: int  # the user id
+    is_viewer: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LeaderboardPage:
+    period: str  # day | week | month | all | challenge
+    period_key: str
+    period_start: dt.datetime | None
+    period_end: dt.datetime | None
+    challenge: Challenge | None
+    rows: list[LeaderboardRow]
+    total: int
+    offset: int
+    limit: int
+    own_row: LeaderboardRow | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _ranking_order() -> list[str]:
+    # Ties broken the same way every time: more approved photos first, then
+    # the volunteer who joined first (lower user id).
+    return ["-points", "-approved_photos", "volunteer_id"]
+
+
+def _names_for(user_ids) -> dict[int, Volunteer]:
+    return {v.user_id: v for v in Volunteer.objects.filter(user_id__in=list(user_ids))}
+
+
+def _public_name(volunteer: Volunteer | None, user_id: int) -> str:
+    # Without consent to public credit a volunteer appears as "Volunteer #<n>"
+    # (collector.models.Volunteer.public_name); never their display name.
+    return volunteer.public_name if volunteer is not None else f"Volunteer #{user_id}"
+
+
+def period_resolve(*, period: str, challenge_id: int | None = None, now: dt.datetime | None = None):
+    """(kind, key, start, end, challenge) for a leaderboard request; ValueError for an unknown period/challenge."""
+    now = now or timezone.now()
+    if challenge_id is not None:
+        challenge = challenge_get(challenge_id=challenge_id)
+        if challenge is None:
+            raise LookupError(f"There is no challenge {challenge_id}.")
+        return "challenge", periods.challenge_key(challenge.pk), challenge.starts_at, challenge.ends_at, challenge
+    p = periods.period_at(period, now)
+    return p.kind, p.key, p.start, p.end, None
+
+
+def leaderboard(
+    *,
+    period: str = "day",
+    challenge_id: int | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    viewer=None,
+    now: dt.datetime | None = None,
+) -> LeaderboardPage:
+    """One page of a leaderboard from the pre-aggregated Score rows.
+
+    ``period`` is day, week or month (the one containing ``now`` in
+    TIME_ZONE) or all; a ``challenge_id`` selects that challenge's board
+    instead. Only volunteers with points > 0 are ranked. ``own_row`` is the
+    viewer's row wherever they rank (rank None with 0 points when they have
+    none). Raises ValueError for an unknown period, LookupError for an
+    unknown challenge.
+    """
+    kind, key, start, end, challenge = period_resolve(period=period, challenge_id=challenge_id, now=now)
+    offset, limit = max(0, int(offset)), max(1, int(limit))
+    ranked = Score.objects.filter(period=key, points__gt=0)
+    page = list(ranked.order_by(*_ranking_order()).values_list("volunteer_id", "points", "approved_photos")[offset:offset + limit])
+    total = ranked.count()
+    viewer_id = viewer.pk if viewer is not None and getattr(viewer, "is_authenticated", False) else None
+    names = _names_for([uid for uid, _, _ in page] + ([viewer_id] if viewer_id else []))
+    rows = [
+        LeaderboardRow(rank=offset + i + 1, display_name=_public_name(names.get(uid), uid), points=points,
+                       approved_photos=photos, volunteer_id=uid, is_viewer=uid == viewer_id)
+        for i, (uid, points, photos) in enumerate(page)
+    ]
+    own = None
+    if viewer_id is not None:
+        own = next((r for r in rows if r.is_viewer), None)
+        if own is None:
+            own = _own_row(key=key, viewer_id=viewer_id, volunteer=names.get(viewer_id))
+    return LeaderboardPage(kind, key, start, end, challenge, rows, total, offset, limit, own)
+
+
+def _own_row(*, key: str, viewer_id: int, volunteer: Volunteer | None) -> LeaderboardRow:
+    mine = Score.objects.filter(period=key, volunteer_id=viewer_id).values_list("points", "approved_photos").first()
+    name = _public_name(volunteer, viewer_id)
+    if mine is None or mine[0] <= 0:
+        return LeaderboardRow(rank=None, display_name=name, points=max(0, mine[0]) if mine else 0,
+                              approved_photos=mine[1] if mine else 0, volunteer_id=viewer_id, is_viewer=True)
+    points, photos = mine
+    ahead = Score.objects.filter(period=key, points__gt=0).filter(
+        Q(points__gt=points)
+        | Q(points=points, approved_photos__gt=photos)
+        | Q(points=points, approved_photos=photos, volunteer_id__lt=viewer_id)
+    ).count()
+    return LeaderboardRow(rank=ahead + 1, display_name=name, points=points, approved_photos=photos,
+                          volunteer_id=viewer_id, is_viewer=True)
+
+
+def ledger_scores(*, period: str = "day", challenge_id: int | None = None, now: dt.datetime | None = None) -> list[tuple[int, int, int]]:
+    """The whole leaderboard as a plain aggregate over the ledger: [(user id, points, approved photos)], ranked.
+
+    No pre-aggregation: the reference the Score rows are checked against (tests,
+    bench/leaderboard.py baseline) and what ``scores_recompute`` rebuilds from.
+    """
+    kind, key, start, end, challenge = period_resolve(period=period, challenge_id=challenge_id, now=now)
+    qs = PointEntry.objects.all()
+    if challenge is not None:
+        qs = qs.filter(challenge_id=challenge.pk)
+    elif start is not None:
+        qs = qs.filter(earned_at__gte=start, earned_at__lt=end)
+    rows = (
+        qs.values("volunteer_id")
+        .annotate(points=Sum("points"), approved_photos=Sum(_approved_delta()))
+        .filter(points__gt=0)
+        .order_by("-points", "-approved_photos", "volunteer_id")
+        .values_list("volunteer_id", "points", "approved_photos")
+    )
+    return [tuple(r) for r in rows]
+
+
+def _approved_delta():
+    """+1 for an approval grant, -1 for its take-back, 0 otherwise: approved photos from the ledger."""
+    return Case(
+        When(reason=PointReason.APPROVED, reverses__isnull=True, then=Value(1)),
+        When(reason=PointReason.APPROVED, reverses__isnull=False, then=Value(-1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+# --- points history -----------------------------------------------------------
+
+
+def points_history(*, user, limit: int = 100) -> list[PointEntry]:
+    """The user's ledger rows, newest first (photo and challenge attached), for /me/."""
+    return list(
+        PointEntry.objects.filter(volunteer=user)
+        .select_related("photo__label", "challenge")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def points_total(*, user) -> int:
+    row = Score.objects.filter(period=periods.ALL_TIME_KEY, volunteer=user).values_list("points", flat=True).first()
+    return row or 0
+
+
+# --- votes, features, galleries -------------------------------------------------
+
+
+def photo_vote_counts(photo_ids) -> dict[int, int]:
+    ids = list(photo_ids)
+    counts = dict(Vote.objects.filter(photo_id__in=ids).values("photo_id").annotate(n=Count("id")).values_list("photo_id", "n"))
+    return {pid: counts.get(pid, 0) for pid in ids}
+
+
+def user_voted(user, photo_ids) -> set[int]:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return set()
+    return set(Vote.objects.filter(voter=user, photo_id__in=list(photo_ids)).values_list("photo_id", flat=True))
+
+
+@dataclass
+class GalleryPhoto:
+    photo_id: int
+    label_slug: str
+    label_name: str
+    credit: str  # the volunteer's public name
+    volunteer_id: int | None
+    votes: int
+    featured: bool
+    featured_on: dt.date | None
+    approved_at: dt.datetime | None
+    challenge_id: int | None
+    thumbnail_url: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _gallery(qs, names: dict[int, Volunteer]) -> list[GalleryPhoto]:
+    out = []
+    for p in qs:
+        out.append(GalleryPhoto(
+            photo_id=p.pk, label_slug=p.label.slug, label_name=p.label.name,
+            credit=_public_name(names.get(p.volunteer_id), p.volunteer_id) if p.volunteer_id else "A former volunteer",
+            volunteer_id=p.volunteer_id, votes=p.vote_count, featured=p.featured_on is not None,
+            featured_on=p.featured_on, approved_at=p.approved_at, challenge_id=p.challenge_id,
+            thumbnail_url=f"/api/v1/photos/{p.pk}/thumbnail/",
+        ))
+    return out
+
+
+def _annotated_photos(public_only: bool) -> QuerySet[Photo]:
+    votes = Vote.objects.filter(photo_id=OuterRef("pk")).order_by().values("photo_id").annotate(n=Count("id")).values("n")
+    feature = Feature.objects.filter(photo_id=OuterRef("pk")).values("featured_on")[:1]
+    qs = collector_selectors.photos_public() if public_only else collector_selectors.photos_approved()
+    return qs.annotate(
+        vote_count=Coalesce(Subquery(votes, output_field=IntegerField()), Value(0)),
+        featured_on=Subquery(feature),
+    )
+
+
+def best_photos(
+    *, since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 20, public_only: bool = True
+) -> list[GalleryPhoto]:
+    """Approved photos ranked by votes plus staff features (a feature counts as FEATURE_WEIGHT_IN_VOTES votes).
+
+    ``since``/``until`` bound the approval time. ``public_only`` keeps only
+    photos whose volunteers consented to public credit (what public pages may show).
+    """
+    qs = _annotated_photos(public_only)
+    if since is not None:
+        qs = qs.filter(approved_at__gte=since)
+    if until is not None:
+        qs = qs.filter(approved_at__lt=until)
+    feature_weight = Case(When(featured_on__isnull=False, then=Value(FEATURE_WEIGHT_IN_VOTES)), default=Value(0),
+                          output_field=IntegerField())
+    qs = qs.annotate(gallery_score=F("vote_count") + feature_weight).order_by("-gallery_score", "-approved_at", "-id")[:limit]
+    photos = list(qs)
+    return _gallery(photos, _names_for({p.volunteer_id for p in photos if p.volunteer_id}))
+
+
+def featured_photos(*, limit: int = 6, public_only: bool = True) -> list[GalleryPhoto]:
+    """The latest photos of the day, newest first."""
+    qs = _annotated_photos(public_only).filter(featured_on__isnull=False).order_by("-featured_on", "-id")[:limit]
+    photos = list(qs)
+    return _gallery(photos, _names_for({p.volunteer_id for p in photos if p.volunteer_id}))
+
+
+@dataclass
+class ChallengeResult:
+    challenge: Challenge
+    winners: list[LeaderboardRow]
+    entries: int  # approved photos entered
+
+
+def challenge_winners(*, since, until, top: int = 3) -> list[ChallengeResult]:
+    """Challenges dated from ``since`` up to ``until`` (dates, or datetimes read in TIME_ZONE) with their top volunteers."""
+    if isinstance(since, dt.datetime):
+        since = periods.local_date(since)
+    if isinstance(until, dt.datetime):
+        until = periods.local_date(until)
+    results = []
+    for challenge in Challenge.objects.select_related("label").filter(date__gte=since, date__lte=until).order_by("date"):
+        page = leaderboard(challenge_id=challenge.pk, limit=top)
+        entries = Score.objects.filter(period=periods.challenge_key(challenge.pk)).aggregate(n=Sum("approved_photos"))["n"] or 0
+        results.append(ChallengeResult(challenge, page.rows, entries))
+    return results
+
+
+def photo_is_votable(*, photo: Photo) -> bool:
+    return photo.status == PhotoStatus.APPROVED
+
+
+__all__ = [
+    "challenge_today", "challenge_get", "challenge_list", "leaderboard", "ledger_scores", "points_history",
+    "points_total", "photo_vote_counts", "user_voted", "best_photos", "featured_photos", "challenge_winners",
+    "LeaderboardPage", "LeaderboardRow", "GalleryPhoto", "ChallengeResult",
+]
