@@ -114,16 +114,24 @@ def labels_import(*, text: str) -> LabelImportResult:
 
     result = LabelImportResult()
     rows = []
-    for row in csv.reader(io.StringIO(text)):
+    reader = csv.reader(io.StringIO(text))
+    for row in reader:
         if not row or not row[0].strip() or row[0].strip().startswith("#"):
             continue
         if row[0].strip().lower() == "slug":  # header
             continue
+        where = f"Line {reader.line_num}"
+        if len(row) > 3:
+            raise ValueError(f"{where}: expected slug[,name[,description]], got {len(row)} columns")
         slug = slugify(row[0].strip())
         if not slug:
-            raise ValueError(f"Not a usable slug: {row[0]!r}")
+            raise ValueError(f"{where}: not a usable slug: {row[0]!r}")
         name = row[1].strip() if len(row) > 1 and row[1].strip() else slug.replace("-", " ").capitalize()
         description = row[2].strip() if len(row) > 2 else None
+        for field, value, limit in (("slug", slug, Label._meta.get_field("slug").max_length),
+                                    ("name", name, Label._meta.get_field("name").max_length)):
+            if len(value) > limit:
+                raise ValueError(f"{where}: the {field} is longer than {limit} characters")
         rows.append((slug, name, description))
     with transaction.atomic():
         for slug, name, description in rows:
