@@ -1,0 +1,163 @@
+"""Images in, tensors out: loading, the phone's preprocessing, augmentation, and tf.data pipelines.
+
+One preprocessing for everything: decode, centre-crop to a square, resize (bilinear, antialiased)
+to the input size. The phone does the same (InputSpec, slide 2: "check the cropping used").
+Augmentation (slide 42) is drawn per (photo, view, seed), so cached augmented views are
+reproducible; evaluation and calibration never see it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+from .types import MOBILENET_MEAN, MOBILENET_STD, HParams, InputSpec
+
+RESAMPLE = Image.Resampling.BILINEAR
+
+
+def load_rgb(path: Path | str) -> Image.Image:
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        return image.convert("RGB")
+
+
+def center_square(image: Image.Image) -> Image.Image:
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
+def clean_view(image: Image.Image, size: int) -> np.ndarray:
+    """The evaluation view: centre crop and resize, uint8 HxWx3."""
+    return np.asarray(center_square(image).resize((size, size), RESAMPLE), dtype=np.uint8)
+
+
+def normalize(pixels: np.ndarray) -> np.ndarray:
+    """Raw 0-255 pixels to the backbone's float input, (p - 127.5) / 127.5."""
+    return (pixels.astype(np.float32) - np.float32(MOBILENET_MEAN[0])) / np.float32(MOBILENET_STD[0])
+
+
+def augment_signature(hparams: HParams) -> str:
+    """Short digest of the augmentation settings: part of the cache identity of augmented views."""
+    knobs = {
+        k: v
+        for k, v in asdict(hparams).items()
+        if k.startswith("augment") or k == "seed"
+    }
+    return hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _view_rng(key: str, view: int, seed: int) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}:{view}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def augmented_view(image: Image.Image, size: int, hparams: HParams, *, key: str, view: int) -> np.ndarray:
+    """One phone-like variation of a photo: small rotation, crop, brightness, contrast, blur.
+
+    Deterministic for (key, view, seed). The crop keeps at least (1 - augment_crop) of the
+    centre square's side, anywhere inside the photo, so objects near the edge stay in view.
+    """
+    rng = _view_rng(key, view, hparams.seed)
+    width, height = image.size
+    side = min(width, height)
+    crop_side = side * (1.0 - rng.uniform(0.0, max(hparams.augment_crop, 0.0)))
+    # A rotated square needs a bigger source region to avoid black corners; take it from inside the photo.
+    angle = rng.uniform(-hparams.augment_rotation_deg, hparams.augment_rotation_deg)
+    theta = np.deg2rad(abs(angle))
+    need = crop_side * (np.cos(theta) + np.sin(theta))
+    if need > side:
+        crop_side = side / (np.cos(theta) + np.sin(theta))
+        need = side
+    cx = rng.uniform(need / 2, width - need / 2)
+    cy = rng.uniform(need / 2, height - need / 2)
+    region = image.crop((int(cx - need / 2), int(cy - need / 2), int(cx + need / 2), int(cy + need / 2)))
+    if angle:
+        region = region.rotate(angle, resample=RESAMPLE)
+    inner = (region.size[0] - crop_side) / 2
+    region = region.crop((int(inner), int(inner), int(inner + crop_side), int(inner + crop_side)))
+    out = region.resize((size, size), RESAMPLE)
+    if hparams.augment_flip and rng.uniform() < 0.5:
+        out = ImageOps.mirror(out)
+    if hparams.augment_brightness:
+        out = ImageEnhance.Brightness(out).enhance(1.0 + rng.uniform(-hparams.augment_brightness, hparams.augment_brightness))
+    if hparams.augment_contrast:
+        out = ImageEnhance.Contrast(out).enhance(1.0 + rng.uniform(-hparams.augment_contrast, hparams.augment_contrast))
+    if rng.uniform() < hparams.augment_blur:
+        out = out.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.3, 1.0) * size / 128))
+    return np.asarray(out, dtype=np.uint8)
+
+
+def views_for(path: Path, size: int, hparams: HParams, *, key: str, augmented: int) -> np.ndarray:
+    """The clean view followed by `augmented` augmented views, uint8 (1+augmented)xHxWx3."""
+    image = load_rgb(path)
+    views = [clean_view(image, size)]
+    views += [augmented_view(image, size, hparams, key=key, view=v) for v in range(1, augmented + 1)]
+    return np.stack(views)
+
+
+def preprocess_for_inference(image_rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Exactly what the manifest tells a phone to do, as a batch of one (1, H, W, 3) ready for set_tensor.
+
+    `image_rgb` is an HxWx3 uint8 RGB array. "center_crop": the largest centred square, then a
+    bilinear resize; "stretch": resize the whole image. uint8 inputs are the raw pixels; float32
+    inputs are (pixel - mean) / std per channel.
+    """
+    image = Image.fromarray(np.asarray(image_rgb, dtype=np.uint8), "RGB")
+    if spec.resize == "center_crop":
+        image = center_square(image)
+    elif spec.resize != "stretch":
+        raise ValueError(f"unknown resize {spec.resize!r}")
+    pixels = np.asarray(image.resize((spec.width, spec.height), RESAMPLE), dtype=np.uint8)
+    if spec.dtype == "uint8":
+        return pixels[None, ...]
+    if spec.dtype == "float32":
+        mean = np.asarray(spec.mean, dtype=np.float32)
+        std = np.asarray(spec.std, dtype=np.float32)
+        return ((pixels.astype(np.float32) - mean) / std)[None, ...]
+    raise ValueError(f"unknown dtype {spec.dtype!r}")
+
+
+def float_input_spec(size: int) -> InputSpec:
+    return InputSpec(height=size, width=size, resize="center_crop", dtype="float32",
+                     mean=list(MOBILENET_MEAN), std=list(MOBILENET_STD))
+
+
+def uint8_input_spec(size: int) -> InputSpec:
+    return InputSpec(height=size, width=size, resize="center_crop", dtype="uint8", mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
+
+
+def feature_dataset(features: np.ndarray, labels: np.ndarray, *, batch_size: int, training: bool, seed: int,
+                    sample_weights: np.ndarray | None = None):
+    """tf.data over cached features.
+
+    `features` is N x V x ... (V cached views per photo; view 0 is the clean one). Training draws
+    one augmented view per photo per epoch (the clean one when there are no others) and shuffles;
+    evaluation uses the clean view, in order. Batches and prefetches.
+    """
+    import tensorflow as tf
+
+    n_views = features.shape[1]
+    labels = labels.astype(np.int32)
+    if not training:
+        ds = tf.data.Dataset.from_tensor_slices((features[:, 0], labels))
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    first = 1 if n_views > 1 else 0
+    table = tf.constant(features)
+    weights = np.ones(len(labels), np.float32) if sample_weights is None else sample_weights.astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(labels)), labels, weights))
+    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+
+    def pick(index, label, weight):
+        view = tf.random.uniform([], first, n_views, dtype=tf.int32, seed=seed)
+        return tf.gather(table, index)[view], label, weight
+
+    return ds.map(pick, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,117 @@
+"""Backbone features, cached per (photo sha256, backbone configuration) through a FeatureStore.
+
+What is cached is the output of the frozen part of the network: the cut below the blocks that
+fine-tuning trains (or the pooled output for head-only training and for `embed`), for the clean
+view and, for training photos, a few augmented views. A night's feature cost therefore grows
+with the photos that are new since the last run, not with the collection.
+"""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import data
+from .model import POOLED, bottom_model, build_backbone, tf_setup
+from .types import BackboneConfig, FeatureStore, HParams, Stopped
+
+PHOTOS_PER_BATCH = 32
+
+
+def encode(array: np.ndarray) -> bytes:
+    """float16 .npy bytes: half the space, far below the noise of training."""
+    buffer = io.BytesIO()
+    np.save(buffer, array.astype(np.float16), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def decode(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(blob), allow_pickle=False).astype(np.float32)
+
+
+def features_cache_id(backbone: BackboneConfig, cut: str, *, augmented: int, hparams: HParams | None) -> str:
+    views = f"views{augmented}" + (f":aug={data.augment_signature(hparams)}" if augmented and hparams else "")
+    return backbone.cache_id(cut=f"{cut}:{views}")
+
+
+@dataclass
+class FeatureBatch:
+    features: np.ndarray  # N x (1 + augmented) x feature shape, float32
+    computed: int
+    reused: int
+
+
+def cached_features(
+    *,
+    keys: list[str],
+    paths: list[Path],
+    base,
+    backbone: BackboneConfig,
+    cut: str,
+    augmented: int,
+    hparams: HParams | None,
+    feature_store: FeatureStore,
+    progress: Callable[[float], None] = lambda fraction: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    bottom=None,
+) -> FeatureBatch:
+    """Features of every photo, from the store where present, computed (and stored) otherwise."""
+    tf = tf_setup()
+    cache_id = features_cache_id(backbone, cut, augmented=augmented, hparams=hparams)
+    unique = list(dict.fromkeys(keys))
+    found = {k: decode(v) for k, v in feature_store.get_many(unique, cache_id).items()}
+    path_of = dict(zip(keys, paths))
+    missing = [k for k in unique if k not in found]
+    if missing:
+        bottom = bottom or bottom_model(base, cut)
+        run = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
+        size = backbone.input_size
+        hp = hparams or HParams(backbone=backbone)
+
+        def load(key: str) -> np.ndarray:
+            return data.views_for(path_of[key], size, hp, key=key, augmented=augmented)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for start in range(0, len(missing), PHOTOS_PER_BATCH):
+                if should_stop():
+                    raise Stopped("stopped while computing features")
+                chunk = missing[start:start + PHOTOS_PER_BATCH]
+                views = np.stack(list(pool.map(load, chunk)))  # B x V x H x W x 3
+                flat = data.normalize(views.reshape((-1,) + views.shape[2:]))
+                out = run(tf.constant(flat)).numpy()
+                out = out.reshape((len(chunk), views.shape[1]) + out.shape[1:])
+                fresh = {k: out[i] for i, k in enumerate(chunk)}
+                feature_store.put_many({k: encode(v) for k, v in fresh.items()}, cache_id)
+                # Use the stored precision so a run and its rerun from cache see the same numbers.
+                found.update({k: decode(encode(v)) for k, v in fresh.items()})
+                progress(min(1.0, (start + len(chunk)) / len(missing)))
+    progress(1.0)
+    features = np.stack([found[k] for k in keys]) if keys else np.zeros((0, 1 + augmented), np.float32)
+    return FeatureBatch(features=features, computed=len(missing), reused=len(unique) - len(missing))
+
+
+_backbones: dict[tuple, object] = {}
+
+
+def embed(*, paths: list[Path], backbone: BackboneConfig, feature_store: FeatureStore, keys: list[str]) -> dict[str, np.ndarray]:
+    """Pooled backbone embedding (float32 vector) of the clean view of each photo, cached."""
+    if len(paths) != len(keys):
+        raise ValueError("paths and keys must have the same length")
+    identity = (backbone, backbone.weights_identity())
+    cache_id = features_cache_id(backbone, POOLED, augmented=0, hparams=None)
+    stored = feature_store.get_many(list(dict.fromkeys(keys)), cache_id)
+    if len(stored) < len(set(keys)):
+        if identity not in _backbones:
+            base = build_backbone(backbone)
+            _backbones.clear()
+            _backbones[identity] = (base, bottom_model(base, POOLED))
+        base, bottom = _backbones[identity]
+        result = cached_features(keys=keys, paths=paths, base=base, backbone=backbone, cut=POOLED, augmented=0,
+                                 hparams=None, feature_store=feature_store, bottom=bottom)
+        return {k: result.features[i, 0] for i, k in enumerate(keys)}
+    return {k: decode(stored[k])[0] for k in keys}

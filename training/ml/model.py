@@ -1,0 +1,172 @@
+"""The network: MobileNetV2 backbone, where it is cut for cached features, the trainable top, the head.
+
+The backbone is split at a "cut": everything below is frozen and its output is cached per photo
+(features.py); everything above (the top `fine_tune_layers` inverted-residual blocks and the last
+1x1 convolution) is trained on those cached tensors with BatchNormalization frozen. Head-only
+training cuts at the pooled output. The layers are shared between the training sub-models and the
+full model, so the full model for export (`full_model`) carries the trained weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .types import BackboneConfig, WeightsUnavailable
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+POOLED = "pooled"
+_configured = False
+
+
+def tf_setup(threads: int | None = None):
+    """Import TensorFlow once with modest thread pools (the machine is shared)."""
+    global _configured
+    import tensorflow as tf
+
+    if not _configured:
+        threads = threads or int(os.environ.get("TRAINING_TF_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        except RuntimeError:  # already initialised by someone else in this process
+            pass
+        _configured = True
+    return tf
+
+
+def _keras():
+    tf_setup()
+    import tf_keras
+
+    return tf_keras
+
+
+def build_backbone(config: BackboneConfig):
+    """MobileNetV2 without its classifier, taking (p - 127.5) / 127.5 inputs.
+
+    Raises WeightsUnavailable naming TRAINING_BASE_WEIGHTS when the weights cannot be had:
+    never a silent fall-back to random weights.
+    """
+    keras = _keras()
+    shape = (config.input_size, config.input_size, 3)
+    weights = config.base_weights
+    if weights == "none":
+        return keras.applications.MobileNetV2(input_shape=shape, alpha=config.alpha, include_top=False, weights=None)
+    if weights == "imagenet":
+        try:
+            return keras.applications.MobileNetV2(input_shape=shape, alpha=config.alpha, include_top=False, weights="imagenet")
+        except Exception as error:  # download failures surface as many types (URLError, OSError, Exception)
+            raise WeightsUnavailable(
+                f"TRAINING_BASE_WEIGHTS=imagenet: the ImageNet weights for MobileNetV2 alpha {config.alpha:g} could not "
+                f"be downloaded or read from the Keras cache ({type(error).__name__}: {error}). Put the file in "
+                "~/.keras/models/ (or $KERAS_HOME/models/), set TRAINING_BASE_WEIGHTS to a local .h5 path, or to 'none'."
+            ) from error
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsUnavailable(
+            f"TRAINING_BASE_WEIGHTS={weights!r}: no such weights file "
+            "(use 'imagenet', 'none' or the path of a MobileNetV2 no-top .h5 file)"
+        )
+    try:
+        return keras.applications.MobileNetV2(input_shape=shape, alpha=config.alpha, include_top=False, weights=str(path))
+    except Exception as error:
+        raise WeightsUnavailable(
+            f"TRAINING_BASE_WEIGHTS={weights!r}: the file could not be loaded into MobileNetV2 alpha {config.alpha:g} "
+            f"without top ({type(error).__name__}: {error})"
+        ) from error
+
+
+def cut_layer_name(base, fine_tune_layers: int) -> str:
+    """Name of the layer whose output feeds the top `fine_tune_layers` blocks (1..16)."""
+    if fine_tune_layers <= 0:
+        return POOLED
+    block = 16 - min(fine_tune_layers, 16)
+    if block == 0:
+        return "expanded_conv_project_BN"
+    names = {layer.name for layer in base.layers}
+    return f"block_{block}_add" if f"block_{block}_add" in names else f"block_{block}_project_BN"
+
+
+def bottom_model(base, cut: str):
+    """Input image to the cut (frozen part). For POOLED, the globally pooled last activation."""
+    keras = _keras()
+    if cut == POOLED:
+        output = keras.layers.GlobalAveragePooling2D(name="embedding_pool")(base.output)
+    else:
+        output = base.get_layer(cut).output
+    model = keras.Model(base.input, output, name=f"bottom_{cut}")
+    model.trainable = False
+    return model
+
+
+def top_model(base, cut: str):
+    """Cut tensor to the backbone's last activation, re-applying the base's own layers (weights shared)."""
+    keras = _keras()
+    import tensorflow as tf
+
+    names = [layer.name for layer in base.layers]
+    start = names.index(cut)
+    inp = keras.Input(shape=base.get_layer(cut).output.shape[1:], name=f"{cut}_features")
+    tensors = {cut: inp}
+    for layer in base.layers[start + 1:]:
+        inbound = tf.nest.flatten(layer._inbound_nodes[0].inbound_layers)
+        args = [tensors[parent.name] for parent in inbound]
+        tensors[layer.name] = layer(args if len(args) > 1 else args[0])
+    return keras.Model(inp, tensors[base.layers[-1].name], name=f"top_{cut}")
+
+
+def set_top_trainable(base, cut: str, trainable: bool) -> None:
+    """Unfreeze (or freeze) the layers above the cut; BatchNormalization always stays frozen."""
+    keras = _keras()
+    base.trainable = True
+    names = [layer.name for layer in base.layers]
+    start = names.index(cut) if cut != POOLED else len(names)
+    for index, layer in enumerate(base.layers):
+        above = index > start
+        layer.trainable = bool(trainable and above and not isinstance(layer, keras.layers.BatchNormalization))
+
+
+class Head:
+    """Pooling, dropout and the classifier, as shared layers."""
+
+    def __init__(self, num_classes: int, *, dropout: float, weight_decay: float, seed: int):
+        keras = _keras()
+        self.pool = keras.layers.GlobalAveragePooling2D(name="head_pool")
+        self.dropout = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")
+        self.dense = keras.layers.Dense(
+            num_classes,
+            activation="softmax",
+            kernel_regularizer=keras.regularizers.l2(weight_decay) if weight_decay else None,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+            name="classifier",
+        )
+
+    def on_pooled(self, x):
+        return self.dense(self.dropout(x))
+
+    def on_map(self, x):
+        return self.on_pooled(self.pool(x))
+
+
+def trainable_model(base, cut: str, head: Head):
+    """What trains on cached features: the head alone (POOLED) or top blocks + head."""
+    keras = _keras()
+    if cut == POOLED:
+        inp = keras.Input(shape=(base.output.shape[-1],), name="pooled_features")
+        return keras.Model(inp, head.on_pooled(inp), name="head_only")
+    top = top_model(base, cut)
+    return keras.Model(top.input, head.on_map(top.output), name="top_and_head")
+
+
+def full_model(base, head: Head, *, raw_pixels: bool = False):
+    """Image to class probabilities, for export. raw_pixels: takes 0-255 and normalizes inside."""
+    keras = _keras()
+    if not raw_pixels:
+        return keras.Model(base.input, head.on_map(base.output), name="classifier_float")
+    inp = keras.Input(shape=base.input.shape[1:], name="pixels")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(inp)
+    features = keras.Model(base.input, base.output)(x)
+    return keras.Model(inp, head.on_map(features), name="classifier_pixels")

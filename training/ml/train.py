@@ -1,0 +1,226 @@
+"""The one entry point: `train_and_export(train, val, test, labels, hparams, ...)`.
+
+Phases: backbone (load weights), features (cached), train_head, fine_tune (when the data allows),
+prune (optional), export (every variant written), evaluate (every written file in LiteRT).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import data, export
+from .features import cached_features
+from .model import POOLED, Head, build_backbone, cut_layer_name, set_top_trainable, tf_setup, trainable_model
+from .types import VARIANTS, Example, FeatureStore, HParams, Stopped, TrainResult
+
+
+def choose_strategy(counts: Counter, labels: list[str], hparams: HParams) -> str:
+    """Seed slides 9-12: a small dataset similar to ImageNet -> a classifier on CNN features;
+    a large one -> fine-tune. "Small" is the smallest class below `fine_tune_min_per_class`."""
+    smallest = min(counts.get(i, 0) for i in range(len(labels)))
+    return "fine_tune" if hparams.fine_tune_layers > 0 and smallest >= hparams.fine_tune_min_per_class else "head_only"
+
+
+def class_weights(label_indices: np.ndarray, n: int) -> np.ndarray:
+    """Balanced weights: total / (classes * count), so every class weighs the same in the loss."""
+    counts = np.bincount(label_indices, minlength=n).astype(np.float64)
+    weights = np.where(counts > 0, len(label_indices) / (n * np.maximum(counts, 1)), 0.0)
+    return weights.astype(np.float32)
+
+
+class _StopCallback:
+    def __new__(cls, should_stop, progress, phase, epochs):
+        keras = __import__("tf_keras")
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if should_stop():
+                    self.model.stop_training = True
+                    raise Stopped(f"stopped during {phase}")
+
+            def on_epoch_end(self, epoch, logs=None):
+                progress(phase, min(1.0, (epoch + 1) / max(1, epochs)))
+
+        return Callback()
+
+
+def _validate(train, val, test, labels, hparams):
+    if not labels:
+        raise ValueError("no labels")
+    if len(set(labels)) != len(labels):
+        raise ValueError("labels must be unique")
+    if not train:
+        raise ValueError("no training examples")
+    for split in (train, val, test):
+        for example in split:
+            if not 0 <= example.label_index < len(labels):
+                raise ValueError(f"example {example.key} has label index {example.label_index} outside 0..{len(labels) - 1}")
+    unknown = set(hparams.variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variants {sorted(unknown)}")
+
+
+def train_and_export(
+    *,
+    train: list[Example],
+    val: list[Example],
+    test: list[Example],
+    labels: list[str],
+    hparams: HParams,
+    feature_store: FeatureStore,
+    out_dir: Path,
+    progress: Callable[[str, float], None] = lambda phase, fraction: None,
+    log: Callable[[str], None] = print,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TrainResult:
+    _validate(train, val, test, labels, hparams)
+    out_dir = Path(out_dir)
+    tf = tf_setup()
+    keras = __import__("tf_keras")
+    seed = hparams.seed
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
+
+    phases: dict[str, float] = {}
+    notes: list[str] = []
+    clock = time.perf_counter()
+
+    def phase_done(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phases[name] = round(phases.get(name, 0.0) + now - clock, 3)
+        clock = now
+        if should_stop():
+            raise Stopped(f"stopped after {name}")
+
+    n = len(labels)
+    size = hparams.backbone.input_size
+    counts = Counter(e.label_index for e in [*train, *val, *test])
+    strategy = choose_strategy(counts, labels, hparams)
+    log(f"strategy {strategy}: smallest class has {min(counts.get(i, 0) for i in range(n))} photos "
+        f"(fine-tune from {hparams.fine_tune_min_per_class})")
+
+    progress("backbone", 0.0)
+    base = build_backbone(hparams.backbone)  # raises WeightsUnavailable
+    cut = cut_layer_name(base, hparams.fine_tune_layers) if strategy == "fine_tune" else POOLED
+    set_top_trainable(base, cut, False)
+    phase_done("backbone")
+
+    # --- features -------------------------------------------------------------------------
+    augmented = max(0, hparams.augment_views) if hparams.augment else 0
+    common = dict(base=base, backbone=hparams.backbone, cut=cut, hparams=hparams, feature_store=feature_store,
+                  should_stop=should_stop)
+    share = len(train) * (1 + augmented) / max(1, len(train) * (1 + augmented) + len(val))
+    train_f = cached_features(keys=[e.key for e in train], paths=[e.path for e in train], augmented=augmented,
+                              progress=lambda f: progress("features", f * share), **common)
+    val_f = cached_features(keys=[e.key for e in val], paths=[e.path for e in val], augmented=0,
+                            progress=lambda f: progress("features", share + f * (1 - share)), **common)
+    stats = {"computed": train_f.computed + val_f.computed, "reused": train_f.reused + val_f.reused}
+    log(f"features at {cut}: {stats['computed']} computed, {stats['reused']} reused, "
+        f"{1 + augmented} views per training photo")
+    phase_done("features")
+
+    # --- datasets -------------------------------------------------------------------------
+    y_train = np.array([e.label_index for e in train], np.int64)
+    y_val = np.array([e.label_index for e in val], np.int64)
+    weights = class_weights(y_train, n)
+    one_hot = lambda y: np.eye(n, dtype=np.float32)[y]  # noqa: E731
+
+    def train_ds():
+        ds = data.feature_dataset(train_f.features, y_train, batch_size=hparams.batch_size, training=True, seed=seed,
+                                  sample_weights=weights[y_train])
+        return ds.map(lambda x, y, w: (x, tf.one_hot(y, n), w))
+
+    val_ds = (data.feature_dataset(val_f.features, y_val, batch_size=hparams.batch_size * 4, training=False, seed=seed)
+              .map(lambda x, y: (x, tf.one_hot(y, n)))) if val else None
+    steps = int(np.ceil(len(train) / hparams.batch_size))
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=hparams.label_smoothing)
+    head = Head(n, dropout=hparams.dropout, weight_decay=hparams.weight_decay, seed=seed)
+    model = trainable_model(base, cut, head)
+    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "accuracy": [], "val_accuracy": []}
+
+    def fit(phase: str, epochs: int, learning_rate: float) -> None:
+        if epochs <= 0:
+            return
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps), alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
+        callbacks = [_StopCallback(should_stop, progress, phase, epochs)]
+        if val_ds is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=hparams.early_stopping_patience,
+                                                           restore_best_weights=True))
+        result = model.fit(train_ds(), validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks)
+        for key in history:
+            history[key].extend(float(v) for v in result.history.get(key, []))
+        log(f"{phase}: {len(result.history['loss'])} epochs, train accuracy {result.history['accuracy'][-1]:.3f}"
+            + (f", validation accuracy {result.history['val_accuracy'][-1]:.3f}" if val_ds is not None else ""))
+
+    # --- train the head, then fine-tune the top blocks ------------------------------------
+    fit("train_head", hparams.epochs_head, hparams.learning_rate_head)
+    phase_done("train_head")
+    if strategy == "fine_tune":
+        set_top_trainable(base, cut, True)
+        fit("fine_tune", hparams.epochs_fine_tune, hparams.learning_rate_fine_tune)
+        phase_done("fine_tune")
+
+    if hparams.prune_sparsity > 0:
+        from .prune import prune_and_strip
+
+        progress("prune", 0.0)
+        sparsity = prune_and_strip(model, sparsity=hparams.prune_sparsity, train_ds=train_ds(), val_ds=val_ds,
+                                   epochs=max(2, min(6, hparams.epochs_fine_tune or hparams.epochs_head)), steps_per_epoch=steps,
+                                   learning_rate=hparams.learning_rate_fine_tune, loss=loss, log=log)
+        notes.append(f"pruned to target sparsity {hparams.prune_sparsity:.2f}: measured "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in sorted(sparsity.items())))
+        progress("prune", 1.0)
+        phase_done("prune")
+    set_top_trainable(base, cut, False)
+
+    # --- export every variant, then evaluate every written file -----------------------------
+    calibration = _calibration_pixels(train, hparams)
+    paths = {}
+    for i, variant in enumerate(hparams.variants):
+        progress("export", i / len(hparams.variants))
+        flat = export.convert(base, head, variant=variant, size=size, calibration_pixels=calibration)
+        paths[variant] = export.write(flat, out_dir, variant)
+        if should_stop():
+            raise Stopped("stopped during export")
+    progress("export", 1.0)
+    phase_done("export")
+
+    specs = {v: export.input_spec_for(v, size) for v in hparams.variants}
+    results = {}
+    for i, variant in enumerate(hparams.variants):
+        progress("evaluate", i / len(hparams.variants))
+        results[variant] = export.evaluate_tflite(path=paths[variant], examples=test, labels=labels,
+                                                  input_spec=specs[variant], variant=variant, should_stop=should_stop)
+        log(f"{variant}: test accuracy {results[variant].accuracy:.3f}, {results[variant].size_bytes} bytes, "
+            f"{results[variant].latency_ms:.2f} ms")
+    progress("evaluate", 1.0)
+    phase_done("evaluate")
+    if not test:
+        notes.append("no test photos: accuracies are 0 and mean nothing")
+    small = [labels[i] for i in range(n) if counts.get(i, 0) < 30]
+    if small:
+        notes.append("under 30 photos (prototype target): " + ", ".join(small))
+    notes.append("hparams " + repr(asdict(hparams)))
+    return TrainResult(strategy=strategy, labels=list(labels), variants=results, input_specs=specs, history=history,
+                       phase_seconds=phases, feature_stats=stats, notes=notes)
+
+
+def _calibration_pixels(train: list[Example], hparams: HParams) -> list[np.ndarray] | None:
+    """Clean views of up to int8_calibration_samples training photos, spread over the classes."""
+    if "int8" not in hparams.variants:
+        return None
+    rng = np.random.default_rng(hparams.seed)
+    order = rng.permutation(len(train))[: max(1, hparams.int8_calibration_samples)]
+    size = hparams.backbone.input_size
+    return [data.clean_view(data.load_rgb(train[i].path), size) for i in order]
