@@ -68,3 +68,20 @@ def volunteer_for_user(user) -> Volunteer | None:
     if not getattr(user, "is_authenticated", False):
         return None
     return Volunteer.objects.filter(user=user).first()
+
+
+def photos_public(*, approved_since=None, approved_until=None, ids=None) -> QuerySet[Photo]:
+    """Approved photos of volunteers who consented to public credit (the newsletter's and galleries' pool),
+    annotated with ``credit_name`` (the volunteer's display name)."""
+    from django.db.models import F
+
+    qs = Photo.objects.filter(
+        status=PhotoStatus.APPROVED, volunteer__volunteer__consent_public_credit=True
+    ).exclude(thumbnail_key="")
+    if approved_since is not None:
+        qs = qs.filter(approved_at__gte=approved_since)
+    if approved_until is not None:
+        qs = qs.filter(approved_at__lt=approved_until)
+    if ids is not None:
+        qs = qs.filter(pk__in=list(ids))
+    return qs.select_related("label").annotate(credit_name=F("volunteer__volunteer__display_name"))

@@ -244,3 +244,29 @@ SCHEDULER_JOBS.append(
      "hour": CHALLENGE_ROTATE_AT[0], "minute": CHALLENGE_ROTATE_AT[1]}
 )
 # --- newsletter (issue 5) -------------------------------------------------
+# Editions are composed for each period and sent by `manage.py newsletter_send`,
+# which the scheduler runs every hour: it composes the edition once its slot
+# (weekday + hour, in TIME_ZONE) has passed, sends editions that are due, and
+# retries temporary failures whose back-off has elapsed.
+NEWSLETTER_FREQUENCY = env_choice("NEWSLETTER_FREQUENCY", "weekly", {"weekly", "daily"})
+NEWSLETTER_WEEKDAY = env_choice("NEWSLETTER_WEEKDAY", "mon", {"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
+NEWSLETTER_HOUR = env_int("NEWSLETTER_HOUR", 9, minimum=0)
+if NEWSLETTER_HOUR > 23:
+    raise ImproperlyConfigured(f"NEWSLETTER_HOUR must be an hour from 0 to 23, got {NEWSLETTER_HOUR}")
+# true: a composed edition waits until staff release it in the admin.
+NEWSLETTER_REQUIRE_APPROVAL = env_bool("NEWSLETTER_REQUIRE_APPROVAL", False)
+NEWSLETTER_FROM_EMAIL = env_str("NEWSLETTER_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+NEWSLETTER_UNSUBSCRIBE_MAILTO = env_str("NEWSLETTER_UNSUBSCRIBE_MAILTO")  # optional mailto: in List-Unsubscribe
+NEWSLETTER_CONFIRM_MAX_AGE_DAYS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
+NEWSLETTER_CONFIRM_RESEND_SECONDS = env_int("NEWSLETTER_CONFIRM_RESEND_SECONDS", 600, minimum=0)
+NEWSLETTER_BEST_PHOTOS = env_int("NEWSLETTER_BEST_PHOTOS", 6, minimum=1)
+NEWSLETTER_NEEDED_LABELS = env_int("NEWSLETTER_NEEDED_LABELS", 3, minimum=1)
+NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 100, minimum=1)
+NEWSLETTER_CLAIM_LEASE_SECONDS = env_int("NEWSLETTER_CLAIM_LEASE_SECONDS", 600, minimum=1)
+NEWSLETTER_MAX_ATTEMPTS = env_int("NEWSLETTER_MAX_ATTEMPTS", 5, minimum=1)
+NEWSLETTER_RETRY_BASE_SECONDS = env_int("NEWSLETTER_RETRY_BASE_SECONDS", 60, minimum=0)
+NEWSLETTER_RETRY_MAX_SECONDS = env_int("NEWSLETTER_RETRY_MAX_SECONDS", 3600, minimum=0)
+NEWSLETTER_SEND_MAX_WAIT_SECONDS = env_int("NEWSLETTER_SEND_MAX_WAIT_SECONDS", 900, minimum=0)
+NEWSLETTER_MAX_FAILURES = env_int("NEWSLETTER_MAX_FAILURES", 3, minimum=1)
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["newsletter_subscribe"] = env_str("NEWSLETTER_SUBSCRIBE_RATE", "20/hour")
+SCHEDULER_JOBS.append({"id": "newsletter-send", "command": ["newsletter_send"], "hour": "*", "minute": 5})

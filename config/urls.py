@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", include("config.health")),
     # Web pages (challenges app: home, leaderboard, gallery, camera, sign-in).
+    path("newsletter/", include("newsletter.pages_urls")),
     path("", include("challenges.pages_urls")),
 ]
 

@@ -1,0 +1,102 @@
+"""One function per email type; each type has subject, text and HTML templates
+under newsletter/templates/newsletter/email/ (healthchecks' hc/lib/emails.py habit).
+
+Nothing here sends: callers pass the messages to an open connection, so that
+one SMTP connection serves many messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from newsletter import selectors, tokens
+from newsletter.models import Edition, Subscriber
+
+# The rendered edition is the same for everyone but for the unsubscribe link:
+# templates are rendered once with this marker, which each message replaces.
+UNSUBSCRIBE_MARKER = "%%CROWDLENS-UNSUBSCRIBE-URL%%"
+
+
+def _subject(template: str, context: dict) -> str:
+    # Whitespace, CR and LF included, collapses to single spaces: no header can
+    # be injected through a subject, whatever an editor typed.
+    return " ".join(render_to_string(template, context).split())
+
+
+def unsubscribe_url(subscriber_id: int) -> str:
+    return settings.SITE_URL + reverse("newsletter-unsubscribe-page", kwargs={"token": tokens.unsubscribe_token(subscriber_id)})
+
+
+def list_headers(url: str) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers: mail clients show an unsubscribe button that POSTs to ``url``."""
+    targets = [f"<{url}>"]
+    if settings.NEWSLETTER_UNSUBSCRIBE_MAILTO:
+        targets.append(f"<mailto:{settings.NEWSLETTER_UNSUBSCRIBE_MAILTO}?subject=unsubscribe>")
+    return {
+        "List-Unsubscribe": ", ".join(targets),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": f"Crowdlens newsletter <newsletter.{_site_host()}>",
+        "List-Archive": f"<{settings.SITE_URL}{reverse('newsletter-archive')}>",
+    }
+
+
+def _site_host() -> str:
+    host = settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return host or "localhost"
+
+
+def confirmation(subscriber: Subscriber) -> EmailMultiAlternatives:
+    """Double opt-in: the link leads to a page whose button confirms."""
+    url = settings.SITE_URL + reverse("newsletter-confirm-page", kwargs={"token": tokens.confirm_token(subscriber.pk)})
+    context = {"confirm_url": url, "site_url": settings.SITE_URL,
+               "max_age_days": settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS}
+    message = EmailMultiAlternatives(
+        subject=_subject("newsletter/email/confirm_subject.txt", context),
+        body=render_to_string("newsletter/email/confirm_body.txt", context),
+        from_email=settings.NEWSLETTER_FROM_EMAIL,
+        to=[subscriber.email],
+    )
+    message.attach_alternative(render_to_string("newsletter/email/confirm_body.html", context), "text/html")
+    return message
+
+
+@dataclass(frozen=True)
+class RenderedEdition:
+    """An edition rendered once; ``message()`` personalises it for one address."""
+
+    subject: str
+    text: str
+    html: str
+
+    def message(self, *, to: str, unsubscribe: str, connection=None) -> EmailMultiAlternatives:
+        message = EmailMultiAlternatives(
+            subject=self.subject,
+            body=self.text.replace(UNSUBSCRIBE_MARKER, unsubscribe),
+            from_email=settings.NEWSLETTER_FROM_EMAIL,
+            to=[to],
+            headers=list_headers(unsubscribe),
+            connection=connection,
+        )
+        message.attach_alternative(self.html.replace(UNSUBSCRIBE_MARKER, unsubscribe), "text/html")
+        return message
+
+
+def edition(edition: Edition, *, test: bool = False) -> RenderedEdition:
+    context = {**selectors.edition_render_context(edition), "unsubscribe_url": UNSUBSCRIBE_MARKER, "test": test,
+               "email": True}
+    return RenderedEdition(
+        subject=_subject("newsletter/email/edition_subject.txt", context),
+        text=render_to_string("newsletter/email/edition_body.txt", context),
+        html=render_to_string("newsletter/email/edition_body.html", context),
+    )
+
+
+def edition_html_for_web(edition: Edition) -> str:
+    """The archive's and the admin preview's copy: the same HTML, without a personal unsubscribe link."""
+    context = {**selectors.edition_render_context(edition), "unsubscribe_url": "", "test": False, "email": False}
+    return render_to_string("newsletter/email/edition_body.html", context)

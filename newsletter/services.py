@@ -1,0 +1,449 @@
+"""Writes of the newsletter app: subscriptions, editions and sending.
+
+Sending is built so that each (edition, subscriber) message goes out once:
+
+1. ``edition_start_sending`` moves an edition from scheduled to sending with a
+   conditional update and, in the same transaction, writes one pending
+   Delivery row per confirmed subscriber. Only one sender wins that step.
+2. ``deliveries_claim`` takes a batch of rows with a conditional update (status
+   and claim token). Two senders never hold the same row; a claim older than the
+   lease belongs to a sender that died and is taken over.
+3. Each row is marked sent right after the SMTP server accepted its message,
+   so a sender killed mid-way leaves only the rest for the next run. (The one
+   message in flight when a process dies may go out twice: SMTP cannot say
+   whether a message the client never heard about was accepted.)
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import BadHeaderError, get_connection
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from config.errors import ApiError
+from newsletter import emails, selectors, tokens
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, SubscriberStatus
+
+logger = logging.getLogger(__name__)
+
+
+# --- subscribers ----------------------------------------------------------------
+
+
+def email_normalize(email: str) -> str:
+    """Lower-cased, trimmed, validated: CR, LF and anything else an address cannot hold is refused."""
+    value = (email or "").strip().lower()
+    if not value or any(c in value for c in "\r\n\0") or len(value) > 254:
+        raise ApiError(400, "invalid", "Enter a valid email address.", {"email": ["Enter a valid email address."]})
+    try:
+        validate_email(value)
+    except ValidationError:
+        raise ApiError(400, "invalid", "Enter a valid email address.", {"email": ["Enter a valid email address."]}) from None
+    return value
+
+
+def subscriber_subscribe(*, email: str, user=None, now: datetime | None = None) -> None:
+    """Start (or restart) a double opt-in. Returns nothing on purpose: whether the
+    address was new, pending or already confirmed must not show in the answer.
+
+    A confirmed address gets no email at all; any other gets one confirmation
+    email, at most once per NEWSLETTER_CONFIRM_RESEND_SECONDS.
+    """
+    address = email_normalize(email)
+    now = now or timezone.now()
+    user = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                subscriber, _ = Subscriber.objects.get_or_create(email=address)
+        except IntegrityError:  # created by a concurrent request
+            pass
+        subscriber = Subscriber.objects.select_for_update().get(email=address)
+        if subscriber.status == SubscriberStatus.CONFIRMED:
+            return
+        recently = subscriber.confirmation_sent_at and (
+            now - subscriber.confirmation_sent_at < timedelta(seconds=settings.NEWSLETTER_CONFIRM_RESEND_SECONDS))
+        subscriber.status = SubscriberStatus.PENDING
+        if user is not None:
+            # Linked once the owner of the address confirms; a later confirmation keeps the link.
+            subscriber.user = user
+        if not recently:
+            subscriber.confirmation_sent_at = now
+        subscriber.save()
+        if not recently:
+            transaction.on_commit(lambda: _send_quietly(emails.confirmation(subscriber)))
+
+
+def _send_quietly(message) -> None:
+    """Send one transactional email; a failing mail server is logged, never shown to the requester."""
+    try:
+        message.send(fail_silently=False)
+    except (smtplib.SMTPException, OSError, BadHeaderError, ValueError):
+        logger.exception("Could not send the %r email to a subscriber", message.subject)
+
+
+def subscriber_confirm(*, token: str, now: datetime | None = None) -> Subscriber | None:
+    """Confirm the subscription named by a signed link; None for a bad or expired link."""
+    subscriber_id = tokens.confirm_token_read(token)
+    if subscriber_id is None:
+        return None
+    now = now or timezone.now()
+    Subscriber.objects.filter(pk=subscriber_id, status__in=[SubscriberStatus.PENDING]).update(
+        status=SubscriberStatus.CONFIRMED, confirmed_at=now, failure_count=0, last_failure="", disabled_at=None)
+    return Subscriber.objects.filter(pk=subscriber_id).first()
+
+
+def subscriber_unsubscribe(*, token: str, now: datetime | None = None) -> Subscriber | None:
+    """Leave at once (RFC 8058 one-click). Idempotent; None for a bad link."""
+    subscriber_id = tokens.unsubscribe_token_read(token)
+    if subscriber_id is None:
+        return None
+    Subscriber.objects.filter(pk=subscriber_id).exclude(status=SubscriberStatus.UNSUBSCRIBED).update(
+        status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=now or timezone.now())
+    return Subscriber.objects.filter(pk=subscriber_id).first()
+
+
+# --- editions -------------------------------------------------------------------
+
+
+def edition_compose(*, now: datetime | None = None) -> Edition | None:
+    """Compose the edition of the latest slot if it does not exist yet; None when it does."""
+    now = now or timezone.now()
+    slot = selectors.slot_latest(now=now)
+    if Edition.objects.filter(period_end=slot).exists():
+        return None
+    since = slot - selectors.period_length()
+    previous = selectors.edition_previous(before=slot)
+    content = selectors.edition_content(since=since, until=slot, previous=previous)
+    local = timezone.localtime(slot)
+    kind = "daily" if settings.NEWSLETTER_FREQUENCY == "daily" else "weekly"
+    try:
+        with transaction.atomic():
+            return Edition.objects.create(
+                period_start=since,
+                period_end=slot,
+                subject=f"Crowdlens {kind}: the best photos up to {local:%d %B %Y}",
+                content=content,
+                status=EditionStatus.AWAITING_APPROVAL if settings.NEWSLETTER_REQUIRE_APPROVAL else EditionStatus.SCHEDULED,
+                scheduled_for=slot,
+            )
+    except IntegrityError:  # a concurrent run composed it
+        return None
+
+
+def edition_hold(*, edition_id: int) -> bool:
+    """Stop an edition from going out (a sender in progress stops after its current batch)."""
+    return bool(Edition.objects.filter(
+        pk=edition_id, status__in=[EditionStatus.AWAITING_APPROVAL, EditionStatus.SCHEDULED, EditionStatus.SENDING]
+    ).update(status=EditionStatus.HELD))
+
+
+def edition_release(*, edition_id: int, user=None, now: datetime | None = None) -> bool:
+    """Approve a waiting or held edition: it goes out at its scheduled time (or at the next run if that passed)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        edition = Edition.objects.select_for_update().filter(
+            pk=edition_id, status__in=[EditionStatus.AWAITING_APPROVAL, EditionStatus.HELD]).first()
+        if edition is None:
+            return False
+        edition.status = EditionStatus.SENDING if edition.deliveries.exists() else EditionStatus.SCHEDULED
+        edition.released_by = user if getattr(user, "is_authenticated", False) else None
+        edition.released_at = now
+        edition.save(update_fields=["status", "released_by", "released_at"])
+    return True
+
+
+class SendTestError(Exception):
+    pass
+
+
+def edition_send_test(*, edition_id: int, to_email: str) -> None:
+    """Send the edition to one staff address, marked [Test]; no delivery row, no effect on subscribers."""
+    edition = Edition.objects.get(pk=edition_id)
+    try:
+        address = email_normalize(to_email)
+    except ApiError:
+        raise SendTestError("Your account has no valid email address; set one first.") from None
+    message = emails.edition(edition, test=True).message(to=address, unsubscribe=emails.unsubscribe_url(0))
+    try:
+        message.send(fail_silently=False)
+    except (smtplib.SMTPException, OSError, BadHeaderError, ValueError) as exc:
+        raise SendTestError(f"The mail server refused the test: {exc}") from exc
+
+
+# --- sending --------------------------------------------------------------------
+
+
+def edition_start_sending(*, edition_id: int, now: datetime | None = None) -> bool:
+    """Scheduled → sending, with one pending delivery per confirmed subscriber, atomically. Only one caller wins."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        won = Edition.objects.filter(pk=edition_id, status=EditionStatus.SCHEDULED, scheduled_for__lte=now).update(
+            status=EditionStatus.SENDING, sending_started_at=now)
+        if won:
+            subscriber_ids = selectors.subscribers_confirmed().values_list("pk", flat=True).iterator(chunk_size=2000)
+            Delivery.objects.bulk_create(
+                (Delivery(edition_id=edition_id, subscriber_id=pk) for pk in subscriber_ids),
+                batch_size=1000, ignore_conflicts=True,
+            )
+    return bool(won)
+
+
+def _claimable(now: datetime) -> Q:
+    stale = now - timedelta(seconds=settings.NEWSLETTER_CLAIM_LEASE_SECONDS)
+    return (Q(status=DeliveryStatus.PENDING) | Q(status=DeliveryStatus.RETRY, next_attempt_at__lte=now)
+            | Q(status=DeliveryStatus.CLAIMED, claimed_at__lt=stale))
+
+
+def deliveries_claim(*, edition_id: int, claim: str, limit: int) -> list[Delivery]:
+    """Claim up to ``limit`` rows for this sender. A row another sender took in between is simply not ours."""
+    for _ in range(20):  # a concurrent sender may win every row we looked at; look again
+        now = timezone.now()
+        ids = list(Delivery.objects.filter(_claimable(now), edition_id=edition_id).order_by("id")
+                   .values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        Delivery.objects.filter(_claimable(now), pk__in=ids).update(
+            status=DeliveryStatus.CLAIMED, claimed_by=claim, claimed_at=now)
+        rows = list(Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.CLAIMED, claimed_by=claim)
+                    .select_related("subscriber").order_by("id"))
+        if rows:
+            return rows
+    return []
+
+
+def _deliveries_release(*, ids: list[int], claim: str) -> None:
+    if ids:
+        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.CLAIMED, claimed_by=claim).update(
+            status=DeliveryStatus.PENDING, claimed_by="", claimed_at=None)
+
+
+def _backoff(attempts: int) -> timedelta:
+    seconds = settings.NEWSLETTER_RETRY_BASE_SECONDS * (2 ** max(0, attempts - 1))
+    return timedelta(seconds=min(seconds, settings.NEWSLETTER_RETRY_MAX_SECONDS))
+
+
+def _record_sent(delivery: Delivery, claim: str) -> None:
+    updated = Delivery.objects.filter(pk=delivery.pk, claimed_by=claim, status=DeliveryStatus.CLAIMED).update(
+        status=DeliveryStatus.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1, claimed_by="", last_error="")
+    if not updated:
+        logger.warning("Delivery %s was sent after its claim had been taken over", delivery.pk)
+    if delivery.subscriber.failure_count:
+        Subscriber.objects.filter(pk=delivery.subscriber_id).update(failure_count=0)
+
+
+def _record_failure(delivery: Delivery, claim: str, *, error: str, permanent: bool) -> str:
+    """Temporary failures wait with back-off until NEWSLETTER_MAX_ATTEMPTS; then, or at once for a
+    permanent one, the delivery fails and counts against the address."""
+    error = " ".join(error.split())[:500]
+    attempts = delivery.attempts + 1
+    now = timezone.now()
+    if not permanent and attempts < settings.NEWSLETTER_MAX_ATTEMPTS:
+        Delivery.objects.filter(pk=delivery.pk, claimed_by=claim).update(
+            status=DeliveryStatus.RETRY, attempts=attempts, next_attempt_at=now + _backoff(attempts),
+            claimed_by="", claimed_at=None, last_error=error)
+        return DeliveryStatus.RETRY
+    Delivery.objects.filter(pk=delivery.pk, claimed_by=claim).update(
+        status=DeliveryStatus.FAILED, attempts=attempts, claimed_by="", last_error=error)
+    Subscriber.objects.filter(pk=delivery.subscriber_id).update(failure_count=F("failure_count") + 1, last_failure=error)
+    Subscriber.objects.filter(
+        pk=delivery.subscriber_id, status=SubscriberStatus.CONFIRMED, failure_count__gte=settings.NEWSLETTER_MAX_FAILURES
+    ).update(status=SubscriberStatus.DISABLED, disabled_at=now)
+    return DeliveryStatus.FAILED
+
+
+class SmtpUnavailable(Exception):
+    """The mail server cannot be reached at all: the run stops, its unsent claims are released."""
+
+
+@dataclass
+class SendResult:
+    sent: int = 0
+    failed: int = 0
+    retry: int = 0
+    skipped: int = 0
+    finished: bool = False
+    stopped: str = ""
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+_TEMPORARY_NETWORK = (smtplib.SMTPException, OSError)  # disconnects, timeouts, refused connections
+
+
+class _Sender:
+    """One run over one edition, with one SMTP connection opened once for all its messages."""
+
+    def __init__(self, edition: Edition, claim: str):
+        self.edition = edition
+        self.claim = claim
+        self.rendered = emails.edition(edition)
+        self.connection = get_connection(fail_silently=False)
+        self.is_open = False
+
+    def _open(self) -> None:
+        if not self.is_open:
+            try:
+                self.connection.open()
+            except (smtplib.SMTPException, OSError) as exc:
+                raise SmtpUnavailable(f"Cannot reach the mail server: {exc}") from exc
+            self.is_open = True
+
+    def close(self) -> None:
+        if self.is_open:
+            self.connection.close()  # Django's close() swallows errors of a broken connection
+            self.is_open = False
+
+    def deliver(self, delivery: Delivery) -> str:
+        subscriber = delivery.subscriber
+        if subscriber.status != SubscriberStatus.CONFIRMED:
+            Delivery.objects.filter(pk=delivery.pk, claimed_by=self.claim).update(
+                status=DeliveryStatus.SKIPPED, claimed_by="")
+            return "skipped"
+        try:
+            message = self.rendered.message(to=subscriber.email, unsubscribe=emails.unsubscribe_url(subscriber.pk),
+                                            connection=self.connection)
+            self._open()
+            self.connection.send_messages([message])
+        except (BadHeaderError, ValueError) as exc:
+            # A malformed address or header (CR/LF included) never reaches the wire.
+            return _record_failure(delivery, self.claim, error=f"Refused before sending: {exc}", permanent=True)
+        except smtplib.SMTPSenderRefused as exc:
+            # Our sender address is refused: no recipient is at fault, so stop rather than count failures.
+            self.close()
+            raise SmtpUnavailable(f"The mail server refuses the sender: {exc.smtp_code} {_text(exc.smtp_error)}") from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()), (550, b""))
+            return _record_failure(delivery, self.claim, error=f"{code} {_text(text)}", permanent=code >= 500)
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code == 421:  # the server is closing the connection
+                self.close()
+            return _record_failure(delivery, self.claim, error=f"{exc.smtp_code} {_text(exc.smtp_error)}",
+                                   permanent=exc.smtp_code >= 500)
+        except _TEMPORARY_NETWORK as exc:  # SMTPException is an OSError too: the other SMTP errors end here
+            self.close()
+            return _record_failure(delivery, self.claim, error=f"Connection lost: {exc}", permanent=False)
+        _record_sent(delivery, self.claim)
+        return "sent"
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def edition_send(
+    *,
+    edition_id: int,
+    on_progress: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    max_wait: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendResult:
+    """Send an edition that is due (or already sending) to everyone not yet served.
+
+    Stops when nothing is left (the edition becomes sent), when ``should_stop()``,
+    when staff hold the edition, or when the only rows left wait for a retry
+    further away than ``max_wait`` seconds (the next run takes them).
+    """
+    max_wait = settings.NEWSLETTER_SEND_MAX_WAIT_SECONDS if max_wait is None else max_wait
+    result = SendResult()
+    edition_start_sending(edition_id=edition_id)
+    edition = Edition.objects.get(pk=edition_id)
+    if edition.status != EditionStatus.SENDING:
+        result.stopped = f"edition is {edition.status}"
+        return result
+    claim = uuid.uuid4().hex
+    sender = _Sender(edition, claim)
+    deadline = time.monotonic() + max_wait
+    unattempted: list[int] = []
+    try:
+        while True:
+            if should_stop():
+                result.stopped = "asked to stop"
+                break
+            if not Edition.objects.filter(pk=edition_id, status=EditionStatus.SENDING).exists():
+                result.stopped = "edition held"
+                break
+            batch = deliveries_claim(edition_id=edition_id, claim=claim, limit=settings.NEWSLETTER_BATCH_SIZE)
+            if not batch:
+                if _edition_finish(edition_id=edition_id):
+                    result.finished = True
+                    break
+                wait = _seconds_to_next_retry(edition_id=edition_id)
+                if wait is None or time.monotonic() + wait > deadline:
+                    result.stopped = "waiting for retries or for another sender"
+                    break
+                sender.close()  # do not hold an idle connection through the back-off
+                sleep(min(max(wait, 0.05), 5.0))
+                continue
+            unattempted = [d.pk for d in batch]
+            claimed_at = time.monotonic()
+            for delivery in batch:
+                if time.monotonic() - claimed_at > settings.NEWSLETTER_CLAIM_LEASE_SECONDS / 2 or should_stop():
+                    break  # the rest is released below, long before the lease could expire
+                unattempted.remove(delivery.pk)
+                try:
+                    outcome = sender.deliver(delivery)
+                except SmtpUnavailable:
+                    unattempted.append(delivery.pk)  # nothing went out for it
+                    raise
+                result.add(outcome)
+                if on_progress is not None:
+                    on_progress(outcome)
+            _deliveries_release(ids=unattempted, claim=claim)
+            unattempted = []
+    except SmtpUnavailable as exc:
+        result.stopped = str(exc)
+        result.errors.append(str(exc))
+        logger.error("Edition %s: %s", edition_id, exc)
+    finally:
+        # Killed by an exception: rows never attempted go back at once; the one
+        # in flight (if any) stays claimed until its lease expires.
+        _deliveries_release(ids=unattempted, claim=claim)
+        sender.close()
+    return result
+
+
+def _seconds_to_next_retry(*, edition_id: int) -> float | None:
+    """Seconds until the next row may be claimed (a retry or another sender's lease), None if none."""
+    now = timezone.now()
+    candidates = []
+    retry = (Delivery.objects.filter(edition_id=edition_id, status=DeliveryStatus.RETRY)
+             .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first())
+    if retry is not None:
+        candidates.append((retry - now).total_seconds())
+    claimed = (Delivery.objects.filter(edition_id=edition_id, status=DeliveryStatus.CLAIMED)
+               .order_by("claimed_at").values_list("claimed_at", flat=True).first())
+    if claimed is not None:
+        lease_end = claimed + timedelta(seconds=settings.NEWSLETTER_CLAIM_LEASE_SECONDS)
+        candidates.append((lease_end - now).total_seconds())
+    return min(candidates) if candidates else None
+
+
+def _edition_finish(*, edition_id: int) -> bool:
+    open_rows = Delivery.objects.filter(
+        edition_id=edition_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.RETRY])
+    if open_rows.exists():
+        return False
+    Edition.objects.filter(pk=edition_id, status=EditionStatus.SENDING).update(
+        status=EditionStatus.SENT, sent_at=timezone.now())
+    return True
+
+
+def editions_send_due(**kwargs) -> dict[int, SendResult]:
+    """What the scheduled job does after composing: every due edition, oldest first."""
+    return {edition.pk: edition_send(edition_id=edition.pk, **kwargs) for edition in selectors.editions_due()}
