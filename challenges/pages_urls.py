@@ -8,6 +8,11 @@ from challenges import views
 app_name = "pages"
 
 urlpatterns = [
+    path("", views.home, name="home"),
+    path("leaderboard/", views.leaderboard_page, name="leaderboard"),
+    path("gallery/", views.gallery, name="gallery"),
+    path("gallery/<int:photo_id>/vote/", views.vote, name="vote"),
+    path("challenges/", views.challenges_page, name="challenges"),
     path("signup/", views.signup, name="signup"),
     path("signin/", auth_views.LoginView.as_view(template_name="registration/signin.html",
                                                  redirect_authenticated_user=True), name="signin"),

@@ -17,10 +17,15 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
+from challenges import periods
+from challenges import selectors as challenge_selectors
+from challenges import services as challenge_services
 from collector import selectors as collector_selectors
 from collector import services as collector_services
 from collector.models import PhotoStatus
@@ -48,6 +53,130 @@ def _safe_next(request, default: str) -> str:
 
 def _api_error_message(exc: ApiError) -> str:
     return str(exc.detail)
+
+
+# --- public pages -------------------------------------------------------------
+
+LEADERBOARD_PAGE_SIZE = 50
+HOME_BOARD_SIZE = 10
+GALLERY_SIZE = 48
+PERIOD_TABS = [("day", "Today"), ("week", "This week"), ("month", "This month"), ("all", "All time")]
+GALLERY_TABS = [("all", "All time"), ("month", "This month"), ("week", "This week")]
+
+
+def home(request):
+    now = timezone.now()
+    challenge = challenge_selectors.challenge_today(now=now)
+    board = challenge_selectors.leaderboard(
+        period="day", challenge_id=challenge.pk if challenge else None, limit=HOME_BOARD_SIZE, viewer=request.user,
+        now=now,
+    )
+    featured = challenge_selectors.featured_photos(limit=6)
+    best = [] if featured else challenge_selectors.best_photos(limit=6)
+    return render(request, "pages/home.html", {
+        "challenge": challenge,
+        "board": board,
+        "board_own_outside": _own_outside(board),
+        "featured": featured,
+        "best": best,
+        "thumb_size": settings.PHOTO_THUMBNAIL_SIZE,
+    })
+
+
+def _own_outside(board) -> bool:
+    """The viewer's own row is shown under the table when it is not on this page."""
+    own = board.own_row
+    return bool(own and not any(row.is_viewer for row in board.rows))
+
+
+def leaderboard_page(request):
+    period = request.GET.get("period") or "day"
+    challenge_id = _positive_int(request.GET.get("challenge"))
+    page_number = _positive_int(request.GET.get("page")) or 1
+    if request.GET.get("challenge") and challenge_id is None:
+        raise Http404("No such challenge.")
+    try:
+        board = challenge_selectors.leaderboard(
+            period=period, challenge_id=challenge_id, offset=(page_number - 1) * LEADERBOARD_PAGE_SIZE,
+            limit=LEADERBOARD_PAGE_SIZE, viewer=request.user,
+        )
+    except (ValueError, LookupError):
+        raise Http404("No such leaderboard.") from None
+    query = f"challenge={challenge_id}" if challenge_id else f"period={board.period}"
+    return render(request, "pages/leaderboard.html", {
+        "board": board,
+        "board_own_outside": _own_outside(board),
+        "tabs": PERIOD_TABS,
+        "period": board.period,
+        "challenge": board.challenge,
+        "today_challenge": challenge_selectors.challenge_today(),
+        "time_zone": settings.TIME_ZONE,
+        "page_number": page_number,
+        "previous_url": f"?{query}&page={page_number - 1}" if page_number > 1 else "",
+        "next_url": f"?{query}&page={page_number + 1}" if board.offset + len(board.rows) < board.total else "",
+    })
+
+
+def _positive_int(value) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def gallery(request):
+    period = request.GET.get("period") or "all"
+    if period not in dict(GALLERY_TABS):
+        raise Http404("No such gallery.")
+    since = None if period == "all" else periods.period_at(period, timezone.now()).start
+    photos = challenge_selectors.best_photos(since=since, limit=GALLERY_SIZE)
+    voted = challenge_selectors.user_voted(request.user, [p.photo_id for p in photos])
+    return render(request, "pages/gallery.html", {
+        "photos": photos,
+        "voted": voted,
+        "tabs": GALLERY_TABS,
+        "period": period,
+        "thumb_size": settings.PHOTO_THUMBNAIL_SIZE,
+        "next": request.get_full_path(),
+    })
+
+
+@require_POST
+def vote(request, photo_id: int):
+    """The gallery's vote button: a plain form POST (works without JavaScript), then back to the gallery."""
+    back = _safe_next(request, "/gallery/")
+    if not request.user.is_authenticated:
+        messages.info(request, "Sign in to vote for photos.")
+        return redirect(f"/signin/?next={back}")
+    action = request.POST.get("action", "vote")
+    try:
+        if action == "withdraw":
+            challenge_services.vote_withdraw(user=request.user, photo_id=photo_id)
+            messages.success(request, "Your vote was taken back.")
+        elif action == "vote":
+            challenge_services.vote_cast(user=request.user, photo_id=photo_id)
+            messages.success(request, "Thank you for your vote!")
+        else:
+            messages.error(request, "Unknown action.")
+    except ApiError as exc:
+        messages.error(request, _api_error_message(exc))
+    return redirect(f"{back}#photo-{photo_id}")
+
+
+def challenges_page(request):
+    now = timezone.now()
+    listed = list(challenge_selectors.challenge_list(past_days=30, upcoming_days=7, now=now))
+    results = {}
+    past = [c for c in listed if c.status_at(now) == "closed"]
+    if past:
+        results = {r.challenge.pk: r for r in challenge_selectors.challenge_winners(
+            since=min(c.date for c in past), until=max(c.date for c in past), top=3)}
+    return render(request, "pages/challenges.html", {
+        "open": [c for c in listed if c.status_at(now) == "open"],
+        "upcoming": sorted((c for c in listed if c.status_at(now) == "upcoming"), key=lambda c: c.date),
+        "past": [(c, results.get(c.pk)) for c in past],
+    })
 
 
 # --- sign-up ----------------------------------------------------------------
@@ -120,7 +249,8 @@ def me(request):
         "photos": photos,
         "volunteer": volunteer,
         "counts": collector_selectors.photo_counts_for_user(user=request.user),
-        "history": [],
+        "points_total": challenge_selectors.points_total(user=request.user),
+        "history": challenge_selectors.points_history(user=request.user, limit=100),
     })
 
 
@@ -133,7 +263,7 @@ def capture(request):
     """The camera page. With JavaScript the upload goes to POST /api/v1/photos/ (progress, retries);
     without it the form posts here and the same service stores the photo."""
     labels = list(collector_selectors.label_list_active())
-    challenge = None
+    challenge = challenge_selectors.challenge_today()
     result = None
     error = None
     status = 200
