@@ -227,6 +227,54 @@ SCHEDULER_JOBS: list[dict] = []
 SCHEDULER_MISFIRE_GRACE = env_int("SCHEDULER_MISFIRE_GRACE", 6 * 3600, minimum=1)
 
 # --- training (issue 3) ---------------------------------------------------
+# See docs/training.md. Knobs left unset (None) take training.ml.HParams' tuned defaults.
+def _env_opt_int(name: str, minimum: int | None = None) -> int | None:
+    return env_int(name, 0, minimum=minimum) if os.environ.get(name, "").strip() else None
+
+
+def _env_opt_float(name: str, minimum: float | None = None, maximum: float | None = None) -> float | None:
+    return env_float(name, 0.0, minimum=minimum, maximum=maximum) if os.environ.get(name, "").strip() else None
+
+
+TRAINING_VARIANT_NAMES = ("float32", "float16", "dynamic", "int8")
+TRAINING_ALPHA = env_float("TRAINING_ALPHA", 0.35, minimum=0.1, maximum=1.4)
+TRAINING_INPUT_SIZE = env_int("TRAINING_INPUT_SIZE", 224, minimum=32)
+TRAINING_BASE_WEIGHTS = env_str("TRAINING_BASE_WEIGHTS", "imagenet").strip() or "imagenet"
+TRAINING_NIGHTLY_AT = env_time("TRAINING_NIGHTLY_AT", "02:00")
+TRAINING_MIN_PHOTOS_PER_LABEL = env_int("TRAINING_MIN_PHOTOS_PER_LABEL", 5, minimum=1)
+TRAINING_VAL_FRACTION = env_float("TRAINING_VAL_FRACTION", 0.15, minimum=0.0, maximum=0.5)
+TRAINING_TEST_FRACTION = env_float("TRAINING_TEST_FRACTION", 0.15, minimum=0.01, maximum=0.5)
+TRAINING_GATE_MARGIN = env_float("TRAINING_GATE_MARGIN", 1.0, minimum=0.0, maximum=100.0)  # accuracy points
+TRAINING_GATE_VARIANT = env_choice("TRAINING_GATE_VARIANT", "float32", set(TRAINING_VARIANT_NAMES))
+TRAINING_INT8_MAX_DROP = env_float("TRAINING_INT8_MAX_DROP", 1.0, minimum=0.0, maximum=100.0)  # accuracy points
+TRAINING_VARIANTS = tuple(env_list("TRAINING_VARIANTS", list(TRAINING_VARIANT_NAMES)))
+if not TRAINING_VARIANTS or set(TRAINING_VARIANTS) - set(TRAINING_VARIANT_NAMES) or TRAINING_GATE_VARIANT not in TRAINING_VARIANTS:
+    raise ImproperlyConfigured(
+        f"TRAINING_VARIANTS must be a comma-separated subset of {list(TRAINING_VARIANT_NAMES)} "
+        f"that includes TRAINING_GATE_VARIANT ({TRAINING_GATE_VARIANT}), got {TRAINING_VARIANTS!r}"
+    )
+TRAINING_DEFAULT_VARIANT = env_choice("TRAINING_DEFAULT_VARIANT", "int8" if "int8" in TRAINING_VARIANTS else TRAINING_GATE_VARIANT,
+                                      set(TRAINING_VARIANTS))
+TRAINING_MIN_APP_VERSION = env_str("TRAINING_MIN_APP_VERSION", "1.0.0")
+TRAINING_STALE_AFTER = env_int("TRAINING_STALE_AFTER", 900, minimum=10)  # seconds without a heartbeat
+TRAINING_HEARTBEAT_SECONDS = env_int("TRAINING_HEARTBEAT_SECONDS", 30, minimum=1)
+TRAINING_REQUEST_POLL_SECONDS = env_int("TRAINING_REQUEST_POLL_SECONDS", 30, minimum=5)
+TRAINING_FINE_TUNE_MIN_PER_CLASS = _env_opt_int("TRAINING_FINE_TUNE_MIN_PER_CLASS", minimum=1)
+TRAINING_FINE_TUNE_LAYERS = _env_opt_int("TRAINING_FINE_TUNE_LAYERS", minimum=0)
+TRAINING_EPOCHS_HEAD = _env_opt_int("TRAINING_EPOCHS_HEAD", minimum=1)
+TRAINING_EPOCHS_FINE_TUNE = _env_opt_int("TRAINING_EPOCHS_FINE_TUNE", minimum=0)
+TRAINING_BATCH_SIZE = _env_opt_int("TRAINING_BATCH_SIZE", minimum=1)
+TRAINING_LEARNING_RATE_HEAD = _env_opt_float("TRAINING_LEARNING_RATE_HEAD", minimum=0.0)
+TRAINING_LEARNING_RATE_FINE_TUNE = _env_opt_float("TRAINING_LEARNING_RATE_FINE_TUNE", minimum=0.0)
+TRAINING_AUGMENT = env_bool("TRAINING_AUGMENT", True)
+TRAINING_AUGMENT_VIEWS = _env_opt_int("TRAINING_AUGMENT_VIEWS", minimum=0)
+TRAINING_EARLY_STOPPING_PATIENCE = _env_opt_int("TRAINING_EARLY_STOPPING_PATIENCE", minimum=1)
+TRAINING_PRUNE_SPARSITY = env_float("TRAINING_PRUNE_SPARSITY", 0.0, minimum=0.0, maximum=0.95)
+TRAINING_INT8_CALIBRATION_SAMPLES = _env_opt_int("TRAINING_INT8_CALIBRATION_SAMPLES", minimum=1)
+TRAINING_SEED = env_int("TRAINING_SEED", 1234)
+SCHEDULER_JOBS.append(
+    {"id": "training-nightly", "command": ["train"], "hour": TRAINING_NIGHTLY_AT[0], "minute": TRAINING_NIGHTLY_AT[1]}
+)
 # --- challenges (issue 4) -------------------------------------------------
 # See docs/challenges.md. Day boundaries are in TIME_ZONE.
 CHALLENGE_ROTATE_AT = env_time("CHALLENGE_ROTATE_AT", "00:00")

@@ -1,0 +1,300 @@
+"""Runs, dataset versions, model versions (with rollback/forward) and the scheduler's record in the admin.
+
+"Start a training run" (a button on the runs list) records a *queued* run;
+the scheduler process (`manage.py runscheduler`, started by `make run`) starts
+it within TRAINING_REQUEST_POLL_SECONDS as `manage.py train --queued-only`
+(forced). Training thus never runs inside a web worker. Run pages refresh
+themselves while the run is in progress.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from training import charts, services
+from training.models import (
+    DatasetVersion,
+    ModelVersion,
+    RunStatus,
+    SchedulerJobRun,
+    ServiceChange,
+    TrainingRun,
+    VersionStatus,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join("", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((c,) for c in row)),)
+                                                for row in rows))
+    return format_html('<table class="training-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "status", "outcome", "trigger", "progress", "dataset_link", "strategy", "gate_accuracy",
+                    "started_at", "duration"]
+    list_filter = ["status", "outcome", "trigger"]
+    change_list_template = "admin/training/trainingrun/change_list.html"
+    change_form_template = "admin/training/trainingrun/change_form.html"
+    fieldsets = [
+        ("Run", {"fields": ["status", "outcome", "error", "progress", "trigger", "force", "requested_by",
+                            "started_at", "heartbeat_at", "finished_at", "host", "pid"]}),
+        ("Data and strategy", {"fields": ["dataset_link", "labels", "strategy", "feature_stats", "hparams_table"]}),
+        ("Results", {"fields": ["metrics_table", "decisions_list", "phase_table", "curves", "confusion",
+                                "model_version_link"]}),
+        ("Log", {"fields": ["log_text"]}),
+    ]
+    readonly_fields = [f for _, opts in fieldsets for f in opts["fields"]]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("request/", view(self.request_view), name="training_trainingrun_request"),
+            path("<int:run_id>/curves.png", view(self.curves_view), name="training_trainingrun_curves"),
+            path("<int:run_id>/confusion-<str:variant>.png", view(self.confusion_view),
+                 name="training_trainingrun_confusion"),
+            *super().get_urls(),
+        ]
+
+    def has_request_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("training.add_trainingrun")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_request_run": self.has_request_permission(request),
+                         "request_url": reverse("admin:training_trainingrun_request"),
+                         "active_run": TrainingRun.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.QUEUED])
+                         .order_by("id").first()}
+        return super().changelist_view(request, extra_context)
+
+    def request_view(self, request):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_request_permission(request):
+            raise PermissionDenied
+        run, created = services.training_run_request(user=request.user)
+        if created:
+            self.message_user(request, f"Run #{run.pk} requested: the scheduler starts it within "
+                                       f"{settings.TRAINING_REQUEST_POLL_SECONDS} s (manage.py train --queued-only).",
+                              messages.SUCCESS)
+        else:
+            self.message_user(request, f"Run #{run.pk} is already waiting for the scheduler.", messages.INFO)
+        return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
+
+    def curves_view(self, request, run_id: int):
+        run = get_object_or_404(TrainingRun, pk=run_id)
+        return HttpResponse(charts.curves_png(run.history), content_type="image/png")
+
+    def confusion_view(self, request, run_id: int, variant: str):
+        run = get_object_or_404(TrainingRun, pk=run_id)
+        metrics = run.metrics.get(variant)
+        if not metrics:
+            return HttpResponse(status=404)
+        title = f"run #{run.pk} {variant}: accuracy {metrics.get('accuracy', 0):.1%}"
+        return HttpResponse(charts.confusion_png(metrics.get("confusion") or [], run.labels, title),
+                            content_type="image/png")
+
+    # --- columns and fields
+
+    @admin.display(description="Progress")
+    def progress(self, obj):
+        if obj.status in (RunStatus.QUEUED,):
+            return "waiting for the scheduler"
+        return format_html('<progress value="{}" max="100"></progress> {}% {}', round(obj.percent), round(obj.percent),
+                           obj.phase)
+
+    @admin.display(description="Dataset")
+    def dataset_link(self, obj):
+        if not obj.dataset_version_id:
+            return "-"
+        url = reverse("admin:training_datasetversion_change", args=[obj.dataset_version_id])
+        return format_html('<a href="{}">{}</a>', url, obj.dataset_version)
+
+    @admin.display(description=f"Accuracy ({settings.TRAINING_GATE_VARIANT})")
+    def gate_accuracy(self, obj):
+        value = (obj.metrics.get(settings.TRAINING_GATE_VARIANT) or {}).get("accuracy")
+        return "-" if value is None else f"{value:.1%}"
+
+    @admin.display(description="Duration")
+    def duration(self, obj):
+        if not obj.started_at:
+            return "-"
+        end = obj.finished_at or obj.heartbeat_at or obj.started_at
+        seconds = int((end - obj.started_at).total_seconds())
+        return f"{seconds // 60} min {seconds % 60} s"
+
+    @admin.display(description="Model version")
+    def model_version_link(self, obj):
+        if not obj.model_version_id:
+            return "-"
+        url = reverse("admin:training_modelversion_change", args=[obj.model_version_id])
+        return format_html('<a href="{}">{}</a>', url, obj.model_version)
+
+    @admin.display(description="Hyper-parameters")
+    def hparams_table(self, obj):
+        flat = {}
+        for key, value in (obj.hparams or {}).items():
+            if isinstance(value, dict):
+                flat.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                flat[key] = value
+        return _table(["name", "value"], [[k, v] for k, v in flat.items()]) if flat else "-"
+
+    @admin.display(description="Metrics per variant (test split, in LiteRT)")
+    def metrics_table(self, obj):
+        if not obj.metrics:
+            return "-"
+        rows = [[variant, f"{m.get('accuracy', 0):.2%}", f"{m.get('size_bytes', 0) / 1024:.0f} KiB",
+                 f"{m.get('latency_ms', 0):.2f} ms", m.get("test_examples", "")] for variant, m in obj.metrics.items()]
+        service = (obj.gate or {}).get("service")
+        if service:
+            rows.append([f"v{service['version']} in service ({service['variant']})", f"{service['accuracy']:.2%}",
+                         "", "", ""])
+        return _table(["variant", "top-1", "size", "latency", "test photos"], rows)
+
+    @admin.display(description="Decisions")
+    def decisions_list(self, obj):
+        if not obj.decisions:
+            return "-"
+        return _table(["when", "decision", "detail"], [[d["at"][:19].replace("T", " "), d["decision"], d["detail"]]
+                                                       for d in obj.decisions])
+
+    @admin.display(description="Time per phase")
+    def phase_table(self, obj):
+        if not obj.phase_seconds:
+            return "-"
+        total = sum(obj.phase_seconds.values())
+        return _table(["phase", "seconds"], [*([k, f"{v:.1f}"] for k, v in obj.phase_seconds.items()),
+                                             ["total", f"{total:.1f}"]])
+
+    @admin.display(description="Training curves")
+    def curves(self, obj):
+        if not obj.history:
+            return "-"
+        return format_html('<img src="{}" alt="training curves" style="max-width:100%">',
+                           reverse("admin:training_trainingrun_curves", args=[obj.pk]))
+
+    @admin.display(description="Confusion matrices")
+    def confusion(self, obj):
+        if not obj.metrics:
+            return "-"
+        return format_html_join("", '<img src="{}" alt="confusion matrix {}" style="max-width:48%;margin:4px">',
+                                ((reverse("admin:training_trainingrun_confusion", args=[obj.pk, v]), v)
+                                 for v in obj.metrics))
+
+    @admin.display(description="Log")
+    def log_text(self, obj):
+        return format_html('<pre style="max-height:30em;overflow:auto;white-space:pre-wrap">{}</pre>', obj.log or "")
+
+
+@admin.register(DatasetVersion)
+class DatasetVersionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "cutoff", "photo_count", "label_count", "excluded", "flagged"]
+    fields = ["fingerprint", "cutoff", "created_at", "photo_count", "labels", "split_table", "excluded_labels",
+              "flagged_labels", "manifest_size"]
+    readonly_fields = fields
+
+    @admin.display(description="Labels")
+    def label_count(self, obj):
+        return len(obj.labels)
+
+    @admin.display(description="Left out")
+    def excluded(self, obj):
+        return len(obj.excluded_labels)
+
+    @admin.display(description="Under prototype target")
+    def flagged(self, obj):
+        return len(obj.flagged_labels)
+
+    @admin.display(description="Photos per split")
+    def split_table(self, obj):
+        return _table(["label", "train", "val", "test"],
+                      [[slug, *(obj.counts.get(s, {}).get(slug, 0) for s in ("train", "val", "test"))]
+                       for slug in obj.labels])
+
+    @admin.display(description="Manifest")
+    def manifest_size(self, obj):
+        return f"{len(obj.manifest)} photos (id, sha256, label, split), stored on this row"
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = ["version", "status", "in_service_mark", "published_at", "strategy", "dataset_version",
+                    "accuracies", "run"]
+    list_filter = ["status"]
+    actions = ["put_in_service"]
+    fields = ["version", "status", "in_service", "published_at", "created_at", "strategy", "dataset_version", "run",
+              "labels", "min_app_version", "files_table", "history_table"]
+    readonly_fields = fields
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("training.change_modelversion")  # needed for the action; fields stay read-only
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("dataset_version", "run")
+
+    @admin.display(description="In service", boolean=True)
+    def in_service_mark(self, obj):
+        return bool(obj.in_service)
+
+    @admin.display(description="Top-1 per variant")
+    def accuracies(self, obj):
+        return ", ".join(f"{v} {m.get('accuracy', 0):.1%}" for v, m in obj.metrics.items())
+
+    @admin.display(description="Files")
+    def files_table(self, obj):
+        return _table(["variant", "model", "size", "sha256", "labels", "metadata"],
+                      [[f.variant, f.model_key, f"{f.size_bytes / 1024:.0f} KiB", f.sha256[:16] + "…", f.labels_key,
+                        f.metadata_key] for f in obj.files.all()]) if obj.pk else "-"
+
+    @admin.display(description="Service changes")
+    def history_table(self, obj):
+        changes = ServiceChange.objects.filter(to_version=obj.version) | ServiceChange.objects.filter(from_version=obj.version)
+        return _table(["when", "from", "to", "why", "by"],
+                      [[c.created_at, c.from_version or "-", c.to_version, c.reason, c.changed_by or "-"]
+                       for c in changes.order_by("id")])
+
+    @admin.action(description="Put the selected version in service (rollback / forward)", permissions=["change"])
+    def put_in_service(self, request, queryset):
+        versions = list(queryset.values_list("version", "status"))
+        if len(versions) != 1:
+            self.message_user(request, "Select exactly one version to put in service.", messages.ERROR)
+            return
+        number, status = versions[0]
+        if status != VersionStatus.PUBLISHED:
+            self.message_user(request, f"v{number} is {status}; only published versions can be in service.",
+                              messages.ERROR)
+            return
+        services.model_version_put_in_service(version=number, user=request.user)
+        self.message_user(request, f"v{number} is now in service: phones get it from /api/v1/models/latest/.",
+                          messages.SUCCESS)
+
+
+@admin.register(ServiceChange)
+class ServiceChangeAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "from_version", "to_version", "reason", "changed_by"]
+
+
+@admin.register(SchedulerJobRun)
+class SchedulerJobRunAdmin(ReadOnlyAdmin):
+    list_display = ["job_id", "scheduled_for", "started_at", "finished_at", "exit_code"]
+    list_filter = ["job_id"]
+    fields = ["job_id", "scheduled_for", "started_at", "finished_at", "exit_code", "output_tail"]
+    readonly_fields = fields

@@ -1,0 +1,161 @@
+"""Model delivery for phones: manifests (with ETag), the list of versions, downloads.
+
+Public on purpose: a phone checks for a new model before anyone signs in, and
+a model is no secret (it ships inside every app). See docs/training.md.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from collector import storage
+from config.errors import ApiError
+from training import selectors
+from training.models import ModelFile, ModelVersion
+from training.serializers import ManifestOutput, ModelVersionOutput, VariantQuery
+
+_MANIFEST_ERRORS = {
+    304: OpenApiResponse(description="Not modified: the If-None-Match ETag is still current"),
+    400: OpenApiResponse(description="Unknown variant"),
+    404: OpenApiResponse(description="No such published version (or none published yet)"),
+}
+_VARIANT_PARAM = OpenApiParameter("variant", str, enum=list(settings.TRAINING_VARIANT_NAMES), required=False,
+                                  description="int8 | float16 | dynamic | float32 (default TRAINING_DEFAULT_VARIANT)")
+_ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
+                               description="The ETag of the manifest the phone has; 304 when still current")
+
+
+class PublicApiView(APIView):
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+
+
+def _variant(request) -> str:
+    query = VariantQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT
+
+
+def manifest_etag(version: ModelVersion, file: ModelFile) -> str:
+    return f'"v{version.version}-{file.variant}-{file.sha256[:16]}"'
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if not header:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or etag in [t[2:] if t.startswith("W/") else t for t in tags]
+
+
+def _download_url(request, version: ModelVersion, file: ModelFile) -> str:
+    if storage.is_remote():
+        return storage.url_for(file.model_key, expire=settings.S3_PRESIGN_TTL)
+    return request.build_absolute_uri(reverse("model-download", args=[version.version, file.variant]))
+
+
+def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResponse:
+    file = selectors.model_file_get(version=version, variant=variant)
+    if file is None:
+        raise ApiError(404, "variant_not_available", f"Model v{version.version} has no {variant} file.",
+                       {"variant": [f"Not exported for v{version.version}."]})
+    etag = manifest_etag(version, file)
+    if _etag_matches(request.headers.get("If-None-Match", ""), etag):
+        response = HttpResponse(status=304)
+    else:
+        metrics = version.metrics.get(variant, {})
+        body = {
+            "version": version.version,
+            "variant": variant,
+            "sha256": file.sha256,
+            "size": file.size_bytes,
+            "download_url": _download_url(request, version, file),
+            "created_at": version.created_at,
+            "labels": list(version.labels),
+            "input": file.input_spec,
+            "metrics": {
+                "accuracy": metrics.get("accuracy"),
+                "latency_ms": metrics.get("latency_ms"),
+                "test_examples": metrics.get("test_examples"),
+                "per_class": metrics.get("per_class", {}),
+            },
+            "min_app_version": version.min_app_version,
+        }
+        response = Response(ManifestOutput(body).data)
+    response["ETag"] = etag
+    response["Cache-Control"] = "no-cache"  # always revalidate: cheap with If-None-Match
+    response["Vary"] = "Accept"
+    return response
+
+
+class ModelLatestApi(PublicApiView):
+    @extend_schema(parameters=[_VARIANT_PARAM, _ETAG_PARAM], responses={200: ManifestOutput, **_MANIFEST_ERRORS},
+                   tags=["models"], summary="Manifest of the model in service")
+    def get(self, request):
+        variant = _variant(request)
+        version = selectors.model_in_service()
+        if version is None:
+            raise ApiError(404, "no_model", "No model has been published yet; check again after the nightly training.")
+        return _manifest_response(request, version, variant)
+
+
+class ModelDetailApi(PublicApiView):
+    @extend_schema(parameters=[_VARIANT_PARAM, _ETAG_PARAM], responses={200: ManifestOutput, **_MANIFEST_ERRORS},
+                   tags=["models"], summary="Manifest of one published version")
+    def get(self, request, version: int):
+        variant = _variant(request)
+        found = selectors.model_version_get_published(version=version)
+        if found is None:
+            raise ApiError(404, "not_found", f"There is no published model version {version}.")
+        return _manifest_response(request, found, variant)
+
+
+class ModelListApi(PublicApiView):
+    pagination_class = PageNumberPagination
+
+    @extend_schema(responses={200: ModelVersionOutput(many=True)}, tags=["models"],
+                   summary="Published model versions, newest first")
+    def get(self, request):
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.model_versions_published_list(), request, view=self)
+        rows = [{
+            "version": mv.version, "created_at": mv.created_at, "published_at": mv.published_at,
+            "in_service": bool(mv.in_service), "strategy": mv.strategy, "dataset_version": mv.dataset_version_id,
+            "labels": mv.labels, "min_app_version": mv.min_app_version,
+            "variants": [{"variant": f.variant, "sha256": f.sha256, "size": f.size_bytes,
+                          "accuracy": mv.accuracy(f.variant)} for f in mv.files.all()],
+        } for mv in page]
+        return paginator.get_paginated_response(ModelVersionOutput(rows, many=True).data)
+
+
+class ModelDownloadApi(PublicApiView):
+    """The .tflite bytes: streamed from local storage, or a redirect to a presigned URL on S3."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                              302: OpenApiResponse(description="Redirect to a presigned S3 URL"),
+                              404: OpenApiResponse(description="No such published version or variant")},
+                   tags=["models"], summary="Download a model file")
+    def get(self, request, version: int, variant: str):
+        found = selectors.model_version_get_published(version=version)
+        file = selectors.model_file_get(version=found, variant=variant) if found is not None else None
+        if file is None:
+            raise ApiError(404, "not_found", f"There is no published model v{version} {variant} file.")
+        if storage.is_remote():
+            return HttpResponseRedirect(storage.url_for(file.model_key, expire=settings.S3_PRESIGN_TTL))
+        try:
+            handle = storage.open_file(file.model_key)
+        except FileNotFoundError:
+            raise ApiError(404, "not_found", f"The v{version} {variant} file is missing from storage.") from None
+        response = FileResponse(handle, content_type="application/octet-stream", as_attachment=True,
+                                filename=f"crowdlens-v{version}-{variant}.tflite")
+        response["Content-Length"] = str(file.size_bytes)
+        response["ETag"] = f'"{file.sha256}"'
+        response["Cache-Control"] = "public, max-age=31536000, immutable"  # published files never change
+        return response

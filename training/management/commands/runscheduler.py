@@ -1,0 +1,63 @@
+"""`manage.py runscheduler`: the one scheduler process (started by `make run`).
+
+Runs every entry of settings.SCHEDULER_JOBS as `python manage.py <argv>` at its
+time in TIME_ZONE (APScheduler 3 BlockingScheduler, misfire grace and
+coalescing), catches up once on a time missed while it was down (within
+SCHEDULER_MISFIRE_GRACE), and starts runs admins requested. SIGTERM/SIGINT stop
+it cleanly: no new jobs, running jobs get SIGTERM and are waited for.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from training import scheduling
+
+logger = logging.getLogger("crowdlens.scheduler")
+
+
+class Command(BaseCommand):
+    help = "Run the scheduled jobs (settings.SCHEDULER_JOBS) at their times; one such process per installation."
+
+    def handle(self, *args, **options):
+        jobs = list(settings.SCHEDULER_JOBS)
+        scheduler = BlockingScheduler(
+            timezone=ZoneInfo(settings.TIME_ZONE),
+            executors={"default": ThreadPoolExecutor(max_workers=max(2, len(jobs) + 1))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.SCHEDULER_MISFIRE_GRACE},
+        )
+        for job in jobs:
+            scheduler.add_job(scheduling.scheduled_job_run, scheduling.job_trigger(job), args=[job], id=job["id"],
+                              name=" ".join(job["command"]))
+        scheduler.add_job(scheduling.training_requests_poll, IntervalTrigger(seconds=settings.TRAINING_REQUEST_POLL_SECONDS),
+                          id="training-requests", name="start runs requested in the admin")
+        now = timezone.now()
+        for job, scheduled_for in scheduling.jobs_missed(jobs, now=now):
+            self.stdout.write(f"{job['id']} missed its run at {scheduled_for:%Y-%m-%d %H:%M %Z}; running it now.")
+            scheduler.add_job(scheduling.scheduled_job_run, "date", run_date=now, args=[job, scheduled_for],
+                              id=f"{job['id']}-catch-up", misfire_grace_time=None)
+
+        def stop(signum, frame):
+            self.stdout.write(f"Signal {signum}: stopping the scheduler.")
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for job in jobs:
+            self.stdout.write(f"Scheduled {job['id']}: manage.py {' '.join(job['command'])} at "
+                              f"{job['hour']:02d}:{job['minute']:02d} {settings.TIME_ZONE}"
+                              + (f" on {job['day_of_week']}" if job.get("day_of_week") else ""))
+        self.stdout.flush() if hasattr(self.stdout, "flush") else None
+        scheduler.start()
+        scheduling.children_stop()
+        self.stdout.write("Scheduler stopped.")

@@ -1,0 +1,212 @@
+"""Dataset versions, training runs, the feature cache, model versions and scheduler bookkeeping."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class DatasetVersion(models.Model):
+    """The exact approved photos a run trained on, frozen as a manifest.
+
+    ``manifest`` is a list of ``{"id", "sha256", "label", "split"}`` rows sorted
+    by photo id; ``fingerprint`` is the sha256 of that list, so two runs on the
+    same data share one version.
+    """
+
+    fingerprint = models.CharField(max_length=64, unique=True)
+    cutoff = models.DateTimeField(help_text="Photos approved up to this moment")
+    manifest = models.JSONField(default=list)
+    labels = models.JSONField(default=list, help_text="Labels trained on, in output-index order")
+    excluded_labels = models.JSONField(default=dict, help_text="label -> why it was left out")
+    flagged_labels = models.JSONField(default=dict, help_text="label -> note (under the prototype target)")
+    counts = models.JSONField(default=dict, help_text="split -> label -> photos")
+    photo_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Dataset v{self.pk} ({self.photo_count} photos, {len(self.labels)} labels)"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued (waiting for the scheduler)"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+
+class RunOutcome(models.TextChoices):
+    NONE = "", "-"
+    PUBLISHED = "published", "Published and put in service"
+    HELD_BACK = "held_back", "Held back by the release gate"
+
+
+class TrainingRun(models.Model):
+    """One night's (or one admin's) training: progress while running, the record afterwards.
+
+    At most one run is *active* (``active=True``): the partial unique constraint
+    is the claim, so two `train` commands or two schedulers make one run.
+    """
+
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING, db_index=True)
+    active = models.BooleanField(null=True, default=None, help_text="True while this run holds the claim")
+    outcome = models.CharField(max_length=16, choices=RunOutcome.choices, default="", blank=True)
+    trigger = models.CharField(max_length=16, default="manual", help_text="scheduler | manual | admin")
+    force = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+
+    phase = models.CharField(max_length=32, blank=True)
+    percent = models.FloatField(default=0.0)
+    log = models.TextField(blank=True)
+    phase_seconds = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    dataset_version = models.ForeignKey(DatasetVersion, null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="runs")
+    strategy = models.CharField(max_length=16, blank=True)
+    hparams = models.JSONField(default=dict, blank=True)
+    labels = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True, help_text="variant -> evaluation of the exported file")
+    history = models.JSONField(default=dict, blank=True, help_text="Keras history per epoch")
+    feature_stats = models.JSONField(default=dict, blank=True)
+    gate = models.JSONField(default=dict, blank=True, help_text="What the release gate compared")
+    decisions = models.JSONField(default=list, blank=True, help_text="[{at, decision, detail}] in order")
+    model_version = models.ForeignKey("ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    host = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="training_one_active_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.FAILED)
+
+
+class FeatureCache(models.Model):
+    """Backbone features per (photo sha256, backbone configuration): training.ml's FeatureStore."""
+
+    sha256 = models.CharField(max_length=64)
+    cache_id = models.CharField(max_length=255)
+    data = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cache_id", "sha256"], name="training_feature_unique")]
+        indexes = [models.Index(fields=["sha256"])]
+
+
+class VersionStatus(models.TextChoices):
+    PENDING = "pending", "Pending (files being written)"
+    PUBLISHED = "published", "Published"
+    ABANDONED = "abandoned", "Abandoned (publishing did not finish)"
+
+
+class ModelVersion(models.Model):
+    """A published model: an increasing integer and its files per variant.
+
+    The row is created ``pending`` (reserving the number, hence the storage
+    keys), files are written, and only then is it marked ``published`` in
+    one transaction. Numbers of abandoned versions are never reused, so a
+    key is never written twice.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.PENDING,
+                              db_index=True)
+    in_service = models.BooleanField(null=True, default=None)
+    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="model_versions")
+    strategy = models.CharField(max_length=16)
+    labels = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict, help_text="variant -> evaluation of the exported file")
+    min_app_version = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["in_service"], condition=Q(in_service=True),
+                                    name="training_one_model_in_service"),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version}"
+
+    def accuracy(self, variant: str) -> float | None:
+        return (self.metrics.get(variant) or {}).get("accuracy")
+
+
+class ModelFile(models.Model):
+    """One variant of a model version: the .tflite, labels.txt and metadata.json under immutable keys."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="files")
+    variant = models.CharField(max_length=16)
+    model_key = models.CharField(max_length=255)
+    labels_key = models.CharField(max_length=255)
+    metadata_key = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveIntegerField()
+    input_spec = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["model_version", "variant"]
+        constraints = [models.UniqueConstraint(fields=["model_version", "variant"], name="training_one_file_per_variant")]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} {self.variant}"
+
+
+class ServiceChange(models.Model):
+    """Every change of the model in service: publish, rollback, forward."""
+
+    from_version = models.PositiveIntegerField(null=True, blank=True)
+    to_version = models.PositiveIntegerField()
+    reason = models.CharField(max_length=32)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class SchedulerJobRun(models.Model):
+    """The scheduler's memory: one row per job per scheduled time, claimed before the job starts.
+
+    The unique constraint makes a scheduled time run once even with two
+    schedulers, and lets a restarted scheduler see what it missed.
+    """
+
+    job_id = models.CharField(max_length=100)
+    scheduled_for = models.DateTimeField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    output_tail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        constraints = [models.UniqueConstraint(fields=["job_id", "scheduled_for"], name="scheduler_job_once")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} @ {self.scheduled_for:%Y-%m-%d %H:%M}"

@@ -1,0 +1,136 @@
+"""When jobs run: the logic behind `manage.py runscheduler` (which only decides *when*).
+
+Each entry of settings.SCHEDULER_JOBS runs as a subprocess `python manage.py <argv>`
+at its wall-clock time in TIME_ZONE. Before a job starts, its (job id, scheduled
+time) row is claimed in SchedulerJobRun: two schedulers make one run, and a
+scheduler that starts after a missed time (within SCHEDULER_MISFIRE_GRACE) sees
+that nobody ran it and runs it once.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from training.models import SchedulerJobRun
+
+logger = logging.getLogger("crowdlens.scheduler")
+
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+
+
+def job_trigger(job: dict) -> CronTrigger:
+    return CronTrigger(hour=job["hour"], minute=job["minute"], day_of_week=job.get("day_of_week", "*"),
+                       timezone=ZoneInfo(settings.TIME_ZONE))
+
+
+def last_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
+    """The latest time at or before ``now`` the trigger fired (looks back eight days)."""
+    now = now.astimezone(trigger.timezone)
+    fire = trigger.get_next_fire_time(None, now - timedelta(days=8))
+    last = None
+    while fire is not None and fire <= now:
+        last = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return last
+
+
+def jobs_missed(jobs: list[dict], *, now: datetime | None = None) -> list[tuple[dict, datetime]]:
+    """Jobs whose latest scheduled time passed within the grace and that nobody ran."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.SCHEDULER_MISFIRE_GRACE)
+    missed = []
+    for job in jobs:
+        last = last_fire_time(job_trigger(job), now)
+        if last is None or now - last > grace:
+            continue
+        if not SchedulerJobRun.objects.filter(job_id=job["id"], scheduled_for=last).exists():
+            missed.append((job, last))
+    return missed
+
+
+def scheduler_job_claim(*, job_id: str, scheduled_for: datetime) -> SchedulerJobRun | None:
+    try:
+        with transaction.atomic():
+            return SchedulerJobRun.objects.create(job_id=job_id, scheduled_for=scheduled_for)
+    except IntegrityError:
+        return None
+
+
+def manage_py_argv(argv: list[str]) -> list[str]:
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), *argv]
+
+
+def run_command(argv: list[str], *, label: str) -> tuple[int, str]:
+    """Run `manage.py <argv>` in a subprocess, echo its output, return (exit code, last lines)."""
+    tail: collections.deque[str] = collections.deque(maxlen=60)
+    process = subprocess.Popen(manage_py_argv(argv), cwd=settings.BASE_DIR, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, bufsize=1)
+    with _children_lock:
+        _children.add(process)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            logger.info("[%s] %s", label, line)
+        code = process.wait()
+    finally:
+        with _children_lock:
+            _children.discard(process)
+    return code, "\n".join(tail)
+
+
+def scheduled_job_run(job: dict, scheduled_for: datetime | None = None) -> int | None:
+    """The scheduler's job function: claim this scheduled time, run the command, record the result."""
+    try:
+        scheduled_for = scheduled_for or last_fire_time(job_trigger(job), timezone.now())
+        claim = scheduler_job_claim(job_id=job["id"], scheduled_for=scheduled_for)
+        if claim is None:
+            logger.info("%s at %s was already run by another scheduler", job["id"], scheduled_for)
+            return None
+        logger.info("%s (scheduled for %s): manage.py %s", job["id"], scheduled_for, " ".join(job["command"]))
+        code, tail = run_command(list(job["command"]), label=job["id"])
+        SchedulerJobRun.objects.filter(pk=claim.pk).update(finished_at=timezone.now(), exit_code=code, output_tail=tail)
+        (logger.info if code == 0 else logger.error)("%s finished with exit code %s", job["id"], code)
+        return code
+    finally:
+        connection.close()
+
+
+def training_requests_poll() -> int | None:
+    """Start the run an admin asked for, if one waits and none is running."""
+    from training import selectors
+
+    try:
+        if not selectors.training_run_queued_exists() or selectors.training_run_active() is not None:
+            return None
+        code, _ = run_command(["train", "--queued-only", "--trigger", "admin", "--no-progress"], label="training-request")
+        return code
+    finally:
+        connection.close()
+
+
+def children_stop(timeout: float = 30.0) -> None:
+    """SIGTERM every running job, wait for them to stop cleanly, then kill what is left."""
+    with _children_lock:
+        children = list(_children)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()

@@ -1,0 +1,133 @@
+"""Reads of the training app. challenges and newsletter read training only through here."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.conf import settings
+from django.db.models import QuerySet
+
+from collector import selectors as collector_selectors
+from training.models import ModelFile, ModelVersion, RunOutcome, RunStatus, TrainingRun, VersionStatus
+
+
+def model_in_service() -> ModelVersion | None:
+    """The published version phones get from /api/v1/models/latest/ (after any rollback)."""
+    return ModelVersion.objects.filter(in_service=True, status=VersionStatus.PUBLISHED).first()
+
+
+def model_version_get_published(*, version: int) -> ModelVersion | None:
+    return ModelVersion.objects.filter(version=version, status=VersionStatus.PUBLISHED).first()
+
+
+def model_versions_published_list() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.filter(status=VersionStatus.PUBLISHED).prefetch_related("files").order_by("-version")
+
+
+def model_file_get(*, version: ModelVersion, variant: str) -> ModelFile | None:
+    return version.files.filter(variant=variant).first()
+
+
+def model_versions_published(since=None, until=None) -> list[dict]:
+    """Versions published in [since, until), oldest first, for the newsletter.
+
+    Each: {"version", "published_at", "in_service", "strategy", "labels", "photo_count",
+    "dataset_version", "accuracy": {variant: top-1 on its test split}, "new_labels": labels the
+    previous published version did not have}.
+    """
+    qs = ModelVersion.objects.filter(status=VersionStatus.PUBLISHED).select_related("dataset_version")
+    if since is not None:
+        qs = qs.filter(published_at__gte=since)
+    if until is not None:
+        qs = qs.filter(published_at__lt=until)
+    out = []
+    for mv in qs.order_by("version"):
+        previous = (ModelVersion.objects.filter(status=VersionStatus.PUBLISHED, version__lt=mv.version)
+                    .order_by("-version").values_list("labels", flat=True).first())
+        out.append({
+            "version": mv.version,
+            "published_at": mv.published_at,
+            "in_service": bool(mv.in_service),
+            "strategy": mv.strategy,
+            "labels": list(mv.labels),
+            "photo_count": mv.dataset_version.photo_count,
+            "dataset_version": mv.dataset_version_id,
+            "accuracy": {variant: m.get("accuracy") for variant, m in mv.metrics.items()},
+            "new_labels": [slug for slug in mv.labels if slug not in (previous or [])],
+        })
+    return out
+
+
+def latest_recall_by_label() -> dict[str, float] | None:
+    """Label slug -> recall (0..1) of the model in service, as last measured; None when no model exists.
+
+    Source, freshest first: the latest successful run's measurement of the model in
+    service on that run's test split (the published candidate's own evaluation, or the
+    in-service model re-evaluated by the gate of a held-back run, where labels it never
+    learnt count 0); otherwise the in-service version's own recorded evaluation. The
+    variant is TRAINING_DEFAULT_VARIANT when the run evaluated it, else the gate variant.
+    """
+    current = model_in_service()
+    run = (TrainingRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-finished_at", "-id")
+           .only("outcome", "metrics", "gate", "model_version_id").first())
+    per_class = None
+    if run is not None and current is not None:
+        if run.outcome == RunOutcome.PUBLISHED and run.model_version_id == current.pk:
+            per_class = _variant_per_class(run.metrics)
+        elif run.outcome == RunOutcome.HELD_BACK and (run.gate.get("service") or {}).get("version") == current.version:
+            per_class = run.gate["service"].get("per_class")
+    if per_class is None and current is not None:
+        per_class = _variant_per_class(current.metrics)
+    if per_class is None:
+        return None
+    return {slug: float(values.get("recall", 0.0)) for slug, values in per_class.items()}
+
+
+def _variant_per_class(metrics: dict) -> dict | None:
+    for variant in (settings.TRAINING_DEFAULT_VARIANT, settings.TRAINING_GATE_VARIANT, *metrics.keys()):
+        if variant in metrics and "per_class" in metrics[variant]:
+            return metrics[variant]["per_class"]
+    return None
+
+
+def _embedding_cache_id() -> str:
+    from training import ml
+    from training.ml.features import features_cache_id
+    from training.ml.model import POOLED
+
+    backbone = ml.BackboneConfig(alpha=settings.TRAINING_ALPHA, input_size=settings.TRAINING_INPUT_SIZE,
+                                 base_weights=settings.TRAINING_BASE_WEIGHTS)
+    return features_cache_id(backbone, POOLED, augmented=0, hparams=None)
+
+
+def photo_embeddings(photo_ids: list[int]) -> dict[int, np.ndarray]:
+    """Pooled backbone embedding (float32 vector) per approved photo, for what the feature cache holds.
+
+    Never computes: photos no run has embedded yet (new since the last run) are absent.
+    Embeddings are of the current backbone configuration (TRAINING_ALPHA, _INPUT_SIZE, _BASE_WEIGHTS).
+    """
+    from training.ml.features import decode
+    from training.ml.types import WeightsUnavailable
+    from training.services import DbFeatureStore
+
+    if not photo_ids:
+        return {}
+    try:
+        cache_id = _embedding_cache_id()
+    except WeightsUnavailable:
+        return {}
+    sha_by_id = dict(collector_selectors.photos_approved().filter(pk__in=list(photo_ids)).values_list("id", "sha256"))
+    blobs = DbFeatureStore().get_many(list(set(sha_by_id.values())), cache_id)
+    out = {}
+    for pid, sha in sha_by_id.items():
+        if sha in blobs:
+            array = decode(blobs[sha])
+            out[pid] = array.reshape(-1) if array.ndim == 1 else array[0].reshape(-1)
+    return out
+
+
+def training_run_active() -> TrainingRun | None:
+    return TrainingRun.objects.filter(active=True).first()
+
+
+def training_run_queued_exists() -> bool:
+    return TrainingRun.objects.filter(status=RunStatus.QUEUED).exists()
