@@ -1,0 +1,381 @@
+"""Operator commands end to end: labels_import, photos_import, dataset_export, reviewers_group."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from collector.models import Label, Photo, PhotoReview, PhotoStatus
+from collector.services import REVIEWERS_GROUP, volunteer_delete
+from tests.conftest import stored_files
+from tests.factories import image_bytes, make_label, make_photo, make_reviewer, make_volunteer
+
+User = get_user_model()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args, **kwargs) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err, **kwargs)
+    return out.getvalue(), err.getvalue()
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+# --- labels_import ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+class TestLabelsImport:
+    def test_it_loads_one_slug_per_line_and_is_safe_to_rerun(self, tmp_path):
+        file = write(tmp_path / "labels.txt", "mug\nbanana\n\n# a comment\nkeys\n")
+        out, _ = run("labels_import", str(file))
+        assert "3 created" in out
+        ids = dict(Label.objects.values_list("slug", "id"))
+        assert set(ids) == {"mug", "banana", "keys"}
+        assert Label.objects.get(slug="mug").name == "Mug"
+
+        out, _ = run("labels_import", str(file))
+        assert "0 created, 0 updated, 3 unchanged" in out
+        assert dict(Label.objects.values_list("slug", "id")) == ids
+
+    def test_it_loads_csv_with_names_and_descriptions(self, tmp_path):
+        file = write(tmp_path / "labels.csv", "\ufeffslug,name,description\nmug,Coffee mug,\"Any mug, any angle\"\n")
+        run("labels_import", str(file))
+        mug = Label.objects.get(slug="mug")
+        assert (mug.name, mug.description) == ("Coffee mug", "Any mug, any angle")
+
+    def test_it_updates_a_changed_name_and_keeps_photos_and_targets(self, tmp_path):
+        mug = make_label("mug", prototype_target=50)
+        make_photo(label=mug)
+        out, _ = run("labels_import", str(write(tmp_path / "l.csv", "mug,Mugs and cups\n")))
+        assert "1 updated" in out
+        mug.refresh_from_db()
+        assert (mug.name, mug.prototype_target, mug.photos.count()) == ("Mugs and cups", 50, 1)
+
+    def test_it_refuses_a_missing_file(self, tmp_path):
+        with pytest.raises(CommandError, match="No such file"):
+            run("labels_import", str(tmp_path / "nope.txt"))
+
+    @pytest.mark.parametrize("bad_row, message", [
+        ("mug,Mug,A mug,extra", "Line 2: expected slug"),
+        ("!!!", "Line 2: not a usable slug"),
+        ("x" * 65, "Line 2: the slug is longer than 64"),
+    ])
+    def test_it_refuses_a_bad_row_and_imports_nothing(self, tmp_path, bad_row, message):
+        file = write(tmp_path / "labels.csv", f"banana\n{bad_row}\nkeys\n")
+        with pytest.raises(CommandError, match=message):
+            run("labels_import", str(file))
+        assert Label.objects.count() == 0
+
+    def test_it_exits_non_zero_from_the_shell(self, tmp_path):
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+        result = subprocess.run([sys.executable, "manage.py", "labels_import", str(tmp_path / "nope.txt")],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1
+        assert "No such file" in result.stderr
+
+
+# --- photos_import ---------------------------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """DIR/<label>/*: two labels, three photos, a text file posing as a photo, macOS litter, a stray file."""
+    root = tmp_path / "set"
+    write(root / "mug" / "one.jpg", image_bytes(seed=1))
+    write(root / "mug" / "two.png", image_bytes(seed=2, fmt="PNG"))
+    write(root / "keys" / "sub" / "three.jpg", image_bytes(seed=3))
+    write(root / "keys" / "readme.jpg", "<html>not a photo</html>")
+    write(root / "keys" / ".DS_Store", b"\0\0\0\1Bud1")
+    write(root / "notes.txt", "stray")
+    return root
+
+
+@pytest.fixture
+def labels(db):
+    return make_label("mug"), make_label("keys")
+
+
+@pytest.mark.django_db
+class TestPhotosImport:
+    def test_it_imports_the_tree_as_pending_photos_and_reports(self, tree, labels, settings):
+        volunteer = make_volunteer("importer")
+        out, err = run("photos_import", str(tree), "--volunteer", "importer")
+        assert "Imported 3 photos (pending review); 0 already imported (skipped); 2 rejected." in out
+        assert "rejected keys/readme.jpg: The file is not a JPEG, PNG, WebP or HEIC/HEIF image." in out
+        assert "rejected notes.txt: not inside a label folder" in out
+        assert "100%" in err and "4/4" in err  # the progress bar over the four candidate files
+        photos = Photo.objects.filter(volunteer=volunteer.user)
+        assert sorted(photos.values_list("label__slug", flat=True)) == ["keys", "mug", "mug"]
+        assert set(photos.values_list("status", flat=True)) == {PhotoStatus.PENDING}
+        assert PhotoReview.objects.count() == 0
+        assert len(stored_files(settings.MEDIA_ROOT)) == 3 * 3  # original, training copy, thumbnail each
+
+    def test_it_imports_nothing_twice(self, tree, labels, settings):
+        make_volunteer("importer")
+        run("photos_import", str(tree), "--volunteer", "importer")
+        files = stored_files(settings.MEDIA_ROOT)
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer")
+        assert "Imported 0 photos (pending review); 3 already imported (skipped)" in out
+        assert Photo.objects.count() == 3
+        assert stored_files(settings.MEDIA_ROOT) == files
+
+    def test_it_approves_with_an_audit_row(self, tree, labels):
+        volunteer = make_volunteer("importer")
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer", "--approve")
+        assert "Imported 3 photos (approved)" in out
+        for photo in Photo.objects.all():
+            assert photo.status == PhotoStatus.APPROVED and photo.approved_at is not None
+            [row] = PhotoReview.objects.filter(photo=photo)
+            assert (row.decision, row.reviewer, row.note) == ("approved", volunteer.user, "imported")
+
+    def test_it_records_the_operator_as_approver(self, tree, labels):
+        make_volunteer("importer")
+        operator = make_reviewer("olga")
+        run("photos_import", str(tree), "--volunteer", "importer", "--approve", "--operator", "olga")
+        assert set(Photo.objects.values_list("reviewed_by", flat=True)) == {operator.pk}
+
+    def test_it_refuses_an_operator_who_may_not_review(self, tree, labels):
+        make_volunteer("importer")
+        User.objects.create_user("nobody", password="x-pass-12345")
+        with pytest.raises(CommandError, match="may not review"):
+            run("photos_import", str(tree), "--volunteer", "importer", "--approve", "--operator", "nobody")
+        assert Photo.objects.count() == 0
+
+    def test_it_tells_which_still_wait_for_review_when_rerun_with_approve(self, tree, labels):
+        make_volunteer("importer")
+        run("photos_import", str(tree), "--volunteer", "importer")
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer", "--approve")
+        assert "3 of the already imported photos are still pending review" in out
+
+    def test_it_refuses_folders_without_a_label_and_imports_nothing(self, tree, db):
+        make_label("mug")
+        make_volunteer("importer")
+        with pytest.raises(CommandError, match="No label for these folders: keys"):
+            run("photos_import", str(tree), "--volunteer", "importer")
+        assert Photo.objects.count() == 0
+
+    def test_it_creates_missing_labels_when_asked(self, tree, db):
+        make_volunteer("importer")
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer", "--create-labels")
+        assert "Created labels: keys, mug" in out
+        assert Photo.objects.filter(label__slug="keys").count() == 1
+
+    def test_it_refuses_inactive_labels(self, tree, labels):
+        Label.objects.filter(slug="keys").update(active=False)
+        make_volunteer("importer")
+        with pytest.raises(CommandError, match="inactive.*keys"):
+            run("photos_import", str(tree), "--volunteer", "importer")
+
+    def test_it_needs_an_existing_volunteer_unless_asked_to_create_one(self, tree, labels):
+        with pytest.raises(CommandError, match="No volunteer or user named 'newbie'"):
+            run("photos_import", str(tree), "--volunteer", "newbie")
+        out, _ = run("photos_import", str(tree), "--volunteer", "newbie", "--create-volunteer")
+        assert "Created volunteer newbie" in out
+        assert Photo.objects.filter(volunteer__username="newbie").count() == 3
+        assert User.objects.get(username="newbie").volunteer.consent_training
+
+    def test_it_refuses_a_missing_folder(self, tmp_path, labels):
+        make_volunteer("importer")
+        with pytest.raises(CommandError, match="No such folder"):
+            run("photos_import", str(tmp_path / "nope"), "--volunteer", "importer")
+
+    def test_it_applies_the_upload_size_limit(self, tree, labels, settings):
+        make_volunteer("importer")
+        settings.PHOTO_MAX_BYTES = 2048  # every synthetic photo is bigger
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer")
+        assert "Imported 0 photos" in out and "over PHOTO_MAX_BYTES (2048)" in out
+        assert Photo.objects.count() == 0
+
+    def test_it_stops_with_an_error_when_storage_is_down(self, tree, labels, settings, tmp_path):
+        make_volunteer("importer")
+        blocker = write(tmp_path / "not-a-folder", "x")
+        settings.STORAGES = {**settings.STORAGES, "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(blocker / "media")}}}
+        from django.core.files.storage import storages
+
+        storages._storages.pop("default", None)  # pick up the new settings
+        try:
+            with pytest.raises(CommandError, match="storage is unavailable.*rerun to continue"):
+                run("photos_import", str(tree), "--volunteer", "importer")
+        finally:
+            storages._storages.pop("default", None)
+        assert Photo.objects.count() == 0
+
+    def test_it_stores_upright_copies_without_metadata(self, tmp_path, labels, settings):
+        """The same validation as an upload: EXIF orientation applied, GPS gone from the derivatives."""
+        make_volunteer("importer")
+        image = Image.open(io.BytesIO(image_bytes(size=(400, 200), seed=9)))
+        exif = Image.Exif()
+        exif[0x0112] = 6  # rotate 90° clockwise to display
+        exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0)}  # GPS
+        data = io.BytesIO()
+        image.save(data, "JPEG", exif=exif)
+        write(tmp_path / "set" / "mug" / "rotated.jpg", data.getvalue())
+        run("photos_import", str(tmp_path / "set"), "--volunteer", "importer")
+        photo = Photo.objects.get()
+        assert (photo.width, photo.height) == (200, 400)
+        derivative = Image.open(Path(settings.MEDIA_ROOT) / photo.training_key)
+        assert derivative.height > derivative.width
+        assert not derivative.getexif()
+
+
+# --- dataset_export --------------------------------------------------------
+
+
+def read_zip(path: Path) -> tuple[dict[str, bytes], list[dict[str, str]]]:
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    manifest = list(csv.DictReader(io.StringIO(files["manifest.csv"].decode())))
+    return files, manifest
+
+
+@pytest.fixture
+def dataset(db):
+    """Approved photos in two labels, plus pending, rejected and withdrawn ones that must stay out."""
+    mug, keys = make_label("mug"), make_label("keys")
+    credited = make_volunteer("carla", consent_public_credit=True)
+    private = make_volunteer("pia", consent_public_credit=False)
+    originals = {}
+    approved = []
+    for volunteer, label, seed in [(credited, mug, 11), (private, mug, 12), (credited, keys, 13)]:
+        data = image_bytes(seed=seed, size=(640, 480))
+        photo = make_photo(volunteer=volunteer, label=label, image=data, status=PhotoStatus.APPROVED)
+        originals[photo.pk] = data
+        approved.append(photo)
+    Photo.objects.filter(pk=approved[0].pk).update(captured_at="2026-05-01T10:00:00Z")
+    make_photo(volunteer=credited, label=mug)  # pending
+    make_photo(volunteer=credited, label=keys, status=PhotoStatus.REJECTED)
+    leaver = make_volunteer("leaver")
+    make_photo(volunteer=leaver, label=mug, status=PhotoStatus.APPROVED)
+    volunteer_delete(user=leaver.user)  # withdrawn
+    return {"approved": approved, "originals": originals, "credited": credited, "private": private}
+
+
+@pytest.mark.django_db
+class TestDatasetExport:
+    def test_it_writes_approved_photos_in_imagefolder_layout_with_a_manifest(self, tmp_path, dataset):
+        out = tmp_path / "out.zip"
+        stdout, err = run("dataset_export", str(out))
+        assert "3 photos in 2 labels" in stdout and "100%" in err
+        files, manifest = read_zip(out)
+        a, b, c = dataset["approved"]
+        assert set(files) == {f"mug/{a.pk}.jpg", f"mug/{b.pk}.jpg", f"keys/{c.pk}.jpg", "manifest.csv", "labels.txt"}
+        assert files["labels.txt"] == b"keys\nmug\n"
+        assert list(manifest[0])[:5] == ["id", "label", "sha256", "volunteer", "captured_at"]
+        rows = {int(r["id"]): r for r in manifest}
+        assert set(rows) == {a.pk, b.pk, c.pk}
+        for photo in (a, b, c):
+            photo.refresh_from_db()
+            row = rows[photo.pk]
+            assert (row["label"], row["sha256"], row["file"]) == (photo.label.slug, photo.sha256,
+                                                                  f"{photo.label.slug}/{photo.pk}.jpg")
+            assert row["file_sha256"] == hashlib.sha256(files[row["file"]]).hexdigest()
+            image = Image.open(io.BytesIO(files[row["file"]]))
+            assert image.format == "JPEG" and min(image.size) == 256  # the training derivative
+        assert rows[a.pk]["captured_at"].startswith("2026-05-01T10:00:00")
+        assert rows[a.pk]["volunteer"] == "carla"  # consented to public credit
+        assert rows[b.pk]["volunteer"] == f"Volunteer #{dataset['private'].pk}"  # did not
+
+    def test_it_exports_the_originals_when_asked(self, tmp_path, dataset):
+        out = tmp_path / "originals.zip"
+        run("dataset_export", str(out), "--originals")
+        files, manifest = read_zip(out)
+        for row in manifest:
+            data = files[row["file"]]
+            assert data == dataset["originals"][int(row["id"])]
+            assert hashlib.sha256(data).hexdigest() == row["sha256"] == row["file_sha256"]
+
+    def test_it_exports_only_the_labels_asked_for(self, tmp_path, dataset):
+        out = tmp_path / "keys.zip"
+        run("dataset_export", str(out), "--label", "keys")
+        files, manifest = read_zip(out)
+        assert [r["label"] for r in manifest] == ["keys"] and files["labels.txt"] == b"keys\n"
+        with pytest.raises(CommandError, match="No such label: nope"):
+            run("dataset_export", str(tmp_path / "x.zip"), "--label", "nope")
+
+    def test_it_replaces_the_zip_atomically_and_leaves_no_temporary_file(self, tmp_path, dataset, settings):
+        out = tmp_path / "out.zip"
+        run("dataset_export", str(out))
+        before = out.read_bytes()
+        victim = dataset["approved"][1]
+        (Path(settings.MEDIA_ROOT) / victim.training_key).unlink()
+        with pytest.raises(CommandError, match=f"Photo #{victim.pk}: its file .* is missing"):
+            run("dataset_export", str(out))
+        assert out.read_bytes() == before  # the previous export, untouched
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part")) == []
+
+        stdout, _ = run("dataset_export", str(out), "--skip-missing")
+        assert f"Left out 1 photo(s) whose file is missing: #{victim.pk}" in stdout
+        files, manifest = read_zip(out)
+        assert victim.pk not in {int(r["id"]) for r in manifest}
+        assert len(manifest) == 2
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+    def test_it_writes_an_empty_dataset_with_a_header(self, tmp_path, db):
+        out = tmp_path / "empty.zip"
+        stdout, _ = run("dataset_export", str(out))
+        assert "0 photos in 0 labels" in stdout
+        files, manifest = read_zip(out)
+        assert manifest == [] and files["manifest.csv"].decode().startswith("id,label,sha256,volunteer,captured_at")
+
+    def test_it_refuses_an_output_in_a_missing_folder(self, tmp_path, db):
+        with pytest.raises(CommandError, match="No such folder"):
+            run("dataset_export", str(tmp_path / "nope" / "out.zip"))
+
+    def test_it_exports_what_photos_import_brought_in(self, tree, labels, tmp_path):
+        """The round trip an operator does first: a labelled folder in, the same dataset out."""
+        make_volunteer("importer")
+        run("photos_import", str(tree), "--volunteer", "importer", "--approve")
+        out = tmp_path / "round.zip"
+        run("dataset_export", str(out), "--originals")
+        files, manifest = read_zip(out)
+        sources = {hashlib.sha256(p.read_bytes()).hexdigest(): p.relative_to(tree).parts[0]
+                   for p in tree.rglob("*") if p.is_file()}
+        assert len(manifest) == 3
+        for row in manifest:
+            assert sources[row["sha256"]] == row["label"]
+
+
+# --- reviewers_group -------------------------------------------------------
+
+
+@pytest.mark.django_db
+class TestReviewersGroupCommand:
+    def test_it_adds_reviewers_and_makes_them_staff(self):
+        User.objects.create_user("ann", password="x-pass-12345")
+        out, _ = run("reviewers_group", "--add", "ann")
+        ann = User.objects.get(username="ann")
+        assert ann.is_staff and ann.has_perm("collector.review_photo")
+        assert "Members (1): ann" in out
+        run("reviewers_group", "--remove", "ann")
+        assert not User.objects.get(username="ann").has_perm("collector.review_photo")
+
+    def test_it_puts_back_a_removed_permission(self):
+        group = Group.objects.get(name=REVIEWERS_GROUP)
+        group.permissions.remove(Permission.objects.get(codename="review_photo"))
+        run("reviewers_group")
+        assert group.permissions.filter(codename="review_photo").exists()
+
+    def test_it_refuses_unknown_users_and_changes_nothing(self):
+        User.objects.create_user("ann", password="x-pass-12345")
+        with pytest.raises(CommandError, match="No such user: ghost"):
+            run("reviewers_group", "--add", "ann", "ghost")
+        assert not User.objects.get(username="ann").groups.exists()
