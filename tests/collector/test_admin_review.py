@@ -369,12 +369,13 @@ class TestVolunteerAdmin:
         assert (rows["alice"].pending_count, rows["alice"].approved_count, rows["alice"].rejected_count) == (2, 0, 1)
         assert (rows["bob"].pending_count, rows["bob"].approved_count) == (1, 1)
 
-    def test_it_deletes_an_account_with_its_files(self, settings, queue):
+    def test_it_deletes_an_account_with_its_files(self, settings, queue, django_capture_on_commit_callbacks):
         superuser = User.objects.create_superuser("root", "root@example.org", "root-pass-123")
         alice = queue["alice"]
         before = len(stored_files(settings.MEDIA_ROOT))
-        response = logged_in(superuser).post("/admin/collector/volunteer/", {
-            "action": "delete_accounts", ACTION_CHECKBOX_NAME: [alice.pk], "index": 0})
+        with django_capture_on_commit_callbacks(execute=True):  # files go after the commit
+            response = logged_in(superuser).post("/admin/collector/volunteer/", {
+                "action": "delete_accounts", ACTION_CHECKBOX_NAME: [alice.pk], "index": 0})
         assert response.status_code == 302
         assert not User.objects.filter(username="alice").exists()
         assert Photo.objects.filter(status=PhotoStatus.WITHDRAWN).count() == 3
