@@ -22,3 +22,28 @@ def stored_files(root) -> list[str]:
 
     root = Path(root)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+# --- S3 (moto server mode; see tests/s3.py) ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """One moto S3 server for the whole run, on a free loopback port."""
+    from tests.s3 import MotoS3Server
+
+    server = MotoS3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_storage(moto_s3, settings):
+    """Point the default storage at a fresh bucket on the moto server; yields a tests.s3.S3Bucket."""
+    from tests.s3 import S3Bucket, storage_settings
+
+    bucket = moto_s3.create_bucket()
+    settings.STORAGES = {**settings.STORAGES, "default": storage_settings(bucket=bucket, endpoint_url=moto_s3.endpoint_url)}
+    settings.S3_BUCKET = bucket
+    settings.S3_ENDPOINT_URL = moto_s3.endpoint_url
+    yield S3Bucket(server=moto_s3, bucket=bucket, client=moto_s3.client())
