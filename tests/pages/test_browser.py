@@ -1,9 +1,13 @@
 """The volunteer's journey in a real browser (Debian chromium through Playwright), at phone size."""
 
 import pytest
+from django.utils import timezone
 
+from challenges import periods
+from challenges import services as challenge_services
+from challenges.models import Vote
 from collector import services as collector_services
-from collector.models import Photo, PhotoStatus, Volunteer
+from collector.models import Photo, PhotoStatus
 from tests.factories import image_bytes, make_label, make_reviewer
 from tests.pages.conftest import screenshot
 
@@ -22,6 +26,24 @@ def _image_loaded(page, selector: str) -> None:
     )
 
 
+def _check(page, name: str) -> None:
+    """Screenshot at phone size, and the basics a screen reader needs: alt texts, labelled controls, one h1,
+    and nothing wider than the screen."""
+    screenshot(page, name)
+    problems = page.evaluate("""() => {
+        const out = [];
+        document.querySelectorAll("img").forEach(i => { if (!i.hasAttribute("alt")) out.push("img without alt: " + i.src); });
+        document.querySelectorAll("input:not([type=hidden]), select, textarea").forEach(c => {
+            if (!(c.labels && c.labels.length) && !c.getAttribute("aria-label")) out.push("unlabelled control: " + c.name);
+        });
+        document.querySelectorAll("button").forEach(b => { if (!b.textContent.trim() && !b.getAttribute("aria-label")) out.push("button without name"); });
+        if (document.querySelectorAll("h1").length !== 1) out.push("h1 count " + document.querySelectorAll("h1").length);
+        if (document.documentElement.scrollWidth > window.innerWidth) out.push("wider than the screen: " + document.documentElement.scrollWidth);
+        return out;
+    }""")
+    assert problems == [], (name, problems)
+
+
 def _sign_up(page, name: str) -> None:
     page.goto("/signup/")
     page.get_by_label("Display name", exact=True).fill(name)
@@ -33,29 +55,74 @@ def _sign_up(page, name: str) -> None:
 
 
 class TestVolunteerJourney:
-    def test_it_signs_up_uploads_and_sees_the_photo_pending(self, phone):
-        make_label("mug")
-        _sign_up(phone, "maria")
-        screenshot(phone, "capture")
-        phone.get_by_label("What does the photo show?").select_option("mug")
-        phone.get_by_label("Photo", exact=True).set_input_files(_jpeg(1))
-        phone.get_by_role("button", name="Upload").click()
-        result = phone.locator("#result")
+    def test_it_signs_up_uploads_is_approved_ranked_and_voted_for(self, new_phone):
+        mug = make_label("mug")
+        make_label("plant")
+        challenge = challenge_services.challenge_create(
+            day=periods.challenge_date_at(timezone.now()), label=mug, title="Mugs in the wild",
+            prompt="Photograph a mug somewhere nobody would expect one.")
+        maria = new_phone()
+        maria.goto("/signup/")
+        _check(maria, "signup")
+        _sign_up(maria, "maria")
+
+        # The camera page offers today's challenge first; upload through it.
+        assert maria.get_by_label("What does the photo show?").input_value() == "challenge"
+        maria.get_by_label("Photo", exact=True).set_input_files(_jpeg(1))
+        maria.get_by_role("button", name="Upload").click()
+        result = maria.locator("#result")
         result.wait_for(state="visible")
         assert "Pending review" in result.inner_text()
         photo = Photo.objects.get()
         assert photo.volunteer.username == "maria" and photo.status == PhotoStatus.PENDING
-        assert photo.idempotency_key  # the page sent one
-        # The thumbnail shown is the stored one.
-        _image_loaded(phone, "#result-img")
-        screenshot(phone, "capture-result")
+        assert photo.challenge_id == challenge.pk and photo.label == mug
+        _image_loaded(maria, "#result-img")  # the stored thumbnail, shown to its owner
+        _check(maria, "capture-result")
 
-        phone.goto("/me/")
-        row = phone.locator(f'[data-photo-id="{photo.pk}"]')
+        maria.goto("/me/")
+        row = maria.locator(f'[data-photo-id="{photo.pk}"]')
         assert "Pending review" in row.inner_text()
-        _image_loaded(phone, f'[data-photo-id="{photo.pk}"] img')
-        screenshot(phone, "me")
-        assert phone.js_errors == []
+        _image_loaded(maria, f'[data-photo-id="{photo.pk}"] img')
+
+        # A reviewer approves it: 10 points + 20 challenge bonus.
+        collector_services.photo_review(photo_id=photo.pk, reviewer=make_reviewer(), decision="approve")
+        maria.reload()
+        assert "Approved" in row.inner_text()
+        assert "+20" in maria.locator("table").inner_text()
+        _check(maria, "me")
+
+        maria.goto("/leaderboard/")
+        first = maria.locator("table.board tbody tr").first
+        assert first.inner_text().split() == ["1", "maria", "(you)", "30", "1"]
+        _check(maria, "leaderboard")
+        maria.goto("/")
+        assert "Mugs in the wild" in maria.locator("#challenge-h").inner_text()
+        assert "maria" in maria.locator("#live-board").inner_text()
+
+        # Someone else finds it in the gallery and votes for it, then takes the vote back.
+        jo = new_phone()
+        _sign_up(jo, "jo")
+        jo.goto("/gallery/")
+        card = jo.locator(f'[data-photo-id="{photo.pk}"]')
+        assert card.locator(".votes").inner_text() == "0 votes"
+        _image_loaded(jo, f'[data-photo-id="{photo.pk}"] img')
+        card.get_by_role("button", name="Vote for this mug by maria").click()
+        jo.wait_for_load_state()
+        assert card.locator(".votes").inner_text() == "1 vote"
+        assert Vote.objects.filter(photo=photo, voter__username="jo").count() == 1
+        _check(jo, "gallery")
+        maria.goto("/leaderboard/")
+        assert maria.locator("table.board tbody tr").first.inner_text().split()[-2:] == ["32", "1"]  # + a vote
+        card.get_by_role("button", name="Take back your vote").click()
+        jo.wait_for_load_state()
+        assert card.locator(".votes").inner_text() == "0 votes"
+        assert not Vote.objects.exists()
+
+        jo.goto("/")
+        _check(jo, "home")
+        jo.goto("/challenges/")
+        _check(jo, "challenges")
+        assert maria.js_errors == [] and jo.js_errors == []
 
     def test_it_retries_a_lost_response_with_the_same_key_and_stores_one_photo(self, phone):
         make_label("mug")

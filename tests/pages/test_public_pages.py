@@ -130,7 +130,7 @@ class TestGalleryVoting:
         assert Vote.objects.filter(voter=voter.user, photo=photo).count() == 1
         page = client.get("/gallery/?period=week")
         assert "1 vote " in _text(page) and "Thank you for your vote!" in _text(page)
-        assert "take back" in _text(page)
+        assert "1 vote · ✓ yours Take back" in _text(page)
 
         client.post(f"/gallery/{photo.pk}/vote/", {"action": "vote"})  # twice: still one vote
         assert Vote.objects.filter(photo=photo).count() == 1
