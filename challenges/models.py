@@ -112,7 +112,7 @@ class PointEntry(models.Model):
     )
     active = models.BooleanField(default=True, help_text="A grant not (yet) taken back. Always False on take-back rows.")
     reverses = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by",
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reversed_by",
         help_text="The grant this row takes back.",
     )
     note = models.CharField(max_length=200, blank=True)

@@ -33,7 +33,9 @@ def wall_clock(day: dt.date, at: dt.time) -> dt.datetime:
     """
     # PEP 495: fold=0 reads a skipped time with the offset before the jump
     # (an instant after the gap) and an ambiguous time as its first occurrence.
-    return dt.datetime.combine(day, at).replace(tzinfo=local_zone(), fold=0)
+    # Returned in UTC: Python compares and subtracts two datetimes sharing one
+    # tzinfo by wall clock, which is wrong across a DST change.
+    return dt.datetime.combine(day, at).replace(tzinfo=local_zone(), fold=0).astimezone(dt.timezone.utc)
 
 
 def local_date(instant: dt.datetime) -> dt.date:

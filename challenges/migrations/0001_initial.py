@@ -97,7 +97,7 @@ class Migration(migrations.Migration):
                 ('actor', models.ForeignKey(blank=True, help_text='Who caused it: the reviewer, the voter, the staff member who featured.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('challenge', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='challenges.challenge')),
                 ('photo', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='collector.photo')),
-                ('reverses', models.OneToOneField(blank=True, help_text='The grant this row takes back.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reversed_by', to='challenges.pointentry')),
+                ('reverses', models.OneToOneField(blank=True, help_text='The grant this row takes back.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='reversed_by', to='challenges.pointentry')),
                 ('volunteer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='point_entries', to=settings.AUTH_USER_MODEL)),
                 ('vote', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='challenges.vote')),
             ],
