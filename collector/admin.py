@@ -233,6 +233,10 @@ class PhotoAdmin(admin.ModelAdmin):
     def has_review_permission(self, request, obj=None):
         return is_reviewer(request.user)
 
+    def has_view_permission(self, request, obj=None):
+        # The review permission alone is enough to open the queue (API reviewers need no extra grants).
+        return super().has_view_permission(request, obj) or is_reviewer(request.user)
+
     def save_model(self, request, obj, form, change):
         pass  # nothing on this form is editable; never write fields directly
 

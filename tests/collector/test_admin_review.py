@@ -14,7 +14,7 @@ from django.test import Client
 from collector.models import Photo, PhotoReview, PhotoStatus
 from collector.services import REVIEWERS_GROUP
 from tests.conftest import stored_files
-from tests.factories import image_bytes, make_label, make_photo, make_volunteer
+from tests.factories import image_bytes, make_label, make_photo, make_reviewer, make_volunteer
 
 User = get_user_model()
 LIST = "/admin/collector/photo/"
@@ -165,6 +165,12 @@ class TestPhotoList:
         with django_assert_max_num_queries(len(few.captured_queries)):
             response = client.get(LIST)
         assert len(listed_ids(response)) == 15
+
+    def test_it_opens_for_staff_holding_only_the_review_permission(self, queue):
+        reviewer = make_reviewer("api-reviewer")  # review_photo, nothing else
+        response = logged_in(reviewer).get(LIST)
+        assert response.status_code == 200 and len(listed_ids(response)) == 3
+        assert "approve_photos" in response.content.decode()
 
     def test_it_is_refused_to_staff_without_photo_permissions(self, queue):
         bare = User.objects.create_user(username="bare", password="x-pass-12345", is_staff=True)
