@@ -85,3 +85,8 @@ def photos_public(*, approved_since=None, approved_until=None, ids=None) -> Quer
     if ids is not None:
         qs = qs.filter(pk__in=list(ids))
     return qs.select_related("label").annotate(credit_name=F("volunteer__volunteer__display_name"))
+
+
+def volunteer_public_names(*, user_ids) -> dict[int, str]:
+    """user id -> the name public pages may show right now (display name only with consent)."""
+    return {v.user_id: v.public_name for v in Volunteer.objects.filter(user_id__in=list(user_ids))}

@@ -1,24 +1,26 @@
 """Reads of the newsletter app: the sections of an edition, the archive, sending progress.
 
 Each section of an edition is computed by one small function here that reads
-another app through its selectors (collector, challenges, training). A section
-whose source is missing or fails is left empty rather than stopping the
-edition: a newsletter without a leaderboard is better than no newsletter.
+another app through its selectors (collector, challenges, training). Sections
+are composed once and stored with the edition (the archive shows what was
+sent); names and photos are checked again when rendering, so a volunteer who
+withdraws consent after composing is neither shown nor named.
 """
 
 from __future__ import annotations
 
-import importlib
+import copy
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from challenges import selectors as challenges_selectors
 from collector import selectors as collector_selectors
+from training import selectors as training_selectors
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, SubscriberStatus
 
 logger = logging.getLogger(__name__)
@@ -58,141 +60,84 @@ def subscribers_confirmed() -> QuerySet[Subscriber]:
 # --- sections -------------------------------------------------------------------
 
 
-def _optional(module: str, name: str):
-    """A selector of another app, or None while that app does not provide it."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
-
-
-def _get(row: Any, name: str, default=None):
-    if isinstance(row, dict):
-        return row.get(name, default)
-    return getattr(row, name, default)
+def _version_accuracy(version) -> float | None:
+    """Top-1 accuracy (0..1) of the variant phones download, else the gate's, else any measured one."""
+    for variant in (settings.TRAINING_DEFAULT_VARIANT, settings.TRAINING_GATE_VARIANT):
+        value = version.accuracy(variant)
+        if value is not None:
+            return float(value)
+    values = [m.get("accuracy") for m in (version.metrics or {}).values() if isinstance(m, dict)]
+    return next((float(v) for v in values if v is not None), None)
 
 
 def _plain(value):
-    """JSON-safe copy of a number (Decimal, numpy) or None."""
-    if value is None:
-        return None
-    try:
-        return float(value) if not isinstance(value, int) else value
-    except (TypeError, ValueError):
-        return None
+    return None if value is None else (value if isinstance(value, int) else float(value))
 
 
 def section_best_photos(*, since: datetime, until: datetime, limit: int) -> list[dict]:
-    """The best public photos of the period: challenges' ranking (votes, staff picks) where it exists,
-    otherwise the latest approvals. Only photos of volunteers who consented to public credit."""
-    rows: list[tuple[int, int]] = []  # (photo id, votes)
-    best_photos = _optional("challenges.selectors", "best_photos")
-    if best_photos is not None:
-        try:
-            for row in best_photos(since=since, until=until, limit=limit, public_only=True):
-                photo_id = _get(row, "photo_id") or _get(row, "id") or getattr(_get(row, "photo"), "pk", None)
-                if photo_id:
-                    rows.append((int(photo_id), int(_get(row, "votes", 0) or 0)))
-        except Exception:  # another app's failure must not stop the edition
-            logger.exception("challenges.selectors.best_photos failed; using the latest approvals")
-            rows = []
-    if not rows:
-        latest = collector_selectors.photos_public(approved_since=since, approved_until=until).order_by(
-            "-approved_at", "-id")[:limit]
-        rows = [(p.pk, 0) for p in latest]
-    # Whatever the source, consent is checked here again: credit only with consent.
-    public = {p.pk: p for p in collector_selectors.photos_public(ids=[pk for pk, _ in rows])}
-    out = []
-    for photo_id, votes in rows:
-        photo = public.get(photo_id)
-        if photo is not None:
-            out.append({"photo_id": photo.pk, "label": photo.label.slug, "label_name": photo.label.name,
-                        "credit": photo.credit_name, "votes": votes})
-    return out[:limit]
+    """The best public photos approved in the period, ranked by challenges (votes plus staff features).
+    Only photos of volunteers who consented to public credit, credited by display name."""
+    rows = challenges_selectors.best_photos(since=since, until=until, limit=limit, public_only=True)
+    # Consent is checked here again, whatever the ranking did: credit only with consent.
+    public = {p.pk: p for p in collector_selectors.photos_public(ids=[r.photo_id for r in rows])}
+    return [
+        {"photo_id": r.photo_id, "label": r.label_slug, "label_name": r.label_name, "credit": public[r.photo_id].credit_name,
+         "volunteer_id": r.volunteer_id, "votes": int(r.votes), "featured": bool(r.featured)}
+        for r in rows if r.photo_id in public
+    ][:limit]
 
 
-def section_challenge_winners(*, since: datetime, until: datetime) -> list[dict]:
-    challenge_winners = _optional("challenges.selectors", "challenge_winners")
-    if challenge_winners is None:
-        return []
-    try:
-        rows = list(challenge_winners(since=since, until=until))
-    except Exception:
-        logger.exception("challenges.selectors.challenge_winners failed")
-        return []
+def section_challenge_winners(*, since: datetime, until: datetime, top: int = 3) -> list[dict]:
+    """Challenges that ended in the period, each with its top volunteers (public names only)."""
     out = []
-    for row in rows:
-        name = _get(row, "display_name") or _get(row, "winner")
-        if not name:
-            continue
-        day = _get(row, "date") or _get(row, "day")
-        photo_id = _get(row, "photo_id")
-        out.append({
-            "challenge": str(_get(row, "title") or _get(row, "label_name") or _get(row, "label") or "Daily challenge"),
-            "date": day.isoformat() if hasattr(day, "isoformat") else (str(day) if day else ""),
-            "display_name": str(name),
-            "points": _plain(_get(row, "points")),
-            "photo_id": int(photo_id) if photo_id else None,
-        })
+    for result in challenges_selectors.challenge_winners(since=since, until=until, top=top):
+        challenge = result.challenge
+        if challenge.ends_at is not None and challenge.ends_at > until:
+            continue  # still running: next edition
+        winners = [{"rank": w.rank, "display_name": w.display_name, "volunteer_id": w.volunteer_id,
+                    "points": _plain(w.points)} for w in result.winners]
+        if winners:
+            out.append({"challenge": challenge.title or challenge.label.name, "label": challenge.label.slug,
+                        "date": challenge.date.isoformat(), "entries": int(result.entries), "winners": winners})
     return out
 
 
-def section_leaderboard(*, limit: int = 10) -> list[dict]:
-    leaderboard = _optional("challenges.selectors", "leaderboard")
-    if leaderboard is None:
-        return []
-    try:
-        page = leaderboard(period="week", limit=limit)
-    except Exception:
-        logger.exception("challenges.selectors.leaderboard failed")
-        return []
-    rows = _get(page, "rows", page) or []
-    return [
-        {"rank": int(_get(r, "rank", i + 1)), "display_name": str(_get(r, "display_name", "")),
-         "points": _plain(_get(r, "points", 0)), "approved_photos": _plain(_get(r, "approved_photos"))}
-        for i, r in enumerate(list(rows)[:limit])
-    ]
-
-
-def _version_row(version) -> dict:
-    published = _get(version, "published_at")
-    accuracy = _get(version, "accuracy")
-    if accuracy is None:
-        metrics = _get(version, "metrics") or {}
-        accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
-    return {
-        "version": _get(version, "version", _get(version, "pk")),
-        "published_at": published.isoformat() if hasattr(published, "isoformat") else None,
-        "accuracy": _plain(accuracy),
-    }
+def section_leaderboard(*, until: datetime, limit: int = 10) -> list[dict]:
+    """The top ten of the leaderboard period (week, or day for a daily newsletter) the edition closes."""
+    period = "day" if settings.NEWSLETTER_FREQUENCY == "daily" else "week"
+    page = challenges_selectors.leaderboard(period=period, limit=limit, now=until - timedelta(microseconds=1))
+    return [{"rank": r.rank, "display_name": r.display_name, "volunteer_id": r.volunteer_id,
+             "points": _plain(r.points), "approved_photos": _plain(r.approved_photos)} for r in page.rows[:limit]]
 
 
 def section_model_news(*, since: datetime, until: datetime, previous: dict | None) -> dict:
-    """New model versions, the change in accuracy and the labels whose recall rose since the previous edition."""
-    versions_fn = _optional("training.selectors", "model_versions_published")
-    recall_fn = _optional("training.selectors", "latest_recall_by_label")
-    in_service_fn = _optional("training.selectors", "model_in_service")
-    news: dict = {"versions": [], "accuracy": None, "accuracy_before": None, "recall": {}, "improved": []}
-    try:
-        if versions_fn is not None:
-            news["versions"] = [_version_row(v) for v in versions_fn(since=since, until=until)]
-        if in_service_fn is not None:
-            current = in_service_fn()
-            if current is not None:
-                news["accuracy"] = _version_row(current)["accuracy"]
-        if recall_fn is not None:
-            news["recall"] = {str(k): float(v) for k, v in (recall_fn() or {}).items() if v is not None}
-    except Exception:
-        logger.exception("training selectors failed; model news left out")
+    """New model versions, the accuracy of the model in service and its change, and the labels whose
+    recall rose since the previous edition (each edition keeps the recall it saw, to compare with)."""
+    versions = []
+    for row in training_selectors.model_versions_published(since=since, until=until):
+        accuracy = row.get("accuracy") or {}
+        value = next((accuracy.get(v) for v in (settings.TRAINING_DEFAULT_VARIANT, settings.TRAINING_GATE_VARIANT)
+                      if accuracy.get(v) is not None), None)
+        published = row.get("published_at")
+        versions.append({"version": row["version"], "published_at": published.isoformat() if published else None,
+                         "accuracy": _plain(value), "new_labels": list(row.get("new_labels") or [])})
+    current = training_selectors.model_in_service()
+    recall = {str(k): float(v) for k, v in (training_selectors.latest_recall_by_label() or {}).items()}
     before = (previous or {}).get("model") or {}
-    news["accuracy_before"] = before.get("accuracy")
     old_recall = before.get("recall") or {}
-    news["improved"] = sorted(
+    improved = sorted(
         ({"label": slug, "before": old_recall[slug], "now": now}
-         for slug, now in news["recall"].items() if slug in old_recall and now > old_recall[slug] + 0.005),
+         for slug, now in recall.items() if slug in old_recall and now > old_recall[slug] + 0.005),
         key=lambda row: row["now"] - row["before"], reverse=True,
     )[:5]
-    return news
+    return {
+        "versions": versions,
+        "in_service": current.version if current is not None else None,
+        "accuracy": _version_accuracy(current) if current is not None else None,
+        "accuracy_before": before.get("accuracy"),
+        "recall": recall,
+        "improved": improved,
+    }
 
 
 def section_labels_needed(*, recall: dict[str, float], limit: int) -> list[dict]:
@@ -220,7 +165,7 @@ def edition_content(*, since: datetime, until: datetime, previous: Edition | Non
     return {
         "best_photos": section_best_photos(since=since, until=until, limit=settings.NEWSLETTER_BEST_PHOTOS),
         "challenge_winners": section_challenge_winners(since=since, until=until),
-        "leaderboard": section_leaderboard(limit=10),
+        "leaderboard": section_leaderboard(until=until, limit=10),
         "model": model,
         "labels_needed": section_labels_needed(recall=model["recall"], limit=settings.NEWSLETTER_NEEDED_LABELS),
     }
@@ -238,21 +183,34 @@ def thumbnail_url(photo_id: int) -> str:
 
 
 def edition_render_context(edition: Edition) -> dict:
-    """What the templates need: the stored sections, with photos that are still public right now
-    (a volunteer who withdrew consent or a photo withdrawn after composing drops out)."""
-    content = edition.content or {}
+    """What the templates need: the stored sections, checked again against consent right now.
+
+    A photo whose volunteer withdrew consent (or that was withdrawn) after
+    composing drops out, and leaderboard and winner rows show the name that
+    public pages may show today ("Volunteer #n" without consent).
+    """
+    content = copy.deepcopy(edition.content or {})
     photos = content.get("best_photos") or []
-    still_public = set(collector_selectors.photos_public(ids=[p["photo_id"] for p in photos]).values_list(
-        "pk", flat=True))
-    best = [{**p, "image_url": thumbnail_url(p["photo_id"])} for p in photos if p["photo_id"] in still_public]
+    credits = dict(collector_selectors.photos_public(ids=[p["photo_id"] for p in photos]).values_list(
+        "pk", "credit_name"))
+    best = [{**p, "credit": credits[p["photo_id"]], "image_url": thumbnail_url(p["photo_id"])}
+            for p in photos if p["photo_id"] in credits]
+    leaderboard = content.get("leaderboard") or []
+    winners = content.get("challenge_winners") or []
+    people = [r for r in leaderboard] + [w for c in winners for w in c.get("winners", [])]
+    names = collector_selectors.volunteer_public_names(
+        user_ids={r["volunteer_id"] for r in people if r.get("volunteer_id")})
+    for row in people:
+        if row.get("volunteer_id"):
+            row["display_name"] = names.get(row["volunteer_id"], "A former volunteer")
     model = content.get("model") or {}
     accuracy, before = model.get("accuracy"), model.get("accuracy_before")
     return {
         "edition": edition,
         "introduction": edition.introduction,
         "best_photos": best,
-        "challenge_winners": content.get("challenge_winners") or [],
-        "leaderboard": content.get("leaderboard") or [],
+        "challenge_winners": winners,
+        "leaderboard": leaderboard,
         "model_versions": model.get("versions") or [],
         "accuracy": accuracy,
         "accuracy_change": (accuracy - before) if accuracy is not None and before is not None else None,

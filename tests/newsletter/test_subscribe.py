@@ -1,0 +1,191 @@
+"""Subscribing: double opt-in through a signed link, answers that reveal nothing, one-click unsubscribe."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from newsletter import tokens
+from newsletter.models import Subscriber
+from tests.factories import client_for, make_volunteer
+from tests.newsletter.conftest import links, make_subscriber, parts
+
+pytestmark = pytest.mark.django_db
+
+
+def _subscribe(client, email, capture):
+    with capture(execute=True):
+        return client.post("/api/v1/newsletter/subscribe/", {"email": email}, format="json")
+
+
+def _confirm_link(message) -> str:
+    text, html = parts(message)
+    found = [u for u in links(text) if "/newsletter/confirm/" in u]
+    assert len(found) == 1, text
+    assert found[0] in html
+    return found[0]
+
+
+class TestSubscribeApi:
+    def test_it_sends_a_confirmation_whose_link_confirms_after_the_button(self, smtp, django_capture_on_commit_callbacks):
+        response = _subscribe(APIClient(), "  Ada@Example.org ", django_capture_on_commit_callbacks)
+
+        assert response.status_code == 202
+        subscriber = Subscriber.objects.get()
+        assert subscriber.email == "ada@example.org" and subscriber.status == "pending"
+        assert smtp.recipients() == ["ada@example.org"]
+        message = smtp.messages[0]
+        assert message["To"] == "ada@example.org"
+        assert message["From"] == "Crowdlens <news@crowdlens.example>"
+        assert "Confirm" in message["Subject"]
+        link = _confirm_link(message)
+        assert link.startswith("https://crowdlens.example/newsletter/confirm/")
+
+        browser = Client()
+        path = urlsplit(link).path
+        page = browser.get(path)  # a mail scanner following the link confirms nothing
+        assert page.status_code == 200 and b"Confirm my subscription" in page.content
+        assert Subscriber.objects.get().status == "pending"
+
+        page = browser.post(path)
+        assert page.status_code == 200 and b"You are subscribed" in page.content
+        subscriber.refresh_from_db()
+        assert subscriber.status == "confirmed" and subscriber.confirmed_at is not None
+
+    def test_it_answers_the_same_whether_the_address_is_new_pending_or_confirmed(
+        self, smtp, django_capture_on_commit_callbacks
+    ):
+        make_subscriber("known@example.org", status="confirmed")
+        client = APIClient()
+
+        new = _subscribe(client, "new@example.org", django_capture_on_commit_callbacks)
+        again = _subscribe(client, "new@example.org", django_capture_on_commit_callbacks)
+        known = _subscribe(client, "known@example.org", django_capture_on_commit_callbacks)
+
+        assert new.status_code == again.status_code == known.status_code == 202
+        assert new.json() == again.json() == known.json()
+        # One harmless confirmation for the new address (not two), nothing to the confirmed one.
+        assert smtp.recipients() == ["new@example.org"]
+        assert Subscriber.objects.get(email="known@example.org").status == "confirmed"
+
+    def test_it_sends_a_fresh_confirmation_once_the_resend_window_passed(self, smtp, django_capture_on_commit_callbacks):
+        client = APIClient()
+        _subscribe(client, "late@example.org", django_capture_on_commit_callbacks)
+        Subscriber.objects.filter(email="late@example.org").update(
+            confirmation_sent_at=timezone.now() - timedelta(hours=1))
+
+        _subscribe(client, "late@example.org", django_capture_on_commit_callbacks)
+
+        assert smtp.recipients() == ["late@example.org", "late@example.org"]
+
+    @pytest.mark.parametrize("email", ["a@example.org\r\nBcc: victim@example.org", "not-an-address", "",
+                                       "x@example.org\nSubject: hi"])
+    def test_it_refuses_a_malformed_address_with_the_error_shape(self, smtp, email, django_capture_on_commit_callbacks):
+        response = _subscribe(APIClient(), email, django_capture_on_commit_callbacks)
+
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid"
+        assert "email" in response.json()["error"]["fields"]
+        assert Subscriber.objects.count() == 0
+        assert smtp.messages == []
+
+    def test_it_links_a_signed_in_volunteer(self, smtp, django_capture_on_commit_callbacks):
+        volunteer = make_volunteer(email="vol@example.org")
+
+        response = _subscribe(client_for(volunteer.user), "", django_capture_on_commit_callbacks)
+
+        assert response.status_code == 202
+        subscriber = Subscriber.objects.get()
+        assert subscriber.email == "vol@example.org" and subscriber.user == volunteer.user
+        assert smtp.recipients() == ["vol@example.org"]
+
+
+class TestConfirmApi:
+    def test_it_confirms_with_a_valid_token(self):
+        subscriber = make_subscriber(status="pending")
+
+        response = APIClient().post("/api/v1/newsletter/confirm/", {"token": tokens.confirm_token(subscriber.pk)},
+                                    format="json")
+
+        assert response.status_code == 200 and response.json() == {"status": "confirmed"}
+        subscriber.refresh_from_db()
+        assert subscriber.status == "confirmed"
+
+    def test_it_refuses_a_forged_or_expired_token(self, settings):
+        subscriber = make_subscriber(status="pending")
+        forged = tokens.confirm_token(subscriber.pk)[:-2] + "xx"
+        settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS = 1
+        old = tokens.confirm_token(subscriber.pk)
+
+        bad = APIClient().post("/api/v1/newsletter/confirm/", {"token": forged}, format="json")
+        with pytest.MonkeyPatch.context() as mp:
+            import time as time_module
+
+            real = time_module.time
+            mp.setattr(time_module, "time", lambda: real() + 2 * 86400)
+            expired = APIClient().post("/api/v1/newsletter/confirm/", {"token": old}, format="json")
+
+        assert bad.status_code == expired.status_code == 400
+        assert bad.json()["error"]["code"] == expired.json()["error"]["code"] == "invalid_token"
+        subscriber.refresh_from_db()
+        assert subscriber.status == "pending"
+
+    def test_it_refuses_an_unsubscribe_token_as_a_confirmation(self):
+        subscriber = make_subscriber(status="pending")
+
+        response = APIClient().post("/api/v1/newsletter/confirm/",
+                                    {"token": tokens.unsubscribe_token(subscriber.pk)}, format="json")
+
+        assert response.status_code == 400
+        subscriber.refresh_from_db()
+        assert subscriber.status == "pending"
+
+
+class TestUnsubscribePage:
+    def test_it_shows_a_button_on_get_and_unsubscribes_on_post_without_csrf(self):
+        subscriber = make_subscriber()
+        path = f"/newsletter/unsubscribe/{tokens.unsubscribe_token(subscriber.pk)}/"
+        client = Client(enforce_csrf_checks=True)
+
+        page = client.get(path)
+        subscriber.refresh_from_db()
+        assert page.status_code == 200 and b"<button" in page.content
+        assert subscriber.status == "confirmed"
+
+        done = client.post(path, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+        subscriber.refresh_from_db()
+        assert done.status_code == 200 and b"You are unsubscribed" in done.content
+        assert subscriber.status == "unsubscribed" and subscriber.unsubscribed_at is not None
+
+    def test_it_refuses_a_forged_link(self):
+        subscriber = make_subscriber()
+
+        response = Client().post(f"/newsletter/unsubscribe/{subscriber.pk}:forged/")
+
+        assert response.status_code == 400
+        subscriber.refresh_from_db()
+        assert subscriber.status == "confirmed"
+
+
+class TestSubscribePage:
+    def test_it_subscribes_through_the_form(self, smtp, django_capture_on_commit_callbacks):
+        client = Client()
+        assert client.get("/newsletter/").status_code == 200
+
+        with django_capture_on_commit_callbacks(execute=True):
+            page = client.post("/newsletter/", {"email": "form@example.org"})
+
+        assert page.status_code == 200 and b"confirmation link is on its way" in page.content
+        assert Subscriber.objects.get().email == "form@example.org"
+        assert smtp.recipients() == ["form@example.org"]
+
+    def test_it_shows_the_error_for_a_bad_address(self, smtp):
+        page = Client().post("/newsletter/", {"email": "nope"})
+
+        assert page.status_code == 400 and b"valid email" in page.content
+        assert Subscriber.objects.count() == 0
