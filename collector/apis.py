@@ -19,6 +19,8 @@ from rest_framework.views import APIView
 from collector import selectors, services, storage
 from collector.models import Photo
 from collector.serializers import (
+    AuthTokenInput,
+    AuthTokenOutput,
     LabelOutput,
     MeOutput,
     MeUpdateInput,
@@ -26,8 +28,6 @@ from collector.serializers import (
     PhotoReviewInput,
     PhotoStatusFilter,
     PhotoUploadInput,
-    TokenInput,
-    TokenOutput,
     VolunteerRegisterInput,
     VolunteerRegisterOutput,
 )
@@ -74,9 +74,9 @@ class TokenApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "anon_signup"
 
-    @extend_schema(request=TokenInput, responses={200: TokenOutput}, tags=["volunteers"])
+    @extend_schema(request=AuthTokenInput, responses={200: AuthTokenOutput}, tags=["volunteers"])
     def post(self, request):
-        data = TokenInput(data=request.data)
+        data = AuthTokenInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(request, **data.validated_data)
         if user is None or not user.is_active:

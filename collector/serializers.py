@@ -36,12 +36,12 @@ class VolunteerRegisterOutput(serializers.Serializer):
     token = serializers.CharField()
 
 
-class TokenInput(serializers.Serializer):
+class AuthTokenInput(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, style={"input_type": "password"})
 
 
-class TokenOutput(serializers.Serializer):
+class AuthTokenOutput(serializers.Serializer):
     token = serializers.CharField()
 
 

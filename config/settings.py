@@ -195,6 +195,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our own static files: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for a choice set used by several fields (collector: review input and photo output).
+    "ENUM_NAME_OVERRIDES": {"RejectionReasonEnum": "collector.models.RejectionReason"},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
