@@ -1,7 +1,11 @@
 """The volunteer's journey in a real browser (Debian chromium through Playwright), at phone size."""
 
+import io
+import random
+
 import pytest
 from django.utils import timezone
+from PIL import Image
 
 from challenges import periods
 from challenges import services as challenge_services
@@ -16,6 +20,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def _jpeg(seed: int) -> dict:
     return {"name": "IMG_0001.jpg", "mimeType": "image/jpeg", "buffer": image_bytes(size=(800, 600), seed=seed)}
+
+
+def _noisy_jpeg(seed: int) -> dict:
+    """About 120 kB that do not compress: big enough to watch the progress bar on a throttled connection."""
+    noise = Image.frombytes("RGB", (480, 360), random.Random(seed).randbytes(480 * 360 * 3))
+    out = io.BytesIO()
+    noise.save(out, "JPEG", quality=80)
+    return {"name": "IMG_0002.jpg", "mimeType": "image/jpeg", "buffer": out.getvalue()}
 
 
 def _image_loaded(page, selector: str) -> None:
@@ -66,13 +78,24 @@ class TestVolunteerJourney:
         _check(maria, "signup")
         _sign_up(maria, "maria")
 
-        # The camera page offers today's challenge first; upload through it.
+        # The camera page offers today's challenge first; upload through it on a slow connection.
         assert maria.get_by_label("What does the photo show?").input_value() == "challenge"
-        maria.get_by_label("Photo", exact=True).set_input_files(_jpeg(1))
+        _check(maria, "capture")
+        maria.get_by_label("Photo", exact=True).set_input_files(_noisy_jpeg(1))
+        cdp = maria.context.new_cdp_session(maria)
+        cdp.send("Network.enable")
+        cdp.send("Network.emulateNetworkConditions",
+                 {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 120_000})
         maria.get_by_role("button", name="Upload").click()
+        # The progress bar moves while the bytes go out.
+        maria.wait_for_function("() => { const p = document.getElementById('progress'); "
+                                "return !p.hidden && p.value > 0 && p.value < 100 }")
+        _check(maria, "capture-progress")
         result = maria.locator("#result")
         result.wait_for(state="visible")
         assert "Pending review" in result.inner_text()
+        cdp.send("Network.emulateNetworkConditions",
+                 {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
         photo = Photo.objects.get()
         assert photo.volunteer.username == "maria" and photo.status == PhotoStatus.PENDING
         assert photo.challenge_id == challenge.pk and photo.label == mug
