@@ -1,0 +1,147 @@
+"""Benchmark of the nightly training on real photos (../shared/data, never needed by tests).
+
+    .venv/bin/python bench/train.py                       # the full benchmark (about 10 minutes on 2 cores)
+    .venv/bin/python bench/train.py --per-class 200 --skip-incremental --variants float32   # quick experiment
+    .venv/bin/python bench/train.py --set epochs_fine_tune=10 --set fine_tune_layers=3
+
+What it does, on the flowers (5 classes, 128 x 128 px) with the shared MobileNetV2 alpha 0.35 weights:
+1. Splits the photos by a stable hash of their bytes: 20 % test (held out), 10 % validation, 70 % training.
+2. Baseline: a linear head on frozen pooled features, no augmentation, through the same entry point.
+3. Incremental nights with one in-memory FeatureStore: night 1 on the 70 % of photos whose hash comes
+   first, night 2 after the other 30 % arrive. Prints time per phase, the feature phase ratio, accuracy
+   (of the written file in LiteRT, on the held-out photos), size and latency of every variant.
+4. Prints the ratios the issue's targets are about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from training.ml import BackboneConfig, Example, HParams, MemoryFeatureStore, train_and_export  # noqa: E402
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+WEIGHTS = "weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+
+
+def fraction(key: str, salt: str) -> float:
+    return int(hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def load(data: Path, per_class: int | None) -> tuple[list[str], list[Example]]:
+    labels = sorted(p.name for p in (data / "flowers").iterdir() if p.is_dir())
+    examples = []
+    for index, label in enumerate(labels):
+        files = sorted((data / "flowers" / label).glob("*.jpg"))
+        rows = [Example(key=hashlib.sha256(f.read_bytes()).hexdigest(), path=f, label_index=index) for f in files]
+        rows.sort(key=lambda e: fraction(e.key, "subset"))
+        examples += rows[:per_class] if per_class else rows
+    return labels, examples
+
+
+def split(examples: list[Example]) -> tuple[list[Example], list[Example], list[Example]]:
+    """Stable: a photo never changes split as the collection grows."""
+    train, val, test = [], [], []
+    for e in examples:
+        f = fraction(e.key, "split")
+        (test if f < 0.2 else val if f < 0.3 else train).append(e)
+    return train, val, test
+
+
+def run(name, train, val, test, labels, hparams, store, out) -> tuple[object, float]:
+    print(f"\n== {name}: {len(train)} train, {len(val)} validation, {len(test)} test photos", flush=True)
+    start = time.perf_counter()
+    result = train_and_export(train=train, val=val, test=test, labels=labels, hparams=hparams, feature_store=store,
+                              out_dir=out / name, log=lambda m: print("  " + m, flush=True))
+    total = time.perf_counter() - start
+    print(f"  strategy {result.strategy}; features {result.feature_stats}; total {total:.1f} s")
+    print("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.phase_seconds.items()))
+    for variant, r in result.variants.items():
+        print(f"  {variant:8s} top-1 {r.accuracy:.4f}  size {r.size_bytes / 1024:7.1f} KiB  latency {r.latency_ms:6.2f} ms/image")
+    return result, total
+
+
+def parse_value(old, text: str):
+    if isinstance(old, bool):
+        return text.lower() in ("1", "true", "yes")
+    if isinstance(old, tuple):
+        return tuple(text.split(","))
+    return type(old)(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=SHARED)
+    parser.add_argument("--per-class", type=int, default=None, help="use at most this many photos per class")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--alpha", type=float, default=0.35)
+    parser.add_argument("--variants", default="float32,float16,dynamic,int8")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-incremental", action="store_true", help="one night on all photos instead of two")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override an HParams field")
+    args = parser.parse_args()
+
+    weights = args.data / WEIGHTS
+    if not weights.is_file():
+        sys.exit(f"missing {weights}: this benchmark needs ../shared/data")
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min), "
+          f"{os.cpu_count()} CPUs")
+    labels, examples = load(args.data, args.per_class)
+    train, val, test = split(examples)
+    backbone = BackboneConfig(alpha=args.alpha, input_size=args.size, base_weights=str(weights))
+    hparams = HParams(backbone=backbone, variants=tuple(args.variants.split(",")))
+    for item in args.set:
+        field, _, value = item.partition("=")
+        hparams = dataclasses.replace(hparams, **{field: parse_value(getattr(hparams, field), value)})
+    print("hparams:", {k: v for k, v in dataclasses.asdict(hparams).items() if k != "backbone"})
+    out = Path(tempfile.mkdtemp(prefix="bench-train-"))
+
+    baseline = None
+    if not args.skip_baseline:
+        linear = dataclasses.replace(hparams, fine_tune_layers=0, augment=False, dropout=0.0, label_smoothing=0.0,
+                                     epochs_head=60, variants=("float32",))
+        baseline, _ = run("baseline: linear head on frozen pooled features", train, val, test, labels, linear,
+                          MemoryFeatureStore(), out)
+
+    store = MemoryFeatureStore()
+    if args.skip_incremental:
+        final, final_total = run("one night, all photos", train, val, test, labels, hparams, store, out)
+        first = None
+    else:
+        early = lambda split_: [e for e in split_ if fraction(e.key, "arrival") < 0.7]  # noqa: E731
+        first, first_total = run("night 1: 70 % of photos", early(train), early(val), early(test), labels, hparams,
+                                 store, out)
+        final, final_total = run("night 2: the other 30 % arrived", train, val, test, labels, hparams, store, out)
+
+    print("\n== summary (accuracy of the written .tflite files in LiteRT on held-out photos)")
+    f32 = final.variants.get("float32")
+    if baseline is not None and f32 is not None:
+        base_acc = baseline.variants["float32"].accuracy
+        print(f"baseline linear head top-1 {base_acc:.4f}; this float32 top-1 {f32.accuracy:.4f}; "
+              f"ratio {f32.accuracy / base_acc:.3f} (+{100 * (f32.accuracy - base_acc):.1f} points)")
+    if f32 is not None and "int8" in final.variants:
+        i8 = final.variants["int8"]
+        print(f"int8 top-1 {i8.accuracy:.4f}: {100 * (f32.accuracy - i8.accuracy):+.2f} points below float32 (target <= 1.0)")
+        print(f"int8 size {i8.size_bytes} B = {100 * i8.size_bytes / f32.size_bytes:.1f} % of float32's {f32.size_bytes} B (target <= 30 %)")
+    if first is not None:
+        a, b = first.phase_seconds["features"], final.phase_seconds["features"]
+        print(f"feature phase: night 1 {a:.1f} s, night 2 {b:.1f} s = {100 * b / a:.1f} % of night 1 (target <= 40 %); "
+              f"night 2 computed {final.feature_stats['computed']}, reused {final.feature_stats['reused']}")
+        print(f"night 1 total {first_total:.1f} s; night 2 total {final_total:.1f} s")
+    else:
+        print(f"whole night on {len(examples)} photos: {final_total:.1f} s (target <= 600 s)")
+    print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
