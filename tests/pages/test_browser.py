@@ -4,6 +4,7 @@ import io
 import random
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
@@ -141,7 +142,18 @@ class TestVolunteerJourney:
         assert card.locator(".votes").inner_text() == "0 votes"
         assert not Vote.objects.exists()
 
+        # The home page's challenge board refreshes itself (every 60 s) while it is open.
+        jo.clock.install()
         jo.goto("/")
+        board = jo.locator("#live-board tbody tr").first
+        assert board.inner_text().split() == ["1", "maria", "30", "1"]
+        second = collector_services.photo_create(
+            user=photo.volunteer, image_file=SimpleUploadedFile("b.jpg", image_bytes(seed=7)), label_slug="mug",
+            challenge_id=challenge.pk).photo
+        collector_services.photo_review(photo_id=second.pk, reviewer=make_reviewer(), decision="approve")
+        jo.clock.run_for(61_000)
+        jo.wait_for_function("() => document.querySelector('#live-board tbody tr').innerText.includes('60')")
+        assert board.inner_text().split() == ["1", "maria", "60", "2"]
         _check(jo, "home")
         jo.goto("/challenges/")
         _check(jo, "challenges")
