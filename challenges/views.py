@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from types import SimpleNamespace
+from urllib.parse import quote
 
 from django import forms
 from django.conf import settings
@@ -16,12 +18,14 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.contrib.auth import views as auth_views
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
+from rest_framework.throttling import ScopedRateThrottle
 
 from challenges import periods
 from challenges import selectors as challenge_selectors
@@ -53,6 +57,23 @@ def _safe_next(request, default: str) -> str:
 
 def _api_error_message(exc: ApiError) -> str:
     return str(exc.detail)
+
+
+def _throttle_wait(request, scope: str) -> int | None:
+    """Seconds to wait when this client has used up ``scope``'s rate, else None.
+
+    The same DRF throttle (and cache bucket) as the API: signing up or in
+    through the pages and through /api/v1/ share one budget per client.
+    """
+    throttle = ScopedRateThrottle()
+    if throttle.allow_request(request, SimpleNamespace(throttle_scope=scope)):
+        return None
+    return max(1, int(throttle.wait() or 1))
+
+
+def _too_many(wait: int) -> str:
+    minutes = max(1, round(wait / 60))
+    return f"Too many attempts from your connection. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
 
 
 # --- public pages -------------------------------------------------------------
@@ -148,7 +169,7 @@ def vote(request, photo_id: int):
     back = _safe_next(request, "/gallery/")
     if not request.user.is_authenticated:
         messages.info(request, "Sign in to vote for photos.")
-        return redirect(f"/signin/?next={back}")
+        return redirect(f"/signin/?next={quote(back)}")
     action = request.POST.get("action", "vote")
     try:
         if action == "withdraw":
@@ -220,6 +241,10 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect("pages:me")
     form = SignUpForm(request.POST or None)
+    if request.method == "POST" and (wait := _throttle_wait(request, "anon_signup")):
+        form = SignUpForm(initial={k: v for k, v in request.POST.items() if k in ("display_name", "email")})
+        return render(request, "pages/signup.html", {"form": form, "next": _safe_next(request, ""),
+                                                     "throttled": _too_many(wait)}, status=429)
     if request.method == "POST" and form.is_valid():
         try:
             volunteer, _token = collector_services.volunteer_register(**form.cleaned_data)
@@ -239,14 +264,36 @@ def signup(request):
 # --- the volunteer's own page ---------------------------------------------------
 
 
+class SignInView(auth_views.LoginView):
+    """Django's sign-in, with sign-in attempts counted against the API's anon_signup rate."""
+
+    template_name = "registration/signin.html"
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        wait = _throttle_wait(request, "anon_signup")
+        if wait:
+            form = self.get_form()
+            form.is_bound = False  # show the form again, empty of errors
+            context = self.get_context_data(form=form, throttled=_too_many(wait))
+            return self.render_to_response(context, status=429)
+        return super().post(request, *args, **kwargs)
+
+
+MY_PHOTOS_PAGE_SIZE = 50
+
+
 @login_required
 def me(request):
-    photos = list(collector_selectors.photo_list_for_user(user=request.user)[:200])
+    page = Paginator(collector_selectors.photo_list_for_user(user=request.user), MY_PHOTOS_PAGE_SIZE).get_page(
+        request.GET.get("page"))
+    photos = list(page.object_list)
     for photo in photos:
         photo.thumb_width, photo.thumb_height = thumbnail_size(photo.width, photo.height)
     volunteer = collector_selectors.volunteer_for_user(request.user)
     return render(request, "pages/me.html", {
         "photos": photos,
+        "page": page,
         "volunteer": volunteer,
         "counts": collector_selectors.photo_counts_for_user(user=request.user),
         "points_total": challenge_selectors.points_total(user=request.user),
@@ -264,6 +311,9 @@ def capture(request):
     without it the form posts here and the same service stores the photo."""
     labels = list(collector_selectors.label_list_active())
     challenge = challenge_selectors.challenge_today()
+    selected = request.POST.get("target") or request.GET.get("target") or ("challenge" if challenge else "")
+    if selected == "challenge" and challenge is None:
+        selected = ""  # yesterday's link: make the volunteer pick a label rather than preselect one
     result = None
     error = None
     status = 200
@@ -274,7 +324,7 @@ def capture(request):
     return render(request, "pages/capture.html", {
         "labels": labels,
         "challenge": challenge,
-        "selected": request.POST.get("target") or request.GET.get("target") or ("challenge" if challenge else ""),
+        "selected": selected,
         "result": result.photo if result else None,
         "result_created": bool(result and result.created),
         "thumb": thumb,

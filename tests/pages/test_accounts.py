@@ -109,3 +109,52 @@ class TestMePage:
         assert 'loading="lazy"' in html and 'alt="Your photo of Mug"' in html
         # Without public credit the page says how the volunteer appears publicly.
         assert f"Volunteer #{volunteer.pk}" in html
+
+
+class TestThrottling:
+    @pytest.fixture
+    def one_per_hour(self):
+        from unittest import mock
+
+        from rest_framework.throttling import ScopedRateThrottle
+
+        rates = {**ScopedRateThrottle.THROTTLE_RATES, "anon_signup": "2/hour"}
+        with mock.patch.object(ScopedRateThrottle, "THROTTLE_RATES", rates):
+            yield
+
+    def test_it_limits_sign_ups_per_client_like_the_api(self, client, one_per_hour):
+        client.post("/signup/", _signup_data(display_name="first"))
+        client.post("/signout/")
+        # The API shares the budget: this registration is the second and last allowed.
+        from rest_framework.test import APIClient
+
+        assert APIClient().post("/api/v1/volunteers/", {"display_name": "second", "consent_training": True},
+                                format="json").status_code == 201
+        response = client.post("/signup/", _signup_data(display_name="third"))
+        assert response.status_code == 429
+        assert "Too many attempts from your connection. Try again in 60 minutes." in response.content.decode()
+        assert sorted(Volunteer.objects.values_list("display_name", flat=True)) == ["first", "second"]
+
+    def test_it_limits_sign_in_attempts(self, client, one_per_hour):
+        make_volunteer("ana", password="a-long-password-1")
+        for _ in range(2):
+            assert client.post("/signin/", {"username": "ana", "password": "guess-one"}).status_code == 200
+        response = client.post("/signin/", {"username": "ana", "password": "a-long-password-1"})
+        assert response.status_code == 429
+        assert "Too many attempts" in response.content.decode()
+        assert "_auth_user_id" not in client.session
+
+
+class TestMyPhotosPages:
+    def test_it_pages_through_many_photos(self, client, monkeypatch):
+        from challenges import views
+
+        monkeypatch.setattr(views, "MY_PHOTOS_PAGE_SIZE", 2)
+        ana = make_volunteer("ana")
+        photos = [make_photo(volunteer=ana, label=make_label("mug")) for _ in range(3)]
+        client.force_login(ana.user)
+        first = client.get("/me/").content.decode()
+        assert f'data-photo-id="{photos[2].pk}"' in first and f'data-photo-id="{photos[0].pk}"' not in first
+        assert "Page 1 of 2" in first and 'href="?page=2" rel="next"' in first
+        second = client.get("/me/?page=2").content.decode()
+        assert f'data-photo-id="{photos[0].pk}"' in second and f'data-photo-id="{photos[2].pk}"' not in second

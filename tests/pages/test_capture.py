@@ -32,6 +32,12 @@ class TestCapturePage:
         assert '<progress id="progress"' in html
         assert "js/capture.js" in html
 
+    def test_it_preselects_nothing_when_a_challenge_link_outlived_its_challenge(self, client, signed_in):
+        make_label("mug")
+        html = client.get("/capture/?target=challenge").content.decode()
+        assert '<option value="" disabled selected>Pick a label</option>' in html
+        assert 'value="challenge"' not in html
+
     def test_it_stores_a_photo_posted_without_javascript(self, client, signed_in):
         make_label("mug")
         response = client.post("/capture/", {
@@ -43,6 +49,23 @@ class TestCapturePage:
         html = response.content.decode()
         assert f'data-photo-id="{photo.pk}"' in html and "Pending review" in html
         assert f'src="/api/v1/photos/{photo.pk}/thumbnail/"' in html
+
+    def test_it_enters_todays_challenge(self, client, signed_in):
+        from django.utils import timezone
+
+        from challenges import periods, services as challenge_services
+
+        mug = make_label("mug")
+        make_label("cup")
+        challenge = challenge_services.challenge_create(day=periods.challenge_date_at(timezone.now()), label=mug)
+        html = client.get("/capture/").content.decode()
+        assert (f'<option value="challenge" data-label="mug" data-challenge="{challenge.pk}" selected>'
+                "Today's challenge: Mug</option>") in html
+        response = client.post("/capture/", {"target": "challenge",
+                                             "image": SimpleUploadedFile("p.jpg", image_bytes(size=(64, 48)))})
+        assert response.status_code == 201
+        photo = Photo.objects.get()
+        assert photo.challenge_id == challenge.pk and photo.label == mug
 
     def test_it_does_not_store_a_resubmitted_form_twice(self, client, signed_in):
         make_label("mug")

@@ -143,6 +143,8 @@ class TestGalleryVoting:
         response = client.post(f"/gallery/{photo.pk}/vote/", {"action": "vote"})
         assert response.status_code == 302
         assert response["Location"] == "/signin/?next=/gallery/"
+        response = client.post(f"/gallery/{photo.pk}/vote/", {"action": "vote", "next": "/gallery/?period=week&x=1"})
+        assert response["Location"] == "/signin/?next=/gallery/%3Fperiod%3Dweek%26x%3D1"
         assert not Vote.objects.exists()
 
     def test_it_refuses_a_vote_for_ones_own_photo(self, client, photo):
