@@ -158,18 +158,19 @@
     loadedAt = Date.now();
     var get = function (url) {
       return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; }).catch(function () { return null; });
+        .then(function (r) { return r.json().then(function (body) { return { status: r.status, body: body }; }); })
+        .catch(function () { return { status: 0, body: null }; });
     };
     Promise.all([get(form.getAttribute("data-challenge-api")), get(form.getAttribute("data-labels-api"))]).then(function (res) {
-      var challenge = res[0] && res[0].id ? res[0] : null;
-      var labels = res[1] && (res[1].results || res[1]);
+      // 404 means "no challenge open now"; anything else but 200 leaves the choices as they are.
+      if ((res[0].status !== 200 && res[0].status !== 404) || res[1].status !== 200) return;
+      var challenge = res[0].status === 200 ? res[0].body : null;
+      var labels = res[1].body && (res[1].body.results || res[1].body);
       if (!Array.isArray(labels)) return;
       var chosen = target.value;
       target.textContent = "";
       if (challenge) {
-        var slug = typeof challenge.label === "object" ? challenge.label.slug : challenge.label;
-        var name = typeof challenge.label === "object" ? challenge.label.name : (challenge.label_name || slug);
-        target.appendChild(option("challenge", "Today's challenge: " + name, slug, challenge.id));
+        target.appendChild(option("challenge", "Today's challenge: " + challenge.label_name, challenge.label, challenge.id));
       } else {
         var placeholder = option("", "Pick a label", "", null);
         placeholder.disabled = true;

@@ -1,5 +1,6 @@
 """The volunteer's journey in a real browser (Debian chromium through Playwright), at phone size."""
 
+import datetime as dt
 import io
 import random
 
@@ -10,7 +11,7 @@ from PIL import Image
 
 from challenges import periods
 from challenges import services as challenge_services
-from challenges.models import Vote
+from challenges.models import Challenge, Vote
 from collector import services as collector_services
 from collector.models import Photo, PhotoStatus
 from tests.factories import image_bytes, make_label, make_reviewer
@@ -181,3 +182,27 @@ class TestVolunteerJourney:
         assert "already received earlier" in phone.locator("#result").inner_text()
         assert Photo.objects.count() == 1
         assert Photo.objects.get().idempotency_key == sent[0]
+
+    def test_it_explains_a_closed_challenge_and_stops_offering_it(self, phone):
+        mug = make_label("mug")
+        challenge = challenge_services.challenge_create(day=periods.challenge_date_at(timezone.now()), label=mug,
+                                                        title="Mugs in the wild")
+        _sign_up(phone, "maria")
+        assert phone.get_by_label("What does the photo show?").input_value() == "challenge"
+        # The page stays open past the end of the challenge.
+        Challenge.objects.filter(pk=challenge.pk).update(ends_at=timezone.now() - dt.timedelta(seconds=1))
+        phone.get_by_label("Photo", exact=True).set_input_files(_jpeg(3))
+        phone.get_by_role("button", name="Upload").click()
+        error = phone.locator("#upload-status .error")
+        error.wait_for()
+        assert "The challenge \u201cMugs in the wild\u201d closed at" in error.inner_text()
+        assert not Photo.objects.exists()
+        # The choices were fetched again from the API: the challenge is gone, the label stays.
+        phone.wait_for_function("() => !document.querySelector('#id_target option[value=challenge]')")
+        options = phone.locator("#id_target option").all_inner_texts()
+        assert options == ["Pick a label", "Mug"]
+        phone.get_by_label("What does the photo show?").select_option("mug")
+        phone.get_by_role("button", name="Upload").click()
+        phone.locator("#result").wait_for(state="visible")
+        assert Photo.objects.get().challenge_id is None
+        assert phone.js_errors == []
