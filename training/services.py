@@ -432,7 +432,7 @@ def _run_steps(run: TrainingRun, reporter: RunReporter) -> TrainingRun:
         run.feature_stats = _jsonable(result.feature_stats)
         run.phase_seconds = {**run.phase_seconds, **{k: round(v, 3) for k, v in result.phase_seconds.items()}}
         test_ids = [row["id"] for row in dataset.manifest if row["split"] == "test"]
-        run.metrics = {name: _variant_metrics(vr, test_ids) for name, vr in result.variants.items()}
+        run.metrics = {name: variant_metrics(vr, test_ids) for name, vr in result.variants.items()}
         reporter.decide("strategy", f"{result.strategy}: " + "; ".join(result.notes) if result.notes else result.strategy)
         for name, vr in result.variants.items():
             reporter.log(f"{name}: accuracy {vr.accuracy:.4f}, {vr.size_bytes} bytes, {vr.latency_ms:.2f} ms/image")
@@ -490,7 +490,7 @@ def _embed_photos(examples: dict[str, list[ml.Example]], hparams: ml.HParams, re
         reporter.log(f"Embeddings for challenges were not computed: {type(exc).__name__}: {exc}")
 
 
-def _variant_metrics(vr: ml.VariantResult, test_ids: list[int]) -> dict:
+def variant_metrics(vr: ml.VariantResult, test_ids: list[int]) -> dict:
     return _jsonable({
         "accuracy": vr.accuracy, "size_bytes": vr.size_bytes, "sha256": vr.sha256, "latency_ms": vr.latency_ms,
         "per_class": vr.per_class, "confusion": vr.confusion, "test_examples": len(vr.predictions),

@@ -1,0 +1,149 @@
+"""Tiny, visually distinct photos through the real collector, and settings that train in seconds."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from PIL import Image, ImageDraw
+
+from collector import services as collector_services
+from tests.factories import make_label, make_reviewer, make_volunteer
+
+# Three classes a small network tells apart at 32 px even from random weights: hue and shape differ.
+CLASSES = {
+    "red-disc": ((220, 40, 40), "ellipse"),
+    "green-bar": ((40, 190, 60), "bar"),
+    "blue-square": ((40, 70, 220), "square"),
+}
+
+
+def class_image(slug: str, seed: int, size: int = 64) -> bytes:
+    rng = random.Random(f"{slug}-{seed}")
+    colour, shape = CLASSES[slug]
+    background = tuple(rng.randrange(200, 256) for _ in range(3))
+    image = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    jitter = lambda: rng.randrange(-6, 7)  # noqa: E731
+    fill = tuple(max(0, min(255, c + rng.randrange(-25, 26))) for c in colour)
+    box = [10 + jitter(), 10 + jitter(), size - 10 + jitter(), size - 10 + jitter()]
+    if shape == "ellipse":
+        draw.ellipse(box, fill=fill)
+    elif shape == "bar":
+        draw.rectangle([box[0], size // 2 - 8 + jitter(), box[2], size // 2 + 8 + jitter()], fill=fill)
+    else:
+        draw.rectangle(box, fill=fill)
+    for _ in range(30):  # a little texture so every photo's bytes and hash differ
+        x, y = rng.randrange(size), rng.randrange(size)
+        draw.point((x, y), fill=tuple(rng.randrange(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=92)
+    return out.getvalue()
+
+
+@pytest.fixture
+def tiny_training(settings):
+    """Real pipeline, tiny: 32 px input, random base weights, few epochs; heartbeats off the test's path."""
+    settings.PHOTO_TRAINING_SHORT_SIDE = 48
+    settings.TRAINING_INPUT_SIZE = 32
+    settings.TRAINING_BASE_WEIGHTS = "none"
+    settings.TRAINING_EPOCHS_HEAD = 12
+    settings.TRAINING_LEARNING_RATE_HEAD = 0.02
+    settings.TRAINING_AUGMENT = False
+    settings.TRAINING_AUGMENT_VIEWS = 0
+    settings.TRAINING_BATCH_SIZE = 16
+    settings.TRAINING_EARLY_STOPPING_PATIENCE = 12
+    settings.TRAINING_INT8_CALIBRATION_SAMPLES = 16
+    settings.TRAINING_MIN_PHOTOS_PER_LABEL = 5
+    settings.TRAINING_HEARTBEAT_SECONDS = 3600
+    return settings
+
+
+class PhotoMaker:
+    """Uploads through collector's real upload service, then approves as a reviewer."""
+
+    def __init__(self):
+        self.volunteer = make_volunteer()
+        self.reviewer = make_reviewer()
+        self.seed = 0
+
+    def add(self, slug: str, n: int = 1, *, approve: bool = True) -> list[int]:
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        make_label(slug)
+        ids = []
+        for _ in range(n):
+            self.seed += 1
+            photo = collector_services.photo_create(
+                user=self.volunteer.user, image_file=SimpleUploadedFile("p.jpg", class_image(slug, self.seed)),
+                label_slug=slug,
+            ).photo
+            if approve:
+                collector_services.photo_review(photo_id=photo.pk, reviewer=self.reviewer, decision="approve")
+            ids.append(photo.pk)
+        return ids
+
+
+@pytest.fixture
+def photos(db):
+    return PhotoMaker()
+
+
+@pytest.fixture
+def three_classes(photos):
+    for slug in CLASSES:
+        photos.add(slug, 12)
+    return photos
+
+
+# --- real .tflite files, trained once per session, for publishing and the manifest API -------------
+
+
+@pytest.fixture(scope="session")
+def trained_result(tmp_path_factory):
+    """A real TrainResult from training.ml on the tiny classes (every variant), made once per test session."""
+    import dataclasses
+    import hashlib
+
+    from django.conf import settings as django_settings
+
+    from training import ml
+
+    folder = tmp_path_factory.mktemp("trained")
+    labels = sorted(CLASSES)
+    splits: dict[str, list] = {"train": [], "val": [], "test": []}
+    for index, slug in enumerate(labels):
+        for i in range(14):
+            path = folder / f"{slug}-{i}.jpg"
+            path.write_bytes(class_image(slug, 1000 + i, size=48))
+            split = "test" if i < 3 else "val" if i < 5 else "train"
+            splits[split].append(ml.Example(key=hashlib.sha256(path.read_bytes()).hexdigest(), path=path,
+                                            label_index=index))
+    hparams = ml.HParams(
+        backbone=ml.BackboneConfig(alpha=0.35, input_size=32, base_weights="none"),
+        epochs_head=12, learning_rate_head=0.02, augment=False, augment_views=0, batch_size=16,
+        early_stopping_patience=12, int8_calibration_samples=16,
+        variants=tuple(django_settings.TRAINING_VARIANT_NAMES),
+    )
+    result = ml.train_and_export(train=splits["train"], val=splits["val"], test=splits["test"], labels=labels,
+                                 hparams=hparams, feature_store=ml.MemoryFeatureStore(), out_dir=folder / "export",
+                                 log=lambda message: None)
+    return dataclasses.replace(result), splits["test"]
+
+
+def publish(result_and_test) -> "ModelVersion":  # noqa: F821
+    """Publish a real exported result through training.services, as a run's last step does."""
+    import uuid
+
+    from django.utils import timezone
+
+    from training import services
+    from training.models import DatasetVersion, RunStatus, TrainingRun
+
+    result, test = result_and_test
+    dataset = DatasetVersion.objects.create(fingerprint=uuid.uuid4().hex, cutoff=timezone.now(), labels=result.labels)
+    run = TrainingRun.objects.create(status=RunStatus.RUNNING, active=None, dataset_version=dataset,
+                                     strategy=result.strategy, labels=result.labels)
+    run.metrics = {name: services.variant_metrics(vr, list(range(len(test)))) for name, vr in result.variants.items()}
+    return services.model_version_publish(run=run, result=result, dataset=dataset)

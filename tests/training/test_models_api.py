@@ -1,0 +1,209 @@
+"""The model-delivery API phones use: manifest, ETag/304, list, versions, downloads, rollback."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from django.conf import settings as django_settings
+from PIL import Image
+from rest_framework.test import APIClient
+
+from collector import storage
+from tests.training.conftest import publish
+from training import services
+from training.models import ModelVersion, ServiceChange
+
+pytestmark = pytest.mark.slow
+
+
+def fetch(client, url):
+    response = client.get(url)
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return response, body
+
+
+@pytest.mark.django_db
+class TestModelLatestApi:
+    def test_it_says_clearly_when_nothing_is_published(self):
+        response = APIClient().get("/api/v1/models/latest/")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "no_model"
+        assert "No model has been published yet" in response.json()["error"]["message"]
+
+    def test_it_describes_the_model_in_service_for_each_variant(self, trained_result):
+        version = publish(trained_result)
+        result, _ = trained_result
+        for variant in django_settings.TRAINING_VARIANT_NAMES:
+            response = APIClient().get(f"/api/v1/models/latest/?variant={variant}")
+            assert response.status_code == 200, response.content
+            body = response.json()
+            assert body["version"] == version.version and body["variant"] == variant
+            assert body["labels"] == result.labels
+            assert body["sha256"] == result.variants[variant].sha256
+            assert body["size"] == result.variants[variant].size_bytes
+            assert body["metrics"]["accuracy"] == pytest.approx(result.variants[variant].accuracy)
+            assert set(body["metrics"]["per_class"]) == set(result.labels)
+            assert body["min_app_version"] == django_settings.TRAINING_MIN_APP_VERSION
+            spec = body["input"]
+            assert (spec["height"], spec["width"]) == (32, 32)
+            assert spec["resize"] in ("center_crop", "stretch")
+            assert spec["dtype"] == ("uint8" if variant == "int8" else "float32")
+            if variant == "int8":
+                assert spec["mean"] == [0.0, 0.0, 0.0] and spec["std"] == [1.0, 1.0, 1.0]
+
+    def test_it_defaults_to_int8_and_refuses_an_unknown_variant(self, trained_result):
+        publish(trained_result)
+        assert APIClient().get("/api/v1/models/latest/").json()["variant"] == "int8"
+        response = APIClient().get("/api/v1/models/latest/?variant=int4")
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid"
+        assert "variant" in response.json()["error"]["fields"]
+
+    def test_it_answers_304_to_a_current_etag_and_200_after_a_new_version(self, trained_result):
+        publish(trained_result)
+        client = APIClient()
+        first = client.get("/api/v1/models/latest/?variant=int8")
+        etag = first["ETag"]
+        assert etag and first["Cache-Control"] == "no-cache"
+        again = client.get("/api/v1/models/latest/?variant=int8", HTTP_IF_NONE_MATCH=etag)
+        assert again.status_code == 304 and again["ETag"] == etag and again.content == b""
+        other_variant = client.get("/api/v1/models/latest/?variant=float32", HTTP_IF_NONE_MATCH=etag)
+        assert other_variant.status_code == 200 and other_variant["ETag"] != etag
+        second = publish(trained_result)
+        changed = client.get("/api/v1/models/latest/?variant=int8", HTTP_IF_NONE_MATCH=etag)
+        assert changed.status_code == 200
+        assert changed.json()["version"] == second.version and changed["ETag"] != etag
+
+
+@pytest.mark.django_db
+class TestModelDownloadApi:
+    def test_it_serves_bytes_whose_sha256_is_the_manifests(self, trained_result):
+        publish(trained_result)
+        client = APIClient()
+        manifest = client.get("/api/v1/models/latest/?variant=float16").json()
+        assert manifest["download_url"].startswith("http://testserver/api/v1/models/")
+        response, body = fetch(client, manifest["download_url"])
+        assert response.status_code == 200
+        assert hashlib.sha256(body).hexdigest() == manifest["sha256"]
+        assert len(body) == manifest["size"] == int(response["Content-Length"])
+
+    def test_it_runs_in_litert_as_the_manifest_says(self, trained_result):
+        """A phone's view: download the int8 file, prepare the photo as `input` says, get the recorded answer."""
+        from ai_edge_litert.interpreter import Interpreter
+
+        from training import ml
+
+        publish(trained_result)
+        result, test = trained_result
+        client = APIClient()
+        manifest = client.get("/api/v1/models/latest/?variant=int8").json()
+        _, body = fetch(client, manifest["download_url"])
+        interpreter = Interpreter(model_content=body)
+        interpreter.allocate_tensors()
+        spec = ml.InputSpec(**manifest["input"])
+        recorded = result.variants["int8"].predictions
+        for example, expected in zip(test, recorded):
+            pixels = np.asarray(Image.open(example.path).convert("RGB"))
+            tensor = ml.preprocess_for_inference(pixels, spec)
+            assert tensor.dtype == np.uint8
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor.reshape(1, 32, 32, 3))
+            interpreter.invoke()
+            output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+            assert manifest["labels"][int(np.argmax(output))] == manifest["labels"][expected]
+
+    def test_it_refuses_unknown_versions_and_variants(self, trained_result):
+        version = publish(trained_result)
+        assert APIClient().get(f"/api/v1/models/{version.version + 1}/int8/download/").status_code == 404
+        assert APIClient().get(f"/api/v1/models/{version.version}/int4/download/").status_code == 404
+
+
+@pytest.mark.django_db
+class TestModelListAndDetailApi:
+    def test_it_lists_published_versions_newest_first(self, trained_result):
+        first = publish(trained_result)
+        second = publish(trained_result)
+        body = APIClient().get("/api/v1/models/").json()
+        assert [row["version"] for row in body["results"]] == [second.version, first.version]
+        assert [row["in_service"] for row in body["results"]] == [True, False]
+        assert {v["variant"] for v in body["results"][0]["variants"]} == set(django_settings.TRAINING_VARIANT_NAMES)
+
+    def test_it_gives_any_published_versions_manifest(self, trained_result):
+        first = publish(trained_result)
+        publish(trained_result)
+        response = APIClient().get(f"/api/v1/models/{first.version}/?variant=dynamic")
+        assert response.status_code == 200
+        assert response.json()["version"] == first.version and response.json()["variant"] == "dynamic"
+        missing = APIClient().get("/api/v1/models/99/")
+        assert missing.status_code == 404 and missing.json()["error"]["message"] == "There is no published model version 99."
+
+
+@pytest.mark.django_db
+class TestPublishing:
+    def test_it_writes_every_file_under_versioned_keys(self, trained_result, settings):
+        version = publish(trained_result)
+        result, _ = trained_result
+        root = settings.MEDIA_ROOT
+        for variant in django_settings.TRAINING_VARIANT_NAMES:
+            folder = root / f"models/v{version.version}/{variant}"
+            assert (folder / "model.tflite").read_bytes() == result.variants[variant].path.read_bytes()
+            assert (folder / "labels.txt").read_text().splitlines() == result.labels
+            import json
+
+            metadata = json.loads((folder / "metadata.json").read_text())
+            assert metadata["sha256"] == result.variants[variant].sha256 and metadata["version"] == version.version
+
+    def test_it_never_overwrites_a_published_key(self, trained_result):
+        version = publish(trained_result)
+        key = f"models/v{version.version}/int8/model.tflite"
+        before = storage.open_file(key).read()
+        with pytest.raises(services.PublishError):
+            services._write_once(key, b"something else")
+        assert storage.open_file(key).read() == before
+
+    def test_a_crash_between_file_writes_and_the_publish_commit_publishes_nothing(self, trained_result, monkeypatch,
+                                                                                  settings):
+        """The process dies (SystemExit: no cleanup runs) after the files are written, before the commit."""
+        first = publish(trained_result)
+
+        def killed(files):
+            raise SystemExit("killed")
+
+        monkeypatch.setattr(services, "_model_files_verify", killed)
+        with pytest.raises(SystemExit):
+            publish(trained_result)
+        half = ModelVersion.objects.get(version=first.version + 1)
+        assert half.status == "pending" and not half.in_service and not half.files.exists()
+        assert APIClient().get(f"/api/v1/models/{half.version}/").status_code == 404
+        assert APIClient().get("/api/v1/models/latest/").json()["version"] == first.version
+        assert [r["version"] for r in APIClient().get("/api/v1/models/").json()["results"]] == [first.version]
+        # The next run's start sweeps it: abandoned, its partial files removed, its number never reused.
+        monkeypatch.undo()
+        assert services.model_versions_abandon_orphans() == 1
+        half.refresh_from_db()
+        assert half.status == "abandoned"
+        assert not (settings.MEDIA_ROOT / f"models/v{half.version}").exists() or not any(
+            p.is_file() for p in (settings.MEDIA_ROOT / f"models/v{half.version}").rglob("*"))
+        third = publish(trained_result)
+        assert third.version == half.version + 1
+        assert APIClient().get("/api/v1/models/latest/").json()["version"] == third.version
+
+
+@pytest.mark.django_db
+class TestRollback:
+    def test_it_puts_an_older_version_back_in_service_and_forward_again(self, trained_result, admin_client):
+        first = publish(trained_result)
+        second = publish(trained_result)
+        client = APIClient()
+        etag = client.get("/api/v1/models/latest/")["ETag"]
+        response = admin_client.post("/admin/training/modelversion/", {
+            "action": "put_in_service", "_selected_action": [first.pk]})
+        assert response.status_code == 302
+        rolled = client.get("/api/v1/models/latest/", HTTP_IF_NONE_MATCH=etag)
+        assert rolled.status_code == 200 and rolled.json()["version"] == first.version
+        services.model_version_put_in_service(version=second.version)
+        assert client.get("/api/v1/models/latest/").json()["version"] == second.version
+        assert list(ServiceChange.objects.order_by("id").values_list("reason", "from_version", "to_version")) == [
+            ("published", None, first.version), ("published", first.version, second.version),
+            ("rollback", second.version, first.version), ("forward", first.version, second.version),
+        ]
+        assert ModelVersion.objects.filter(in_service=True).count() == 1
