@@ -17,6 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from collector.models import Photo
+
 
 class Challenge(models.Model):
     """One day's challenge: a label to photograph, in a window of local time."""
@@ -215,3 +217,13 @@ class PhotoNovelty(models.Model):
 
     def __str__(self) -> str:
         return f"photo {self.photo_id}: novelty {self.percentile:.2f} ({self.points} points)"
+
+
+
+class ApprovedPhoto(Photo):
+    """Approved photos as staff see them in the admin's gallery (vote counts, feature action)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "approved photo (gallery)"
+        verbose_name_plural = "approved photos (gallery)"
