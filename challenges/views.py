@@ -92,6 +92,10 @@ def home(request):
         period="day", challenge_id=challenge.pk if challenge else None, limit=HOME_BOARD_SIZE, viewer=request.user,
         now=now,
     )
+    if request.GET.get("fragment") == "board":  # static/js/live.js refreshing the board alone
+        return render(request, "pages/_home_board.html", {
+            "challenge": challenge, "board": board, "board_own_outside": _own_outside(board),
+        })
     featured = challenge_selectors.featured_photos(limit=6)
     best = [] if featured else challenge_selectors.best_photos(limit=6)
     return render(request, "pages/home.html", {

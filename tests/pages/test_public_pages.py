@@ -52,6 +52,16 @@ class TestHome:
         assert f'src="/api/v1/photos/{photo.pk}/thumbnail/"' in response.content.decode()
         assert 'alt="A photo of mug by ana"' in response.content.decode()
 
+    def test_it_serves_the_board_alone_for_the_live_refresh(self, client):
+        mug = make_label("mug")
+        _today_challenge(mug)
+        make_photo(volunteer=make_volunteer("ana"), label=mug, status=PhotoStatus.APPROVED)
+        response = client.get("/?fragment=board")
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "<html" not in html and "Challenge leaderboard" in html
+        assert 'data-live-src="/?fragment=board"' in client.get("/").content.decode()
+
     def test_it_invites_to_photograph_anything_when_no_challenge_is_open(self, client):
         response = client.get("/")
         assert response.status_code == 200
