@@ -114,11 +114,17 @@ def webp_bytes(size=(320, 240)) -> bytes:
     return encode(quadrant_image(size), "WEBP", quality=90)
 
 
-def heic_bytes(size=(320, 240), orientation: int | None = None) -> bytes:
+def heic_bytes(size=(320, 240), orientation: int = 1) -> bytes:
+    """An iPhone-style HEIC; with an orientation, the pixels are stored sideways and the tag says so."""
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    return encode(quadrant_image(size), "HEIF", quality=90)
+    stored = quadrant_image(size)
+    for op in _STORE[orientation]:
+        stored = stored.transpose(op)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(stored, "HEIF", quality=90, exif=exif.tobytes())
 
 
 def cmyk_jpeg(size=(320, 240)) -> bytes:

@@ -148,8 +148,11 @@ class TestFormats:
         assert stored_image(photo.training_key).format == "JPEG"
         assert_no_orphans()
 
-    def test_heic_derivatives_are_upright_jpeg(self, api, label):
-        photo = Photo.objects.get(pk=upload(api, samples.heic_bytes((600, 400)), label="mug").json()["id"])
+    @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+    def test_heic_derivatives_are_upright_jpeg(self, api, label, orientation):
+        body = upload(api, samples.heic_bytes((600, 400), orientation), label="mug").json()
+        assert (body["width"], body["height"]) == (600, 400)
+        photo = Photo.objects.get(pk=body["id"])
         colours = samples.quadrant_colours(stored_image(photo.training_key))
         assert all(samples.close_to(colours[c], e) for c, e in samples.QUADRANTS.items()), colours
 
