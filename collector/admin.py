@@ -493,8 +493,10 @@ class LabelAdmin(admin.ModelAdmin):
     @staticmethod
     def _progress(count: int, target: int):
         percent = min(100, round(100 * count / target)) if target else 100
-        return format_html('<progress value="{}" max="{}" title="{}%"></progress> {} / {} ({}%)',
-                           min(count, target), target, percent, count, target, percent)
+        return format_html(
+            '<span style="white-space:nowrap"><progress value="{}" max="{}" title="{}%"></progress> {} / {} ({}%)</span>',
+            min(count, target), target, percent, count, target, percent,
+        )
 
     @admin.display(description="Prototype target")
     def prototype_progress(self, obj):
