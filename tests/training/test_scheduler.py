@@ -1,0 +1,144 @@
+"""`manage.py runscheduler` and the bookkeeping that makes a scheduled time run exactly once."""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from training import scheduling
+
+BASE = Path(django_settings.BASE_DIR)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory):
+    """A migrated file SQLite database (once per session); tests copy it."""
+    folder = tmp_path_factory.mktemp("filedb")
+    path = folder / "template.sqlite3"
+    env = subprocess_env(path, folder)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BASE, env=env, check=True,
+                   timeout=300)
+    return path
+
+
+def subprocess_env(db: Path, folder: Path, **extra) -> dict:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.training.subprocess_settings",
+           "DATABASE_URL": f"sqlite:///{db}", "CROWDLENS_VAR_DIR": str(folder), "MEDIA_ROOT": str(folder / "media"),
+           "TIME_ZONE": "UTC", "PYTHONUNBUFFERED": "1"}
+    env.pop("S3_BUCKET", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def file_db(migrated_sqlite, tmp_path):
+    db = tmp_path / "db.sqlite3"
+    shutil.copy(migrated_sqlite, db)
+    return db
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return conn.execute(sql).fetchall()
+
+
+class TestLastFireTime:
+    def test_it_finds_the_latest_scheduled_time_not_after_now(self, settings):
+        settings.TIME_ZONE = "Europe/Amsterdam"
+        trigger = scheduling.job_trigger({"id": "x", "command": ["check"], "hour": 2, "minute": 0})
+        now = datetime(2026, 11, 25, 9, 30, tzinfo=dt_timezone.utc)
+        last = scheduling.last_fire_time(trigger, now)
+        assert last.astimezone(dt_timezone.utc) == datetime(2026, 11, 25, 1, 0, tzinfo=dt_timezone.utc)  # 02:00 CET
+
+    def test_it_honours_the_day_of_week(self):
+        trigger = scheduling.job_trigger({"id": "x", "command": ["check"], "hour": 8, "minute": 0, "day_of_week": "mon"})
+        now = datetime(2026, 11, 25, 9, 0, tzinfo=dt_timezone.utc)  # a Wednesday
+        assert scheduling.last_fire_time(trigger, now).date().isoformat() == "2026-11-23"
+
+
+@pytest.mark.django_db
+class TestJobsMissed:
+    JOB = {"id": "nightly", "command": ["check"], "hour": 2, "minute": 0}
+
+    def test_it_runs_a_time_missed_within_the_grace_once(self, settings):
+        settings.TIME_ZONE = "UTC"
+        settings.SCHEDULER_MISFIRE_GRACE = 6 * 3600
+        now = datetime(2026, 11, 25, 5, 0, tzinfo=dt_timezone.utc)
+        missed = scheduling.jobs_missed([self.JOB], now=now)
+        assert missed == [(self.JOB, datetime(2026, 11, 25, 2, 0, tzinfo=dt_timezone.utc))]
+        assert scheduling.scheduler_job_claim(job_id="nightly", scheduled_for=missed[0][1]) is not None
+        assert scheduling.jobs_missed([self.JOB], now=now) == []
+        assert scheduling.scheduler_job_claim(job_id="nightly", scheduled_for=missed[0][1]) is None  # once
+
+    def test_it_lets_a_time_older_than_the_grace_go(self, settings):
+        settings.TIME_ZONE = "UTC"
+        settings.SCHEDULER_MISFIRE_GRACE = 3600
+        now = datetime(2026, 11, 25, 5, 0, tzinfo=dt_timezone.utc)
+        assert scheduling.jobs_missed([self.JOB], now=now) == []
+
+
+class TestSchedulerJobs:
+    def test_the_nightly_training_is_scheduled_at_training_nightly_at(self):
+        job = next(j for j in django_settings.SCHEDULER_JOBS if j["id"] == "training-nightly")
+        assert job["command"] == ["train"]
+        assert (job["hour"], job["minute"]) == django_settings.TRAINING_NIGHTLY_AT == (2, 0)
+
+
+@pytest.mark.slow
+class TestRunschedulerProcess:
+    def test_it_catches_up_a_missed_job_once_and_stops_cleanly_on_sigterm(self, file_db, tmp_path):
+        due = timezone.now().astimezone(dt_timezone.utc) - timedelta(minutes=2)
+        jobs = [{"id": "probe", "command": ["check"], "hour": due.hour, "minute": due.minute}]
+        env = subprocess_env(file_db, tmp_path, TEST_SCHEDULER_JOBS=json.dumps(jobs))
+        first = subprocess.Popen([sys.executable, "manage.py", "runscheduler"], cwd=BASE, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 90
+            done = []
+            while time.monotonic() < deadline and not done:
+                time.sleep(0.5)
+                done = rows(file_db, "SELECT exit_code, scheduled_for FROM training_schedulerjobrun "
+                                     "WHERE job_id='probe' AND exit_code IS NOT NULL")
+            assert done and done[0][0] == 0, "the missed job did not run"
+            first.send_signal(signal.SIGTERM)
+            output, _ = first.communicate(timeout=60)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        assert first.returncode == 0, output
+        assert "missed its run" in output and "Scheduler stopped." in output
+
+        # A scheduler started again does not run the same scheduled time a second time.
+        second = subprocess.Popen([sys.executable, "manage.py", "runscheduler"], cwd=BASE, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(8)
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=60)
+        assert "missed its run" not in output
+        assert len(rows(file_db, "SELECT id FROM training_schedulerjobrun WHERE job_id='probe'")) == 1
+
+    def test_two_processes_claiming_the_run_at_once_make_one(self, file_db, tmp_path):
+        """The training claim across processes on a file SQLite database (PostgreSQL: test_runs.py)."""
+        start_at = time.time() + 12
+        code = ("import time, os; time.sleep(max(0, float(os.environ['AT']) - time.time())); "
+                "from training import services; run = services.training_run_claim(trigger='scheduler'); "
+                "print('CLAIMED' if run else 'REFUSED')")
+        env = subprocess_env(file_db, tmp_path, AT=str(start_at))
+        procs = [subprocess.Popen([sys.executable, "manage.py", "shell", "-c", code], cwd=BASE, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+        assert time.time() >= start_at, "the processes did not meet: raise the start delay"
+        verdicts = sorted(o.strip().splitlines()[-1] for o in outputs)
+        assert verdicts == ["CLAIMED", "REFUSED"], outputs
+        assert rows(file_db, "SELECT count(*) FROM training_trainingrun")[0][0] == 1
