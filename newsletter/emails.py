@@ -7,10 +7,13 @@ one SMTP connection serves many messages.
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import DNS_NAME, sanitize_address
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -29,7 +32,8 @@ def _subject(template: str, context: dict) -> str:
 
 
 def unsubscribe_url(subscriber_id: int) -> str:
-    return settings.SITE_URL + reverse("newsletter-unsubscribe-page", kwargs={"token": tokens.unsubscribe_token(subscriber_id)})
+    return settings.SITE_URL + reverse("newsletter-unsubscribe-page",
+                                       kwargs={"token": tokens.unsubscribe_token(subscriber_id)})
 
 
 def list_headers(url: str) -> dict[str, str]:
@@ -84,6 +88,68 @@ class RenderedEdition:
         )
         message.attach_alternative(self.html.replace(UNSUBSCRIBE_MARKER, unsubscribe), "text/html")
         return message
+
+    def prepare(self) -> PreparedEdition | None:
+        return PreparedEdition.build(self)
+
+
+# A plain address we can put into prepared bytes as is: ASCII, no quoting, no
+# whitespace, no CR/LF. Anything else takes Django's full path (IDNA, checks).
+_PLAIN_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
+_TO_PLACEHOLDER = "to-placeholder-7f3a@crowdlens-placeholder.invalid"
+_ID_PLACEHOLDER = "<msgid-placeholder-00000000000000000000@crowdlens-placeholder.invalid>"
+
+
+class PreparedEdition:
+    """The edition's MIME message serialised once; each recipient's bytes are that with three
+    substitutions (To, Message-ID, unsubscribe URL).
+
+    Building and folding a multipart MIME message costs more than SMTP itself
+    (bench/newsletter.py), so it is done once per batch instead of per message.
+    The bytes are the ones Django's own EmailMultiAlternatives produces for a
+    placeholder recipient; ``build`` checks that every placeholder survived the
+    encoding exactly where expected and returns None otherwise (the caller then
+    builds each message the ordinary way).
+    """
+
+    def __init__(self, data: bytes, from_address: str, expected_urls: int):
+        self.data = data
+        self.from_address = from_address
+        self.expected_urls = expected_urls
+        self.url_prefix, self.url_suffix = unsubscribe_url_parts()
+        self.domain = DNS_NAME.get_fqdn() if hasattr(DNS_NAME, "get_fqdn") else str(DNS_NAME)
+
+    @classmethod
+    def build(cls, rendered: RenderedEdition) -> PreparedEdition | None:
+        message = rendered.message(to=_TO_PLACEHOLDER, unsubscribe=UNSUBSCRIBE_MARKER)
+        message.extra_headers["Message-ID"] = _ID_PLACEHOLDER
+        data = message.message().as_bytes(linesep="\r\n")
+        urls = rendered.text.count(UNSUBSCRIBE_MARKER) + rendered.html.count(UNSUBSCRIBE_MARKER) + 1
+        header_end = data.find(b"\r\n\r\n")
+        headers = data[:header_end]
+        if (data.count(UNSUBSCRIBE_MARKER.encode()) != urls or data.count(_TO_PLACEHOLDER.encode()) != 1
+                or f"To: {_TO_PLACEHOLDER}".encode() not in headers or data.count(_ID_PLACEHOLDER.encode()) != 1):
+            return None  # encoded (long lines → quoted-printable) or folded: use the ordinary path
+        from_address = sanitize_address(message.from_email, message.encoding or settings.DEFAULT_CHARSET)
+        return cls(data, from_address, urls)
+
+    def bytes_for(self, *, address: str, token: str) -> bytes | None:
+        """The message for one recipient, or None when the address needs Django's full treatment."""
+        if not _PLAIN_ADDRESS.match(address) or len(address) > 254:
+            return None
+        url = f"{self.url_prefix}{token}{self.url_suffix}".encode()
+        message_id = f"<{uuid.uuid4().hex}@{self.domain}>".encode()
+        return (self.data.replace(_TO_PLACEHOLDER.encode(), address.encode())
+                .replace(_ID_PLACEHOLDER.encode(), message_id)
+                .replace(UNSUBSCRIBE_MARKER.encode(), url))
+
+
+def unsubscribe_url_parts() -> tuple[str, str]:
+    """What comes before and after the token in an unsubscribe URL (computed once, not per message)."""
+    sample = "TOKEN-7f3a"
+    url = settings.SITE_URL + reverse("newsletter-unsubscribe-page", kwargs={"token": sample})
+    before, after = url.split(sample)
+    return before, after
 
 
 def edition(edition: Edition, *, test: bool = False) -> RenderedEdition:

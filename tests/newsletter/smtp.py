@@ -7,6 +7,7 @@ permanent (550) refusal, so tests see what a real mail server would do.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -34,7 +35,8 @@ class RecordingHandler:
         self.refuse_temporarily: dict[str, int] = {}  # address -> how many more times to answer 451
         self.refuse_permanently: set[str] = set()
         self.rcpt_attempts: dict[str, int] = {}
-        self.after_accept = None  # called with the number of messages accepted so far
+        self.stall_after: int | None = None  # after this many messages, the next DATA never gets an answer
+        self.stalled = threading.Event()
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         with self.lock:
@@ -54,13 +56,14 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.stall_after is not None and len(self.messages) >= self.stall_after:
+            self.stalled.set()  # the client now waits for an answer that never comes: a good moment to kill it
+            await asyncio.sleep(3600)
+            return "451 4.3.0 Stalled"
         with self.lock:
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self.messages.append(message_from_bytes(envelope.original_content or envelope.content,
                                                     policy=policy.default))
-            count = len(self.messages)
-        if self.after_accept is not None:
-            self.after_accept(count)
         return "250 Message accepted"
 
     # --- what tests ask --------------------------------------------------

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -317,8 +321,17 @@ class TestResume:
         assert sorted(smtp.recipients()) == sorted(r.email for r in readers)
 
 
+def _postgres_only():
+    return pytest.mark.skipif(
+        not connection.vendor == "postgresql",
+        reason="needs a database other processes and threads can share; SQLite's in-memory test database "
+               "is private to this process and reports 'table is locked' between threads",
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 class TestConcurrentSenders:
+    @_postgres_only()
     def test_it_never_sends_twice_with_two_senders_at_once(self, smtp, settings):
         settings.NEWSLETTER_BATCH_SIZE = 3
         readers = [make_subscriber() for _ in range(40)]
@@ -347,3 +360,45 @@ class TestConcurrentSenders:
         assert Delivery.objects.filter(status="sent").count() == 40
         edition.refresh_from_db()
         assert edition.status == "sent"
+
+
+@pytest.mark.django_db(transaction=True)
+class TestKilledSender:
+    @_postgres_only()
+    def test_it_resumes_after_a_sender_process_is_killed_mid_way(self, smtp, settings):
+        readers = [make_subscriber() for _ in range(30)]
+        edition = make_edition()
+        smtp.stall_after = 10
+        db = connection.settings_dict
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "SECRET_KEY": settings.SECRET_KEY,
+            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+                            f"{db['PORT'] or 5432}/{db['NAME']}",
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(smtp.port),
+            "NEWSLETTER_BATCH_SIZE": "4",
+            "NEWSLETTER_CLAIM_LEASE_SECONDS": "2",
+        }
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        sender = subprocess.Popen([sys.executable, "manage.py", "newsletter_send", "--no-compose", "--no-progress",
+                                   "--skip-checks"],
+                                  cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            assert smtp.stalled.wait(60), sender.stderr.read1().decode() if sender.poll() is not None else "no stall"
+        finally:
+            sender.kill()  # SIGKILL: no clean-up runs in the sender
+            sender.wait(10)
+
+        assert Delivery.objects.filter(edition=edition, status="sent").count() == 10
+        assert Delivery.objects.filter(edition=edition, status="claimed").count() == 2  # its batch of 4, 2 done
+        assert len(smtp.recipients()) == 10
+
+        smtp.stall_after = None
+        settings.NEWSLETTER_CLAIM_LEASE_SECONDS = 2
+        time.sleep(2.1)  # the dead sender's lease runs out
+        result = services.edition_send(edition_id=edition.pk, max_wait=0)
+
+        assert result.finished and result.sent == 20
+        assert sorted(smtp.recipients()) == sorted(r.email for r in readers)  # each exactly once
