@@ -16,9 +16,9 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.password_validation import validate_password
-from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -31,8 +31,8 @@ from challenges import periods
 from challenges import selectors as challenge_selectors
 from challenges import services as challenge_services
 from collector import selectors as collector_selectors
+from collector.apis import UploadThrottle
 from collector import services as collector_services
-from collector.models import PhotoStatus
 from config.errors import ApiError
 
 # --- helpers ----------------------------------------------------------------
@@ -59,13 +59,12 @@ def _api_error_message(exc: ApiError) -> str:
     return str(exc.detail)
 
 
-def _throttle_wait(request, scope: str) -> int | None:
-    """Seconds to wait when this client has used up ``scope``'s rate, else None.
+def _throttle_wait(request, throttle, scope: str = "") -> int | None:
+    """Seconds to wait when this client has used up the throttle's rate, else None.
 
-    The same DRF throttle (and cache bucket) as the API: signing up or in
-    through the pages and through /api/v1/ share one budget per client.
+    The same DRF throttles (and cache buckets) as the API: signing up, signing
+    in and uploading through the pages and through /api/v1/ share one budget.
     """
-    throttle = ScopedRateThrottle()
     if throttle.allow_request(request, SimpleNamespace(throttle_scope=scope)):
         return None
     return max(1, int(throttle.wait() or 1))
@@ -204,7 +203,7 @@ def challenges_page(request):
     })
 
 
-# --- sign-up ----------------------------------------------------------------
+# --- sign-up and sign-in -------------------------------------------------------
 
 
 class SignUpForm(forms.Form):
@@ -245,7 +244,7 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect("pages:me")
     form = SignUpForm(request.POST or None)
-    if request.method == "POST" and (wait := _throttle_wait(request, "anon_signup")):
+    if request.method == "POST" and (wait := _throttle_wait(request, ScopedRateThrottle(), "anon_signup")):
         form = SignUpForm(initial={k: v for k, v in request.POST.items() if k in ("display_name", "email")})
         return render(request, "pages/signup.html", {"form": form, "next": _safe_next(request, ""),
                                                      "throttled": _too_many(wait)}, status=429)
@@ -265,9 +264,6 @@ def signup(request):
     return render(request, "pages/signup.html", {"form": form, "next": _safe_next(request, "")}, status=400 if form.errors else 200)
 
 
-# --- the volunteer's own page ---------------------------------------------------
-
-
 class SignInView(auth_views.LoginView):
     """Django's sign-in, with sign-in attempts counted against the API's anon_signup rate."""
 
@@ -275,13 +271,16 @@ class SignInView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        wait = _throttle_wait(request, "anon_signup")
+        wait = _throttle_wait(request, ScopedRateThrottle(), "anon_signup")
         if wait:
             form = self.get_form()
             form.is_bound = False  # show the form again, empty of errors
             context = self.get_context_data(form=form, throttled=_too_many(wait))
             return self.render_to_response(context, status=429)
         return super().post(request, *args, **kwargs)
+
+
+# --- the volunteer's own page ---------------------------------------------------
 
 
 MY_PHOTOS_PAGE_SIZE = 50
@@ -322,8 +321,7 @@ def capture(request):
     error = None
     status = 200
     if request.method == "POST":
-        result, error = _capture_post(request, challenge)
-        status = 201 if result and result.created else (200 if result else 400)
+        result, error, status = _capture_post(request, challenge)
     thumb = thumbnail_size(result.photo.width, result.photo.height) if result else None
     return render(request, "pages/capture.html", {
         "labels": labels,
@@ -342,15 +340,19 @@ def _capture_post(request, challenge):
     target = request.POST.get("target", "")
     image = request.FILES.get("image")
     if image is None:
-        return None, "Choose or take a photo first."
+        return None, "Choose or take a photo first.", 400
     if target == "challenge":
         if challenge is None:
-            return None, "There is no open challenge right now; pick a label."
+            return None, "There is no open challenge right now; pick a label.", 400
         label_slug, challenge_id = challenge.label.slug, challenge.pk
     elif target:
         label_slug, challenge_id = target, None
     else:
-        return None, "Pick what the photo shows."
+        return None, "Pick what the photo shows.", 400
+    wait = _throttle_wait(request, UploadThrottle())  # POST /api/v1/photos/'s rate, in the same bucket
+    if wait:
+        minutes = max(1, round(wait / 60))
+        return None, f"Too many uploads. Try again in {minutes} minute{'s' if minutes != 1 else ''}.", 429
     key = request.POST.get("idempotency_key") or None
     try:
         result = collector_services.photo_create(
@@ -358,13 +360,6 @@ def _capture_post(request, challenge):
             idempotency_key=key[:128] if key else None,
         )
     except ApiError as exc:
-        return None, _api_error_message(exc)
-    return result, None
+        return None, _api_error_message(exc), exc.status_code
+    return result, None, 201 if result.created else 200
 
-
-PHOTO_STATUS_CSS = {
-    PhotoStatus.PENDING: "pending",
-    PhotoStatus.APPROVED: "approved",
-    PhotoStatus.REJECTED: "rejected",
-    PhotoStatus.WITHDRAWN: "withdrawn",
-}

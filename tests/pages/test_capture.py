@@ -80,9 +80,22 @@ class TestCapturePage:
     def test_it_explains_a_bad_upload(self, client, signed_in):
         make_label("mug")
         response = client.post("/capture/", {"target": "mug", "image": SimpleUploadedFile("p.jpg", b"not an image")})
-        assert response.status_code == 400
-        assert 'class="error"' in response.content.decode()
+        assert response.status_code == 415  # what the API answers for the same bytes
+        assert '<p class="error">' in response.content.decode()
         assert not Photo.objects.exists()
         response = client.post("/capture/", {"target": "mug"})
         assert response.status_code == 400
         assert "Choose or take a photo first." in response.content.decode()
+
+    def test_it_counts_uploads_against_the_apis_upload_rate(self, client, signed_in, settings):
+        from tests.factories import client_for, upload
+
+        settings.PHOTO_UPLOAD_RATE = "2/hour"
+        make_label("mug")
+        first = client.post("/capture/", {"target": "mug", "image": SimpleUploadedFile("a.jpg", image_bytes(seed=1))})
+        assert first.status_code == 201
+        assert upload(client_for(signed_in.user), image_bytes(seed=2), label="mug").status_code == 201  # same budget
+        third = client.post("/capture/", {"target": "mug", "image": SimpleUploadedFile("c.jpg", image_bytes(seed=3))})
+        assert third.status_code == 429
+        assert "Too many uploads. Try again in 60 minutes." in third.content.decode()
+        assert Photo.objects.count() == 2
