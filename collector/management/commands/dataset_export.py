@@ -107,7 +107,7 @@ class Command(BaseCommand):
             info = zipfile.ZipInfo(arcname, date_time=max(stamp.timetuple()[:6], (1980, 1, 1, 0, 0, 0)))
             info.compress_type = zipfile.ZIP_STORED  # JPEG/PNG/WebP/HEIC are compressed already
             try:
-                source = storage.open_file(key)
+                source, first = self._open(key)
             except FileNotFoundError:
                 if not skip_missing:
                     raise CommandError(
@@ -117,13 +117,15 @@ class Command(BaseCommand):
                 missing.append(photo.pk)
                 bar.update(1)
                 continue
-            except StorageUnavailable as exc:
-                raise CommandError(f"{exc.detail} Nothing was written.") from None
-            digest = hashlib.sha256()
-            with source, archive.open(info, "w", force_zip64=True) as dest:
-                for chunk in iter(lambda: source.read(CHUNK), b""):
-                    digest.update(chunk)
-                    dest.write(chunk)
+            digest = hashlib.sha256(first)
+            try:
+                with source, archive.open(info, "w", force_zip64=True) as dest:
+                    dest.write(first)
+                    for chunk in iter(lambda: source.read(CHUNK), b""):
+                        digest.update(chunk)
+                        dest.write(chunk)
+            except storage.STORAGE_ERRORS as exc:
+                raise CommandError(f"Reading {key} from storage failed ({exc}). Nothing was written.") from None
             labels.add(photo.label.slug)
             rows.writerow({
                 "id": photo.pk,
@@ -148,6 +150,23 @@ class Command(BaseCommand):
         return written, missing, labels
 
     @staticmethod
+    def _open(key: str):
+        """The open file and its first chunk. S3 only says a key is missing on the first read."""
+        try:
+            source = storage.open_file(key)
+            return source, source.read(CHUNK)
+        except FileNotFoundError:
+            raise
+        except StorageUnavailable as exc:
+            if _not_found(exc.__cause__):
+                raise FileNotFoundError(key) from None
+            raise CommandError(f"{exc.detail} Nothing was written.") from None
+        except storage.STORAGE_ERRORS as exc:
+            if _not_found(exc):
+                raise FileNotFoundError(key) from None
+            raise CommandError(f"Reading {key} from storage failed ({exc}). Nothing was written.") from None
+
+    @staticmethod
     def _volunteer_name(photo) -> str:
         """The public name: the display name only where the volunteer agreed to public credit."""
         user = photo.volunteer
@@ -155,3 +174,8 @@ class Command(BaseCommand):
             return ""
         profile = getattr(user, "volunteer", None)
         return profile.public_name if profile is not None else f"user #{user.pk}"
+
+
+def _not_found(exc: BaseException | None) -> bool:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", "")) in ("404", "NoSuchKey", "NotFound")
