@@ -53,9 +53,11 @@ def new_phone(chromium, live_server):
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
-        errors = []
+        errors, foreign = [], []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda r: None if r.url.startswith((live_server.url, "data:", "blob:")) else foreign.append(r.url))
         page.js_errors = errors
+        page.foreign_requests = foreign  # anything fetched from another host (a CDN, fonts, ...)
         return page
 
     yield make

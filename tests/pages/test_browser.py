@@ -56,6 +56,7 @@ def _check(page, name: str) -> None:
         return out;
     }""")
     assert problems == [], (name, problems)
+    assert page.foreign_requests == [], (name, page.foreign_requests)
 
 
 def _sign_up(page, name: str) -> None:
