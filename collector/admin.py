@@ -247,6 +247,8 @@ class PhotoAdmin(admin.ModelAdmin):
 
     @admin.display(description="Photo")
     def thumbnail(self, obj):
+        if not obj.thumbnail_key:
+            return "(files deleted)"  # withdrawn: the volunteer deleted their account
         return _thumb(obj.pk, LIST_THUMB_PX)
 
     @admin.display(description="Status", ordering="status")

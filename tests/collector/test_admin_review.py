@@ -12,7 +12,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from collector.models import Photo, PhotoReview, PhotoStatus
-from collector.services import REVIEWERS_GROUP
+from collector.services import REVIEWERS_GROUP, volunteer_delete
 from tests.conftest import stored_files
 from tests.factories import image_bytes, make_label, make_photo, make_reviewer, make_volunteer
 
@@ -117,6 +117,13 @@ class TestPhotoList:
         assert listed_ids(client.get(LIST, {"status": "approved"})) == [queue["approved"].pk]
         assert listed_ids(client.get(LIST, {"status": "rejected"})) == [queue["rejected"].pk]
         assert len(listed_ids(client.get(LIST, {"status": "all"}))) == 5
+
+    def test_it_lists_withdrawn_photos_without_their_deleted_files(self, reviewer, queue):
+        volunteer_delete(user=queue["bob"].user)
+        response = logged_in(reviewer).get(LIST, {"status": "withdrawn"})
+        assert sorted(listed_ids(response)) == sorted([queue["pending"][1].pk, queue["approved"].pk])
+        html = response.content.decode()
+        assert "(files deleted)" in html and "/thumbnail/" not in html
 
     def test_it_filters_by_label(self, reviewer, queue):
         response = logged_in(reviewer).get(LIST, {"label__id__exact": queue["keys"].pk})
