@@ -69,6 +69,11 @@ class TestLabelsImport:
         mug.refresh_from_db()
         assert (mug.name, mug.prototype_target, mug.photos.count()) == ("Mugs and cups", 50, 1)
 
+    def test_it_reads_stdin_for_a_dash(self, monkeypatch):
+        monkeypatch.setattr(sys, "stdin", io.StringIO("mug\nkeys\n"))
+        out, _ = run("labels_import", "-")
+        assert "2 created" in out and Label.objects.filter(slug__in=["mug", "keys"]).count() == 2
+
     def test_it_refuses_a_missing_file(self, tmp_path):
         with pytest.raises(CommandError, match="No such file"):
             run("labels_import", str(tmp_path / "nope.txt"))

@@ -74,8 +74,12 @@ class Command(BaseCommand):
                                              delete=False)
         tmp = Path(handle.name)
         try:
-            with handle, zipfile.ZipFile(handle, "w", allowZip64=True) as archive:
-                written, missing, labels = self._write(archive, photos, total, originals, skip_missing, verbosity)
+            with handle:
+                with zipfile.ZipFile(handle, "w", allowZip64=True) as archive:
+                    written, missing, labels = self._write(archive, photos, total, originals, skip_missing,
+                                                           verbosity)
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before the rename makes it the export
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)  # atomic on one filesystem: readers see the old or the new zip
         except BaseException:
