@@ -8,6 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
+from playwright.sync_api import expect
 
 from challenges import periods
 from challenges import services as challenge_services
@@ -154,7 +155,7 @@ class TestVolunteerJourney:
             challenge_id=challenge.pk).photo
         collector_services.photo_review(photo_id=second.pk, reviewer=make_reviewer(), decision="approve")
         jo.clock.run_for(61_000)
-        jo.wait_for_function("() => document.querySelector('#live-board tbody tr').innerText.includes('60')")
+        expect(board).to_contain_text("60")  # polled by Playwright, not by the page's (frozen) timers
         assert board.inner_text().split() == ["1", "maria", "60", "2"]
         _check(jo, "home")
         jo.goto("/challenges/")
