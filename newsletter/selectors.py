@@ -102,12 +102,20 @@ def section_challenge_winners(*, since: datetime, until: datetime, top: int = 3)
     return out
 
 
-def section_leaderboard(*, until: datetime, limit: int = 10) -> list[dict]:
-    """The top ten of the leaderboard period (week, or day for a daily newsletter) the edition closes."""
+def section_leaderboard(*, until: datetime, limit: int = 10) -> dict:
+    """The top ten of the last leaderboard period (calendar week, or day for a daily newsletter) that
+    had ended by ``until``: a finished ranking, not one that started hours before the edition."""
     period = "day" if settings.NEWSLETTER_FREQUENCY == "daily" else "week"
-    page = challenges_selectors.leaderboard(period=period, limit=limit, now=until - timedelta(microseconds=1))
-    return [{"rank": r.rank, "display_name": r.display_name, "volunteer_id": r.volunteer_id,
-             "points": _plain(r.points), "approved_photos": _plain(r.approved_photos)} for r in page.rows[:limit]]
+    current = challenges_selectors.leaderboard(period=period, limit=1, now=until)
+    page = challenges_selectors.leaderboard(period=period, limit=limit,
+                                            now=current.period_start - timedelta(microseconds=1))
+    return {
+        "period": period,
+        "start": page.period_start.isoformat(),
+        "end": page.period_end.isoformat(),
+        "rows": [{"rank": r.rank, "display_name": r.display_name, "volunteer_id": r.volunteer_id,
+                  "points": _plain(r.points), "approved_photos": _plain(r.approved_photos)} for r in page.rows[:limit]],
+    }
 
 
 def section_model_news(*, since: datetime, until: datetime, previous: dict | None) -> dict:
@@ -195,7 +203,7 @@ def edition_render_context(edition: Edition) -> dict:
         "pk", "credit_name"))
     best = [{**p, "credit": credits[p["photo_id"]], "image_url": thumbnail_url(p["photo_id"])}
             for p in photos if p["photo_id"] in credits]
-    leaderboard = content.get("leaderboard") or []
+    leaderboard = (content.get("leaderboard") or {}).get("rows") or []
     winners = content.get("challenge_winners") or []
     people = [r for r in leaderboard] + [w for c in winners for w in c.get("winners", [])]
     names = collector_selectors.volunteer_public_names(
