@@ -1,0 +1,169 @@
+"""The real pipeline end to end, on tiny generated photos uploaded and approved through collector.
+
+photos -> `manage.py train` -> published version -> manifest -> download -> LiteRT on the downloaded file.
+"""
+
+import hashlib
+import io
+import threading
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+from PIL import Image
+from rest_framework.test import APIClient
+
+from collector import storage
+from collector.models import Photo
+from training import ml, selectors, services
+from training.models import ModelVersion, RunOutcome, RunStatus, TrainingRun
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def download(client, url) -> bytes:
+    response = client.get(url)
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
+
+
+def top1(model_bytes: bytes, pixels: np.ndarray, spec: ml.InputSpec) -> int:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    interpreter.allocate_tensors()
+    tensor = ml.preprocess_for_inference(pixels, spec)
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], tensor.reshape(detail["shape"]).astype(detail["dtype"]))
+    interpreter.invoke()
+    return int(np.argmax(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]))
+
+
+class TestTrainEndToEnd:
+    def test_it_trains_publishes_and_phones_get_what_was_evaluated(self, tiny_training, three_classes, capsys):
+        call_command("train", "--no-progress")
+        run = TrainingRun.objects.get()
+        assert run.status == RunStatus.SUCCEEDED, run.error + run.log
+        assert run.outcome == RunOutcome.PUBLISHED and run.active is None and run.percent == 100
+        assert run.strategy == "head_only"  # 12 photos per class: the seed's "small data" row
+        assert {"dataset", "download", "features", "train_head", "export", "evaluate", "gate", "publish"} <= set(
+            run.phase_seconds)
+        assert [d["decision"] for d in run.decisions][-2:] == ["gate_int8_ok", "published"]
+        assert set(run.metrics) == {"float32", "float16", "dynamic", "int8"}
+        assert len(run.history["loss"]) >= 1
+        assert "published v1" in capsys.readouterr().out
+
+        client = APIClient()
+        test_rows = [r for r in run.dataset_version.manifest if r["split"] == "test"]
+        assert test_rows
+        keys = dict(Photo.objects.filter(pk__in=[r["id"] for r in test_rows]).values_list("pk", "training_key"))
+        for variant in ("int8", "float32"):
+            manifest = client.get(f"/api/v1/models/latest/?variant={variant}").json()
+            assert manifest["version"] == 1 and manifest["labels"] == run.dataset_version.labels
+            body = download(client, manifest["download_url"])
+            assert hashlib.sha256(body).hexdigest() == manifest["sha256"]
+            spec = ml.InputSpec(**manifest["input"])
+            recorded = run.metrics[variant]["predictions"]
+            agree = 0
+            for row in test_rows:
+                pixels = np.asarray(Image.open(io.BytesIO(storage.open_file(keys[row["id"]]).read())).convert("RGB"))
+                assert top1(body, pixels, spec) == recorded[str(row["id"])]
+                agree += manifest["labels"][recorded[str(row["id"])]] == row["label"]
+            assert agree / len(test_rows) == pytest.approx(manifest["metrics"]["accuracy"])
+
+        # For the challenges app: recall per label of the model in service, embeddings of the photos.
+        recall = selectors.latest_recall_by_label()
+        assert set(recall) == set(run.dataset_version.labels)
+        ids = [r["id"] for r in run.dataset_version.manifest]
+        embeddings = selectors.photo_embeddings(ids)
+        assert set(embeddings) == set(ids) and embeddings[ids[0]].ndim == 1
+
+        # Nothing changed: a run without --force records a skip; with a new approved photo it trains again.
+        call_command("train", "--no-progress")
+        skipped = TrainingRun.objects.order_by("-id").first()
+        assert skipped.status == RunStatus.SKIPPED and "No approved photo changed" in skipped.decisions[-1]["detail"]
+        assert ModelVersion.objects.count() == 1
+
+
+class TestReleaseGate:
+    def test_it_holds_back_a_worse_candidate_and_keeps_the_model_in_service(self, tiny_training, three_classes):
+        tiny_training.TRAINING_VARIANTS = ("float32", "int8")
+        tiny_training.TRAINING_DEFAULT_VARIANT = "int8"
+        call_command("train", "--no-progress")
+        first = TrainingRun.objects.get()
+        assert first.outcome == RunOutcome.PUBLISHED, first.decisions
+        # The next night's candidate learns nothing (learning rate 0): the gate must keep v1.
+        tiny_training.TRAINING_LEARNING_RATE_HEAD = 0.0
+        call_command("train", "--no-progress", "--force")
+        second = TrainingRun.objects.order_by("-id").first()
+        assert second.status == RunStatus.SUCCEEDED and second.outcome == RunOutcome.HELD_BACK
+        decisions = {d["decision"]: d["detail"] for d in second.decisions}
+        assert "gate_accuracy_worse" in decisions and "v1 in service" in decisions["gate_accuracy_worse"]
+        assert second.gate["service"]["version"] == 1
+        assert second.gate["service"]["accuracy"] == pytest.approx(first.metrics["float32"]["accuracy"])
+        assert ModelVersion.objects.count() == 1
+        assert APIClient().get("/api/v1/models/latest/").json()["version"] == 1
+
+
+class TestExactlyOnce:
+    def test_two_train_commands_at_the_same_moment_make_one_run(self, tiny_training, three_classes):
+        if connection.vendor == "sqlite" and connection.is_in_memory_db():
+            pytest.skip("threads on shared-cache in-memory SQLite lock tables; runs on PostgreSQL "
+                        "(and the claim across processes on a file database in test_scheduler.py)")
+        tiny_training.TRAINING_VARIANTS = ("float32", "int8")
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def train():
+            try:
+                barrier.wait()
+                call_command("train", "--no-progress")
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=train) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert TrainingRun.objects.count() == 1
+        assert list(ModelVersion.objects.values_list("version", "status")) == [(1, "published")]
+
+    def test_a_run_killed_while_publishing_leaves_nothing_half_published_and_the_next_run_proceeds(
+            self, tiny_training, three_classes, monkeypatch, settings):
+        tiny_training.TRAINING_VARIANTS = ("float32", "int8")
+        settings.TRAINING_STALE_AFTER = 600
+
+        def killed(files):  # the files are written; the process dies before the publish commit
+            raise SystemExit("killed")
+
+        monkeypatch.setattr(services, "_model_files_verify", killed)
+        with pytest.raises(SystemExit):
+            call_command("train", "--no-progress")
+        dead = TrainingRun.objects.get()
+        assert dead.status == RunStatus.RUNNING and dead.active  # nobody was left to say otherwise
+        assert not ModelVersion.objects.filter(status="published").exists()
+        assert APIClient().get("/api/v1/models/latest/").status_code == 404
+        assert APIClient().get("/api/v1/models/1/").status_code == 404
+        assert (settings.MEDIA_ROOT / "models/v1/int8/model.tflite").exists()  # written, never published
+
+        monkeypatch.undo()
+        call_command("train", "--no-progress")  # the dead run still looks alive: this one does nothing
+        assert TrainingRun.objects.count() == 1
+        TrainingRun.objects.filter(pk=dead.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=601))
+        call_command("train", "--no-progress")
+        dead.refresh_from_db()
+        assert dead.status == RunStatus.FAILED and dead.error.startswith("Stale")
+        nxt = TrainingRun.objects.exclude(pk=dead.pk).get()
+        assert nxt.status == RunStatus.SUCCEEDED and nxt.outcome == RunOutcome.PUBLISHED
+        assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "abandoned", 2: "published"}
+        assert not (settings.MEDIA_ROOT / "models/v1/int8/model.tflite").exists()
+        manifest = APIClient().get("/api/v1/models/latest/?variant=int8").json()
+        assert manifest["version"] == 2
+        assert hashlib.sha256(download(APIClient(), manifest["download_url"])).hexdigest() == manifest["sha256"]
