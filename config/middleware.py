@@ -17,6 +17,10 @@ def _too_large():
     return response
 
 
+def _is_multipart(request) -> bool:
+    return request.META.get("CONTENT_TYPE", "").lower().startswith("multipart/")
+
+
 class RequestSizeLimitMiddleware:
     """Refuse a body larger than REQUEST_MAX_BYTES without holding it in memory.
 
@@ -47,6 +51,11 @@ class RequestSizeLimitMiddleware:
             return error_response(400, "bad_request", "Content-Length is negative.")
         if length > settings.REQUEST_MAX_BYTES:
             return _too_large()
+        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE and not _is_multipart(request):
+            # JSON and form bodies are read whole into memory by the parsers:
+            # only file uploads (multipart, spooled to disk) may be large.
+            return error_response(413, "too_large",
+                                  f"A request body without files may not exceed {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
         return self.get_response(request)
 
     def _chunked(self, request):
@@ -63,7 +72,7 @@ class RequestSizeLimitMiddleware:
                 if not chunk:
                     break
                 size += len(chunk)
-                if size > limit:
+                if size > limit or (size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE and not _is_multipart(request)):
                     spool.close()
                     return _too_large()
                 spool.write(chunk)

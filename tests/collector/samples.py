@@ -236,3 +236,12 @@ def noise_jpeg(size=(4032, 3024), quality=90) -> bytes:
     noise = Image.effect_noise((size[0] // 4, size[1] // 4), 64).convert("RGB").resize(size, Image.Resampling.BILINEAR)
     gradient = Image.linear_gradient("L").resize(size).convert("RGB")
     return encode(Image.blend(noise, gradient, 0.5), "JPEG", quality=quality)
+
+
+def png_text_bomb() -> bytes:
+    """A small valid PNG with a zTXt chunk that inflates to 64 MB of text."""
+    image = Image.new("RGB", (16, 16), (5, 6, 7))
+    data = encode(image, "PNG")
+    compressed = zlib.compress(b"A" * (64 * 1024 * 1024), 9)
+    ztxt = _chunk(b"zTXt", b"Comment\x00\x00" + compressed)
+    return data[:33] + ztxt + data[33:]  # right after IHDR

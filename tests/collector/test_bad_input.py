@@ -77,6 +77,7 @@ CASES = [
     ("avif", {"image": _avif_brand()}, 415),
     ("png-bomb", {"image": samples.png_bomb(30000, 30000)}, 413),
     ("jpeg-claiming-60000px", {"image": samples.jpeg_claiming_size(60000, 60000)}, 413),
+    ("png-text-bomb", {"image": samples.png_text_bomb()}, 422),
     ("jpeg-with-html-appended", {"image": samples.jpeg_with_html_appended()}, 201),
     ("cmyk-jpeg", {"image": samples.cmyk_jpeg()}, 201),
     ("16-bit-grey-png", {"image": samples.sixteen_bit_png()}, 201),

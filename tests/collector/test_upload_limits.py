@@ -115,6 +115,25 @@ class TestTooManyBytes:
                                **{"wsgi.input": ExplodingInput()})
         assert_error(response, 400)
 
+    @pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+    def test_a_large_body_without_files_is_refused_unread(self, content_type, settings):
+        from rest_framework.test import APIClient
+
+        response = APIClient().generic("POST", "/api/v1/volunteers/", b"", content_type=content_type,
+                                       CONTENT_LENGTH=str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1),
+                                       **{"wsgi.input": ExplodingInput()})
+        assert_error(response, 413, "too_large")
+
+    def test_a_large_chunked_json_body_is_cut_off(self, settings):
+        from rest_framework.test import APIClient
+
+        stream = CountingInput(b"{" + b" " * (3 * settings.DATA_UPLOAD_MAX_MEMORY_SIZE) + b"}")
+        response = APIClient().generic("POST", "/api/v1/volunteers/", b"", content_type="application/json",
+                                       CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked",
+                                       **{"wsgi.input": stream, "wsgi.input_terminated": True})
+        assert_error(response, 413, "too_large")
+        assert stream.consumed <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 64 * 1024
+
     def test_oversized_form_fields_are_a_413(self, api, label, assert_no_orphans):
         response = upload(api, image_bytes(), label="mug", device_model="x" * (3 * 1024 * 1024))
         assert_error(response, 413, "too_large")
