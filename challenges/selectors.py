@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from challenges import periods
-from challenges.models import Challenge, Feature, PointEntry, PointReason, Score, Vote
+from challenges.models import Challenge, Feature, PeriodTotal, PointEntry, PointReason, Score, Vote
 from collector import selectors as collector_selectors
 from collector.models import Photo, PhotoStatus, Volunteer
 
@@ -132,7 +132,7 @@ def leaderboard(
     offset, limit = max(0, int(offset)), max(1, int(limit))
     ranked = Score.objects.filter(period=key, points__gt=0)
     page = list(ranked.order_by(*_ranking_order()).values_list("volunteer_id", "points", "approved_photos")[offset:offset + limit])
-    total = ranked.count()
+    total = PeriodTotal.objects.filter(period=key).values_list("ranked", flat=True).first() or 0
     viewer_id = viewer.pk if viewer is not None and getattr(viewer, "is_authenticated", False) else None
     names = _names_for([uid for uid, _, _ in page] + ([viewer_id] if viewer_id else []))
     rows = [
@@ -155,11 +155,14 @@ def _own_row(*, key: str, viewer_id: int, volunteer: Volunteer | None) -> Leader
         return LeaderboardRow(rank=None, display_name=name, points=max(0, mine[0]) if mine else 0,
                               approved_photos=mine[1] if mine else 0, volunteer_id=viewer_id, is_viewer=True)
     points, photos = mine
-    ahead = Score.objects.filter(period=key, points__gt=0).filter(
-        Q(points__gt=points)
-        | Q(points=points, approved_photos__gt=photos)
-        | Q(points=points, approved_photos=photos, volunteer_id__lt=viewer_id)
-    ).count()
+    # Three range scans on the rank index (rows strictly ahead in the ordering),
+    # each bounded by the index instead of filtering one long scan.
+    in_period = Score.objects.filter(period=key)
+    ahead = (
+        in_period.filter(points__gt=points).count()
+        + in_period.filter(points=points, approved_photos__gt=photos).count()
+        + in_period.filter(points=points, approved_photos=photos, volunteer_id__lt=viewer_id).count()
+    )
     return LeaderboardRow(rank=ahead + 1, display_name=name, points=points, approved_photos=photos,
                           volunteer_id=viewer_id, is_viewer=True)
 

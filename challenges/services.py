@@ -31,7 +31,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from challenges import periods
-from challenges.models import Challenge, Feature, PhotoNovelty, PointEntry, PointReason, Score, Vote
+from challenges.models import Challenge, Feature, PeriodTotal, PhotoNovelty, PointEntry, PointReason, Score, Vote
 from collector import selectors as collector_selectors
 from collector.models import Label, Photo, PhotoStatus
 from config.errors import ApiError
@@ -237,7 +237,11 @@ def _ledger_write(entries: list[PointEntry]) -> None:
 
 
 def _scores_add(deltas: dict[tuple[int, str], list[int]]) -> None:
-    """One upsert for all deltas, in a fixed order so concurrent writers lock rows alike."""
+    """One upsert for all deltas, in a fixed order so concurrent writers lock rows alike.
+
+    RETURNING gives each row's new points; with the delta that tells whether
+    the volunteer crossed 0 in that period, which moves PeriodTotal by one.
+    """
     items = sorted((k, v) for k, v in deltas.items() if v[0] or v[1])
     if not items:
         return
@@ -251,10 +255,30 @@ def _scores_add(deltas: dict[tuple[int, str], list[int]]) -> None:
         f"INSERT INTO {table} ({qn('period')}, {qn('volunteer_id')}, {qn('points')}, {qn('approved_photos')}) "
         f"VALUES {values} ON CONFLICT ({qn('period')}, {qn('volunteer_id')}) DO UPDATE SET "
         f"{qn('points')} = {table}.{qn('points')} + excluded.{qn('points')}, "
-        f"{qn('approved_photos')} = {table}.{qn('approved_photos')} + excluded.{qn('approved_photos')}"
+        f"{qn('approved_photos')} = {table}.{qn('approved_photos')} + excluded.{qn('approved_photos')} "
+        f"RETURNING {qn('period')}, {qn('volunteer_id')}, {qn('points')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        returned = cursor.fetchall()
+    added = {(vid, key): d[0] for (vid, key), d in items}
+    crossings: dict[str, int] = defaultdict(int)
+    for key, volunteer_id, new_points in returned:
+        old_points = new_points - added[(volunteer_id, key)]
+        if old_points <= 0 < new_points:
+            crossings[key] += 1
+        elif new_points <= 0 < old_points:
+            crossings[key] -= 1
+    moves = sorted((k, n) for k, n in crossings.items() if n)
+    if not moves:
+        return
+    totals = qn(PeriodTotal._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {totals} ({qn('period')}, {qn('ranked')}) VALUES {', '.join(['(%s, %s)'] * len(moves))} "
+            f"ON CONFLICT ({qn('period')}) DO UPDATE SET {qn('ranked')} = {totals}.{qn('ranked')} + excluded.{qn('ranked')}",
+            [v for move in moves for v in move],
+        )
 
 
 def _entered_challenge(photo: Photo) -> Challenge | None:
@@ -567,8 +591,14 @@ def scores_recompute(*, progress: bool = False, batch_size: int = 5000) -> int:
             t[0] += points
             t[1] += photos
         Score.objects.all().delete()
+        PeriodTotal.objects.all().delete()
         rows = [Score(period=key, volunteer_id=vid, points=p, approved_photos=n) for (vid, key), (p, n) in totals.items()
                 if p or n]
+        ranked: dict[str, int] = defaultdict(int)
+        for (_, key), (p, _n) in totals.items():
+            if p > 0:
+                ranked[key] += 1
+        PeriodTotal.objects.bulk_create([PeriodTotal(period=k, ranked=n) for k, n in ranked.items()], batch_size=batch_size)
         chunks = range(0, len(rows), batch_size)
         if progress:
             from tqdm import tqdm

@@ -48,6 +48,7 @@ def _assert_scores_match_ledger():
                        .order_by("-points", "-approved_photos", "volunteer_id")
                        .values_list("volunteer_id", "points", "approved_photos")]
         assert from_scores == selectors.ledger_scores(period=period)
+        assert selectors.leaderboard(period=period).total == len(from_scores)
 
 
 class TestRaces:

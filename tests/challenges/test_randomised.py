@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from challenges import periods, selectors, services
-from challenges.models import Challenge, PointEntry, Score, Vote
+from challenges.models import Challenge, PeriodTotal, PointEntry, Score, Vote
 from collector import services as collector_services
 from collector.models import Photo, PhotoStatus
 from config.errors import ApiError
@@ -135,9 +135,12 @@ def test_random_operations_keep_every_leaderboard_exact(seed, settings, monkeypa
 
     # the pre-aggregated rows are exactly what recompute builds from the ledger
     before = sorted(Score.objects.filter(points__gt=0).values_list("period", "volunteer_id", "points", "approved_photos"))
+    totals_before = {k: n for k, n in PeriodTotal.objects.values_list("period", "ranked") if n}
     services.scores_recompute()
     after = sorted(Score.objects.filter(points__gt=0).values_list("period", "volunteer_id", "points", "approved_photos"))
     assert before == after
+    assert totals_before == dict(PeriodTotal.objects.values_list("period", "ranked"))
+    assert totals_before == {key: len(rows) for key, rows in expected.items() if rows}
 
     # own rank: every volunteer's own row matches their place in the full board
     from django.contrib.auth import get_user_model
