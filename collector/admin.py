@@ -297,7 +297,8 @@ class PhotoAdmin(admin.ModelAdmin):
         extra_context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False,
                              show_delete=False)
         if object_id is not None and str(object_id).isdigit():
-            photo = Photo.objects.select_related("label", "volunteer", "near_duplicate_of").filter(pk=object_id).first()
+            photo = (Photo.objects.select_related("label", "volunteer", "near_duplicate_of__label")
+                     .filter(pk=object_id).first())
             if photo is not None:
                 reviewer = is_reviewer(request.user)
                 extra_context["review"] = {

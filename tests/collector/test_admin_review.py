@@ -208,6 +208,20 @@ class TestReviewPanel:
         assert (row.reviewer, row.decision, row.label_after.slug) == (reviewer, "approved", "mug")
         assert f"Photo #{first.pk} approved." in messages_of(response)
 
+    def test_it_opens_the_next_photo_within_the_filter_the_reviewer_came_from(self, reviewer, queue):
+        keys_filter = f"status=pending&label__id__exact={queue['keys'].pk}"
+        first_keys, second_keys = queue["pending"][1], queue["pending"][2]
+        client = logged_in(reviewer)
+        page = client.get(change_url(first_keys), {"_changelist_filters": keys_filter}).content.decode()
+        assert 'name="_changelist_filters"' in page
+        response = client.post(decide_url(first_keys), {"decision": "approve", "label": "keys", "next": "on",
+                                                         "_changelist_filters": keys_filter})
+        assert response["Location"].startswith(change_url(second_keys) + "?")  # not the older mug photo
+        response = client.post(decide_url(second_keys), {"decision": "approve", "label": "keys", "next": "on",
+                                                          "_changelist_filters": keys_filter})
+        assert response["Location"] == f"{LIST}?{keys_filter}"  # that queue is empty now
+        assert "The pending queue is empty." in messages_of(response)
+
     def test_it_rejects_with_a_reason(self, reviewer, queue):
         photo = queue["pending"][0]
         response = logged_in(reviewer).post(decide_url(photo), {"decision": "reject", "reason": "blurry",
