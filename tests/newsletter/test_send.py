@@ -101,6 +101,25 @@ class TestEditionMessage:
 
         assert len(smtp.recipients()) == 12
         assert smtp.connections == 1
+        assert len({m["Message-ID"] for m in smtp.messages}) == 12
+        assert len({m["List-Unsubscribe"] for m in smtp.messages}) == 12
+        assert all(m["Date"] for m in smtp.messages)
+
+    def test_it_sends_an_internationalised_address_the_same_way_as_a_plain_one(self, smtp):
+        make_subscriber("plain@example.org")
+        make_subscriber("leser@bücher.example")
+        edition = make_edition()
+
+        result = services.edition_send(edition_id=edition.pk)
+
+        assert result.sent == 2
+        assert sorted(smtp.recipients()) == ["leser@xn--bcher-kva.example", "plain@example.org"]
+        plain, idn = smtp.to("plain@example.org")[0], smtp.to("leser@xn--bcher-kva.example")[0]
+        # The prepared-bytes path (plain) and Django's full path (IDN) give the same message.
+        assert sorted(k for k in plain.keys() if k != "To") == sorted(k for k in idn.keys() if k != "To")
+        assert plain["Message-ID"] != idn["Message-ID"]
+        assert _one_click_url(plain) != _one_click_url(idn)
+        assert [p.get_content_type() for p in plain.walk()] == [p.get_content_type() for p in idn.walk()]
 
     def test_it_drops_a_photo_whose_volunteer_withdrew_consent_after_composing(self, smtp):
         volunteer = make_volunteer("Changed", consent_public_credit=True)

@@ -1,0 +1,113 @@
+"""Staff in the admin: preview, edit the introduction, send a test to themselves, hold or release, progress."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from collector.models import PhotoStatus
+from newsletter import services
+from newsletter.models import Edition
+from tests.factories import image_bytes, make_photo, make_volunteer
+from tests.newsletter.conftest import make_edition, make_subscriber, parts
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff():
+    user = get_user_model().objects.create_superuser("editor", "editor@example.org", "editor-pass-1")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+class TestEditionAdmin:
+    def test_it_previews_the_edition_with_its_photos(self, staff, smtp):
+        volunteer = make_volunteer("Lens", consent_public_credit=True)
+        photo = make_photo(volunteer=volunteer, status=PhotoStatus.APPROVED, image=image_bytes(size=(64, 48)))
+        edition = make_edition()
+
+        page = staff.get(f"/admin/newsletter/edition/{edition.pk}/preview/")
+
+        assert page.status_code == 200
+        assert f'src="https://crowdlens.example/api/v1/photos/{photo.pk}/thumbnail/"' in page.content.decode()
+        assert b"Lens" in page.content
+
+    def test_it_saves_an_edited_introduction_that_the_email_then_shows(self, staff, smtp):
+        edition = make_edition()
+        make_subscriber("reader@example.org")
+
+        response = staff.post(f"/admin/newsletter/edition/{edition.pk}/change/",
+                              {"subject": "A better subject", "introduction": "Welcome, new readers!"})
+
+        assert response.status_code == 302
+        edition.refresh_from_db()
+        assert edition.introduction == "Welcome, new readers!" and edition.subject == "A better subject"
+        services.edition_send(edition_id=edition.pk)
+        text, html = parts(smtp.messages[0])
+        assert "Welcome, new readers!" in text and "Welcome, new readers!" in html
+        assert smtp.messages[0]["Subject"] == "A better subject"
+
+    def test_it_refuses_a_subject_on_two_lines(self, staff):
+        edition = make_edition()
+
+        response = staff.post(f"/admin/newsletter/edition/{edition.pk}/change/",
+                              {"subject": "Hi\r\nBcc: x@example.org", "introduction": ""})
+
+        assert response.status_code == 200 and b"single line" in response.content
+        edition.refresh_from_db()
+        assert "Bcc" not in edition.subject
+
+    def test_it_sends_a_test_to_the_staff_member_only(self, staff, smtp):
+        edition = make_edition()
+        make_subscriber("reader@example.org")
+
+        response = staff.post(f"/admin/newsletter/edition/{edition.pk}/do/send_test/")
+
+        assert response.status_code == 302
+        assert smtp.recipients() == ["editor@example.org"]
+        assert smtp.messages[0]["Subject"] == f"[Test] {edition.subject}"
+        assert smtp.messages[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        edition.refresh_from_db()
+        assert edition.status == "scheduled" and not edition.deliveries.exists()
+
+    def test_it_holds_and_releases_from_the_change_page(self, staff, settings):
+        settings.NEWSLETTER_REQUIRE_APPROVAL = True
+        edition = make_edition()
+        assert edition.status == "awaiting_approval"
+
+        page = staff.get(f"/admin/newsletter/edition/{edition.pk}/change/")
+        assert b">Release</button>" in page.content and b">Hold</button>" in page.content
+        staff.post(f"/admin/newsletter/edition/{edition.pk}/do/hold/")
+        edition.refresh_from_db()
+        assert edition.status == "held"
+        staff.post(f"/admin/newsletter/edition/{edition.pk}/do/release/")
+        edition.refresh_from_db()
+        assert edition.status == "scheduled" and edition.released_by.username == "editor"
+
+    def test_it_shows_sending_progress(self, staff, smtp):
+        for _ in range(3):
+            make_subscriber()
+        gone = make_subscriber("gone@example.org")
+        smtp.refuse_permanently.add(gone.email)
+        edition = make_edition()
+        services.edition_send(edition_id=edition.pk)
+
+        page = staff.get("/admin/newsletter/edition/").content.decode()
+
+        assert re.search(r'<progress max="4" value="4"', page)
+        assert "3 of 4 sent" in page and "1 failed" in page
+
+    def test_it_is_refused_to_a_non_staff_user(self):
+        edition = make_edition()
+        client = Client()
+        client.force_login(make_volunteer().user)
+
+        response = client.post(f"/admin/newsletter/edition/{edition.pk}/do/hold/")
+
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+        assert Edition.objects.get().status == "scheduled"
