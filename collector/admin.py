@@ -321,7 +321,7 @@ class PhotoAdmin(admin.ModelAdmin):
         if not is_reviewer(request.user):
             raise PermissionDenied
         photo = get_object_or_404(Photo, pk=photo_id)
-        filters = request.POST.get("_changelist_filters", "")
+        filters = urlencode(parse_qsl(request.POST.get("_changelist_filters", "")))  # normalised: no stray bytes
         here = reverse("admin:collector_photo_change", args=[photo.pk])
         if filters:
             here += "?" + urlencode({"_changelist_filters": filters})
