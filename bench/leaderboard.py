@@ -287,6 +287,11 @@ def main() -> int:
         t0 = time.perf_counter()
         seed(volunteers=args.volunteers, photos=args.photos, seed_value=args.seed, now=now)
         print(f"seeded in {time.perf_counter() - t0:.0f} s")
+    from challenges.models import PeriodTotal
+    from challenges.services import period_totals_rebuild
+
+    if not PeriodTotal.objects.exists():  # seeded before PeriodTotal existed
+        period_totals_rebuild()
     today = selectors.challenge_today(now=now)
     print(f"database: {get_user_model().objects.count()} users, {Photo.objects.count()} photos, "
           f"{PointEntry.objects.count()} ledger rows, {Score.objects.count()} score rows")

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
+from django.db import connection
 from django.utils import timezone
 
 from challenges import periods
@@ -130,39 +131,60 @@ def leaderboard(
     """
     kind, key, start, end, challenge = period_resolve(period=period, challenge_id=challenge_id, now=now)
     offset, limit = max(0, int(offset)), max(1, int(limit))
-    ranked = Score.objects.filter(period=key, points__gt=0)
-    page = list(ranked.order_by(*_ranking_order()).values_list("volunteer_id", "points", "approved_photos")[offset:offset + limit])
+    # One query for the page and its names (LEFT JOIN user -> volunteer profile),
+    # served by the rank index; the size comes from PeriodTotal, not COUNT(*).
+    page = list(
+        Score.objects.filter(period=key, points__gt=0)
+        .order_by(*_ranking_order())
+        .values_list("volunteer_id", "points", "approved_photos", "volunteer__volunteer__id",
+                     "volunteer__volunteer__display_name", "volunteer__volunteer__consent_public_credit")
+        [offset:offset + limit]
+    )
     total = PeriodTotal.objects.filter(period=key).values_list("ranked", flat=True).first() or 0
     viewer_id = viewer.pk if viewer is not None and getattr(viewer, "is_authenticated", False) else None
-    names = _names_for([uid for uid, _, _ in page] + ([viewer_id] if viewer_id else []))
     rows = [
-        LeaderboardRow(rank=offset + i + 1, display_name=_public_name(names.get(uid), uid), points=points,
+        LeaderboardRow(rank=offset + i + 1, display_name=_name(uid, vol_id, name, consent), points=points,
                        approved_photos=photos, volunteer_id=uid, is_viewer=uid == viewer_id)
-        for i, (uid, points, photos) in enumerate(page)
+        for i, (uid, points, photos, vol_id, name, consent) in enumerate(page)
     ]
     own = None
     if viewer_id is not None:
         own = next((r for r in rows if r.is_viewer), None)
         if own is None:
-            own = _own_row(key=key, viewer_id=viewer_id, volunteer=names.get(viewer_id))
+            own = _own_row(key=key, viewer_id=viewer_id)
     return LeaderboardPage(kind, key, start, end, challenge, rows, total, offset, limit, own)
 
 
-def _own_row(*, key: str, viewer_id: int, volunteer: Volunteer | None) -> LeaderboardRow:
-    mine = Score.objects.filter(period=key, volunteer_id=viewer_id).values_list("points", "approved_photos").first()
-    name = _public_name(volunteer, viewer_id)
+def _name(user_id: int, volunteer_id: int | None, display_name: str | None, consent: bool | None) -> str:
+    # Same rule as collector.models.Volunteer.public_name, on joined columns.
+    if volunteer_id is None:
+        return f"Volunteer #{user_id}"
+    return display_name if consent else f"Volunteer #{volunteer_id}"
+
+
+def _own_row(*, key: str, viewer_id: int) -> LeaderboardRow:
+    """The viewer's row and rank in one round trip: rows strictly ahead in the ranking order, counted
+    by three range scans on the rank index (each bounded by the index, not one filtered scan)."""
+    qn = connection.ops.quote_name
+    score = qn(Score._meta.db_table)
+    sql = (
+        f"SELECT s.{qn('points')}, s.{qn('approved_photos')}, "
+        f"(SELECT COUNT(*) FROM {score} a WHERE a.{qn('period')} = s.{qn('period')} AND a.{qn('points')} > s.{qn('points')})"
+        f" + (SELECT COUNT(*) FROM {score} a WHERE a.{qn('period')} = s.{qn('period')} AND a.{qn('points')} = s.{qn('points')}"
+        f" AND a.{qn('approved_photos')} > s.{qn('approved_photos')})"
+        f" + (SELECT COUNT(*) FROM {score} a WHERE a.{qn('period')} = s.{qn('period')} AND a.{qn('points')} = s.{qn('points')}"
+        f" AND a.{qn('approved_photos')} = s.{qn('approved_photos')} AND a.{qn('volunteer_id')} < s.{qn('volunteer_id')}) "
+        f"FROM {score} s WHERE s.{qn('period')} = %s AND s.{qn('volunteer_id')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key, viewer_id])
+        mine = cursor.fetchone()
+    name = _public_name(Volunteer.objects.filter(user_id=viewer_id).only("id", "display_name", "consent_public_credit")
+                        .first(), viewer_id)
     if mine is None or mine[0] <= 0:
         return LeaderboardRow(rank=None, display_name=name, points=max(0, mine[0]) if mine else 0,
                               approved_photos=mine[1] if mine else 0, volunteer_id=viewer_id, is_viewer=True)
-    points, photos = mine
-    # Three range scans on the rank index (rows strictly ahead in the ordering),
-    # each bounded by the index instead of filtering one long scan.
-    in_period = Score.objects.filter(period=key)
-    ahead = (
-        in_period.filter(points__gt=points).count()
-        + in_period.filter(points=points, approved_photos__gt=photos).count()
-        + in_period.filter(points=points, approved_photos=photos, volunteer_id__lt=viewer_id).count()
-    )
+    points, photos, ahead = mine
     return LeaderboardRow(rank=ahead + 1, display_name=name, points=points, approved_photos=photos,
                           volunteer_id=viewer_id, is_viewer=True)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -594,11 +594,6 @@ def scores_recompute(*, progress: bool = False, batch_size: int = 5000) -> int:
         PeriodTotal.objects.all().delete()
         rows = [Score(period=key, volunteer_id=vid, points=p, approved_photos=n) for (vid, key), (p, n) in totals.items()
                 if p or n]
-        ranked: dict[str, int] = defaultdict(int)
-        for (_, key), (p, _n) in totals.items():
-            if p > 0:
-                ranked[key] += 1
-        PeriodTotal.objects.bulk_create([PeriodTotal(period=k, ranked=n) for k, n in ranked.items()], batch_size=batch_size)
         chunks = range(0, len(rows), batch_size)
         if progress:
             from tqdm import tqdm
@@ -606,4 +601,15 @@ def scores_recompute(*, progress: bool = False, batch_size: int = 5000) -> int:
             chunks = tqdm(chunks, desc="scores", unit="batch")
         for start in chunks:
             Score.objects.bulk_create(rows[start:start + batch_size])
+        period_totals_rebuild()
     return len(rows)
+
+
+def period_totals_rebuild() -> int:
+    """Recount PeriodTotal from the Score rows (part of scores_recompute). Returns the number of periods."""
+    with transaction.atomic():
+        PeriodTotal.objects.all().delete()
+        counts = (Score.objects.filter(points__gt=0).order_by().values("period").annotate(n=Count("id"))
+                  .values_list("period", "n"))
+        created = PeriodTotal.objects.bulk_create([PeriodTotal(period=p, ranked=n) for p, n in counts], batch_size=5000)
+    return len(created)
