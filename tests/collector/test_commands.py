@@ -410,3 +410,48 @@ class TestReviewersGroupCommand:
         with pytest.raises(CommandError, match="No such user: ghost"):
             run("reviewers_group", "--add", "ann", "ghost")
         assert not User.objects.get(username="ann").groups.exists()
+
+
+# --- storage_sweep ---------------------------------------------------------
+
+
+def age(path: Path, hours: float) -> None:
+    import time
+
+    then = time.time() - hours * 3600
+    os.utime(path, (then, then))
+
+
+@pytest.mark.django_db
+class TestStorageSweep:
+    @pytest.fixture
+    def media(self, settings):
+        photo = make_photo()
+        root = Path(settings.MEDIA_ROOT)
+        for key in photo.storage_keys:
+            age(root / key, 48)
+        old = write(root / "photos/2026/01/01/deadbeef/original.jpg", image_bytes(seed=5))
+        age(old, 48)
+        fresh = write(root / "photos/2026/01/02/cafe/original.jpg", image_bytes(seed=6))  # an upload in flight
+        return {"photo": photo, "root": root, "old": old, "fresh": fresh}
+
+    def test_it_reports_orphans_without_deleting(self, media):
+        out, _ = run("storage_sweep")
+        assert "5 files checked: 1 orphan(s)" in out and "1 unreferenced but younger than 1 h" in out
+        assert "orphan photos/2026/01/01/deadbeef/original.jpg" in out
+        assert media["old"].exists() and media["fresh"].exists()
+
+    def test_it_deletes_old_orphans_only(self, media):
+        out, _ = run("storage_sweep", "--delete")
+        assert "Deleted 1." in out
+        assert not media["old"].exists() and media["fresh"].exists()
+        assert all((media["root"] / key).exists() for key in media["photo"].storage_keys)
+        out, _ = run("storage_sweep", "--delete")  # rerun: nothing left to do
+        assert "0 orphan(s)" in out
+
+    def test_it_finds_files_left_by_a_failed_deletion_on_s3(self, s3_storage):
+        photo = make_photo()
+        s3_storage.client.put_object(Bucket=s3_storage.bucket, Key="photos/2026/01/01/abc/original.jpg", Body=b"x")
+        out, _ = run("storage_sweep", "--min-age-hours", "0", "--delete")
+        assert "4 files checked: 1 orphan(s)" in out and "Deleted 1." in out
+        assert s3_storage.keys() == sorted(photo.storage_keys)
