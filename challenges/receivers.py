@@ -24,3 +24,20 @@ def settle_points(sender, *, photo, old_status, new_status, old_label_id=None, r
 
     on_photo_status_changed(photo=photo, old_status=old_status, new_status=new_status, old_label_id=old_label_id,
                             reviewer=reviewer)
+
+
+def _connect_user_delete():
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import pre_delete
+
+    pre_delete.connect(_forget_user_scores, sender=get_user_model(), dispatch_uid="challenges.forget_user_scores")
+
+
+def _forget_user_scores(sender, instance, **kwargs):
+    """A user deleted any way (admin included): their Score rows cascade away, so leave the ranked totals too."""
+    from challenges.services import scores_forget_user
+
+    scores_forget_user(user_id=instance.pk)
+
+
+_connect_user_delete()

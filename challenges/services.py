@@ -281,6 +281,24 @@ def _scores_add(deltas: dict[tuple[int, str], list[int]]) -> None:
         )
 
 
+def scores_forget_user(*, user_id: int) -> None:
+    """Before a user's Score rows are deleted (cascade): take them out of PeriodTotal."""
+    periods_ranked = list(Score.objects.filter(volunteer_id=user_id, points__gt=0).values_list("period", flat=True))
+    if not periods_ranked:
+        return
+    qn = connection.ops.quote_name
+    totals = qn(PeriodTotal._meta.db_table)
+    with connection.cursor() as cursor:
+        for key in sorted(periods_ranked):
+            cursor.execute(f"UPDATE {totals} SET {qn('ranked')} = {qn('ranked')} - 1 WHERE {qn('period')} = %s", [key])
+    Score.objects.filter(volunteer_id=user_id).delete()
+
+
+# An upload is validated just before its row is created; image processing in
+# between may carry the creation a little past the end of the window.
+_ENTRY_GRACE = dt.timedelta(minutes=10)
+
+
 def _entered_challenge(photo: Photo) -> Challenge | None:
     """The challenge a photo counts toward: it was uploaded while open, and still has the challenge's label."""
     if not photo.challenge_id:
@@ -288,7 +306,7 @@ def _entered_challenge(photo: Photo) -> Challenge | None:
     challenge = Challenge.objects.filter(pk=photo.challenge_id).first()
     if challenge is None or challenge.label_id != photo.label_id:
         return None
-    if photo.created_at is not None and not challenge.is_open(photo.created_at):
+    if photo.created_at is not None and not (challenge.starts_at <= photo.created_at < challenge.ends_at + _ENTRY_GRACE):
         return None
     return challenge
 

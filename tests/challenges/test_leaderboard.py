@@ -181,3 +181,14 @@ class TestWinnersAndHistory:
         assert [(e.reason, e.points, e.note) for e in history] == [
             ("approved", -10, "rejected after approval"), ("approved", 10, "")]
         assert history[0].photo_id == photo.pk
+
+
+class TestUserDeletedInAdmin:
+    def test_the_board_size_drops_when_a_user_is_deleted_directly(self):
+        a, b = make_volunteer(), make_volunteer()
+        approved_photo(volunteer=a)
+        approved_photo(volunteer=b)
+        assert selectors.leaderboard(period="all").total == 2
+        a.user.delete()
+        page = selectors.leaderboard(period="all")
+        assert page.total == 1 and [r.volunteer_id for r in page.rows] == [b.user_id]
