@@ -166,7 +166,7 @@ def _own_row(*, key: str, viewer_id: int) -> LeaderboardRow:
     """The viewer's row and rank in one round trip: rows strictly ahead in the ranking order, counted
     by three range scans on the rank index (each bounded by the index, not one filtered scan)."""
     qn = connection.ops.quote_name
-    score = qn(Score._meta.db_table)
+    score, vol = qn(Score._meta.db_table), qn(Volunteer._meta.db_table)
     sql = (
         f"SELECT s.{qn('points')}, s.{qn('approved_photos')}, "
         f"(SELECT COUNT(*) FROM {score} a WHERE a.{qn('period')} = s.{qn('period')} AND a.{qn('points')} > s.{qn('points')})"
@@ -179,8 +179,10 @@ def _own_row(*, key: str, viewer_id: int) -> LeaderboardRow:
     with connection.cursor() as cursor:
         cursor.execute(sql, [key, viewer_id])
         mine = cursor.fetchone()
-    name = _public_name(Volunteer.objects.filter(user_id=viewer_id).only("id", "display_name", "consent_public_credit")
-                        .first(), viewer_id)
+        cursor.execute(f"SELECT {qn('id')}, {qn('display_name')}, {qn('consent_public_credit')} FROM {vol} "
+                       f"WHERE {qn('user_id')} = %s", [viewer_id])
+        profile = cursor.fetchone() or (None, None, None)
+    name = _name(viewer_id, *profile)
     if mine is None or mine[0] <= 0:
         return LeaderboardRow(rank=None, display_name=name, points=max(0, mine[0]) if mine else 0,
                               approved_photos=mine[1] if mine else 0, volunteer_id=viewer_id, is_viewer=True)
