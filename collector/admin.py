@@ -237,6 +237,15 @@ class PhotoAdmin(admin.ModelAdmin):
         # The review permission alone is enough to open the queue (API reviewers need no extra grants).
         return super().has_view_permission(request, obj) or is_reviewer(request.user)
 
+    def get_list_display(self, request):
+        if is_reviewer(request.user):
+            return self.list_display
+        # The thumbnail view only serves reviewers (and owners): no broken images for other staff.
+        return [column for column in self.list_display if column != "thumbnail"]
+
+    def get_list_display_links(self, request, list_display):
+        return [column for column in self.list_display_links if column in list_display]
+
     def save_model(self, request, obj, form, change):
         pass  # nothing on this form is editable; never write fields directly
 
@@ -279,9 +288,8 @@ class PhotoAdmin(admin.ModelAdmin):
             return "No similar earlier photo."
         url = reverse("admin:collector_photo_change", args=[original.pk])
         return format_html(
-            '<a href="{}" class="near-duplicate">Photo #{} ({}, {}, by {})</a><br>{}',
+            '<a href="{}" class="near-duplicate">Photo #{} ({}, {}, by {})</a>',
             url, original.pk, original.label.slug, original.get_status_display(), original.volunteer or "deleted account",
-            _thumb(original.pk, LIST_THUMB_PX),
         )
 
     # --- the review panel on a photo's page
@@ -305,6 +313,7 @@ class PhotoAdmin(admin.ModelAdmin):
                     "photo": photo,
                     "image_url": thumbnail_url(photo.pk),
                     "image_px": PAGE_THUMB_PX,
+                    "original_url": thumbnail_url(photo.near_duplicate_of_id) if photo.near_duplicate_of_id else "",
                     "can_review": reviewer and photo.volunteer_id != request.user.pk
                     and photo.status != PhotoStatus.WITHDRAWN,
                     "is_reviewer": reviewer,

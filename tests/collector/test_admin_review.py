@@ -155,6 +155,7 @@ class TestPhotoList:
         assert listed_ids(client.get(LIST, {"near_duplicate": "no"})) == [original.pk]
         page = client.get(change_url(copy)).content.decode()
         assert f'class="near-duplicate" href="/admin/collector/photo/{original.pk}/change/"' in page
+        assert f'id="likely-original" src="/api/v1/photos/{original.pk}/thumbnail/"' in page  # side by side
 
     def test_it_runs_a_constant_number_of_queries(self, reviewer, django_assert_max_num_queries, db):
         label = make_label("mug")
@@ -368,6 +369,8 @@ class TestBulkActions:
         response = client.get(LIST)
         assert response.status_code == 200
         assert "approve_photos" not in response.content.decode()
+        assert "/thumbnail/" not in response.content.decode()  # that view would refuse them: no broken images
+        assert len(listed_ids(response)) == 3
         run_action(client, "approve_photos", queue["pending"])
         assert Photo.objects.filter(status=PhotoStatus.PENDING).count() == 3
         assert not PhotoReview.objects.filter(reviewer__username="sam").exists()
