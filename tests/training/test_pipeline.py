@@ -48,9 +48,9 @@ class TestTrainEndToEnd:
         run = TrainingRun.objects.get()
         assert run.status == RunStatus.SUCCEEDED, run.error + run.log
         assert run.outcome == RunOutcome.PUBLISHED and run.active is None and run.percent == 100
-        assert run.strategy == "head_only"  # 12 photos per class: the seed's "small data" row
-        assert {"dataset", "download", "features", "train_head", "export", "evaluate", "gate", "publish"} <= set(
-            run.phase_seconds)
+        assert run.strategy == "fine_tune"  # TRAINING_FINE_TUNE_MIN_PER_CLASS=1 in the tiny settings
+        assert {"dataset", "download", "features", "train_head", "fine_tune", "export", "evaluate", "gate",
+                "publish"} <= set(run.phase_seconds)
         assert [d["decision"] for d in run.decisions][-2:] == ["gate_int8_ok", "published"]
         assert set(run.metrics) == {"float32", "float16", "dynamic", "int8"}
         assert len(run.history["loss"]) >= 1
@@ -97,6 +97,7 @@ class TestReleaseGate:
         assert first.outcome == RunOutcome.PUBLISHED, first.decisions
         # The next night's candidate learns nothing (learning rate 0): the gate must keep v1.
         tiny_training.TRAINING_LEARNING_RATE_HEAD = 0.0
+        tiny_training.TRAINING_LEARNING_RATE_FINE_TUNE = 0.0
         call_command("train", "--no-progress", "--force")
         second = TrainingRun.objects.order_by("-id").first()
         assert second.status == RunStatus.SUCCEEDED and second.outcome == RunOutcome.HELD_BACK
