@@ -485,6 +485,10 @@ class LabelAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
     fields = ["slug", "name", "description", "active", "prototype_target", "production_target"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Phones, uploads, exports and trained models name classes by slug: fixed once created.
+        return ["slug"] if obj is not None else []
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
             approved_count=Count("photos", filter=Q(photos__status=PhotoStatus.APPROVED)),

@@ -389,6 +389,16 @@ class TestLabelAdmin:
         assert "2 / 200 (1%)" in html  # LABEL_PRODUCTION_TARGET
         assert f"?status=pending&amp;label__id__exact={mug.pk}" in html  # one pending, linked to the queue
 
+    def test_it_edits_targets_but_never_the_slug(self, db):
+        superuser = User.objects.create_superuser("root", "root@example.org", "root-pass-123")
+        mug = make_label("mug")
+        response = logged_in(superuser).post(f"/admin/collector/label/{mug.pk}/change/", {
+            "slug": "cup", "name": "Mug", "description": "", "active": "on", "prototype_target": "40",
+            "production_target": ""})
+        assert response.status_code == 302
+        mug.refresh_from_db()
+        assert (mug.slug, mug.prototype_target, mug.effective_prototype_target) == ("mug", 40, 40)
+
 
 @pytest.mark.django_db
 class TestVolunteerAdmin:
