@@ -22,10 +22,14 @@ def input_spec_for(variant: str, size: int) -> InputSpec:
     return data.uint8_input_spec(size) if variant == "int8" else data.float_input_spec(size)
 
 
-def _concrete(model, dtype, size: int):
+def _converter(model, size: int):
+    """A converter for `model` at batch 1. The converter saves what it is given as a SavedModel:
+    a bare tf.Module holding only the inference function is ~10x faster to save than the Keras model."""
     tf = tf_setup()
-    fn = tf.function(lambda x: model(x, training=False))
-    return fn.get_concrete_function(tf.TensorSpec([1, size, size, 3], dtype, name="input"))
+    module = tf.Module()
+    module.serve = tf.function(lambda x: model(x, training=False),
+                               input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="input")])
+    return tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
 
 
 def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.ndarray] | None = None) -> bytes:
@@ -38,7 +42,6 @@ def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.
     tf = tf_setup()
     if variant == "int8":
         model = full_model(base, head, raw_pixels=True)
-        concrete = _concrete(model, tf.float32, size)
         if not calibration_pixels:
             raise ValueError("int8 needs calibration photos")
         samples = [p.astype(np.float32)[None] for p in calibration_pixels]
@@ -51,7 +54,7 @@ def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.
             for sample in samples:
                 yield [sample]
 
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+        converter = _converter(model, size)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -59,7 +62,7 @@ def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.
         converter.inference_output_type = tf.uint8
     else:
         model = full_model(base, head, raw_pixels=False)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([_concrete(model, tf.float32, size)], model)
+        converter = _converter(model, size)
         if variant == "float16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]

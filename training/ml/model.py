@@ -12,12 +12,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from .types import BackboneConfig, WeightsUnavailable
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 POOLED = "pooled"
+# base_weights="none" is one fixed network (so its features can be cached like any other): seeded init,
+# then BatchNormalization statistics estimated on seeded noise images so the signal neither vanishes nor
+# explodes through 17 blocks (Keras' default statistics shrink it to ~1e-12 by the last layer).
+NONE_WEIGHTS_SEED = 20240607
 _configured = False
 
 
@@ -54,7 +60,10 @@ def build_backbone(config: BackboneConfig):
     shape = (config.input_size, config.input_size, 3)
     weights = config.base_weights
     if weights == "none":
-        return keras.applications.MobileNetV2(input_shape=shape, alpha=config.alpha, include_top=False, weights=None)
+        keras.utils.set_random_seed(NONE_WEIGHTS_SEED)
+        base = keras.applications.MobileNetV2(input_shape=shape, alpha=config.alpha, include_top=False, weights=None)
+        _estimate_batchnorm_statistics(base, np.random.default_rng(NONE_WEIGHTS_SEED).uniform(-1, 1, (32,) + shape))
+        return base
     if weights == "imagenet":
         try:
             return keras.applications.MobileNetV2(input_shape=shape, alpha=config.alpha, include_top=False, weights="imagenet")
@@ -77,6 +86,18 @@ def build_backbone(config: BackboneConfig):
             f"TRAINING_BASE_WEIGHTS={weights!r}: the file could not be loaded into MobileNetV2 alpha {config.alpha:g} "
             f"without top ({type(error).__name__}: {error})"
         ) from error
+
+
+def _estimate_batchnorm_statistics(base, images) -> None:
+    """Set every BatchNormalization's moving statistics to those of `images` (one pass, batch statistics)."""
+    keras = _keras()
+    layers = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    base(images.astype(np.float32), training=True)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
 
 
 def cut_layer_name(base, fine_tune_layers: int) -> str:

@@ -85,10 +85,6 @@ def train_and_export(
     tf = tf_setup()
     keras = __import__("tf_keras")
     seed = hparams.seed
-    random.seed(seed)
-    np.random.seed(seed)
-    tf.random.set_seed(seed)
-    keras.utils.set_random_seed(seed)
 
     phases: dict[str, float] = {}
     notes: list[str] = []
@@ -111,6 +107,10 @@ def train_and_export(
 
     progress("backbone", 0.0)
     base = build_backbone(hparams.backbone)  # raises WeightsUnavailable
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
     cut = cut_layer_name(base, hparams.fine_tune_layers) if strategy == "fine_tune" else POOLED
     set_top_trainable(base, cut, False)
     phase_done("backbone")

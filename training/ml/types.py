@@ -92,7 +92,7 @@ class HParams:
     variants: tuple[str, ...] = VARIANTS
     # Added by the ML side (backward compatible): augmented views per photo cached for training.
     augment_views: int = 4
-    augment_flip: bool = False  # mirror images; off by default (labels with text or handedness)
+    augment_flip: bool = True  # mirror images (as MediaPipe Model Maker does); turn off for labels with text or handedness
     weight_decay: float = 1e-4
 
 
