@@ -78,13 +78,16 @@ def sha256_of(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def open_upright(stream: BinaryIO, *, max_pixels: int, min_short_side: int | None = None) -> tuple[Image.Image, str, tuple[int, int]]:
+def open_upright(
+    stream: BinaryIO, *, max_pixels: int, min_short_side: int | None = None, min_long_side: int | None = None
+) -> tuple[Image.Image, str, tuple[int, int]]:
     """Decode the first frame as an upright RGB image; raise ImageError on anything else.
 
     Returns the image, its format and its full size as displayed (after EXIF
-    orientation). With ``min_short_side``, a JPEG may be decoded at a reduced
-    scale (libjpeg's DCT scaling) as long as its short side stays at least that
-    large: the derivatives never need the full 12 MP.
+    orientation). With ``min_short_side`` (and ``min_long_side``), a JPEG may
+    be decoded at a reduced scale (libjpeg's DCT scaling: 1/2, 1/4, 1/8) as
+    long as its short side stays at least ``min_short_side`` and its long side
+    at least ``min_long_side``: the derivatives never need the full 12 MP.
     """
     stream.seek(0)
     fmt = sniff_format(stream.read(32))
@@ -109,6 +112,8 @@ def open_upright(stream: BinaryIO, *, max_pixels: int, min_short_side: int | Non
                 image.seek(0)  # animated images: the first frame only
             if fmt == "JPEG" and min_short_side:
                 scale = min(full_w, full_h) / min_short_side
+                if min_long_side:
+                    scale = min(scale, max(full_w, full_h) / min_long_side)
                 if scale >= 2:
                     image.draft("RGB", (max(1, int(full_w / scale)), max(1, int(full_h / scale))))
             orientation = image.getexif().get(0x0112, 1)
@@ -182,6 +187,16 @@ def dhash(image: Image.Image) -> int:
     return value
 
 
+def hash_is_informative(value: int) -> bool:
+    """False for hashes of nearly featureless images (a plain wall, a black frame).
+
+    A flat image hashes to all zeros (or a smooth gradient to all ones), so
+    every flat photo would "match" every other; such hashes are never used
+    to flag near-duplicates.
+    """
+    return 8 <= value.bit_count() <= 56
+
+
 def hash_bands(value: int) -> tuple[int, int, int, int]:
     """Four 16-bit bands, signed to fit a 32-bit integer column anywhere."""
     return tuple(((value >> (16 * i)) & 0xFFFF) for i in range(4))  # type: ignore[return-value]
@@ -196,17 +211,20 @@ def process_upload(
 ) -> ProcessedImage:
     """Everything the collector stores about an upload, computed in one decode."""
     digest = sha256 or sha256_of(stream)
+    # The decode only needs to be as large as the derivatives: a short side of
+    # training_short_side and a long side of thumbnail_size. A 12 MP JPEG is
+    # decoded at 1/8 scale (504x378), a 2 MP one at 1/2.
     image, fmt, (width, height) = open_upright(
-        stream, max_pixels=max_pixels, min_short_side=max(training_short_side, thumbnail_size)
+        stream, max_pixels=max_pixels, min_short_side=training_short_side, min_long_side=thumbnail_size
     )
-    # One big downscale to an intermediate that both derivatives fit in, then
-    # two cheap small ones: a 12 MP photo is resampled once.
-    w, h = image.size
-    thumb_short = thumbnail_size * min(w, h) / max(w, h)
-    intermediate = resize_short_side(image, max(training_short_side, int(thumb_short) + 1))
+    # The thumbnail is resampled from the decoded image; the training copy
+    # from the thumbnail when that is large enough (the usual case: a 4:3
+    # photo's 480x360 thumbnail covers a 256 px short side), so the big image
+    # is resampled once.
+    thumb_image = thumbnail_of(image, thumbnail_size)
+    source = thumb_image if min(thumb_image.size) >= min(training_short_side, *image.size) else image
+    training_image = resize_short_side(source, training_short_side)
     image.close()
-    training_image = resize_short_side(intermediate, training_short_side)
-    thumb_image = thumbnail_of(intermediate, thumbnail_size)
     training = Derivative(_encode_jpeg(training_image, 90), *training_image.size)
     thumbnail = Derivative(_encode_jpeg(thumb_image, 82), *thumb_image.size)
     return ProcessedImage(

@@ -245,3 +245,20 @@ def png_text_bomb() -> bytes:
     compressed = zlib.compress(b"A" * (64 * 1024 * 1024), 9)
     ztxt = _chunk(b"zTXt", b"Comment\x00\x00" + compressed)
     return data[:33] + ztxt + data[33:]  # right after IHDR
+
+
+def scene(seed: int, size=(800, 600)) -> Image.Image:
+    """A deterministic 'photo' with structure at several scales (seeded rectangles on a gradient)."""
+    import random
+
+    from PIL import ImageDraw
+
+    rng = random.Random(seed)
+    image = Image.linear_gradient("L").rotate(rng.randrange(360)).resize(size).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    w, h = size
+    for _ in range(24):
+        x0, y0 = rng.randrange(w), rng.randrange(h)
+        x1, y1 = x0 + rng.randrange(w // 12, w // 2), y0 + rng.randrange(h // 12, h // 2)
+        draw.rectangle((x0, y0, x1, y1), fill=tuple(rng.randrange(256) for _ in range(3)))
+    return image

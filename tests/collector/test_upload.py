@@ -225,19 +225,28 @@ class TestIdempotency:
 
 @pytest.mark.django_db
 class TestNearDuplicates:
-    def test_a_reencoded_copy_is_flagged_with_a_link_to_the_original(self, api, label):
-        original = Image.open(io.BytesIO(samples.noise_jpeg((800, 600))))
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_a_reencoded_resized_copy_is_flagged_with_a_link_to_the_original(self, api, label, seed):
+        original = samples.scene(seed, (800, 600))
         first = upload(api, samples.encode(original, "JPEG", quality=92), label="mug").json()
-        smaller = original.resize((640, 480))
-        copy = upload(client_for(make_volunteer().user), samples.encode(smaller, "JPEG", quality=60), label="mug")
+        upload(api, samples.encode(samples.scene(seed + 50), "JPEG"), label="mug")  # another photo in between
+        copy = upload(client_for(make_volunteer().user), samples.encode(original.resize((640, 480)), "JPEG", quality=60),
+                      label="mug")
         assert copy.status_code == 201
         assert copy.json()["near_duplicate_of"] == first["id"]
         assert Photo.objects.get(pk=copy.json()["id"]).near_duplicate_of_id == first["id"]
 
-    def test_a_different_photo_is_not_flagged(self, api, label):
-        upload(api, image_bytes(seed=1), label="mug")
-        response = upload(api, image_bytes(seed=2), label="mug")
-        assert response.json()["near_duplicate_of"] is None
+    def test_a_12_mp_copy_of_a_small_photo_is_flagged(self, api, label):
+        original = samples.scene(9, (800, 600))
+        first = upload(api, samples.encode(original, "JPEG", quality=92), label="mug").json()
+        big = upload(api, samples.encode(original.resize((4032, 3024)), "JPEG", quality=85), label="mug").json()
+        assert big["near_duplicate_of"] == first["id"]
+
+    def test_different_photos_are_not_flagged(self, api, label):
+        upload(api, samples.encode(samples.scene(1), "JPEG"), label="mug")
+        for seed in (2, 3, 4):
+            response = upload(api, samples.encode(samples.scene(seed), "JPEG"), label="mug")
+            assert response.json()["near_duplicate_of"] is None
 
 
 def _race(requests_fn, parties: int):
