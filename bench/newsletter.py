@@ -138,14 +138,17 @@ def main() -> None:
     raw = rendered.message(to=addresses[0], unsubscribe=emails.unsubscribe_url(1)).message().as_bytes(linesep="\r\n")
     print(f"message size: {len(raw)} bytes; photos in the edition: {len(edition.content['best_photos'])}")
 
+    cpu = {}
+
     def baseline() -> float:
         before = server.count()
         connection = get_connection()
         connection.open()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for address in addresses:
             connection.connection.sendmail(settings.NEWSLETTER_FROM_EMAIL, [address], raw)
         elapsed = time.perf_counter() - t0
+        cpu.setdefault("baseline", []).append((time.process_time() - c0) / n)
         connection.close()
         assert server.count() - before == n
         return n / elapsed
@@ -158,18 +161,17 @@ def main() -> None:
 
         profile = cProfile.Profile()
         profile.enable()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = services.edition_send(edition_id=edition.pk, max_wait=0)
     elapsed = time.perf_counter() - t0
+    cpu["edition"] = [(time.process_time() - c0) / n]
     if args.profile:
         profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profile).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "25")))
     received = server.count() - before
     base_after = baseline()
     server.stop()
 
-    assert result.finished and result.sent == n and received == n, (result, received)
-    assert Delivery.objects.filter(edition=edition, status="sent").count() == n
     base = (base_before + base_after) / 2
     rate = n / elapsed
     print(f"render once per edition: {render_once * 1000:.1f} ms")
@@ -180,7 +182,11 @@ def main() -> None:
           f"(before {base_before:.0f}, after {base_after:.0f})")
     print(f"edition to {n} subscribers (claims, rendering, SMTP, delivery rows): {rate:.0f} msg/s, "
           f"{elapsed:.1f} s")
+    print(f"sender CPU per message: baseline {sum(cpu['baseline']) / 2 * 1e6:.0f} µs, "
+          f"edition {cpu['edition'][0] * 1e6:.0f} µs")
     print(f"ratio edition / baseline: {rate / base:.2f} (target >= 0.70)")
+    assert result.finished and result.sent == n and received == n, (result, received)
+    assert Delivery.objects.filter(edition=edition, status="sent").count() == n
 
 
 def _make_photos(count: int) -> None:

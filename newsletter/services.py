@@ -194,12 +194,29 @@ def edition_start_sending(*, edition_id: int, now: datetime | None = None) -> bo
         won = Edition.objects.filter(pk=edition_id, status=EditionStatus.SCHEDULED, scheduled_for__lte=now).update(
             status=EditionStatus.SENDING, sending_started_at=now)
         if won:
-            subscriber_ids = selectors.subscribers_confirmed().values_list("pk", flat=True).iterator(chunk_size=2000)
-            Delivery.objects.bulk_create(
-                (Delivery(edition_id=edition_id, subscriber_id=pk) for pk in subscriber_ids),
-                batch_size=1000, ignore_conflicts=True,
-            )
+            # One INSERT … SELECT instead of a Python object per subscriber (10k rows: ~1 s less).
+            q = connection.ops.quote_name
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {q(Delivery._meta.db_table)} ({q('edition_id')}, {q('subscriber_id')}, "
+                    f"{q('status')}, {q('attempts')}, {q('claimed_by')}, {q('last_error')}) "
+                    f"SELECT %s, {q('id')}, %s, 0, '', '' FROM {q(Subscriber._meta.db_table)} WHERE {q('status')} = %s "
+                    f"ON CONFLICT DO NOTHING",
+                    [edition_id, DeliveryStatus.PENDING.value, SubscriberStatus.CONFIRMED.value],
+                )
     return bool(won)
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A claimed row with what sending it needs (plain values: a batch is read in one query)."""
+
+    pk: int
+    attempts: int
+    subscriber_id: int
+    email: str
+    subscriber_status: str
+    failure_count: int
 
 
 def _claimable(now: datetime) -> Q:
@@ -208,7 +225,7 @@ def _claimable(now: datetime) -> Q:
             | Q(status=DeliveryStatus.CLAIMED, claimed_at__lt=stale))
 
 
-def deliveries_claim(*, edition_id: int, claim: str, limit: int) -> list[Delivery]:
+def deliveries_claim(*, edition_id: int, claim: str, limit: int) -> list[ClaimedDelivery]:
     """Claim up to ``limit`` rows for this sender. A row another sender took in between is simply not ours."""
     for _ in range(20):  # a concurrent sender may win every row we looked at; look again
         now = timezone.now()
@@ -218,8 +235,9 @@ def deliveries_claim(*, edition_id: int, claim: str, limit: int) -> list[Deliver
             return []
         Delivery.objects.filter(_claimable(now), pk__in=ids).update(
             status=DeliveryStatus.CLAIMED, claimed_by=claim, claimed_at=now)
-        rows = list(Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.CLAIMED, claimed_by=claim)
-                    .select_related("subscriber").order_by("id"))
+        rows = [ClaimedDelivery(*row) for row in Delivery.objects.filter(
+            pk__in=ids, status=DeliveryStatus.CLAIMED, claimed_by=claim).order_by("id").values_list(
+            "pk", "attempts", "subscriber_id", "subscriber__email", "subscriber__status", "subscriber__failure_count")]
         if rows:
             return rows
     return []
@@ -236,7 +254,7 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, settings.NEWSLETTER_RETRY_MAX_SECONDS))
 
 
-def _record_sent(delivery: Delivery, claim: str) -> None:
+def _record_sent(delivery: ClaimedDelivery, claim: str) -> None:
     """Mark one delivery sent, right after the server accepted it. This runs once per message, so it is
     one prepared-once SQL statement rather than an ORM update compiled each time (bench/newsletter.py)."""
     with connection.cursor() as cursor:
@@ -245,7 +263,7 @@ def _record_sent(delivery: Delivery, claim: str) -> None:
         updated = cursor.rowcount
     if not updated:
         logger.warning("Delivery %s was sent after its claim had been taken over", delivery.pk)
-    if delivery.subscriber.failure_count:
+    if delivery.failure_count:
         Subscriber.objects.filter(pk=delivery.subscriber_id).update(failure_count=0)
 
 
@@ -257,7 +275,7 @@ def _MARK_SENT_SQL() -> str:  # noqa: N802 (a constant, built once the database 
             f"WHERE {q('id')} = %s AND {q('claimed_by')} = %s AND {q('status')} = %s")
 
 
-def _record_failure(delivery: Delivery, claim: str, *, error: str, permanent: bool) -> str:
+def _record_failure(delivery: ClaimedDelivery, claim: str, *, error: str, permanent: bool) -> str:
     """Temporary failures wait with back-off until NEWSLETTER_MAX_ATTEMPTS; then, or at once for a
     permanent one, the delivery fails and counts against the address."""
     error = " ".join(error.split())[:500]
@@ -326,20 +344,19 @@ class _Sender:
             self.connection.close()  # Django's close() swallows errors of a broken connection
             self.is_open = False
 
-    def deliver(self, delivery: Delivery) -> str:
-        subscriber = delivery.subscriber
-        if subscriber.status != SubscriberStatus.CONFIRMED:
+    def deliver(self, delivery: ClaimedDelivery) -> str:
+        if delivery.subscriber_status != SubscriberStatus.CONFIRMED:
             Delivery.objects.filter(pk=delivery.pk, claimed_by=self.claim).update(
                 status=DeliveryStatus.SKIPPED, claimed_by="")
             return "skipped"
         try:
-            token = tokens.unsubscribe_token(subscriber.pk)
-            data = self.prepared.bytes_for(address=subscriber.email, token=token) if self.prepared else None
+            token = tokens.unsubscribe_token(delivery.subscriber_id)
+            data = self.prepared.bytes_for(address=delivery.email, token=token) if self.prepared else None
             if data is not None:
                 self._open()
-                self.connection.connection.sendmail(self.prepared.from_address, [subscriber.email], data)
+                self.connection.connection.sendmail(self.prepared.from_address, [delivery.email], data)
             else:
-                message = self.rendered.message(to=subscriber.email, unsubscribe=emails.unsubscribe_url(subscriber.pk))
+                message = self.rendered.message(to=delivery.email, unsubscribe=emails.unsubscribe_url(delivery.subscriber_id))
                 self._open()
                 self.connection.send_messages([message])
         except (BadHeaderError, ValueError) as exc:
