@@ -73,12 +73,31 @@ def volunteer_get_or_create_for_user(*, user) -> Volunteer:
 def volunteer_delete(*, user) -> int:
     """Delete the account: photos leave every future dataset and their files leave storage.
 
-    Rows are first marked withdrawn (kept, without files or owner, so that
-    published dataset manifests still make sense); the files are deleted
-    after the commit. Returns the number of photos withdrawn.
+    Returns the number of photos withdrawn. Deleting the user any other way
+    (Django's user admin, a shell) does the same through the pre_delete
+    receiver in collector.apps, so no path leaves a deleted volunteer's photos
+    in datasets or their files in storage.
+    """
+    with transaction.atomic():
+        withdrawn = photos_withdraw_for_user(user=user)
+        user.delete()
+    return withdrawn
+
+
+def photos_withdraw_for_user(*, user, notify: bool = True) -> int:
+    """Mark a volunteer's photos withdrawn and delete their files after the commit.
+
+    Rows are kept, without files or owner, so that published dataset
+    manifests still make sense; status ``withdrawn`` keeps them out of every
+    future dataset. ``notify=False`` (used while the user row itself is being
+    deleted) skips photo_status_changed: receivers would write rows pointing
+    at a user that Django has already collected for deletion, and everything
+    they keep per user is deleted with it anyway.
     """
     with transaction.atomic():
         photos = list(Photo.objects.select_for_update().filter(volunteer=user))
+        if not photos:
+            return 0
         keys = [key for photo in photos for key in photo.storage_keys]
         now = timezone.now()
         for photo in photos:
@@ -86,14 +105,14 @@ def volunteer_delete(*, user) -> int:
             photo.status = PhotoStatus.WITHDRAWN
             photo.withdrawn_at = now
             photo.save(update_fields=["status", "withdrawn_at", "updated_at"])
-            photo_status_changed.send(
-                sender=Photo, photo=photo, old_status=old_status, new_status=photo.status,
-                old_label_id=photo.label_id, reviewer=None,
-            )
+            if notify:
+                photo_status_changed.send(
+                    sender=Photo, photo=photo, old_status=old_status, new_status=photo.status,
+                    old_label_id=photo.label_id, reviewer=None,
+                )
         Photo.objects.filter(pk__in=[p.pk for p in photos]).update(
             volunteer=None, original_key="", training_key="", thumbnail_key="", idempotency_key=None
         )
-        user.delete()
         transaction.on_commit(lambda: storage.delete_quietly(keys))
     return len(photos)
 
@@ -295,6 +314,8 @@ def _photo_existing(*, user, sha256: str, idempotency_key: str | None) -> Photo 
 
 
 def _near_duplicate(phash: int, bands: tuple[int, int, int, int]) -> Photo | None:
+    if not images.hash_is_informative(phash):
+        return None
     max_distance = settings.PHOTO_NEAR_DUPLICATE_DISTANCE
     candidates = (
         Photo.objects.filter(
