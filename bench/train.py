@@ -34,6 +34,30 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 WEIGHTS = "weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
 
 
+class DiskFeatureStore:
+    """For repeated experiments only (--feature-cache): one file per (cache id, photo)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str, cache_id: str) -> Path:
+        return self.root / hashlib.sha256(cache_id.encode()).hexdigest()[:16] / f"{key}.npy"
+
+    def get_many(self, keys, cache_id):
+        found = {}
+        for key in keys:
+            path = self._path(key, cache_id)
+            if path.is_file():
+                found[key] = path.read_bytes()
+        return found
+
+    def put_many(self, items, cache_id):
+        for key, blob in items.items():
+            path = self._path(key, cache_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+
+
 def fraction(key: str, salt: str) -> float:
     return int(hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
@@ -88,6 +112,8 @@ def main() -> None:
     parser.add_argument("--variants", default="float32,float16,dynamic,int8")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-incremental", action="store_true", help="one night on all photos instead of two")
+    parser.add_argument("--feature-cache", type=Path, default=None,
+                        help="experiments: keep features on disk between invocations (the incremental figures then mean nothing)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override an HParams field")
     args = parser.parse_args()
 
@@ -113,7 +139,7 @@ def main() -> None:
         baseline, _ = run("baseline: linear head on frozen pooled features", train, val, test, labels, linear,
                           MemoryFeatureStore(), out)
 
-    store = MemoryFeatureStore()
+    store = DiskFeatureStore(args.feature_cache) if args.feature_cache else MemoryFeatureStore()
     if args.skip_incremental:
         final, final_total = run("one night, all photos", train, val, test, labels, hparams, store, out)
         first = None

@@ -94,6 +94,8 @@ class HParams:
     augment_views: int = 4
     augment_flip: bool = True  # mirror images (as MediaPipe Model Maker does); turn off for labels with text or handedness
     weight_decay: float = 1e-4
+    # Mixup on cached features (Beta(a, a) mixing of two photos' features and labels in a batch); 0 = off.
+    mixup_alpha: float = 0.0
 
 
 @dataclass(frozen=True)
