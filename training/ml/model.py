@@ -33,7 +33,7 @@ def tf_setup(threads: int | None = None):
     import tensorflow as tf
 
     if not _configured:
-        threads = threads or int(os.environ.get("TRAINING_TF_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
+        threads = threads or min(4, os.cpu_count() or 1)
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))

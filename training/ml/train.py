@@ -104,7 +104,7 @@ def train_and_export(
 ) -> TrainResult:
     _validate(train, val, test, labels, hparams)
     out_dir = Path(out_dir)
-    tf = tf_setup()
+    tf = tf_setup(hparams.threads or None)
     keras = __import__("tf_keras")
     seed = hparams.seed
 

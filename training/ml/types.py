@@ -96,6 +96,8 @@ class HParams:
     weight_decay: float = 1e-4
     # Mixup on cached features (Beta(a, a) mixing of two photos' features and labels in a batch); 0 = off.
     mixup_alpha: float = 0.0
+    # TensorFlow intra-op threads (0 = min(4, CPUs)); takes effect if TensorFlow is not yet initialised.
+    threads: int = 0
 
 
 @dataclass(frozen=True)
