@@ -262,3 +262,14 @@ def scene(seed: int, size=(800, 600)) -> Image.Image:
         x1, y1 = x0 + rng.randrange(w // 12, w // 2), y0 + rng.randrange(h // 12, h // 2)
         draw.rectangle((x0, y0, x1, y1), fill=tuple(rng.randrange(256) for _ in range(3)))
     return image
+
+
+def mpo_bytes(size=(64, 48)) -> bytes:
+    """A multi-picture JPEG (phones' portrait/depth shots): first frame red, second blue."""
+    first, second = Image.new("RGB", size, (230, 20, 20)), Image.new("RGB", size, (20, 20, 230))
+    return encode(first, "MPO", save_all=True, append_images=[second])
+
+
+def png_zero_width() -> bytes:
+    ihdr = struct.pack(">IIBBBBB", 0, 10, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"")) + _chunk(b"IEND", b"")

@@ -96,6 +96,18 @@ CASES = [
     *[(f"orientation-{n}", {"image": samples.oriented_jpeg(n, (60, 40))}, 201) for n in range(1, 9)],
     ("heic", {"image": samples.heic_bytes()}, 201),
     ("webp", {"image": samples.webp_bytes()}, 201),
+    ("progressive-jpeg", {"image": samples.encode(samples.quadrant_image(), "JPEG", progressive=True)}, 201),
+    ("greyscale-jpeg", {"image": samples.encode(samples.quadrant_image().convert("L"), "JPEG")}, 201),
+    ("interlaced-png", {"image": samples.encode(samples.quadrant_image((64, 48)), "PNG", interlace=1)}, 201),
+    ("1-bit-png", {"image": samples.encode(samples.quadrant_image((64, 48)).convert("1"), "PNG")}, 201),
+    ("mpo-two-frames", {"image": samples.mpo_bytes()}, 201),
+    ("jpeg-zip-polyglot", {"image": samples.encode(samples.quadrant_image(), "JPEG") + samples.zip_bytes()}, 201),
+    ("panorama-20000x20", {"image": samples.encode(Image.new("RGB", (20000, 20), (1, 99, 200)), "PNG")}, 201),
+    ("png-zero-width", {"image": samples.png_zero_width()}, 422),
+    ("truncated-webp", {"image": samples.webp_bytes()[:200]}, 422),
+    ("truncated-heic", {"image": samples.heic_bytes()[:300]}, 422),
+    ("riff-not-webp", {"image": b"RIFF\x10\x00\x00\x00WAVEfmt " + b"\0" * 64}, 415),
+    ("only-jpeg-magic", {"image": b"\xff\xd8\xff"}, 422),
     ("unknown-label", {"image": image_bytes(), "label": "unicorn"}, 422),
     ("inactive-label", {"image": image_bytes(), "label": "retired"}, 422),
     ("label-not-a-slug", {"image": image_bytes(), "label": "<b>mug</b>"}, 400),
@@ -183,6 +195,11 @@ class TestBadInput:
         photo = Photo.objects.get(pk=api.post(URL, {"image": _file(samples.animated(fmt)), "label": "mug"},
                                               format="multipart").json()["id"])
         assert samples.close_to(stored_image(photo.training_key).getpixel((60, 45)), (230, 20, 20))
+
+    def test_a_multi_picture_jpeg_keeps_its_first_picture(self, api):
+        photo = Photo.objects.get(pk=api.post(URL, {"image": _file(samples.mpo_bytes()), "label": "mug"},
+                                              format="multipart").json()["id"])
+        assert samples.close_to(stored_image(photo.training_key).getpixel((30, 20)), (230, 20, 20))
 
     def test_a_huge_phone_photo_is_accepted(self, api):
         data = samples.noise_jpeg((4032, 3024))

@@ -43,7 +43,7 @@ def server(tmp_path_factory):
     _manage(env, "shell", "-c", "from collector.models import Label; Label.objects.create(slug='mug', name='Mug')")
     log = open(tmp / "gunicorn.log", "w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", "127.0.0.1:0", "--workers", "1",
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", "127.0.0.1:0", "--workers", "2",
          "--timeout", "60", "--access-logfile", "-"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
@@ -61,9 +61,9 @@ def server(tmp_path_factory):
         assert base, "gunicorn did not start: " + (tmp / "gunicorn.log").read_text()
         while time.monotonic() < deadline:
             try:
-                if requests.get(base + "/api/v1/labels/", timeout=5).status_code == 200:
+                if requests.get(base + "/api/v1/labels/", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # workers still booting
                 time.sleep(0.2)
         yield {"base": base, "media": tmp / "media"}
     finally:
@@ -114,6 +114,34 @@ class TestAgainstARealServer:
         assert me["photos"]["pending"] == 1
         files = sorted(p for p in server["media"].rglob("*") if p.is_file())
         assert len(files) == 3
+
+    def test_concurrent_identical_uploads_make_one_photo(self, server):
+        """Two workers, one SQLite file, six requests at once with the same key and bytes."""
+        import threading
+
+        base = server["base"]
+        token = requests.post(base + "/api/v1/volunteers/", json={"display_name": "e2e-race", "consent_training": True},
+                              timeout=10).json()["token"]
+        photo = samples.encode(samples.scene(42, (1600, 1200)), "JPEG", quality=90)
+        files_before = {p for p in server["media"].rglob("*") if p.is_file()}
+        start = threading.Barrier(6)
+        results = []
+
+        def send():
+            start.wait()
+            r = requests.post(base + "/api/v1/photos/", headers={"Authorization": f"Token {token}", "Idempotency-Key": "race"},
+                              files={"image": ("p.jpg", photo, "image/jpeg")}, data={"label": "mug"}, timeout=60)
+            results.append(r)
+
+        threads = [threading.Thread(target=send) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.status_code for r in results) == [200] * 5 + [201], [(r.status_code, r.text[:200]) for r in results]
+        assert len({r.json()["id"] for r in results}) == 1
+        new_files = {p for p in server["media"].rglob("*") if p.is_file()} - files_before
+        assert len(new_files) == 3, "the losers' files were removed"
 
     def test_a_chunked_upload_works_through_gunicorn(self, server):
         base = server["base"]
