@@ -89,13 +89,19 @@ class LabelOutput(serializers.ModelSerializer):
 class PhotoUploadInput(serializers.Serializer):
     image = serializers.FileField(allow_empty_file=False, max_length=255)
     label = serializers.SlugField(max_length=64)
-    challenge = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    challenge = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1)
     captured_at = serializers.DateTimeField(required=False, allow_null=True)
     device_model = serializers.CharField(required=False, allow_blank=True, max_length=100)
     app_version = serializers.CharField(required=False, allow_blank=True, max_length=40)
     predicted_label = serializers.CharField(required=False, allow_blank=True, max_length=64)
     predicted_confidence = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
-    model_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    # The columns' ranges: a larger number is the client's mistake (400), not a database error (500).
+    model_version = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1)
+
+    def validate_predicted_confidence(self, value):
+        if value is not None and value != value:  # NaN passes min/max comparisons
+            raise serializers.ValidationError("A number between 0 and 1 is required.")
+        return value
 
 
 class PhotoOutput(serializers.ModelSerializer):

@@ -88,3 +88,24 @@ class TestErrorShape:
     def test_reviewer_errors_are_in_the_shape_too(self):
         assert_error(client_for(make_reviewer()).post("/api/v1/photos/1/review/", {}, format="json"), 400, "invalid",
                      ["decision"])
+
+
+HUGE = "9" * 30
+
+
+@pytest.mark.django_db
+class TestHugeIdsInUrls:
+    """Ids beyond any integer column are a 404, not a database overflow (500)."""
+
+    @pytest.mark.parametrize("path", [f"/api/v1/photos/{HUGE}/", f"/api/v1/photos/{HUGE}/thumbnail/",
+                                      "/api/v1/photos/9223372036854775808/"])
+    def test_get(self, api, path):
+        assert_error(api.get(path), 404, "not_found")
+
+    def test_review(self):
+        response = client_for(make_reviewer()).post(f"/api/v1/photos/{HUGE}/review/", {"decision": "approve"},
+                                                    format="json")
+        assert_error(response, 404, "not_found")
+
+    def test_page_number(self, api):
+        assert_error(api.get(f"/api/v1/photos/?page={HUGE}"), 404, "not_found")
