@@ -231,3 +231,35 @@ class TestBadInput:
                     for _ in range(3)]
         assert statuses == [201, 200, 200]
         assert Photo.objects.count() == 1 and len(assert_no_orphans()) == 3
+
+
+JSON_CASES = [
+    ("register-malformed-json", "post", "/api/v1/volunteers/", b'{"display_name": "x", ', 400),
+    ("register-json-array", "post", "/api/v1/volunteers/", b'["display_name"]', 400),
+    ("register-json-null", "post", "/api/v1/volunteers/", b"null", 400),
+    ("register-consent-maybe", "post", "/api/v1/volunteers/", b'{"display_name": "zed", "consent_training": "maybe"}', 400),
+    ("register-name-nul", "post", "/api/v1/volunteers/", b'{"display_name": "ze\\u0000d", "consent_training": true}', 400),
+    ("register-email-nul", "post", "/api/v1/volunteers/",
+     b'{"display_name": "zed", "email": "a\\u0000@b.org", "consent_training": true}', 400),
+    ("register-name-number", "post", "/api/v1/volunteers/", b'{"display_name": 12345, "consent_training": true}', 201),
+    ("register-password-huge", "post", "/api/v1/volunteers/",
+     b'{"display_name": "zed", "password": "' + b"p" * 5000 + b'", "consent_training": true}', 400),
+    ("token-username-nul", "post", "/api/v1/auth/token/", b'{"username": "a\\u0000", "password": "x"}', 400),
+    ("token-missing-fields", "post", "/api/v1/auth/token/", b"{}", 400),
+    ("me-bad-email", "patch", "/api/v1/me/", b'{"email": "not-an-email"}', 400),
+    ("me-consent-string", "patch", "/api/v1/me/", b'{"consent_public_credit": "perhaps"}', 400),
+]
+
+
+@pytest.mark.django_db
+class TestBadJson:
+    @pytest.mark.parametrize("method, path, body, expected", [c[1:] for c in JSON_CASES], ids=[c[0] for c in JSON_CASES])
+    def test_it_answers_clearly(self, api, method, path, body, expected):
+        from django.contrib.auth import get_user_model
+
+        users_before = get_user_model().objects.count()
+        response = getattr(api, method)(path, body, content_type="application/json")
+        assert response.status_code == expected, response.content[:300]
+        if expected >= 400:
+            assert_error(response, expected)
+            assert get_user_model().objects.count() == users_before
