@@ -30,7 +30,17 @@ def _connect_user_delete():
     from django.contrib.auth import get_user_model
     from django.db.models.signals import pre_delete
 
+    from collector.models import Photo
+
     pre_delete.connect(_forget_user_scores, sender=get_user_model(), dispatch_uid="challenges.forget_user_scores")
+    pre_delete.connect(_revoke_photo_points, sender=Photo, dispatch_uid="challenges.revoke_photo_points")
+
+
+def _revoke_photo_points(sender, instance, **kwargs):
+    """A photo row deleted (admin): its points leave the boards before the ledger loses the link."""
+    from challenges.services import photo_points_revoke
+
+    photo_points_revoke(photo_id=instance.pk)
 
 
 def _forget_user_scores(sender, instance, **kwargs):

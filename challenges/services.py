@@ -332,12 +332,13 @@ def _photo_targets(photo: Photo) -> tuple[dict[tuple[str, int | None], tuple[int
     return targets, challenge
 
 
-def _photo_settle(*, photo: Photo, now: dt.datetime, actor=None, note: str = "") -> int:
+def _photo_settle(*, photo: Photo, now: dt.datetime, actor=None, note: str = "", revoke_all: bool = False) -> int:
     """Bring the ledger in line with the photo's state. The caller holds the photo's row lock.
 
+    ``revoke_all`` takes every point of the photo back (the photo is being deleted).
     Returns the number of ledger rows written (0 when nothing changed).
     """
-    targets, challenge = _photo_targets(photo)
+    targets, challenge = ({}, None) if revoke_all else _photo_targets(photo)
     challenge_id = challenge.pk if challenge else None
     active = list(PointEntry.objects.filter(photo_id=photo.pk, active=True))
     keep, take_back = set(), []
@@ -380,6 +381,16 @@ def photo_points_settle(*, photo_id: int, now: dt.datetime | None = None, actor=
         if photo is None:
             return 0
         return _photo_settle(photo=photo, now=now, actor=actor, note=note)
+
+
+def photo_points_revoke(*, photo_id: int, now: dt.datetime | None = None) -> int:
+    """Take back every point a photo earned: it is about to be deleted (admin)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        photo = Photo.objects.select_for_update().filter(pk=photo_id).first()
+        if photo is None:
+            return 0
+        return _photo_settle(photo=photo, now=now, note="photo deleted", revoke_all=True)
 
 
 def on_photo_status_changed(*, photo: Photo, old_status: str, new_status: str, old_label_id: int | None,

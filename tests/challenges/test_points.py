@@ -95,3 +95,15 @@ class TestApproval:
         volunteer = make_volunteer()
         approved_photo(volunteer=volunteer)
         assert points_of(volunteer.user) == 3
+
+
+class TestPhotoDeleted:
+    def test_deleting_a_photo_row_takes_its_points_back(self):
+        volunteer, fan = make_volunteer(), make_volunteer()
+        photo = approved_photo(volunteer=volunteer, challenge=make_challenge())
+        services.vote_cast(user=fan.user, photo_id=photo.pk)
+        assert points_of(volunteer.user) == 32
+        photo.delete()
+        assert points_of(volunteer.user) == 0
+        assert ledger_sum(volunteer.user) == 0
+        assert not PointEntry.objects.filter(active=True).exists()
