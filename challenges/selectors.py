@@ -9,15 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 
-from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce
 from django.db import connection
+from django.db.models import Case, Count, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from challenges import periods
 from challenges.models import Challenge, Feature, PeriodTotal, PointEntry, PointReason, Score, Vote
 from collector import selectors as collector_selectors
-from collector.models import Photo, PhotoStatus, Volunteer
+from collector.models import Photo, Volunteer
 
 # In the gallery a staff feature weighs as much as this many votes.
 FEATURE_WEIGHT_IN_VOTES = 5
@@ -100,7 +100,9 @@ def _public_name(volunteer: Volunteer | None, user_id: int) -> str:
 
 
 def period_resolve(*, period: str, challenge_id: int | None = None, now: dt.datetime | None = None):
-    """(kind, key, start, end, challenge) for a leaderboard request; ValueError for an unknown period/challenge."""
+    """(kind, key, start, end, challenge) for a leaderboard request.
+
+    ValueError for an unknown period, LookupError for an unknown challenge."""
     now = now or timezone.now()
     if challenge_id is not None:
         challenge = challenge_get(challenge_id=challenge_id)
@@ -342,10 +344,6 @@ def challenge_winners(*, since, until, top: int = 3) -> list[ChallengeResult]:
         entries = Score.objects.filter(period=periods.challenge_key(challenge.pk)).aggregate(n=Sum("approved_photos"))["n"] or 0
         results.append(ChallengeResult(challenge, page.rows, entries))
     return results
-
-
-def photo_is_votable(*, photo: Photo) -> bool:
-    return photo.status == PhotoStatus.APPROVED
 
 
 __all__ = [

@@ -3,7 +3,7 @@
 import pytest
 
 from challenges import services
-from challenges.models import PointEntry, PointReason, Score
+from challenges.models import PointEntry, Score
 from collector import services as collector_services
 from tests.challenges.helpers import (
     approved_photo, ledger_reasons, ledger_sum, make_challenge, points_of, review, upload_photo,
