@@ -275,7 +275,7 @@ TRAINING_PRUNE_SPARSITY = env_float("TRAINING_PRUNE_SPARSITY", 0.0, minimum=0.0,
 TRAINING_INT8_CALIBRATION_SAMPLES = _env_opt_int("TRAINING_INT8_CALIBRATION_SAMPLES", minimum=1)
 TRAINING_SEED = env_int("TRAINING_SEED", 1234)
 SCHEDULER_JOBS.append(
-    {"id": "training-nightly", "command": ["train"], "hour": TRAINING_NIGHTLY_AT[0], "minute": TRAINING_NIGHTLY_AT[1]}
+    {"id": "training-nightly", "command": ["train", "--trigger", "scheduler"], "hour": TRAINING_NIGHTLY_AT[0], "minute": TRAINING_NIGHTLY_AT[1]}
 )
 # --- challenges (issue 4) -------------------------------------------------
 # See docs/challenges.md. Day boundaries are in TIME_ZONE.

@@ -91,7 +91,7 @@ class TestJobsMissed:
 class TestSchedulerJobs:
     def test_the_nightly_training_is_scheduled_at_training_nightly_at(self):
         job = next(j for j in django_settings.SCHEDULER_JOBS if j["id"] == "training-nightly")
-        assert job["command"] == ["train"]
+        assert job["command"] == ["train", "--trigger", "scheduler"]
         assert (job["hour"], job["minute"]) == django_settings.TRAINING_NIGHTLY_AT == (2, 0)
 
 
