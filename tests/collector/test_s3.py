@@ -100,3 +100,14 @@ class TestS3Storage:
         before = s3_storage.keys()
         assert upload(api, data, label="mug", key="k").status_code == 200
         assert s3_storage.keys() == before
+
+    def test_deleting_the_account_while_s3_is_down_still_withdraws(self, s3_storage, volunteer, api, label, settings):
+        photo = make_photo(volunteer=volunteer, label=label, status=PhotoStatus.APPROVED)
+        keys = sorted(photo.storage_keys)
+        settings.STORAGES = {**settings.STORAGES, "default": storage_settings(
+            bucket=s3_storage.bucket, endpoint_url=f"http://127.0.0.1:{free_port()}")}
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            assert api.delete("/api/v1/me/").status_code == 204
+        photo.refresh_from_db()
+        assert photo.status == PhotoStatus.WITHDRAWN and photo not in selectors.photos_approved()
+        assert s3_storage.keys() == keys, "the files stay behind (logged with their keys for a sweep)"
