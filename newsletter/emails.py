@@ -118,6 +118,8 @@ class PreparedEdition:
         self.expected_urls = expected_urls
         self.url_prefix, self.url_suffix = unsubscribe_url_parts()
         self.domain = DNS_NAME.get_fqdn() if hasattr(DNS_NAME, "get_fqdn") else str(DNS_NAME)
+        self.id_prefix = f"<{uuid.uuid4().hex}."  # unique per prepared batch; a counter makes each message unique
+        self.sequence = 0
 
     @classmethod
     def build(cls, rendered: RenderedEdition) -> PreparedEdition | None:
@@ -138,7 +140,8 @@ class PreparedEdition:
         if not _PLAIN_ADDRESS.match(address) or len(address) > 254:
             return None
         url = f"{self.url_prefix}{token}{self.url_suffix}".encode()
-        message_id = f"<{uuid.uuid4().hex}@{self.domain}>".encode()
+        self.sequence += 1
+        message_id = f"{self.id_prefix}{self.sequence}@{self.domain}>".encode()
         return (self.data.replace(_TO_PLACEHOLDER.encode(), address.encode())
                 .replace(_ID_PLACEHOLDER.encode(), message_id)
                 .replace(UNSUBSCRIBE_MARKER.encode(), url))

@@ -111,7 +111,9 @@ class Delivery(models.Model):
     class Meta:
         verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["edition", "subscriber"], name="delivery_once_per_subscriber")]
-        indexes = [models.Index(fields=["edition", "status", "id"])]
+        # Not (edition, status): a status change would then rewrite an index page at every "sent" mark,
+        # and that write happens once per message. Claims walk this index forward from the last id taken.
+        indexes = [models.Index(fields=["edition", "id"], name="delivery_edition_order")]
 
     def __str__(self) -> str:
         return f"Edition {self.edition_id} → subscriber {self.subscriber_id}: {self.status}"

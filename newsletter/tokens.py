@@ -6,6 +6,8 @@ tokens never do, because an old email must still let its reader leave.
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.core import signing
 
@@ -28,11 +30,18 @@ def confirm_token_read(token: str) -> int | None:
 
 
 def unsubscribe_token(subscriber_id: int) -> str:
-    return signing.Signer(salt=_UNSUBSCRIBE_SALT).sign(str(subscriber_id))
+    return _unsubscribe_signer(settings.SECRET_KEY).sign(str(subscriber_id))
+
+
+@functools.lru_cache(maxsize=4)
+def _unsubscribe_signer(secret_key: str) -> signing.Signer:
+    # One Signer per key: building one reads settings, and the sender signs a token per message.
+    return signing.Signer(key=secret_key, salt=_UNSUBSCRIBE_SALT)
 
 
 def unsubscribe_token_read(token: str) -> int | None:
     try:
+        # A fresh Signer: it also accepts tokens signed with SECRET_KEY_FALLBACKS during a key rotation.
         return int(signing.Signer(salt=_UNSUBSCRIBE_SALT).unsign(token))
     except (signing.BadSignature, ValueError):
         return None
