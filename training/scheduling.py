@@ -60,6 +60,20 @@ def jobs_missed(jobs: list[dict], *, now: datetime | None = None) -> list[tuple[
     return missed
 
 
+def catch_up_plan(missed: list[tuple[dict, datetime]]) -> list[tuple[dict, datetime, list[tuple[dict, datetime]]]]:
+    """One catch-up per command: entries that run the same command (an hourly job written as 24
+    entries, say) coalesce into one run at the latest missed time; the rest are recorded as covered."""
+    groups: dict[tuple, list[tuple[dict, datetime]]] = {}
+    for job, when in missed:
+        groups.setdefault(tuple(job["command"]), []).append((job, when))
+    plan = []
+    for entries in groups.values():
+        entries.sort(key=lambda e: e[1])
+        job, when = entries[-1]
+        plan.append((job, when, entries[:-1]))
+    return plan
+
+
 def scheduler_job_claim(*, job_id: str, scheduled_for: datetime) -> SchedulerJobRun | None:
     try:
         with transaction.atomic():
@@ -92,14 +106,22 @@ def run_command(argv: list[str], *, label: str) -> tuple[int, str]:
     return code, "\n".join(tail)
 
 
-def scheduled_job_run(job: dict, scheduled_for: datetime | None = None) -> int | None:
-    """The scheduler's job function: claim this scheduled time, run the command, record the result."""
+def scheduled_job_run(job: dict, scheduled_for: datetime | None = None,
+                      covers: list[tuple[dict, datetime]] = ()) -> int | None:
+    """The scheduler's job function: claim this scheduled time, run the command, record the result.
+
+    ``covers``: other missed (job, time) pairs this run stands for (see catch_up_plan)."""
     try:
         scheduled_for = scheduled_for or last_fire_time(job_trigger(job), timezone.now())
         claim = scheduler_job_claim(job_id=job["id"], scheduled_for=scheduled_for)
         if claim is None:
             logger.info("%s at %s was already run by another scheduler", job["id"], scheduled_for)
             return None
+        for other, when in covers:
+            covered = scheduler_job_claim(job_id=other["id"], scheduled_for=when)
+            if covered is not None:
+                SchedulerJobRun.objects.filter(pk=covered.pk).update(
+                    finished_at=timezone.now(), output_tail=f"Missed; coalesced into {job['id']} at {scheduled_for}.")
         logger.info("%s (scheduled for %s): manage.py %s", job["id"], scheduled_for, " ".join(job["command"]))
         code, tail = run_command(list(job["command"]), label=job["id"])
         SchedulerJobRun.objects.filter(pk=claim.pk).update(finished_at=timezone.now(), exit_code=code, output_tail=tail)

@@ -142,3 +142,28 @@ class TestRunschedulerProcess:
         verdicts = sorted(o.strip().splitlines()[-1] for o in outputs)
         assert verdicts == ["CLAIMED", "REFUSED"], outputs
         assert rows(file_db, "SELECT count(*) FROM training_trainingrun")[0][0] == 1
+
+
+@pytest.mark.django_db
+class TestCatchUpPlan:
+    def test_entries_running_the_same_command_catch_up_once(self, settings, monkeypatch):
+        settings.TIME_ZONE = "UTC"
+        settings.SCHEDULER_MISFIRE_GRACE = 3 * 3600
+        hourly = [{"id": f"send-{h:02d}", "command": ["check"], "hour": h, "minute": 5} for h in range(24)]
+        nightly = {"id": "nightly", "command": ["check", "--deploy"], "hour": 2, "minute": 0}
+        now = datetime(2026, 11, 25, 4, 0, tzinfo=dt_timezone.utc)
+        plan = scheduling.catch_up_plan(scheduling.jobs_missed([*hourly, nightly], now=now))
+        assert [(job["id"], when.hour, [j["id"] for j, _ in covers]) for job, when, covers in plan] == [
+            ("send-03", 3, ["send-01", "send-02"]), ("nightly", 2, [])]
+        ran = []
+        monkeypatch.setattr(scheduling, "run_command", lambda argv, label: ran.append(argv) or (0, "ok"))
+        job, when, covers = plan[0]
+        assert scheduling.scheduled_job_run(job, when, covers) == 0
+        assert ran == [["check"]]
+        assert [j["id"] for j, _ in scheduling.jobs_missed([*hourly, nightly], now=now)] == ["nightly"]
+
+    def test_an_hour_may_be_a_cron_expression(self, settings):
+        settings.TIME_ZONE = "UTC"
+        trigger = scheduling.job_trigger({"id": "x", "command": ["check"], "hour": "*", "minute": 5})
+        now = datetime(2026, 11, 25, 9, 30, tzinfo=dt_timezone.utc)
+        assert scheduling.last_fire_time(trigger, now) == datetime(2026, 11, 25, 9, 5, tzinfo=dt_timezone.utc)

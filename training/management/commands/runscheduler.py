@@ -41,9 +41,10 @@ class Command(BaseCommand):
         scheduler.add_job(scheduling.training_requests_poll, IntervalTrigger(seconds=settings.TRAINING_REQUEST_POLL_SECONDS),
                           id="training-requests", name="start runs requested in the admin")
         now = timezone.now()
-        for job, scheduled_for in scheduling.jobs_missed(jobs, now=now):
-            self.stdout.write(f"{job['id']} missed its run at {scheduled_for:%Y-%m-%d %H:%M %Z}; running it now.")
-            scheduler.add_job(scheduling.scheduled_job_run, "date", run_date=now, args=[job, scheduled_for],
+        for job, scheduled_for, covers in scheduling.catch_up_plan(scheduling.jobs_missed(jobs, now=now)):
+            also = f" (also covering {', '.join(j['id'] for j, _ in covers)})" if covers else ""
+            self.stdout.write(f"{job['id']} missed its run at {scheduled_for:%Y-%m-%d %H:%M %Z}; running it now{also}.")
+            scheduler.add_job(scheduling.scheduled_job_run, "date", run_date=now, args=[job, scheduled_for, covers],
                               id=f"{job['id']}-catch-up", misfire_grace_time=None)
 
         def stop(signum, frame):
@@ -55,7 +56,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         for job in jobs:
             self.stdout.write(f"Scheduled {job['id']}: manage.py {' '.join(job['command'])} at "
-                              f"{job['hour']:02d}:{job['minute']:02d} {settings.TIME_ZONE}"
+                              f"hour {job['hour']} minute {job['minute']} {settings.TIME_ZONE}"
                               + (f" on {job['day_of_week']}" if job.get("day_of_week") else ""))
         self.stdout.flush() if hasattr(self.stdout, "flush") else None
         scheduler.start()
