@@ -130,6 +130,28 @@ def dataset_version_freeze(*, cutoff=None) -> FrozenDataset:
     return FrozenDataset(version, {pid: key for pid, key in training_keys.items() if pid in kept}, created)
 
 
+class DatasetUnavailable(Exception):
+    pass
+
+
+def dataset_version_reload(*, pk: int) -> FrozenDataset:
+    """An earlier dataset version, to repeat a run on exactly its photos and splits.
+
+    Refused when any of its photos is no longer approved (withdrawn, rejected since): those
+    photos must not be trained on again, so the exact repeat is no longer possible."""
+    version = DatasetVersion.objects.filter(pk=pk).first()
+    if version is None:
+        raise DatasetUnavailable(f"There is no dataset version {pk}.")
+    ids = [row["id"] for row in version.manifest]
+    live = {p.pk: p for p in collector_selectors.photos_approved().filter(pk__in=ids)}
+    gone = [row["id"] for row in version.manifest
+            if row["id"] not in live or live[row["id"]].label.slug != row["label"]]
+    if gone:
+        raise DatasetUnavailable(f"Dataset v{pk} cannot be repeated exactly: {len(gone)} of its {len(ids)} photos are "
+                                 "no longer approved under the same label (withdrawn, rejected or relabelled).")
+    return FrozenDataset(version, {pid: live[pid].training_key for pid in ids}, created=False)
+
+
 # --- feature cache ------------------------------------------------------------
 
 
@@ -366,18 +388,20 @@ def _finish(run: TrainingRun, reporter: RunReporter, *, status: str, error: str 
 
 def training_run_execute(*, run: TrainingRun, on_progress: Callable[[str, float], None] | None = None,
                          on_log: Callable[[str], None] | None = None,
-                         stop_event: threading.Event | None = None) -> TrainingRun:
-    """Do the claimed run to its end: succeeded (published or held back), skipped or failed."""
+                         stop_event: threading.Event | None = None, repeat_dataset: int | None = None) -> TrainingRun:
+    """Do the claimed run to its end: succeeded (published or held back), skipped or failed.
+
+    ``repeat_dataset``: train on exactly that dataset version again instead of freezing a new one."""
     reporter = RunReporter(run, on_progress=on_progress, on_log=on_log, stop_event=stop_event)
     reporter.heartbeat = _Heartbeat(run.pk, settings.TRAINING_HEARTBEAT_SECONDS)
     reporter.heartbeat.start()
     try:
-        return _run_steps(run, reporter)
+        return _run_steps(run, reporter, repeat_dataset)
     except ml.Stopped:
         why = "the run lost its claim (marked stale)" if reporter.lost_claim or reporter.heartbeat.lost else "asked to stop"
         reporter.log(f"Stopped: {why}.")
         return _finish(run, reporter, status=RunStatus.FAILED, error=f"Stopped: {why}.")
-    except ml.WeightsUnavailable as exc:
+    except (ml.WeightsUnavailable, DatasetUnavailable) as exc:
         reporter.log(str(exc))
         return _finish(run, reporter, status=RunStatus.FAILED, error=str(exc))
     except Exception as exc:
@@ -388,13 +412,13 @@ def training_run_execute(*, run: TrainingRun, on_progress: Callable[[str, float]
         reporter.heartbeat.stopping.set()
 
 
-def _run_steps(run: TrainingRun, reporter: RunReporter) -> TrainingRun:
+def _run_steps(run: TrainingRun, reporter: RunReporter, repeat_dataset: int | None = None) -> TrainingRun:
     hparams = hparams_from_settings()
     run.hparams = _jsonable(dataclasses.asdict(hparams))
     reporter.log(f"Run #{run.pk} ({run.trigger}{', forced' if run.force else ''}) started.")
 
     with reporter.timed("dataset"):
-        frozen = dataset_version_freeze()
+        frozen = dataset_version_freeze() if repeat_dataset is None else dataset_version_reload(pk=repeat_dataset)
     dataset = frozen.version
     run.dataset_version = dataset
     run.labels = dataset.labels
@@ -406,7 +430,7 @@ def _run_steps(run: TrainingRun, reporter: RunReporter) -> TrainingRun:
     for slug, note in dataset.flagged_labels.items():
         reporter.decide("label_flagged", f"{slug}: {note}")
 
-    if not run.force:
+    if not run.force and repeat_dataset is None:
         last = (TrainingRun.objects.filter(status=RunStatus.SUCCEEDED).exclude(pk=run.pk)
                 .select_related("dataset_version").order_by("-finished_at", "-id").first())
         if last is not None and last.dataset_version_id == dataset.pk and last.hparams == run.hparams:

@@ -82,3 +82,25 @@ class TestSplitFor:
         splits = [split_for(hashlib.sha256(str(i).encode()).hexdigest()) for i in range(4000)]
         assert 0.17 < splits.count("test") / 4000 < 0.23
         assert 0.08 < splits.count("val") / 4000 < 0.12
+
+
+@pytest.mark.django_db
+class TestDatasetVersionReload:
+    def test_it_gives_back_exactly_an_earlier_version_while_its_photos_remain(self, photos):
+        from training.services import dataset_version_reload
+
+        photos.add("red-disc", 5)
+        first = dataset_version_freeze().version
+        photos.add("red-disc", 3)  # newer photos do not enter a repeat
+        again = dataset_version_reload(pk=first.pk)
+        assert again.version.pk == first.pk
+        assert set(again.training_keys) == {row["id"] for row in first.manifest}
+
+    def test_it_refuses_once_a_photo_was_withdrawn(self, photos):
+        from training.services import DatasetUnavailable, dataset_version_reload
+
+        photos.add("red-disc", 5)
+        first = dataset_version_freeze().version
+        collector_services.volunteer_delete(user=photos.volunteer.user)
+        with pytest.raises(DatasetUnavailable, match="5 of its 5 photos are no longer approved"):
+            dataset_version_reload(pk=first.pk)

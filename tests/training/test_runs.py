@@ -127,3 +127,11 @@ class TestTrainCommand:
         run = TrainingRun.objects.get()
         assert run.status == RunStatus.FAILED and run.active is None
         assert "TRAINING_BASE_WEIGHTS" in run.error and "TRAINING_BASE_WEIGHTS" in str(failure.value)
+
+
+@pytest.mark.django_db
+class TestTrainCommandRepeat:
+    def test_it_fails_clearly_for_an_unknown_dataset_version(self):
+        with pytest.raises(CommandError, match="There is no dataset version 99"):
+            call_command("train", "--no-progress", "--dataset-version", "99")
+        assert TrainingRun.objects.get().status == RunStatus.FAILED

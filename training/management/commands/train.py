@@ -27,8 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("--queued-only", action="store_true",
                             help="Only pick up a run an admin requested; do nothing when there is none.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar (log lines only).")
+        parser.add_argument("--dataset-version", type=int, metavar="N",
+                            help="Repeat a run on exactly dataset version N (refused if any of its photos left).")
 
-    def handle(self, *args, force: bool, trigger: str, queued_only: bool, no_progress: bool, **options):
+    def handle(self, *args, force: bool, trigger: str, queued_only: bool, no_progress: bool,
+               dataset_version: int | None = None, **options):
         stop = threading.Event()
         previous = {}
         if threading.current_thread() is threading.main_thread():
@@ -38,7 +41,8 @@ class Command(BaseCommand):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, on_signal)
         try:
-            run = services.training_run_claim(trigger=trigger, force=force, queued_only=queued_only)
+            run = services.training_run_claim(trigger=trigger, force=force or dataset_version is not None,
+                                              queued_only=queued_only)
             if run is None:
                 active = selectors.training_run_active()
                 if queued_only and active is None:
@@ -60,7 +64,8 @@ class Command(BaseCommand):
                 else:
                     tqdm.write(line, file=self.stdout._out)
 
-            run = services.training_run_execute(run=run, on_progress=on_progress, on_log=on_log, stop_event=stop)
+            run = services.training_run_execute(run=run, on_progress=on_progress, on_log=on_log, stop_event=stop,
+                                                repeat_dataset=dataset_version)
             bar.close()
         finally:
             for sig, handler in previous.items():
