@@ -8,8 +8,7 @@ import random
 import pytest
 from PIL import Image, ImageDraw
 
-from collector import services as collector_services
-from tests.factories import make_label, make_reviewer, make_volunteer
+from tests.factories import client_for, make_label, make_reviewer, make_volunteer, upload
 
 # Three classes a small network tells apart at 32 px even from random weights: hue and shape differ.
 CLASSES = {
@@ -68,7 +67,7 @@ def tiny_training(settings):
 
 
 class PhotoMaker:
-    """Uploads through collector's real upload service, then approves as a reviewer."""
+    """Uploads through collector's HTTP API as a volunteer, then approves through the review API."""
 
     def __init__(self):
         self.volunteer = make_volunteer()
@@ -76,19 +75,18 @@ class PhotoMaker:
         self.seed = 0
 
     def add(self, slug: str, n: int = 1, *, approve: bool = True) -> list[int]:
-        from django.core.files.uploadedfile import SimpleUploadedFile
-
         make_label(slug)
+        uploader, reviewer = client_for(self.volunteer.user), client_for(self.reviewer)
         ids = []
         for _ in range(n):
             self.seed += 1
-            photo = collector_services.photo_create(
-                user=self.volunteer.user, image_file=SimpleUploadedFile("p.jpg", class_image(slug, self.seed)),
-                label_slug=slug,
-            ).photo
+            response = upload(uploader, class_image(slug, self.seed), label=slug)
+            assert response.status_code == 201, response.content
+            photo_id = response.json()["id"]
             if approve:
-                collector_services.photo_review(photo_id=photo.pk, reviewer=self.reviewer, decision="approve")
-            ids.append(photo.pk)
+                review = reviewer.post(f"/api/v1/photos/{photo_id}/review/", {"decision": "approve"}, format="json")
+                assert review.status_code == 200, review.content
+            ids.append(photo_id)
         return ids
 
 
