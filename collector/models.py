@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 class Label(models.Model):
@@ -43,6 +44,12 @@ class Volunteer(models.Model):
     consent_training = models.BooleanField(default=False)
     consent_public_credit = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # "Bob" and "bob" are one name, even when two sign-ups race.
+            models.UniqueConstraint(Lower("display_name"), name="volunteer_display_name_ci_unique"),
+        ]
 
     def __str__(self) -> str:
         return self.display_name

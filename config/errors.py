@@ -13,6 +13,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -94,6 +95,12 @@ def api_exception_handler(exc, context):
         # TooManyFieldsSent, TooManyFilesSent, a malformed multipart body...: the
         # client's fault, raised while DRF parses request.data inside the view.
         exc = ApiError(400, "bad_request", "The request body could not be read.")
+
+    elif isinstance(exc, OperationalError):
+        # The database is unreachable or locked past its busy timeout: the
+        # client can retry, and nothing was committed.
+        logger.warning("Database unavailable in API view: %s", exc)
+        exc = ApiError(503, "database_unavailable", "The database is busy or unreachable; nothing was recorded. Retry later.")
 
     response = drf_exception_handler(exc, context)
     if response is None:

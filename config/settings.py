@@ -121,8 +121,13 @@ S3_REGION = env_str("S3_REGION", "us-east-1")
 S3_ACCESS_KEY_ID = env_str("S3_ACCESS_KEY_ID") or None
 S3_SECRET_ACCESS_KEY = env_str("S3_SECRET_ACCESS_KEY") or None
 S3_PRESIGN_TTL = env_int("S3_PRESIGN_TTL", 3600, minimum=1)
+S3_CONNECT_TIMEOUT = env_float("S3_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+S3_READ_TIMEOUT = env_float("S3_READ_TIMEOUT", 30.0, minimum=0.1)
+S3_MAX_ATTEMPTS = env_int("S3_MAX_ATTEMPTS", 3, minimum=1)
 
 if S3_BUCKET:
+    from botocore.config import Config as _BotoConfig
+
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -136,6 +141,14 @@ if S3_BUCKET:
             "querystring_expire": S3_PRESIGN_TTL,
             "file_overwrite": True,  # keys are generated and unique; skip the exists() round trip
             "addressing_style": "path",
+            # Bounded waits: an endpoint that drops packets must fail an upload
+            # with a 503 in seconds, not hang a worker for minutes.
+            "client_config": _BotoConfig(
+                s3={"addressing_style": "path"},
+                connect_timeout=S3_CONNECT_TIMEOUT,
+                read_timeout=S3_READ_TIMEOUT,
+                retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+            ),
         },
     }
 else:
