@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import BadHeaderError, get_connection
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -439,8 +439,10 @@ def edition_send(
             if should_stop():
                 result.stopped = "asked to stop"
                 break
-            if not Edition.objects.filter(pk=edition_id, status=EditionStatus.SENDING).exists():
-                result.stopped = "edition held"
+            status = Edition.objects.filter(pk=edition_id).values_list("status", flat=True).first()
+            if status != EditionStatus.SENDING:
+                result.stopped = "edition held" if status == EditionStatus.HELD else f"edition is {status}"
+                result.finished = status == EditionStatus.SENT  # another sender finished it
                 break
             batch = deliveries_claim(edition_id=edition_id, claim=claim, limit=settings.NEWSLETTER_BATCH_SIZE,
                                      after_id=last_id)
@@ -496,8 +498,13 @@ def _asynchronous_commit(on: bool) -> None:
     (bench/newsletter.py). SQLite is already run this way (WAL, synchronous=NORMAL).
     """
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO OFF" if on else "RESET synchronous_commit")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO OFF" if on else "RESET synchronous_commit")
+        except DatabaseError:
+            if on:
+                raise
+            logger.warning("Could not reset synchronous_commit (the connection is gone)")
 
 
 def _seconds_to_next_retry(*, edition_id: int) -> float | None:
