@@ -7,8 +7,19 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from rest_framework.throttling import ScopedRateThrottle
+
 from config.errors import ApiError
 from newsletter import emails, selectors, services, tokens
+
+
+class _PageThrottleView:
+    throttle_scope = "newsletter_subscribe"
+
+
+def _subscribe_allowed(request) -> bool:
+    """The form gets the API's per-client limit (NEWSLETTER_SUBSCRIBE_RATE), so neither is a way to mail-bomb."""
+    return ScopedRateThrottle().allow_request(request, _PageThrottleView())
 
 
 @require_http_methods(["GET", "POST"])
@@ -16,6 +27,9 @@ def subscribe_page(request):
     context = {"email": "", "error": "", "done": False}
     if request.method == "POST":
         email = request.POST.get("email", "")
+        if not _subscribe_allowed(request):
+            context.update(email=email, error="Too many requests from your address; try again later.")
+            return render(request, "newsletter/pages/subscribe.html", context, status=429)
         try:
             services.subscriber_subscribe(email=email, user=request.user)
             context["done"] = True

@@ -189,3 +189,21 @@ class TestSubscribePage:
 
         assert page.status_code == 400 and b"valid email" in page.content
         assert Subscriber.objects.count() == 0
+
+
+class TestSubscribeThrottle:
+    def test_it_limits_the_form_and_the_api_per_client(self, smtp, monkeypatch, django_capture_on_commit_callbacks):
+        from rest_framework.throttling import ScopedRateThrottle
+
+        monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "newsletter_subscribe", "2/hour")
+        client, api = Client(), APIClient()
+
+        with django_capture_on_commit_callbacks(execute=True):
+            pages = [client.post("/newsletter/", {"email": f"p{i}@example.org"}).status_code for i in range(3)]
+        answers = [_subscribe(api, f"a{i}@example.org", django_capture_on_commit_callbacks).status_code
+                   for i in range(3)]
+
+        assert pages == [200, 200, 429]
+        assert answers == [429, 429, 429]  # same client address: the limit is shared
+        assert sorted(smtp.recipients()) == ["p0@example.org", "p1@example.org"]
+        assert Subscriber.objects.count() == 2
