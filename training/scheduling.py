@@ -128,6 +128,12 @@ def scheduled_job_run(job: dict, scheduled_for: datetime | None = None,
         (logger.info if code == 0 else logger.error)("%s finished with exit code %s", job["id"], code)
         return code
     finally:
+        _release_connection()
+
+
+def _release_connection() -> None:
+    """Jobs run in the scheduler's worker threads: give their database connection back when done."""
+    if threading.current_thread() is not threading.main_thread():
         connection.close()
 
 
@@ -141,7 +147,7 @@ def training_requests_poll() -> int | None:
         code, _ = run_command(["train", "--queued-only", "--trigger", "admin", "--no-progress"], label="training-request")
         return code
     finally:
-        connection.close()
+        _release_connection()
 
 
 def children_stop(timeout: float = 30.0) -> None:
