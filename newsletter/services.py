@@ -28,6 +28,7 @@ from typing import Callable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import BadHeaderError, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SmtpEmailBackend
 from django.core.validators import validate_email
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -344,6 +345,9 @@ class _Sender:
         self.prepared: emails.PreparedEdition | None = None
         self.prepared_at = 0.0
         self.connection = get_connection(fail_silently=False)
+        # Prepared bytes go straight to smtplib; other backends (console in development, locmem in
+        # tests) get ordinary EmailMessage objects.
+        self.smtp = isinstance(self.connection, SmtpEmailBackend)
         self.is_open = False
 
     def start_batch(self) -> None:
@@ -373,7 +377,8 @@ class _Sender:
             return "skipped"
         try:
             token = tokens.unsubscribe_token(delivery.subscriber_id)
-            data = self.prepared.bytes_for(address=delivery.email, token=token) if self.prepared else None
+            data = (self.prepared.bytes_for(address=delivery.email, token=token)
+                    if self.prepared is not None and self.smtp else None)
             if data is not None:
                 self._open()
                 self.connection.connection.sendmail(self.prepared.from_address, [delivery.email], data)

@@ -137,6 +137,25 @@ class TestEditionMessage:
 
 
 @pytest.mark.django_db
+class TestOtherBackends:
+    def test_it_sends_through_a_non_smtp_backend_as_ordinary_messages(self, settings, mailoutbox):
+        settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+        settings.SITE_URL = "https://crowdlens.example"
+        make_subscriber("a@example.org")
+        make_subscriber("b@example.org")
+        edition = make_edition()
+
+        result = services.edition_send(edition_id=edition.pk)
+
+        assert result.finished and result.sent == 2
+        assert sorted(m.to[0] for m in mailoutbox) == ["a@example.org", "b@example.org"]
+        message = mailoutbox[0]
+        assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message.extra_headers["List-Unsubscribe"] in f"<{message.body.split('one click: ')[1].strip()}>"
+        assert message.alternatives[0][1] == "text/html"
+
+
+@pytest.mark.django_db
 class TestHeaderInjection:
     def test_it_records_an_address_with_crlf_as_failed_and_sends_it_nowhere(self, smtp):
         good = make_subscriber("good@example.org")
