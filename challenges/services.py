@@ -38,8 +38,6 @@ from config.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
-_SINGLE_REASONS = (PointReason.APPROVED, PointReason.CHALLENGE_BONUS, PointReason.FEATURED, PointReason.NOVELTY)
-
 
 # --- optional training selectors -----------------------------------------------------
 
