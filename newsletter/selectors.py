@@ -203,7 +203,9 @@ def edition_render_context(edition: Edition) -> dict:
         "pk", "credit_name"))
     best = [{**p, "credit": credits[p["photo_id"]], "image_url": thumbnail_url(p["photo_id"])}
             for p in photos if p["photo_id"] in credits]
-    leaderboard = (content.get("leaderboard") or {}).get("rows") or []
+    board = content.get("leaderboard") or {}
+    leaderboard = board.get("rows") or []
+    board_start = datetime.fromisoformat(board["start"]) if board.get("start") else None
     winners = content.get("challenge_winners") or []
     people = [r for r in leaderboard] + [w for c in winners for w in c.get("winners", [])]
     names = collector_selectors.volunteer_public_names(
@@ -219,6 +221,8 @@ def edition_render_context(edition: Edition) -> dict:
         "best_photos": best,
         "challenge_winners": winners,
         "leaderboard": leaderboard,
+        "leaderboard_period": board.get("period"),
+        "leaderboard_start": timezone.localtime(board_start) if board_start else None,
         "model_versions": model.get("versions") or [],
         "accuracy": accuracy,
         "accuracy_change": (accuracy - before) if accuracy is not None and before is not None else None,

@@ -217,6 +217,7 @@ class TestEditionCompose:
             assert "Please photograph next" in part or "PLEASE PHOTOGRAPH NEXT" in part
             assert "https://crowdlens.example/u/x/" in part
         assert "Leaderboard, top ten" in html and "1. Shooter" in text
+        assert "LEADERBOARD, TOP TEN (week of " in text and "Week of " in html
 
 
 def _reparse(message):
