@@ -135,3 +135,17 @@ class TestTrainCommandRepeat:
         with pytest.raises(CommandError, match="There is no dataset version 99"):
             call_command("train", "--no-progress", "--dataset-version", "99")
         assert TrainingRun.objects.get().status == RunStatus.FAILED
+
+
+@pytest.mark.django_db
+@pytest.mark.slow
+class TestStoppingARun:
+    def test_a_stop_request_ends_the_run_as_failed_and_frees_the_claim(self, photos, tiny_training):
+        photos.add("red-disc", 5)
+        photos.add("green-bar", 5)
+        stop = threading.Event()
+        stop.set()  # SIGTERM arrived: the pipeline stops at its next check
+        run = services.training_run_execute(run=services.training_run_claim(), stop_event=stop)
+        assert run.status == RunStatus.FAILED and run.active is None
+        assert run.error == "Stopped: asked to stop."
+        assert services.training_run_claim() is not None  # the next run proceeds at once
