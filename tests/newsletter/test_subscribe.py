@@ -207,3 +207,16 @@ class TestSubscribeThrottle:
         assert answers == [429, 429, 429]  # same client address: the limit is shared
         assert sorted(smtp.recipients()) == ["p0@example.org", "p1@example.org"]
         assert Subscriber.objects.count() == 2
+
+
+class TestAccountDeletion:
+    def test_it_forgets_the_subscription_of_a_volunteer_who_deletes_their_account(self):
+        volunteer = make_volunteer(email="gone@example.org")
+        mine = make_subscriber("gone@example.org", user=volunteer.user)
+        other = make_subscriber("other@example.org")
+
+        response = client_for(volunteer.user).delete("/api/v1/me/")
+
+        assert response.status_code == 204
+        assert not Subscriber.objects.filter(pk=mine.pk).exists()
+        assert Subscriber.objects.filter(pk=other.pk).exists()
