@@ -71,13 +71,13 @@ class HParams:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     # Seed slides 9-12: below this many photos in the smallest class, train a head only; else also fine-tune.
     fine_tune_min_per_class: int = 100
-    fine_tune_layers: int = 2  # how many top MobileNetV2 blocks to unfreeze (BatchNorm stays frozen)
-    epochs_head: int = 30
-    epochs_fine_tune: int = 20
+    fine_tune_layers: int = 10  # how many top MobileNetV2 blocks (of 16) to unfreeze (BatchNorm stays frozen)
+    epochs_head: int = 8
+    epochs_fine_tune: int = 40
     batch_size: int = 32
     learning_rate_head: float = 1e-3
-    learning_rate_fine_tune: float = 2e-4
-    dropout: float = 0.2
+    learning_rate_fine_tune: float = 3e-4
+    dropout: float = 0.5
     label_smoothing: float = 0.1
     augment: bool = True
     augment_rotation_deg: float = 10.0
@@ -85,17 +85,17 @@ class HParams:
     augment_brightness: float = 0.15
     augment_contrast: float = 0.15
     augment_blur: float = 0.3  # probability of a small Gaussian blur
-    early_stopping_patience: int = 3
+    early_stopping_patience: int = 8
     seed: int = 1234
     prune_sparsity: float = 0.0  # 0 = no pruning; tfmot, stripped before export
-    int8_calibration_samples: int = 100
+    int8_calibration_samples: int = 200
     variants: tuple[str, ...] = VARIANTS
     # Added by the ML side (backward compatible): augmented views per photo cached for training.
-    augment_views: int = 4
+    augment_views: int = 6
     augment_flip: bool = True  # mirror images (as MediaPipe Model Maker does); turn off for labels with text or handedness
     weight_decay: float = 1e-4
     # Mixup on cached features (Beta(a, a) mixing of two photos' features and labels in a batch); 0 = off.
-    mixup_alpha: float = 0.0
+    mixup_alpha: float = 0.4
     # TensorFlow intra-op threads (0 = min(4, CPUs)); takes effect if TensorFlow is not yet initialised.
     threads: int = 0
 
