@@ -185,6 +185,37 @@ class PeriodTotal(models.Model):
         return f"{self.period}: {self.ranked} ranked"
 
 
+class RankBucket(models.Model):
+    """How many volunteers have exactly ``points`` in a period (points > 0): the folded histogram.
+
+    The own rank is the number of volunteers ahead; summing these buckets
+    above the caller's points costs one row per distinct score instead of one
+    per volunteer. Writers never update these rows (no hot rows): they append
+    RankBucketChange rows, which ``rank_buckets_compact`` folds in here.
+    """
+
+    period = models.CharField(max_length=16)
+    points = models.BigIntegerField()
+    volunteers = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["period", "points"], name="rankbucket_one_row_per_points")]
+
+    def __str__(self) -> str:
+        return f"{self.period}: {self.volunteers} at {self.points}"
+
+
+class RankBucketChange(models.Model):
+    """+1/-1 for a volunteer entering/leaving a points bucket; append-only until folded into RankBucket."""
+
+    period = models.CharField(max_length=16)
+    points = models.BigIntegerField()
+    delta = models.IntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["period", "points"], name="rankbucketchange_idx")]
+
+
 class Vote(models.Model):
     """A volunteer's vote for someone else's approved photo; deleted when taken back."""
 

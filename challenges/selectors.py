@@ -15,7 +15,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from challenges import periods
-from challenges.models import Challenge, Feature, PeriodTotal, PointEntry, PointReason, Score, Vote
+from challenges.models import (
+    Challenge, Feature, PeriodTotal, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
+)
 from collector import selectors as collector_selectors
 from collector.models import Photo, Volunteer
 
@@ -165,18 +167,26 @@ def _name(user_id: int, volunteer_id: int | None, display_name: str | None, cons
 
 
 def _own_row(*, key: str, viewer_id: int) -> LeaderboardRow:
-    """The viewer's row and rank in one round trip: rows strictly ahead in the ranking order, counted
-    by three range scans on the rank index (each bounded by the index, not one filtered scan)."""
+    """The viewer's row and rank in one round trip: volunteers strictly ahead in the ranking order.
+
+    Those with more points come from the points histogram (RankBucket plus
+    unfolded RankBucketChange rows), one row per distinct score; ties on
+    points are counted on the rank index within that one points value."""
     qn = connection.ops.quote_name
     score, vol = qn(Score._meta.db_table), qn(Volunteer._meta.db_table)
+    buckets, changes = qn(RankBucket._meta.db_table), qn(RankBucketChange._meta.db_table)
+    period, points, photos, vid = qn("period"), qn("points"), qn("approved_photos"), qn("volunteer_id")
     sql = (
-        f"SELECT s.{qn('points')}, s.{qn('approved_photos')}, "
-        f"(SELECT COUNT(*) FROM {score} a WHERE a.{qn('period')} = s.{qn('period')} AND a.{qn('points')} > s.{qn('points')})"
-        f" + (SELECT COUNT(*) FROM {score} a WHERE a.{qn('period')} = s.{qn('period')} AND a.{qn('points')} = s.{qn('points')}"
-        f" AND a.{qn('approved_photos')} > s.{qn('approved_photos')})"
-        f" + (SELECT COUNT(*) FROM {score} a WHERE a.{qn('period')} = s.{qn('period')} AND a.{qn('points')} = s.{qn('points')}"
-        f" AND a.{qn('approved_photos')} = s.{qn('approved_photos')} AND a.{qn('volunteer_id')} < s.{qn('volunteer_id')}) "
-        f"FROM {score} s WHERE s.{qn('period')} = %s AND s.{qn('volunteer_id')} = %s"
+        f"SELECT s.{points}, s.{photos}, "
+        # volunteers with more points: the histogram (folded buckets + changes not folded yet)
+        f"COALESCE((SELECT SUM(b.{qn('volunteers')}) FROM {buckets} b WHERE b.{period} = s.{period} AND b.{points} > s.{points}), 0)"
+        f" + COALESCE((SELECT SUM(c.{qn('delta')}) FROM {changes} c WHERE c.{period} = s.{period} AND c.{points} > s.{points}), 0)"
+        # ties on points: the rank index, only within this points value
+        f" + (SELECT COUNT(*) FROM {score} a WHERE a.{period} = s.{period} AND a.{points} = s.{points}"
+        f" AND a.{photos} > s.{photos})"
+        f" + (SELECT COUNT(*) FROM {score} a WHERE a.{period} = s.{period} AND a.{points} = s.{points}"
+        f" AND a.{photos} = s.{photos} AND a.{vid} < s.{vid}) "
+        f"FROM {score} s WHERE s.{period} = %s AND s.{vid} = %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [key, viewer_id])

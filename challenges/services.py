@@ -31,7 +31,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from challenges import periods
-from challenges.models import Challenge, Feature, PeriodTotal, PhotoNovelty, PointEntry, PointReason, Score, Vote
+from challenges.models import (
+    Challenge, Feature, PeriodTotal, PhotoNovelty, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
+)
 from collector import selectors as collector_selectors
 from collector.models import Label, Photo, PhotoStatus
 from config.errors import ApiError
@@ -261,12 +263,21 @@ def _scores_add(deltas: dict[tuple[int, str], list[int]]) -> None:
         returned = cursor.fetchall()
     added = {(vid, key): d[0] for (vid, key), d in items}
     crossings: dict[str, int] = defaultdict(int)
+    bucket_changes: list[RankBucketChange] = []
     for key, volunteer_id, new_points in returned:
         old_points = new_points - added[(volunteer_id, key)]
+        if old_points == new_points:
+            continue
+        if old_points > 0:
+            bucket_changes.append(RankBucketChange(period=key, points=old_points, delta=-1))
+        if new_points > 0:
+            bucket_changes.append(RankBucketChange(period=key, points=new_points, delta=1))
         if old_points <= 0 < new_points:
             crossings[key] += 1
         elif new_points <= 0 < old_points:
             crossings[key] -= 1
+    if bucket_changes:
+        RankBucketChange.objects.bulk_create(bucket_changes)
     moves = sorted((k, n) for k, n in crossings.items() if n)
     if not moves:
         return
@@ -281,14 +292,15 @@ def _scores_add(deltas: dict[tuple[int, str], list[int]]) -> None:
 
 def scores_forget_user(*, user_id: int) -> None:
     """Before a user's Score rows are deleted (cascade): take them out of PeriodTotal."""
-    periods_ranked = list(Score.objects.filter(volunteer_id=user_id, points__gt=0).values_list("period", flat=True))
-    if not periods_ranked:
+    ranked = list(Score.objects.filter(volunteer_id=user_id, points__gt=0).values_list("period", "points"))
+    if not ranked:
         return
     qn = connection.ops.quote_name
     totals = qn(PeriodTotal._meta.db_table)
     with connection.cursor() as cursor:
-        for key in sorted(periods_ranked):
+        for key, _points in sorted(ranked):
             cursor.execute(f"UPDATE {totals} SET {qn('ranked')} = {qn('ranked')} - 1 WHERE {qn('period')} = %s", [key])
+    RankBucketChange.objects.bulk_create([RankBucketChange(period=k, points=p, delta=-1) for k, p in ranked])
     Score.objects.filter(volunteer_id=user_id).delete()
 
 
@@ -671,10 +683,49 @@ def _scores_recompute_portable(*, progress: bool, batch_size: int) -> int:
 
 
 def period_totals_rebuild() -> int:
-    """Recount PeriodTotal from the Score rows (part of scores_recompute). Returns the number of periods."""
+    """Recount PeriodTotal and RankBucket from the Score rows (part of scores_recompute). Returns the number of periods."""
     with transaction.atomic():
         PeriodTotal.objects.all().delete()
         counts = (Score.objects.filter(points__gt=0).order_by().values("period").annotate(n=Count("id"))
                   .values_list("period", "n"))
         created = PeriodTotal.objects.bulk_create([PeriodTotal(period=p, ranked=n) for p, n in counts], batch_size=5000)
+        RankBucket.objects.all().delete()
+        RankBucketChange.objects.all().delete()
+        buckets = (Score.objects.filter(points__gt=0).order_by().values("period", "points").annotate(n=Count("id"))
+                   .values_list("period", "points", "n"))
+        RankBucket.objects.bulk_create([RankBucket(period=k, points=p, volunteers=n) for k, p, n in buckets.iterator()],
+                                       batch_size=5000)
     return len(created)
+
+
+def rank_buckets_compact() -> int:
+    """Fold the appended RankBucketChange rows into RankBucket. Returns how many change rows were folded.
+
+    Writers only append changes, so folding takes no lock they wait on. The
+    changes are deleted and summed in one statement (DELETE ... RETURNING):
+    a change committed meanwhile is either folded or left for next time,
+    never lost or counted twice. Readers see both tables in one snapshot,
+    so ranks are exact before, during and after. Two compactions at once:
+    the second finds the rows already deleted.
+    """
+    qn = connection.ops.quote_name
+    changes, buckets = qn(RankBucketChange._meta.db_table), qn(RankBucket._meta.db_table)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {changes} RETURNING {qn('period')}, {qn('points')}, {qn('delta')}")
+            folded = cursor.fetchall()
+            sums: dict[tuple[str, int], int] = defaultdict(int)
+            for key, points, delta in folded:
+                sums[(key, points)] += delta
+            items = sorted((k, n) for k, n in sums.items() if n)
+            for start in range(0, len(items), 1000):
+                chunk = items[start:start + 1000]
+                cursor.execute(
+                    f"INSERT INTO {buckets} ({qn('period')}, {qn('points')}, {qn('volunteers')}) VALUES "
+                    + ", ".join(["(%s, %s, %s)"] * len(chunk))
+                    + f" ON CONFLICT ({qn('period')}, {qn('points')}) DO UPDATE SET "
+                    f"{qn('volunteers')} = {buckets}.{qn('volunteers')} + excluded.{qn('volunteers')}",
+                    [v for (key, points), n in chunk for v in (key, points, n)],
+                )
+        RankBucket.objects.filter(volunteers=0).delete()
+    return len(folded)

@@ -302,9 +302,16 @@ POINTS_NOVELTY_MAX = env_int("POINTS_NOVELTY_MAX", 15, minimum=0)
 NOVELTY_PERCENTILE = env_float("NOVELTY_PERCENTILE", 0.75, minimum=0.0, maximum=0.99)
 NOVELTY_MIN_PHOTOS = env_int("NOVELTY_MIN_PHOTOS", 10, minimum=2)
 LEADERBOARD_MAX_PAGE_SIZE = env_int("LEADERBOARD_MAX_PAGE_SIZE", 100, minimum=1)
+CHALLENGE_COMPACT_EVERY_MINUTES = env_int("CHALLENGE_COMPACT_EVERY_MINUTES", 10, minimum=1)
+if CHALLENGE_COMPACT_EVERY_MINUTES > 59:
+    raise ImproperlyConfigured(f"CHALLENGE_COMPACT_EVERY_MINUTES must be 1 to 59, got {CHALLENGE_COMPACT_EVERY_MINUTES}")
 SCHEDULER_JOBS.append(
     {"id": "challenges_rotate", "command": ["challenges_rotate"],
      "hour": CHALLENGE_ROTATE_AT[0], "minute": CHALLENGE_ROTATE_AT[1]}
+)
+SCHEDULER_JOBS.append(
+    {"id": "challenges_compact", "command": ["challenges_compact"],
+     "hour": "*", "minute": f"*/{CHALLENGE_COMPACT_EVERY_MINUTES}"}
 )
 # --- newsletter (issue 5) -------------------------------------------------
 # Editions are composed for each period and sent by `manage.py newsletter_send`,

@@ -128,3 +128,45 @@ class TestRaces:
         errors = _race([lambda: services.challenge_open_for_today()] * 4)
         assert errors == []
         assert Challenge.objects.count() == 1
+
+
+class TestHistogramRaces:
+    def test_compaction_racing_writes_keeps_every_rank_exact(self):
+        from collections import Counter
+
+        from django.contrib.auth import get_user_model
+
+        from challenges.models import RankBucket, RankBucketChange
+
+        owners = [make_volunteer() for _ in range(4)]
+        reviewer = make_reviewer()
+        photos = [upload_photo(volunteer=o) for o in owners for _ in range(2)]
+        fans = [make_volunteer() for _ in range(6)]
+
+        def approve(p):
+            return lambda: collector_services.photo_review(photo_id=p.pk, reviewer=reviewer, decision="approve")
+
+        def compact_often():
+            for _ in range(5):
+                services.rank_buckets_compact()
+
+        jobs = [approve(p) for p in photos] + [compact_often] * 2
+        assert _race(jobs) == []
+        jobs = [lambda f=f, p=p: services.vote_cast(user=f.user, photo_id=p.pk) for f in fans for p in photos[::3]]
+        jobs += [compact_often] * 2
+        assert _race(jobs) == []
+
+        for period in ("day", "week", "month", "all"):
+            key = selectors.period_resolve(period=period)[1]
+            histogram = Counter(Score.objects.filter(period=key, points__gt=0).values_list("points", flat=True))
+            folded = Counter()
+            for points, n in RankBucket.objects.filter(period=key).values_list("points", "volunteers"):
+                folded[points] += n
+            for points, d in RankBucketChange.objects.filter(period=key).values_list("points", "delta"):
+                folded[points] += d
+            assert +folded == histogram
+            board = selectors.ledger_scores(period=period)
+            for user in get_user_model().objects.all():
+                place = next((i + 1 for i, r in enumerate(board) if r[0] == user.pk), None)
+                assert selectors.leaderboard(period=period, limit=1, viewer=user).own_row.rank == place
+        _assert_scores_match_ledger()

@@ -187,8 +187,39 @@ class TestUserDeletedInAdmin:
     def test_the_board_size_drops_when_a_user_is_deleted_directly(self):
         a, b = make_volunteer(), make_volunteer()
         approved_photo(volunteer=a)
+        approved_photo(volunteer=a)
         approved_photo(volunteer=b)
         assert selectors.leaderboard(period="all").total == 2
+        assert selectors.leaderboard(period="all", limit=1, viewer=b.user).own_row.rank == 2
         a.user.delete()
-        page = selectors.leaderboard(period="all")
+        page = selectors.leaderboard(period="all", limit=1, viewer=b.user)
         assert page.total == 1 and [r.volunteer_id for r in page.rows] == [b.user_id]
+        assert page.own_row.rank == 1
+        services.rank_buckets_compact()
+        assert selectors.leaderboard(period="all", limit=1, viewer=b.user).own_row.rank == 1
+
+
+class TestCompactCommand:
+    def test_it_folds_changes_and_ranks_stay_the_same(self, settings):
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        from challenges.models import RankBucket, RankBucketChange
+
+        volunteers = [make_volunteer() for _ in range(3)]
+        for i, v in enumerate(volunteers):
+            for _ in range(i + 1):
+                approved_photo(volunteer=v)
+        ranks = [selectors.leaderboard(period="all", viewer=v.user, limit=1).own_row.rank for v in volunteers]
+        assert ranks == [3, 2, 1]
+        assert RankBucketChange.objects.exists()
+        out = StringIO()
+        call_command("challenges_compact", stdout=out)
+        assert "Folded" in out.getvalue()
+        assert not RankBucketChange.objects.exists()
+        assert sorted(RankBucket.objects.filter(period="all").values_list("points", "volunteers")) == [
+            (10, 1), (20, 1), (30, 1)]
+        assert [selectors.leaderboard(period="all", viewer=v.user, limit=1).own_row.rank for v in volunteers] == ranks
+        job = next(j for j in settings.SCHEDULER_JOBS if j["id"] == "challenges_compact")
+        assert job["command"] == ["challenges_compact"] and job["minute"].startswith("*/")

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from challenges import periods, selectors, services
-from challenges.models import Challenge, PeriodTotal, PointEntry, Score, Vote
+from challenges.models import Challenge, PeriodTotal, PointEntry, RankBucket, Score, Vote
 from collector import services as collector_services
 from collector.models import Photo, PhotoStatus
 from config.errors import ApiError
@@ -72,7 +72,7 @@ def test_random_operations_keep_every_leaderboard_exact(seed, settings, monkeypa
     for _ in range(260):
         clock[0] += dt.timedelta(minutes=rng.randrange(10, 300))  # ~3 weeks in all
         op = rng.choice(["upload", "upload", "approve", "approve", "reject", "relabel", "vote", "vote", "unvote",
-                         "feature", "unfeature", "delete_account"])
+                         "feature", "unfeature", "delete_account", "compact"])
         try:
             if op == "upload":
                 c = today_challenge()
@@ -99,6 +99,8 @@ def test_random_operations_keep_every_leaderboard_exact(seed, settings, monkeypa
                     services.photo_feature(photo_id=photo.pk, staff_user=rng.choice(reviewers))
                 elif op == "unfeature":
                     services.photo_unfeature(photo_id=photo.pk, staff_user=rng.choice(reviewers))
+                elif op == "compact":
+                    services.rank_buckets_compact()
                 elif op == "delete_account" and rng.random() < 0.15 and len(volunteers) > 4:
                     gone = volunteers.pop(rng.randrange(len(volunteers)))
                     collector_services.volunteer_delete(user=gone.user)
@@ -133,20 +135,35 @@ def test_random_operations_keep_every_leaderboard_exact(seed, settings, monkeypa
         checked += 1
     assert checked > 300
 
+    # own rank: every volunteer's own row matches their place in every full board, with the
+    # histogram's changes unfolded, then folded, then rebuilt by recompute
+    from django.contrib.auth import get_user_model
+
+    users = list(get_user_model().objects.all())
+
+    def check_own_ranks():
+        for period in ("day", "week", "month", "all"):
+            for now in instants[::8]:
+                key = periods.period_at(period, now).key
+                full = expected.get(key, [])
+                for user in users:
+                    page = selectors.leaderboard(period=period, limit=1, viewer=user, now=now)
+                    place = next((i + 1 for i, r in enumerate(full) if r[0] == user.pk), None)
+                    assert page.own_row.rank == place, (period, now, user.pk)
+
+    check_own_ranks()
+    services.rank_buckets_compact()
+    assert not RankBucket.objects.filter(volunteers__lt=0).exists()
+    check_own_ranks()
+
     # the pre-aggregated rows are exactly what recompute builds from the ledger
     before = sorted(Score.objects.filter(points__gt=0).values_list("period", "volunteer_id", "points", "approved_photos"))
     totals_before = {k: n for k, n in PeriodTotal.objects.values_list("period", "ranked") if n}
+    buckets_before = sorted(RankBucket.objects.values_list("period", "points", "volunteers"))
     services.scores_recompute()
     after = sorted(Score.objects.filter(points__gt=0).values_list("period", "volunteer_id", "points", "approved_photos"))
     assert before == after
     assert totals_before == dict(PeriodTotal.objects.values_list("period", "ranked"))
     assert totals_before == {key: len(rows) for key, rows in expected.items() if rows}
-
-    # own rank: every volunteer's own row matches their place in the full board
-    from django.contrib.auth import get_user_model
-
-    for user in get_user_model().objects.all():
-        page = selectors.leaderboard(period="all", limit=1, viewer=user)
-        full = expected.get("all", [])
-        place = next((i + 1 for i, r in enumerate(full) if r[0] == user.pk), None)
-        assert page.own_row.rank == place
+    assert buckets_before == sorted(RankBucket.objects.values_list("period", "points", "volunteers"))
+    check_own_ranks()

@@ -49,6 +49,8 @@ class Command(BaseCommand):
         if recompute:
             rows = services.scores_recompute(progress=True)
             self.stdout.write(f"Scores rebuilt from the ledger: {rows} rows.")
+        else:
+            self.stdout.write(f"Rank histogram: folded {services.rank_buckets_compact()} changes.")
 
 
 
