@@ -104,6 +104,8 @@ class TestReleaseGate:
         decisions = {d["decision"]: d["detail"] for d in second.decisions}
         assert "gate_accuracy_worse" in decisions and "v1 in service" in decisions["gate_accuracy_worse"]
         assert second.gate["service"]["version"] == 1
+        # Same photos, same backbone: the second night computes no feature again.
+        assert second.feature_stats["computed"] == 0 and second.feature_stats["reused"] > 0
         assert second.gate["service"]["accuracy"] == pytest.approx(first.metrics["float32"]["accuracy"])
         assert ModelVersion.objects.count() == 1
         assert APIClient().get("/api/v1/models/latest/").json()["version"] == 1
