@@ -111,3 +111,18 @@ class TestEditionAdmin:
 
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
         assert Edition.objects.get().status == "scheduled"
+
+
+class TestListsInTheAdmin:
+    def test_it_lists_subscribers_and_deliveries_with_their_states(self, staff, smtp):
+        make_subscriber("ok@example.org")
+        bad = make_subscriber("bounce@example.org")
+        smtp.refuse_permanently.add(bad.email)
+        services.edition_send(edition_id=make_edition().pk)
+
+        subscribers = staff.get("/admin/newsletter/subscriber/?q=bounce").content.decode()
+        deliveries = staff.get("/admin/newsletter/delivery/?status__exact=failed").content.decode()
+
+        assert "bounce@example.org" in subscribers and "ok@example.org" not in subscribers
+        assert "550" in deliveries and "bounce@example.org" in deliveries
+        assert staff.get("/admin/newsletter/delivery/add/").status_code == 403
