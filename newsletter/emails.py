@@ -142,9 +142,10 @@ class PreparedEdition:
         url = f"{self.url_prefix}{token}{self.url_suffix}".encode()
         self.sequence += 1
         message_id = f"{self.id_prefix}{self.sequence}@{self.domain}>".encode()
-        return (self.data.replace(_TO_PLACEHOLDER.encode(), address.encode())
+        # The address goes in last, so that nothing in it can be taken for a placeholder.
+        return (self.data.replace(UNSUBSCRIBE_MARKER.encode(), url)
                 .replace(_ID_PLACEHOLDER.encode(), message_id)
-                .replace(UNSUBSCRIBE_MARKER.encode(), url))
+                .replace(_TO_PLACEHOLDER.encode(), address.encode()))
 
 
 def unsubscribe_url_parts() -> tuple[str, str]:
