@@ -1,12 +1,23 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.errors import error_response
+
+
+def api_not_found(request, *args, **kwargs):
+    return error_response(404, "not_found", "Not found.")
+
 
 api_v1 = [
     path("", include("collector.urls")),
     path("", include("training.urls")),
     path("", include("challenges.urls")),
     path("newsletter/", include("newsletter.urls")),
+    # Last: any other /api/ path is a 404 in the error shape, even with DEBUG on
+    # (Django's debug 404 page would otherwise answer in HTML). Only paths
+    # ending in a slash, so APPEND_SLASH still redirects /api/v1/labels.
+    re_path(r"^.*/$", api_not_found),
 ]
 
 urlpatterns = [

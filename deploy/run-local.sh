@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-mkdir -p var
+VAR_DIR="${CROWDLENS_VAR_DIR:-var}"
+mkdir -p "$VAR_DIR"
 export DEBUG="${DEBUG:-true}"
 export TF_USE_LEGACY_KERAS=1
 if [ -z "${SECRET_KEY:-}" ]; then
-  [ -s var/secret_key ] || "$BIN/python" -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
-  SECRET_KEY="$(cat var/secret_key)"
+  [ -s "$VAR_DIR/secret_key" ] || "$BIN/python" -c "import secrets; print(secrets.token_urlsafe(50))" > "$VAR_DIR/secret_key"
+  SECRET_KEY="$(cat "$VAR_DIR/secret_key")"
   export SECRET_KEY
 fi
 "$BIN/python" manage.py migrate --noinput

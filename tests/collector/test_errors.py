@@ -15,6 +15,15 @@ class TestErrorShape:
     def test_an_unknown_api_url_is_a_json_404(self, path):
         assert_error(Client().get(path), 404, "not_found")
 
+    def test_an_unknown_api_url_is_a_json_404_with_debug_on_too(self, settings):
+        settings.DEBUG = True  # as under `make run`: Django's debug 404 page must not answer the API
+        assert_error(Client().get("/api/v1/nope/"), 404, "not_found")
+        assert_error(Client().get("/api/v1/photos/1/extra/"), 404, "not_found")
+
+    def test_a_missing_trailing_slash_still_redirects(self):
+        response = Client().get("/api/v1/labels")
+        assert response.status_code == 301 and response["Location"] == "/api/v1/labels/"
+
     def test_an_unknown_page_url_stays_html(self):
         response = Client().get("/surely-not-a-page/")
         assert response.status_code == 404 and not response["Content-Type"].startswith("application/json")
