@@ -287,6 +287,9 @@ TRAINING_EARLY_STOPPING_PATIENCE = _env_opt_int("TRAINING_EARLY_STOPPING_PATIENC
 TRAINING_PRUNE_SPARSITY = env_float("TRAINING_PRUNE_SPARSITY", 0.0, minimum=0.0, maximum=0.95)
 TRAINING_INT8_CALIBRATION_SAMPLES = _env_opt_int("TRAINING_INT8_CALIBRATION_SAMPLES", minimum=1)
 TRAINING_SEED = env_int("TRAINING_SEED", 1234)
+TRAINING_AUGMENT_FLIP = env_bool("TRAINING_AUGMENT_FLIP", True)
+TRAINING_MIXUP_ALPHA = _env_opt_float("TRAINING_MIXUP_ALPHA", minimum=0.0)
+TRAINING_TF_THREADS = env_int("TRAINING_TF_THREADS", 0, minimum=0)  # 0 = min(4, CPUs)
 SCHEDULER_JOBS.append(
     {"id": "training-nightly", "command": ["train", "--trigger", "scheduler"], "hour": TRAINING_NIGHTLY_AT[0], "minute": TRAINING_NIGHTLY_AT[1]}
 )

@@ -201,6 +201,9 @@ def hparams_from_settings() -> ml.HParams:
         "augment_views": settings.TRAINING_AUGMENT_VIEWS,
         "early_stopping_patience": settings.TRAINING_EARLY_STOPPING_PATIENCE,
         "int8_calibration_samples": settings.TRAINING_INT8_CALIBRATION_SAMPLES,
+        "mixup_alpha": settings.TRAINING_MIXUP_ALPHA,
+        "augment_flip": settings.TRAINING_AUGMENT_FLIP,
+        "threads": settings.TRAINING_TF_THREADS,
     }
     known = {f.name for f in dataclasses.fields(ml.HParams)}
     kwargs = {k: v for k, v in optional.items() if v is not None and k in known}

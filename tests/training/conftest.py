@@ -47,9 +47,11 @@ def tiny_training(settings):
     settings.PHOTO_TRAINING_SHORT_SIDE = 48
     settings.TRAINING_INPUT_SIZE = 32
     settings.TRAINING_BASE_WEIGHTS = "none"
-    # Random base weights give all-zero pooled features, so a head alone learns nothing: fine-tune the top
-    # blocks from the first photo on (the seed's "large data" row), which learns these classes in seconds.
+    # Fine-tune two top blocks from the first photo on (the seed's "large data" row): on random base weights
+    # this learns these classes in seconds, where a head on pooled random features may not.
     settings.TRAINING_FINE_TUNE_MIN_PER_CLASS = 1
+    settings.TRAINING_FINE_TUNE_LAYERS = 2
+    settings.TRAINING_MIXUP_ALPHA = 0.0
     settings.TRAINING_EPOCHS_HEAD = 5
     settings.TRAINING_EPOCHS_FINE_TUNE = 8
     settings.TRAINING_LEARNING_RATE_HEAD = 0.02
@@ -127,7 +129,7 @@ def trained_result(tmp_path_factory):
                                             label_index=index))
     hparams = ml.HParams(
         backbone=ml.BackboneConfig(alpha=0.35, input_size=32, base_weights="none"),
-        fine_tune_min_per_class=1, epochs_head=5, epochs_fine_tune=8, learning_rate_head=0.02, augment=False, augment_views=0, batch_size=16,
+        fine_tune_min_per_class=1, fine_tune_layers=2, mixup_alpha=0.0, epochs_head=5, epochs_fine_tune=8, learning_rate_head=0.02, augment=False, augment_views=0, batch_size=16,
         early_stopping_patience=12, int8_calibration_samples=32,
         variants=tuple(django_settings.TRAINING_VARIANT_NAMES),
     )
