@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _png(fig: Figure) -> bytes:
@@ -26,7 +27,8 @@ def curves_png(history: dict[str, list[float]]) -> bytes:
                 ax.plot(range(1, len(values) + 1), values, style, marker="o", markersize=3,
                         label="validation" if key.startswith("val_") else "training")
         ax.set_title(metric)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (head, then fine-tuning)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend()
