@@ -287,11 +287,11 @@ def main() -> int:
         t0 = time.perf_counter()
         seed(volunteers=args.volunteers, photos=args.photos, seed_value=args.seed, now=now)
         print(f"seeded in {time.perf_counter() - t0:.0f} s")
-    from challenges.models import PeriodTotal, RankBucket
-    from challenges.services import period_totals_rebuild
+    from challenges.models import RankBucket
+    from challenges.services import rank_buckets_rebuild
 
-    if not PeriodTotal.objects.exists() or not RankBucket.objects.exists():  # seeded before these existed
-        period_totals_rebuild()
+    if not RankBucket.objects.exists():  # seeded before the histogram existed
+        rank_buckets_rebuild()
     today = selectors.challenge_today(now=now)
     print(f"database: {get_user_model().objects.count()} users, {Photo.objects.count()} photos, "
           f"{PointEntry.objects.count()} ledger rows, {Score.objects.count()} score rows")

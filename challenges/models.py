@@ -171,20 +171,6 @@ class Score(models.Model):
         return f"{self.period} user {self.volunteer_id}: {self.points}"
 
 
-class PeriodTotal(models.Model):
-    """How many volunteers have points > 0 in a period: the leaderboard's size without counting rows.
-
-    Kept in the same statement batch as the Score rows (a volunteer crossing 0
-    moves it by one); rebuilt with them by ``scores_recompute``.
-    """
-
-    period = models.CharField(max_length=16, unique=True)
-    ranked = models.IntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"{self.period}: {self.ranked} ranked"
-
-
 class RankBucket(models.Model):
     """How many volunteers have exactly ``points`` in a period (points > 0): the folded histogram.
 

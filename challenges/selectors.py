@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from challenges import periods
 from challenges.models import (
-    Challenge, Feature, PeriodTotal, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
+    Challenge, Feature, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
 )
 from collector import selectors as collector_selectors
 from collector.models import Photo, Volunteer
@@ -136,7 +136,7 @@ def leaderboard(
     kind, key, start, end, challenge = period_resolve(period=period, challenge_id=challenge_id, now=now)
     offset, limit = max(0, int(offset)), max(1, int(limit))
     # One query for the page and its names (LEFT JOIN user -> volunteer profile),
-    # served by the rank index; the size comes from PeriodTotal, not COUNT(*).
+    # served by the rank index; the size is the rank histogram's sum, not COUNT(*).
     page = list(
         Score.objects.filter(period=key, points__gt=0)
         .order_by(*_ranking_order())
@@ -144,7 +144,7 @@ def leaderboard(
                      "volunteer__volunteer__display_name", "volunteer__volunteer__consent_public_credit")
         [offset:offset + limit]
     )
-    total = PeriodTotal.objects.filter(period=key).values_list("ranked", flat=True).first() or 0
+    total = _ranked_total(key)
     viewer_id = viewer.pk if viewer is not None and getattr(viewer, "is_authenticated", False) else None
     rows = [
         LeaderboardRow(rank=offset + i + 1, display_name=_name(uid, vol_id, name, consent), points=points,
@@ -157,6 +157,19 @@ def leaderboard(
         if own is None:
             own = _own_row(key=key, viewer_id=viewer_id)
     return LeaderboardPage(kind, key, start, end, challenge, rows, total, offset, limit, own)
+
+
+def _ranked_total(key: str) -> int:
+    """Volunteers with points > 0 in a period: the histogram's buckets plus its unfolded changes."""
+    qn = connection.ops.quote_name
+    buckets, changes = qn(RankBucket._meta.db_table), qn(RankBucketChange._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE((SELECT SUM({qn('volunteers')}) FROM {buckets} WHERE {qn('period')} = %s), 0)"
+            f" + COALESCE((SELECT SUM({qn('delta')}) FROM {changes} WHERE {qn('period')} = %s), 0)",
+            [key, key],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def _name(user_id: int, volunteer_id: int | None, display_name: str | None, consent: bool | None) -> str:

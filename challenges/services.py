@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from challenges import periods
 from challenges.models import (
-    Challenge, Feature, PeriodTotal, PhotoNovelty, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
+    Challenge, Feature, PhotoNovelty, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
 )
 from collector import selectors as collector_selectors
 from collector.models import Label, Photo, PhotoStatus
@@ -239,8 +239,11 @@ def _ledger_write(entries: list[PointEntry]) -> None:
 def _scores_add(deltas: dict[tuple[int, str], list[int]]) -> None:
     """One upsert for all deltas, in a fixed order so concurrent writers lock rows alike.
 
-    RETURNING gives each row's new points; with the delta that tells whether
-    the volunteer crossed 0 in that period, which moves PeriodTotal by one.
+    RETURNING gives each row's new points; with the delta that tells which
+    points bucket the volunteer left and entered in that period, appended to
+    the rank histogram as RankBucketChange rows (inserts only: no row shared
+    between volunteers is locked, so point writes never wait on each other
+    across volunteers and cannot deadlock).
     """
     items = sorted((k, v) for k, v in deltas.items() if v[0] or v[1])
     if not items:
@@ -262,7 +265,6 @@ def _scores_add(deltas: dict[tuple[int, str], list[int]]) -> None:
         cursor.execute(sql, params)
         returned = cursor.fetchall()
     added = {(vid, key): d[0] for (vid, key), d in items}
-    crossings: dict[str, int] = defaultdict(int)
     bucket_changes: list[RankBucketChange] = []
     for key, volunteer_id, new_points in returned:
         old_points = new_points - added[(volunteer_id, key)]
@@ -272,34 +274,15 @@ def _scores_add(deltas: dict[tuple[int, str], list[int]]) -> None:
             bucket_changes.append(RankBucketChange(period=key, points=old_points, delta=-1))
         if new_points > 0:
             bucket_changes.append(RankBucketChange(period=key, points=new_points, delta=1))
-        if old_points <= 0 < new_points:
-            crossings[key] += 1
-        elif new_points <= 0 < old_points:
-            crossings[key] -= 1
     if bucket_changes:
         RankBucketChange.objects.bulk_create(bucket_changes)
-    moves = sorted((k, n) for k, n in crossings.items() if n)
-    if not moves:
-        return
-    totals = qn(PeriodTotal._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {totals} ({qn('period')}, {qn('ranked')}) VALUES {', '.join(['(%s, %s)'] * len(moves))} "
-            f"ON CONFLICT ({qn('period')}) DO UPDATE SET {qn('ranked')} = {totals}.{qn('ranked')} + excluded.{qn('ranked')}",
-            [v for move in moves for v in move],
-        )
 
 
 def scores_forget_user(*, user_id: int) -> None:
-    """Before a user's Score rows are deleted (cascade): take them out of PeriodTotal."""
+    """Before a user's Score rows are deleted (cascade): take them out of the rank histogram."""
     ranked = list(Score.objects.filter(volunteer_id=user_id, points__gt=0).values_list("period", "points"))
     if not ranked:
         return
-    qn = connection.ops.quote_name
-    totals = qn(PeriodTotal._meta.db_table)
-    with connection.cursor() as cursor:
-        for key, _points in sorted(ranked):
-            cursor.execute(f"UPDATE {totals} SET {qn('ranked')} = {qn('ranked')} - 1 WHERE {qn('period')} = %s", [key])
     RankBucketChange.objects.bulk_create([RankBucketChange(period=k, points=p, delta=-1) for k, p in ranked])
     Score.objects.filter(volunteer_id=user_id).delete()
 
@@ -595,7 +578,7 @@ def novelty_award(*, now: dt.datetime | None = None, progress: bool = False) -> 
 
 
 def scores_recompute(*, progress: bool = False, batch_size: int = 5000) -> int:
-    """Rebuild every Score and PeriodTotal row from the ledger (the source of truth). Returns the Score rows written.
+    """Rebuild every Score and RankBucket row from the ledger (the source of truth). Returns the Score rows written.
 
     Takes the ledger in SHARE mode on PostgreSQL (SQLite: the write
     transaction) so no points are written while it runs. PostgreSQL does it
@@ -610,7 +593,7 @@ def scores_recompute(*, progress: bool = False, batch_size: int = 5000) -> int:
             written = _scores_recompute_postgresql()
         else:
             written = _scores_recompute_portable(progress=progress, batch_size=batch_size)
-        period_totals_rebuild()
+        rank_buckets_rebuild()
     return written
 
 
@@ -682,19 +665,15 @@ def _scores_recompute_portable(*, progress: bool, batch_size: int) -> int:
     return len(rows)
 
 
-def period_totals_rebuild() -> int:
-    """Recount PeriodTotal and RankBucket from the Score rows (part of scores_recompute). Returns the number of periods."""
+def rank_buckets_rebuild() -> int:
+    """Recount the rank histogram from the Score rows (part of scores_recompute). Returns the number of buckets."""
     with transaction.atomic():
-        PeriodTotal.objects.all().delete()
-        counts = (Score.objects.filter(points__gt=0).order_by().values("period").annotate(n=Count("id"))
-                  .values_list("period", "n"))
-        created = PeriodTotal.objects.bulk_create([PeriodTotal(period=p, ranked=n) for p, n in counts], batch_size=5000)
         RankBucket.objects.all().delete()
         RankBucketChange.objects.all().delete()
         buckets = (Score.objects.filter(points__gt=0).order_by().values("period", "points").annotate(n=Count("id"))
                    .values_list("period", "points", "n"))
-        RankBucket.objects.bulk_create([RankBucket(period=k, points=p, volunteers=n) for k, p, n in buckets.iterator()],
-                                       batch_size=5000)
+        created = RankBucket.objects.bulk_create(
+            [RankBucket(period=k, points=p, volunteers=n) for k, p, n in buckets.iterator()], batch_size=5000)
     return len(created)
 
 
