@@ -290,6 +290,7 @@ TRAINING_SEED = env_int("TRAINING_SEED", 1234)
 TRAINING_AUGMENT_FLIP = env_bool("TRAINING_AUGMENT_FLIP", True)
 TRAINING_MIXUP_ALPHA = _env_opt_float("TRAINING_MIXUP_ALPHA", minimum=0.0)
 TRAINING_TF_THREADS = env_int("TRAINING_TF_THREADS", 0, minimum=0)  # 0 = min(4, CPUs)
+TRAINING_EMBEDDINGS = env_bool("TRAINING_EMBEDDINGS", True)  # pooled embeddings for challenges' novelty score
 SCHEDULER_JOBS.append(
     {"id": "training-nightly", "command": ["train", "--trigger", "scheduler"], "hour": TRAINING_NIGHTLY_AT[0], "minute": TRAINING_NIGHTLY_AT[1]}
 )

@@ -465,8 +465,9 @@ def _run_steps(run: TrainingRun, reporter: RunReporter, repeat_dataset: int | No
             reporter.log(f"{name}: accuracy {vr.accuracy:.4f}, {vr.size_bytes} bytes, {vr.latency_ms:.2f} ms/image")
         if reporter.should_stop():
             raise ml.Stopped()
-        with reporter.timed("embed"):
-            _embed_photos(examples, hparams, reporter)
+        if settings.TRAINING_EMBEDDINGS:
+            with reporter.timed("embed"):
+                _embed_photos(examples, hparams, reporter)
 
         with reporter.timed("gate"):
             passed = _gate(run, result, examples["test"], tmp_path / "in-service", reporter)
