@@ -140,6 +140,7 @@ class ModelDownloadApi(PublicApiView):
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
                               302: OpenApiResponse(description="Redirect to a presigned S3 URL"),
+                              304: OpenApiResponse(description="Not modified (If-None-Match: the file's sha256)"),
                               404: OpenApiResponse(description="No such published version or variant")},
                    tags=["models"], summary="Download a model file")
     def get(self, request, version: int, variant: str):
@@ -149,6 +150,11 @@ class ModelDownloadApi(PublicApiView):
             raise ApiError(404, "not_found", f"There is no published model v{version} {variant} file.")
         if storage.is_remote():
             return HttpResponseRedirect(storage.url_for(file.model_key, expire=settings.S3_PRESIGN_TTL))
+        etag = f'"{file.sha256}"'
+        if _etag_matches(request.headers.get("If-None-Match", ""), etag):
+            response = HttpResponse(status=304)
+            response["ETag"] = etag
+            return response
         try:
             handle = storage.open_file(file.model_key)
         except FileNotFoundError:
@@ -156,6 +162,6 @@ class ModelDownloadApi(PublicApiView):
         response = FileResponse(handle, content_type="application/octet-stream", as_attachment=True,
                                 filename=f"crowdlens-v{version}-{variant}.tflite")
         response["Content-Length"] = str(file.size_bytes)
-        response["ETag"] = f'"{file.sha256}"'
+        response["ETag"] = etag
         response["Cache-Control"] = "public, max-age=31536000, immutable"  # published files never change
         return response

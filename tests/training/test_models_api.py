@@ -86,6 +86,9 @@ class TestModelDownloadApi:
         assert response.status_code == 200
         assert hashlib.sha256(body).hexdigest() == manifest["sha256"]
         assert len(body) == manifest["size"] == int(response["Content-Length"])
+        assert response["ETag"] == f'"{manifest["sha256"]}"'
+        again = client.get(manifest["download_url"], HTTP_IF_NONE_MATCH=response["ETag"])
+        assert again.status_code == 304
 
     def test_it_runs_in_litert_as_the_manifest_says(self, trained_result):
         """A phone's view: download the int8 file, prepare the photo as `input` says, get the recorded answer."""
