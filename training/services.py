@@ -120,7 +120,8 @@ def dataset_version_freeze(*, cutoff=None) -> FrozenDataset:
         if n < targets[slug]:
             flagged[slug] = f"{n} approved photos, under the prototype target of {targets[slug]}"
     rows.sort(key=lambda r: r["id"])
-    fingerprint = hashlib.sha256(json.dumps({"labels": labels, "photos": rows}, sort_keys=True).encode()).hexdigest()
+    fingerprint = hashlib.sha256(json.dumps({"labels": labels, "photos": rows, "excluded": excluded, "flagged": flagged},
+                                            sort_keys=True).encode()).hexdigest()
     version, created = DatasetVersion.objects.get_or_create(
         fingerprint=fingerprint,
         defaults={"cutoff": cutoff, "manifest": rows, "labels": labels, "excluded_labels": excluded,
