@@ -677,6 +677,9 @@ def rank_buckets_rebuild() -> int:
     return len(created)
 
 
+_COMPACT_LOCK_KEY = 0x43484C4B  # "CHLK": one compaction at a time
+
+
 def rank_buckets_compact() -> int:
     """Fold the appended RankBucketChange rows into RankBucket. Returns how many change rows were folded.
 
@@ -684,13 +687,16 @@ def rank_buckets_compact() -> int:
     changes are deleted and summed in one statement (DELETE ... RETURNING):
     a change committed meanwhile is either folded or left for next time,
     never lost or counted twice. Readers see both tables in one snapshot,
-    so ranks are exact before, during and after. Two compactions at once:
-    the second finds the rows already deleted.
+    so ranks are exact before, during and after. Two compactions at once
+    take turns (a transaction-scoped advisory lock on PostgreSQL; SQLite
+    serialises writers anyway); the second finds the rows already folded.
     """
     qn = connection.ops.quote_name
     changes, buckets = qn(RankBucketChange._meta.db_table), qn(RankBucket._meta.db_table)
     with transaction.atomic():
         with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_COMPACT_LOCK_KEY])
             cursor.execute(f"DELETE FROM {changes} RETURNING {qn('period')}, {qn('points')}, {qn('delta')}")
             folded = cursor.fetchall()
             sums: dict[tuple[str, int], int] = defaultdict(int)
