@@ -76,20 +76,27 @@ def cached_features(
         def load(key: str) -> np.ndarray:
             return data.views_for(path_of[key], size, hp, key=key, augmented=augmented)
 
+        chunks = [missing[i:i + PHOTOS_PER_BATCH] for i in range(0, len(missing), PHOTOS_PER_BATCH)]
+        done = 0
         with ThreadPoolExecutor(max_workers=2) as pool:
-            for start in range(0, len(missing), PHOTOS_PER_BATCH):
+            # Decoding and augmenting the next chunk overlaps with the network on this one.
+            pending = [pool.submit(load, k) for k in chunks[0]]
+            for index, chunk in enumerate(chunks):
                 if should_stop():
+                    for future in pending:
+                        future.cancel()
                     raise Stopped("stopped while computing features")
-                chunk = missing[start:start + PHOTOS_PER_BATCH]
-                views = np.stack(list(pool.map(load, chunk)))  # B x V x H x W x 3
+                views = np.stack([future.result() for future in pending])  # B x V x H x W x 3
+                pending = [pool.submit(load, k) for k in chunks[index + 1]] if index + 1 < len(chunks) else []
                 flat = data.normalize(views.reshape((-1,) + views.shape[2:]))
                 out = run(tf.constant(flat)).numpy()
                 out = out.reshape((len(chunk), views.shape[1]) + out.shape[1:])
-                fresh = {k: out[i] for i, k in enumerate(chunk)}
-                feature_store.put_many({k: encode(v) for k, v in fresh.items()}, cache_id)
+                blobs = {k: encode(out[i]) for i, k in enumerate(chunk)}
+                feature_store.put_many(blobs, cache_id)
                 # Use the stored precision so a run and its rerun from cache see the same numbers.
-                found.update({k: decode(encode(v)) for k, v in fresh.items()})
-                progress(min(1.0, (start + len(chunk)) / len(missing)))
+                found.update({k: decode(blob) for k, blob in blobs.items()})
+                done += len(chunk)
+                progress(min(1.0, done / len(missing)))
     progress(1.0)
     features = np.stack([found[k] for k in keys]) if keys else np.zeros((0, 1 + augmented), np.float32)
     return FeatureBatch(features=features, computed=len(missing), reused=len(unique) - len(missing))

@@ -109,14 +109,16 @@ def train_and_export(
     seed = hparams.seed
 
     phases: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     notes: list[str] = []
-    clock = time.perf_counter()
+    clock, cpu_clock = time.perf_counter(), time.process_time()
 
     def phase_done(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
+        nonlocal clock, cpu_clock
+        now, cpu_now = time.perf_counter(), time.process_time()
         phases[name] = round(phases.get(name, 0.0) + now - clock, 3)
-        clock = now
+        cpu[name] = round(cpu.get(name, 0.0) + cpu_now - cpu_clock, 3)
+        clock, cpu_clock = now, cpu_now
         if should_stop():
             raise Stopped(f"stopped after {name}")
 
@@ -236,7 +238,7 @@ def train_and_export(
         notes.append("under 30 photos (prototype target): " + ", ".join(small))
     notes.append("hparams " + repr(asdict(hparams)))
     return TrainResult(strategy=strategy, labels=list(labels), variants=results, input_specs=specs, history=history,
-                       phase_seconds=phases, feature_stats=stats, notes=notes)
+                       phase_seconds=phases, feature_stats=stats, notes=notes, phase_cpu_seconds=cpu)
 
 
 def _calibration_pixels(train: list[Example], hparams: HParams) -> list[np.ndarray] | None:

@@ -160,6 +160,9 @@ class TrainResult:
     phase_seconds: dict[str, float]
     feature_stats: dict[str, int]
     notes: list[str]
+    # Added by the ML side: CPU seconds of this process per phase (all threads), steadier than wall
+    # time on a shared machine.
+    phase_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class WeightsUnavailable(Exception):
