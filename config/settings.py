@@ -329,6 +329,9 @@ if NEWSLETTER_HOUR > 23:
     raise ImproperlyConfigured(f"NEWSLETTER_HOUR must be an hour from 0 to 23, got {NEWSLETTER_HOUR}")
 # true: a composed edition waits until staff release it in the admin.
 NEWSLETTER_REQUIRE_APPROVAL = env_bool("NEWSLETTER_REQUIRE_APPROVAL", False)
+# A period with no approved public photo, no challenge winner and no new model
+# gets no edition (a fresh installation, a quiet week).
+NEWSLETTER_SKIP_EMPTY = env_bool("NEWSLETTER_SKIP_EMPTY", True)
 NEWSLETTER_FROM_EMAIL = env_str("NEWSLETTER_FROM_EMAIL", DEFAULT_FROM_EMAIL)
 NEWSLETTER_UNSUBSCRIBE_MAILTO = env_str("NEWSLETTER_UNSUBSCRIBE_MAILTO")  # optional mailto: in List-Unsubscribe
 NEWSLETTER_CONFIRM_MAX_AGE_DAYS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)

@@ -179,6 +179,12 @@ def edition_content(*, since: datetime, until: datetime, previous: Edition | Non
     }
 
 
+def edition_has_news(content: dict) -> bool:
+    """An edition is worth sending when the period brought photos, winners or a model."""
+    return bool(content.get("best_photos") or content.get("challenge_winners")
+                or (content.get("model") or {}).get("versions"))
+
+
 def edition_previous(*, before: datetime) -> Edition | None:
     return Edition.objects.filter(period_end__lt=before).order_by("-period_end").first()
 

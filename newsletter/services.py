@@ -129,6 +129,11 @@ def edition_compose(*, now: datetime | None = None) -> Edition | None:
     since = slot - selectors.period_length()
     previous = selectors.edition_previous(before=slot)
     content = selectors.edition_content(since=since, until=slot, previous=previous)
+    if settings.NEWSLETTER_SKIP_EMPTY and not selectors.edition_has_news(content):
+        # Nothing happened in the period (a fresh installation, a quiet week):
+        # subscribers get no empty email and the archive no empty page.
+        logger.info("No edition for the period ending %s: nothing to report.", slot)
+        return None
     local = timezone.localtime(slot)
     kind = "daily" if settings.NEWSLETTER_FREQUENCY == "daily" else "weekly"
     try:

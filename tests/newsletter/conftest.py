@@ -35,6 +35,7 @@ def smtp(settings):
 @pytest.fixture(autouse=True)
 def _newsletter_defaults(settings):
     settings.NEWSLETTER_REQUIRE_APPROVAL = False
+    settings.NEWSLETTER_SKIP_EMPTY = False  # sending tests need editions, not news (TestQuietPeriods checks the default)
     settings.NEWSLETTER_FREQUENCY = "weekly"
     settings.NEWSLETTER_RETRY_BASE_SECONDS = 60
     settings.NEWSLETTER_MAX_ATTEMPTS = 5

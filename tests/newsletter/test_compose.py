@@ -171,6 +171,22 @@ class TestLabelsNeeded:
         assert [r["label"] for r in without_model] == ["scarce"]  # the others reached their target
 
 
+class TestQuietPeriods:
+    def test_it_composes_no_edition_when_the_period_brought_nothing(self, settings):
+        settings.NEWSLETTER_SKIP_EMPTY = True  # the default
+        assert services.edition_compose(now=timezone.now()) is None
+        assert not Edition.objects.exists()
+
+    def test_it_composes_one_once_a_public_photo_is_approved_in_the_period(self, settings):
+        from collector.models import PhotoStatus
+        from tests.factories import make_photo
+
+        settings.NEWSLETTER_SKIP_EMPTY = True
+        make_photo(status=PhotoStatus.APPROVED)  # its volunteer agreed to public credit (factory default)
+        edition = services.edition_compose(now=timezone.now() + timedelta(days=7))
+        assert edition is not None and edition.content["best_photos"]
+
+
 class TestEditionCompose:
     def test_it_composes_once_per_slot_on_schedule_or_waiting_for_approval(self, settings):
         now = timezone.now()
