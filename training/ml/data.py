@@ -161,4 +161,5 @@ def feature_dataset(features: np.ndarray, labels: np.ndarray, *, batch_size: int
         view = tf.random.uniform([], first, n_views, dtype=tf.int32, seed=seed)
         return tf.gather(table, index)[view], label, weight
 
-    return ds.map(pick, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # Sequential map: a seeded random op in a parallel map draws in a racy order (runs would differ).
+    return ds.map(pick).batch(batch_size).prefetch(tf.data.AUTOTUNE)

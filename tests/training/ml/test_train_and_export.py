@@ -159,3 +159,16 @@ class TestStop:
                              hparams=tiny_hparams(), feature_store=MemoryFeatureStore(), out_dir=tmp_path,
                              log=lambda m: None, should_stop=lambda: True)
         assert not list(tmp_path.glob("*.tflite"))
+
+
+class TestSeeds:
+    def test_it_repeats_a_run_exactly(self, photos, tmp_path):
+        def once(folder):
+            return train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
+                                    hparams=tiny_hparams(variants=("float32",)), feature_store=MemoryFeatureStore(),
+                                    out_dir=tmp_path / folder, log=lambda m: None)
+
+        first, second = once("a"), once("b")
+        assert first.history == second.history
+        assert first.variants["float32"].predictions == second.variants["float32"].predictions
+        assert first.variants["float32"].sha256 == second.variants["float32"].sha256
