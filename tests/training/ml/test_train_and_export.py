@@ -165,7 +165,8 @@ class TestSeeds:
     def test_it_repeats_a_run_exactly(self, photos, tmp_path):
         def once(folder):
             return train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
-                                    hparams=tiny_hparams(variants=("float32",)), feature_store=MemoryFeatureStore(),
+                                    hparams=tiny_hparams(variants=("float32",), mixup_alpha=0.4),
+                                    feature_store=MemoryFeatureStore(),
                                     out_dir=tmp_path / folder, log=lambda m: None)
 
         first, second = once("a"), once("b")
