@@ -126,7 +126,8 @@ class TestFeatureCache:
 class TestStrategy:
     def test_it_trains_only_a_head_when_a_class_has_few_photos(self, photos, tmp_path):
         result = train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
-                                  hparams=tiny_hparams(fine_tune_min_per_class=1000, epochs_head=30, variants=("float32",)),
+                                  hparams=tiny_hparams(fine_tune_min_per_class=1000, epochs_head=60, learning_rate_head=1e-2,
+                                                       variants=("float32",)),
                                   feature_store=MemoryFeatureStore(), out_dir=tmp_path, log=lambda m: None)
         assert result.strategy == "head_only"
         assert "fine_tune" not in result.phase_seconds
