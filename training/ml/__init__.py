@@ -1,10 +1,18 @@
 """Framework-free (no Django) model training for Crowdlens: features, training, export, evaluation.
 
-Interface: /tmp/training-contract.md, kept backward compatible. Additions by the ML side:
+Interface: the training contract (train_and_export, evaluate_tflite, embed, preprocess_for_inference and
+the types), kept backward compatible. Additions and precisions by the ML side:
 - `BackboneConfig.cache_id(cut="pooled")` takes an optional `cut` (which layer's output is cached).
-- `HParams` gained `augment_views` and `weight_decay` (with defaults); every field has a default.
+- `HParams` gained `augment_views`, `augment_flip`, `weight_decay`, `mixup_alpha` and `threads`; every
+  field has a default, and the defaults are the ones the flowers benchmark settled on.
+- `TrainResult.phase_cpu_seconds` (CPU seconds per phase, default empty) next to `phase_seconds`.
 - `MemoryFeatureStore`: an in-memory FeatureStore for tests and benchmarks.
 - `VARIANTS`: the variant names in export order.
+- `preprocess_for_inference` returns a batch of one, (1, H, W, 3), ready for `set_tensor`.
+- `evaluate_tflite`: `label_index` indexes `labels` (the file's output order); an index outside it
+  (e.g. -1, a label the file does not know) counts as wrong and is left out of per-class figures.
+- `train_and_export` raises ValueError for inconsistent input (no labels, no training photos, a
+  label index out of range, an unknown variant) before doing any work.
 
 The data types import no TensorFlow; the functions import it on first call, so importing
 `training.ml` from Django code is cheap.
