@@ -157,7 +157,6 @@ def train_and_export(
     y_train = np.array([e.label_index for e in train], np.int64)
     y_val = np.array([e.label_index for e in val], np.int64)
     weights = class_weights(y_train, n)
-    one_hot = lambda y: np.eye(n, dtype=np.float32)[y]  # noqa: E731
 
     def train_ds():
         ds = data.feature_dataset(train_f.features, y_train, batch_size=hparams.batch_size, training=True, seed=seed,
