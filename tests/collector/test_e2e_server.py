@@ -177,3 +177,20 @@ class TestAgainstARealServer:
     def test_an_unknown_api_url_is_a_json_404(self, server):
         response = requests.get(server["base"] + "/api/v1/does-not-exist/", timeout=10)
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+class TestStaticFilesWithoutDebug:
+    def test_the_server_serves_its_own_static_files_with_debug_off(self, server):
+        """DEBUG=false with no separate web server: pages still get their CSS and the API docs their assets."""
+        base = server["base"]
+        home = requests.get(base + "/", timeout=30)
+        assert home.status_code == 200
+        stylesheets = re.findall(r'<link[^>]+href="(/static/[^"]+\.css)"', home.text)
+        assert stylesheets
+        for href in stylesheets:
+            css = requests.get(base + href, timeout=30)
+            assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
+        docs = requests.get(base + "/api/docs/", timeout=30)
+        assert docs.status_code == 200
+        script = re.findall(r'src="(/static/[^"]+\.js)"', docs.text)[0]
+        assert requests.get(base + script, timeout=30).status_code == 200
