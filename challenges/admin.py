@@ -12,19 +12,9 @@ from django.utils.html import format_html
 
 from challenges import periods, services
 from challenges.models import ApprovedPhoto, Challenge, Feature, PhotoNovelty, PointEntry, Score, Vote
+from collector.admin_base import ReadOnlyAdmin
 from collector.models import PhotoStatus
 from config.errors import ApiError
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Challenge)

@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from collector import services
+from collector.admin_base import ReadOnlyAdmin, ReadOnlyMixin
 from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, Volunteer
 from config.errors import ApiError
 
@@ -163,7 +164,7 @@ class ChallengeFilter(admin.SimpleListFilter):
 # --- photos ---------------------------------------------------------------
 
 
-class PhotoReviewInline(admin.TabularInline):
+class PhotoReviewInline(ReadOnlyMixin, admin.TabularInline):
     """The audit trail on the photo's page: every decision, who and when."""
 
     model = PhotoReview
@@ -177,15 +178,6 @@ class PhotoReviewInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("reviewer", "label_before", "label_after")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Photo)
@@ -585,7 +577,7 @@ class VolunteerAdmin(admin.ModelAdmin):
 
 
 @admin.register(PhotoReview)
-class PhotoReviewAdmin(admin.ModelAdmin):
+class PhotoReviewAdmin(ReadOnlyAdmin):
     """The audit trail, read-only."""
 
     list_display = ["created_at", "photo_link", "decision", "reason", "label_change", "reviewer", "note"]
@@ -593,15 +585,6 @@ class PhotoReviewAdmin(admin.ModelAdmin):
     list_select_related = ["photo", "reviewer", "label_before", "label_after"]
     date_hierarchy = "created_at"
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Photo", ordering="photo_id")
     def photo_link(self, obj):

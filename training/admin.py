@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from collector.admin_base import ReadOnlyAdmin
 from training import charts, services
 from training.models import (
     DatasetVersion,
@@ -27,17 +28,6 @@ from training.models import (
     TrainingRun,
     VersionStatus,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
