@@ -21,10 +21,6 @@ The data types import no TensorFlow; the functions import it on first call, so i
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Callable
-
-import numpy as np
 
 from .types import (
     VARIANTS,
@@ -44,43 +40,26 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def train_and_export(
-    *,
-    train: list[Example],
-    val: list[Example],
-    test: list[Example],
-    labels: list[str],
-    hparams: HParams,
-    feature_store: FeatureStore,
-    out_dir: Path,
-    progress: Callable[[str, float], None] = lambda phase, fraction: None,
-    log: Callable[[str], None] = print,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> TrainResult:
-    from .train import train_and_export as impl
-
-    return impl(
-        train=train, val=val, test=test, labels=labels, hparams=hparams, feature_store=feature_store,
-        out_dir=out_dir, progress=progress, log=log, should_stop=should_stop,
-    )
+# The entry points live in modules that import TensorFlow; they are loaded on
+# first use (PEP 562), so importing training.ml (settings, admin, web
+# workers) never pays TensorFlow's start-up cost.
+_LAZY = {
+    "train_and_export": ".train",
+    "evaluate_tflite": ".export",
+    "embed": ".features",
+    "preprocess_for_inference": ".data",
+}
 
 
-def evaluate_tflite(*, path: Path, examples: list[Example], labels: list[str], input_spec: InputSpec) -> VariantResult:
-    from .export import evaluate_tflite as impl
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-    return impl(path=path, examples=examples, labels=labels, input_spec=input_spec)
-
-
-def embed(*, paths: list[Path], backbone: BackboneConfig, feature_store: FeatureStore, keys: list[str]) -> dict[str, np.ndarray]:
-    from .features import embed as impl
-
-    return impl(paths=paths, backbone=backbone, feature_store=feature_store, keys=keys)
-
-
-def preprocess_for_inference(image_rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
-    from .data import preprocess_for_inference as impl
-
-    return impl(image_rgb, spec)
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
