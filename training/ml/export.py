@@ -6,6 +6,7 @@ interpreter a phone uses, on inputs prepared exactly as its InputSpec tells the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import warnings
@@ -33,12 +34,15 @@ def _converter(model, size: int):
     return tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
 
 
-def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.ndarray] | None = None) -> bytes:
+def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.ndarray] | None = None,
+            compact: bool = True) -> bytes:
     """The .tflite bytes of one variant (batch 1).
 
     float32/float16/dynamic take normalized float input; int8 is full-integer with raw uint8
     pixels in (normalization folded into the graph) and uint8 probabilities out, calibrated on
     `calibration_pixels` (uint8 HxWx3 clean views of training photos).
+    compact: pass the converter's file through `compact()` (every variant alike, so sizes compare
+    fairly); off only to look at what the converter wrote.
     """
     tf = tf_setup()
     if variant == "int8":
@@ -75,6 +79,10 @@ def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.
         # uint8 input with its range pinned above: the converter's "statistics ... not specified" is moot.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         flat = converter.convert()
+    if compact:
+        compacted = _compact(flat)
+        _check_same_outputs(flat, compacted)
+        flat = compacted
     if variant == "int8":
         _check_raw_pixel_input(flat)
     return flat
@@ -93,6 +101,191 @@ def _check_raw_pixel_input(flat: bytes) -> None:
     scale, zero_point = detail["quantization"]
     if detail["dtype"] != np.uint8 or abs(scale - 1.0) > 1e-6 or zero_point != 0:
         raise RuntimeError(f"int8 input is not raw pixels: dtype {detail['dtype']}, scale {scale}, zero point {zero_point}")
+
+
+TFLITE_FILE_IDENTIFIER = b"TFL3"
+BUFFER_ALIGNMENT = 16  # schema.fbs: Buffer { data:[ubyte] (force_align: 16) }
+
+
+def compact(flat: bytes) -> bytes:
+    """The same model in fewer bytes: what it computes, its input and output tensors (names
+    included), its signature defs and its metadata are unchanged.
+
+    - Identical numeric vectors are written once and referenced from every table that has them
+      (a FlatBuffer offset may point at any vector already written; readers just follow it).
+      Above all the per-channel quantization's zero points: int64, all zero for symmetric int8
+      weights and int32 biases, one vector per tensor in the converter's file, now one per
+      length; likewise equal scale vectors and tensor shapes.
+    - Identical leaf tables (quantization parameters, builtin operator options) likewise.
+    - Strings nothing reads: intermediate tensor names, subgraph names and the model
+      description, as tensorflow.lite.tools.flatbuffer_utils.strip_strings does; but the
+      subgraphs' input and output tensor names and the signature defs stay (strip_strings
+      drops the signature defs too).
+    - Weight buffers (`Buffer.data`) are never shared, and are written 16-byte aligned as the
+      schema asks (`force_align: 16`; the TF 2.21 converter aligns them only to 4).
+
+    A file whose buffers or custom options live outside the flatbuffer (offset-based, for models
+    over 2 GB) comes back unchanged.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flat), 0)
+    if _has_offset_data(model):
+        return flat
+    _strip_strings(model)
+    model.buffers = [_AlignedBuffer(buffer) for buffer in model.buffers or []]
+    for subgraph in model.subgraphs or []:
+        for tensor in subgraph.tensors or []:
+            if tensor.quantization is not None:
+                tensor.quantization = _SharedTable(tensor.quantization)
+        for op in subgraph.operators or []:
+            if op.builtinOptions is not None:
+                op.builtinOptions = _SharedTable(op.builtinOptions)
+            if op.builtinOptions2 is not None:
+                op.builtinOptions2 = _SharedTable(op.builtinOptions2)
+    builder = _compacting_builder()(len(flat) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+_compact = compact  # convert()'s keyword `compact` hides the function inside it
+
+
+def _has_offset_data(model) -> bool:
+    """Buffers or custom options stored after the flatbuffer (offset > 1: schema.fbs)."""
+    if any((buffer.offset or 0) > 1 for buffer in model.buffers or []):
+        return True
+    return any((op.largeCustomOptionsOffset or 0) > 1
+               for subgraph in model.subgraphs or [] for op in subgraph.operators or [])
+
+
+def _strip_strings(model) -> None:
+    """flatbuffer_utils.strip_strings, keeping the input/output tensor names and the signature defs."""
+    model.description = None
+    for subgraph in model.subgraphs or []:
+        subgraph.name = None
+        keep = {int(i) for i in _as_list(subgraph.inputs)} | {int(i) for i in _as_list(subgraph.outputs)}
+        for index, tensor in enumerate(subgraph.tensors or []):
+            if index not in keep:
+                tensor.name = None
+
+
+def _as_list(vector) -> list:
+    return [] if vector is None else list(vector)
+
+
+@functools.cache
+def _compacting_builder():
+    """A flatbuffers.Builder writing each distinct numeric vector once (flatbuffers is imported
+    only here: it comes with TensorFlow, which the web side does not install).
+
+    The generated object API (`ModelT.Pack`) writes every numeric vector with `CreateNumpyVector`:
+    this one returns the offset of an identical vector written before, except for a Buffer's data.
+    """
+    import flatbuffers
+
+    class CompactingBuilder(flatbuffers.Builder):
+        def __init__(self, size: int):
+            super().__init__(size)
+            self.vectors: dict = {}
+            self.tables: dict = {}  # for _SharedTable
+            self.next_vector_aligned_to: int | None = None  # set by _AlignedBuffer
+
+        def CreateNumpyVector(self, x):
+            if self.next_vector_aligned_to:
+                alignment, self.next_vector_aligned_to = self.next_vector_aligned_to, None
+                return self._aligned_bytes(x, alignment)
+            key = (x.dtype.str, x.shape, x.tobytes())
+            offset = self.vectors.get(key)
+            if offset is None:
+                offset = self.vectors[key] = super().CreateNumpyVector(x)
+            return offset
+
+        def _aligned_bytes(self, x, alignment: int):
+            """A [ubyte] vector whose first byte sits at a multiple of `alignment` from the start of
+            the finished buffer (the builder writes back to front and pads the whole to its largest
+            alignment when it finishes)."""
+            payload = np.asarray(x, dtype=np.uint8).tobytes()
+            self.StartVector(1, len(payload), alignment)
+            self.head -= len(payload)
+            self.Bytes[self.head:self.head + len(payload)] = payload
+            return self.EndVector()
+
+    return CompactingBuilder
+
+
+class _AlignedBuffer:
+    """Packs a BufferT with its data 16-byte aligned and not shared with any other buffer."""
+
+    def __init__(self, buffer):
+        if buffer.data is not None and not isinstance(buffer.data, np.ndarray):
+            buffer.data = np.asarray(buffer.data, dtype=np.uint8)
+        self.buffer = buffer
+
+    def Pack(self, builder):
+        builder.next_vector_aligned_to = BUFFER_ALIGNMENT if self.buffer.data is not None else None
+        try:
+            return self.buffer.Pack(builder)
+        finally:
+            builder.next_vector_aligned_to = None
+
+
+class _SharedTable:
+    """Packs a leaf table (only scalars, strings and numeric vectors) once per distinct content."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def Pack(self, builder):
+        key = _content_key(self.table)
+        if key is None:
+            return self.table.Pack(builder)
+        offset = builder.tables.get(key)
+        if offset is None:
+            offset = builder.tables[key] = self.table.Pack(builder)
+        return offset
+
+
+def _content_key(table):
+    """A hashable key of a table's fields, or None where one holds a nested table (not shared)."""
+    fields = []
+    for name, value in sorted(vars(table).items()):
+        if isinstance(value, np.ndarray):
+            value = ("ndarray", value.dtype.str, value.shape, value.tobytes())
+        elif isinstance(value, list):
+            if not all(isinstance(v, (int, float, bool)) for v in value):
+                return None
+            value = ("list", tuple((type(v).__name__, v) for v in value))
+        elif value is not None and not isinstance(value, (int, float, bool, str, bytes)):
+            return None
+        fields.append((name, type(value).__name__, value))
+    return (type(table).__qualname__, tuple(fields))
+
+
+def _check_same_outputs(before: bytes, after: bytes) -> None:
+    """Both files load in LiteRT, have the same input and output tensors and give the same bytes out
+    on one random input: compaction must not change what ships in any way a phone can see."""
+    a, b = _interpreter(model_content=before), _interpreter(model_content=after)
+    keys = ("name", "index", "shape", "dtype", "quantization")
+    for get in ("get_input_details", "get_output_details"):
+        da, db = getattr(a, get)(), getattr(b, get)()
+        if [[str(d[k]) for k in keys] for d in da] != [[str(d[k]) for k in keys] for d in db]:
+            raise RuntimeError(f"compaction changed the model's {get.removeprefix('get_')}")
+    rng = np.random.default_rng(0)
+    for detail in a.get_input_details():
+        dtype = np.dtype(detail["dtype"])
+        if dtype.kind == "f":
+            x = rng.uniform(-1.0, 1.0, detail["shape"]).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            x = rng.integers(info.min, info.max, detail["shape"], dtype=dtype, endpoint=True)
+        a.set_tensor(detail["index"], x)
+        b.set_tensor(detail["index"], x)
+    a.invoke()
+    b.invoke()
+    for detail in a.get_output_details():
+        if a.get_tensor(detail["index"]).tobytes() != b.get_tensor(detail["index"]).tobytes():
+            raise RuntimeError("compaction changed the model's outputs")
 
 
 def write(flat: bytes, out_dir: Path, variant: str) -> Path:
