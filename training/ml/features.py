@@ -9,6 +9,7 @@ with the photos that are new since the last run, not with the collection.
 from __future__ import annotations
 
 import io
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,25 @@ def decode(blob: bytes) -> np.ndarray:
 def features_cache_id(backbone: BackboneConfig, cut: str, *, augmented: int, hparams: HParams | None) -> str:
     views = f"views{augmented}" + (f":aug={data.augment_signature(hparams)}" if augmented and hparams else "")
     return backbone.cache_id(cut=f"{cut}:{views}")
+
+
+_runners: "weakref.WeakKeyDictionary[object, object]" = weakref.WeakKeyDictionary()
+
+
+def runner(bottom, size: int):
+    """The bottom model as one graph for any batch size, traced once per model.
+
+    A graph per batch shape (the last, partial chunk; one view for validation photos, 1 + views for
+    training photos) cost a trace each, seconds that every night paid whatever its number of new photos.
+    """
+    run = _runners.get(bottom)
+    if run is None:
+        tf = tf_setup()
+        model = weakref.ref(bottom)  # a strong reference in the value would keep the key alive forever
+        run = tf.function(lambda x: model()(x, training=False),
+                          input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        _runners[bottom] = run
+    return run
 
 
 @dataclass
@@ -69,8 +89,8 @@ def cached_features(
     missing = [k for k in unique if k not in found]
     if missing:
         bottom = bottom or bottom_model(base, cut)
-        run = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
         size = backbone.input_size
+        run = runner(bottom, size)
         hp = hparams or HParams(backbone=backbone)
 
         def load(key: str) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import data, export
 from .features import cached_features
-from .model import POOLED, Head, build_backbone, cut_layer_name, set_top_trainable, tf_setup, trainable_model
+from .model import POOLED, Head, bottom_model, build_backbone, cut_layer_name, set_top_trainable, tf_setup, trainable_model
 from .types import VARIANTS, Example, FeatureStore, HParams, Stopped, TrainResult
 
 
@@ -141,8 +141,9 @@ def train_and_export(
 
     # --- features -------------------------------------------------------------------------
     augmented = max(0, hparams.augment_views) if hparams.augment else 0
+    # One bottom model (and so one traced graph) for the training and the validation photos.
     common = dict(base=base, backbone=hparams.backbone, cut=cut, hparams=hparams, feature_store=feature_store,
-                  should_stop=should_stop)
+                  should_stop=should_stop, bottom=bottom_model(base, cut))
     share = len(train) * (1 + augmented) / max(1, len(train) * (1 + augmented) + len(val))
     train_f = cached_features(keys=[e.key for e in train], paths=[e.path for e in train], augmented=augmented,
                               progress=lambda f: progress("features", f * share), **common)
