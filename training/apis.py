@@ -6,6 +6,8 @@ a model is no secret (it ships inside every app). See docs/training.md.
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -17,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector import storage
-from config.errors import ApiError
+from config.errors import ApiError, error_response
 from training import selectors
 from training.models import ModelFile, ModelVersion
 from training.serializers import ManifestOutput, ModelVersionOutput, VariantQuery
@@ -31,6 +33,17 @@ _VARIANT_PARAM = OpenApiParameter("variant", str, enum=list(settings.TRAINING_VA
                                   description="int8 | float16 | dynamic | float32 (default TRAINING_DEFAULT_VARIANT)")
 _ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
                                description="The ETag of the manifest the phone has; 304 when still current")
+_DOWNLOAD_ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
+                                        description='The file\'s ETag ("<sha256>"); 304 when it is this file')
+_RANGE_PARAM = OpenApiParameter(
+    "Range", str, OpenApiParameter.HEADER, required=False,
+    description="One byte range to resume a download: bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX_LENGTH "
+                "(206). Several ranges, another unit or a malformed value are ignored (200, the whole file); "
+                "a first byte at or past the end is 416. Local storage only: on S3 the presigned URL does ranges.")
+_IF_RANGE_PARAM = OpenApiParameter(
+    "If-Range", str, OpenApiParameter.HEADER, required=False,
+    description='With Range: the ETag ("<sha256>") of the partial file the phone holds; when it is not this '
+                "file's (or is a date), Range is ignored and the whole file is sent (200).")
 
 
 class PublicApiView(APIView):
@@ -135,13 +148,83 @@ class ModelListApi(PublicApiView):
         return paginator.get_paginated_response(ModelVersionOutput(rows, many=True).data)
 
 
-class ModelDownloadApi(PublicApiView):
-    """The .tflite bytes: streamed from local storage, or a redirect to a presigned URL on S3."""
+_BYTES_RANGE = re.compile(r"bytes=(.*)", re.IGNORECASE | re.DOTALL)
+_RANGE_SPEC = re.compile(r"(\d*)-(\d*)")
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+
+class _RangeNotSatisfiable(Exception):
+    pass
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one byte range a Range header asks for, as (first, last) inclusive and within the file.
+
+    None means "ignore the header and send the whole file", which RFC 9110 (14.2)
+    allows for anything we do not serve: several ranges (phones resume with one;
+    multipart/byteranges is not worth its code), another unit, a malformed or
+    invalid spec (last < first). Raises _RangeNotSatisfiable when the range starts
+    at or past the end (or is a zero-length suffix): 416.
+    """
+    match = _BYTES_RANGE.fullmatch(header.strip())
+    if match is None:
+        return None
+    specs = [spec.strip() for spec in match.group(1).split(",") if spec.strip()]
+    if len(specs) != 1:
+        return None
+    spec = _RANGE_SPEC.fullmatch(specs[0])
+    if spec is None or spec.group(1) == spec.group(2) == "":
+        return None
+    try:
+        first = int(spec.group(1)) if spec.group(1) else None
+        last = int(spec.group(2)) if spec.group(2) else None
+    except ValueError:  # more digits than int() takes: no file of ours is that large anyway
+        return None
+    if first is None:  # bytes=-N: the last N bytes (the whole file when N >= size)
+        if last == 0 or size == 0:
+            raise _RangeNotSatisfiable
+        return max(0, size - last), size - 1
+    if last is not None and last < first:
+        return None
+    if first >= size:
+        raise _RangeNotSatisfiable
+    return first, size - 1 if last is None else min(last, size - 1)
+
+
+class _ByteSlice:
+    """``length`` bytes of an open file from where it stands, for FileResponse to stream (then close the file).
+
+    No tell()/seek() on purpose: FileResponse would otherwise measure the rest of
+    the file for Content-Length, which is wrong for a range that stops early.
+    """
+
+    def __init__(self, handle, length: int):
+        self._handle = handle
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._handle.read(self._left if size is None or size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class ModelDownloadApi(PublicApiView):
+    """The .tflite bytes: streamed from local storage (one byte range resumes), or a redirect to a presigned S3 URL."""
+
+    @extend_schema(parameters=[_DOWNLOAD_ETAG_PARAM, _RANGE_PARAM, _IF_RANGE_PARAM],
+                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                              (206, "application/octet-stream"): OpenApiResponse(
+                                  OpenApiTypes.BINARY,
+                                  description="Partial content: the one byte range asked for (Content-Range)"),
                               302: OpenApiResponse(description="Redirect to a presigned S3 URL"),
                               304: OpenApiResponse(description="Not modified (If-None-Match: the file's sha256)"),
-                              404: OpenApiResponse(description="No such published version or variant")},
+                              404: OpenApiResponse(description="No such published version or variant"),
+                              416: OpenApiResponse(description="Range not satisfiable: it starts at or past the end "
+                                                               "of the file (Content-Range: bytes */SIZE)")},
                    tags=["models"], summary="Download a model file")
     def get(self, request, version: int, variant: str):
         found = selectors.model_version_get_published(version=version)
@@ -149,19 +232,49 @@ class ModelDownloadApi(PublicApiView):
         if file is None:
             raise ApiError(404, "not_found", f"There is no published model v{version} {variant} file.")
         if storage.is_remote():
+            # S3 answers Range on the presigned URL itself.
             return HttpResponseRedirect(storage.url_for(file.model_key, expire=settings.S3_PRESIGN_TTL))
         etag = f'"{file.sha256}"'
         if _etag_matches(request.headers.get("If-None-Match", ""), etag):
             response = HttpResponse(status=304)
             response["ETag"] = etag
             return response
+        size = file.size_bytes
+        wanted = None
+        range_header = request.headers.get("Range")
+        # If-Range: only our own strong ETag, byte for byte; a weak tag, another tag or a date
+        # (we send no Last-Modified) means "the part I hold may be stale": the whole file.
+        if range_header is not None and request.headers.get("If-Range", etag).strip() == etag:
+            try:
+                wanted = _byte_range(range_header, size)
+            except _RangeNotSatisfiable:
+                response = error_response(416, "range_not_satisfiable",
+                                          f"The range {range_header.strip()!r} starts at or past the end of the "
+                                          f"{size}-byte file.")
+                response["Content-Range"] = f"bytes */{size}"
+                response["Accept-Ranges"] = "bytes"
+                return response
         try:
             handle = storage.open_file(file.model_key)
         except FileNotFoundError:
             raise ApiError(404, "not_found", f"The v{version} {variant} file is missing from storage.") from None
-        response = FileResponse(handle, content_type="application/octet-stream", as_attachment=True,
-                                filename=f"crowdlens-v{version}-{variant}.tflite")
-        response["Content-Length"] = str(file.size_bytes)
+        filename = f"crowdlens-v{version}-{variant}.tflite"
+        if wanted is None:
+            response = FileResponse(handle, content_type="application/octet-stream", as_attachment=True,
+                                    filename=filename)
+            response["Content-Length"] = str(size)
+        else:
+            first, last = wanted
+            try:
+                handle.seek(first)
+            except BaseException:
+                handle.close()
+                raise
+            response = FileResponse(_ByteSlice(handle, last - first + 1), status=206,
+                                    content_type="application/octet-stream", as_attachment=True, filename=filename)
+            response["Content-Length"] = str(last - first + 1)
+            response["Content-Range"] = f"bytes {first}-{last}/{size}"
+        response["Accept-Ranges"] = "bytes"
         response["ETag"] = etag
         response["Cache-Control"] = "public, max-age=31536000, immutable"  # published files never change
         return response
