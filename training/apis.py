@@ -14,6 +14,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -212,8 +213,24 @@ class _ByteSlice:
         self._handle.close()
 
 
+class AnyAcceptNegotiation(BaseContentNegotiation):
+    """The download answers file bytes (not rendered by DRF) or a JSON error, whatever `Accept` says.
+
+    DRF's default negotiation answered 406 to `Accept: application/octet-stream`, which download
+    clients send for a binary file, before the view ran.
+    """
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class ModelDownloadApi(PublicApiView):
     """The .tflite bytes: streamed from local storage (one byte range resumes), or a redirect to a presigned S3 URL."""
+
+    content_negotiation_class = AnyAcceptNegotiation
 
     @extend_schema(parameters=[_DOWNLOAD_ETAG_PARAM, _RANGE_PARAM, _IF_RANGE_PARAM],
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,

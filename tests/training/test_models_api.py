@@ -120,6 +120,16 @@ class TestModelDownloadApi:
             output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
             assert manifest["labels"][int(np.argmax(output))] == manifest["labels"][expected]
 
+    def test_it_serves_clients_that_accept_only_binary(self, trained_result):
+        version = publish(trained_result)
+        client = APIClient()
+        url = client.get("/api/v1/models/latest/?variant=int8").json()["download_url"]
+        response = client.get(url, HTTP_ACCEPT="application/octet-stream")
+        body = b"".join(response.streaming_content)
+        assert response.status_code == 200 and hashlib.sha256(body).hexdigest() == response["ETag"].strip('"')
+        missing = client.get(f"/api/v1/models/{version.version + 1}/int8/download/", HTTP_ACCEPT="application/octet-stream")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
     def test_it_refuses_unknown_versions_and_variants(self, trained_result):
         version = publish(trained_result)
         assert APIClient().get(f"/api/v1/models/{version.version + 1}/int8/download/").status_code == 404
