@@ -96,11 +96,13 @@ def augmented_view(image: Image.Image, size: int, hparams: HParams, *, key: str,
 
 
 def views_for(path: Path, size: int, hparams: HParams, *, key: str, augmented: int) -> np.ndarray:
-    """The clean view followed by `augmented` augmented views, uint8 (1+augmented)xHxWx3."""
+    """What features are computed from, uint8 VxHxWx3: the clean view alone when `augmented` is 0
+    (validation photos; training photos with augmentation off), else `augmented` augmented views
+    and not the clean one, which training with augmentation never draws."""
     image = load_rgb(path)
-    views = [clean_view(image, size)]
-    views += [augmented_view(image, size, hparams, key=key, view=v) for v in range(1, augmented + 1)]
-    return np.stack(views)
+    if augmented <= 0:
+        return clean_view(image, size)[None]
+    return np.stack([augmented_view(image, size, hparams, key=key, view=v) for v in range(1, augmented + 1)])
 
 
 def preprocess_for_inference(image_rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -138,10 +140,11 @@ def feature_dataset(features: np.ndarray, labels: np.ndarray, *, batch_size: int
                     sample_weights: np.ndarray | None = None):
     """tf.data over cached features.
 
-    `features` is N x V x ... (V cached views per photo; view 0 is the clean one). Training draws
-    one augmented view per photo per epoch (the clean one only when there are no others: drawing
-    it too measured ~2 points worse on the flowers) and shuffles; evaluation uses the clean view,
-    in order. Batches and prefetches.
+    `features` is N x V x ... (V cached views per photo: the clean view alone, or the augmented
+    views of training photos, see `views_for`; the clean view is not among those: drawing it too
+    measured ~2 points worse on the flowers). Training draws one of the V views per photo per epoch
+    and shuffles; evaluation uses view 0 (of validation photos: the clean one), in order. Batches and
+    prefetches.
     """
     import tensorflow as tf
 
@@ -151,14 +154,13 @@ def feature_dataset(features: np.ndarray, labels: np.ndarray, *, batch_size: int
         ds = tf.data.Dataset.from_tensor_slices((features[:, 0], labels))
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    first = 1 if n_views > 1 else 0
     table = tf.constant(features)
     weights = np.ones(len(labels), np.float32) if sample_weights is None else sample_weights.astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(labels)), labels, weights))
     ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
 
     def pick(index, label, weight):
-        view = tf.random.uniform([], first, n_views, dtype=tf.int32, seed=seed)
+        view = tf.random.uniform([], 0, n_views, dtype=tf.int32, seed=seed)
         return tf.gather(table, index)[view], label, weight
 
     # Sequential map: a seeded random op in a parallel map draws in a racy order (runs would differ).

@@ -2,7 +2,7 @@
 
 What is cached is the output of the frozen part of the network: the cut below the blocks that
 fine-tuning trains (or the pooled output for head-only training and for `embed`), for the clean
-view and, for training photos, a few augmented views. A night's feature cost therefore grows
+view of validation photos and, for training photos, a few augmented views (data.views_for). A night's feature cost therefore grows
 with the photos that are new since the last run, not with the collection.
 """
 
@@ -61,7 +61,7 @@ def runner(bottom, size: int):
 
 @dataclass
 class FeatureBatch:
-    features: np.ndarray  # N x (1 + augmented) x feature shape, float32
+    features: np.ndarray  # N x max(1, augmented) x feature shape, float32
     computed: int
     reused: int
 
@@ -118,7 +118,7 @@ def cached_features(
                 done += len(chunk)
                 progress(min(1.0, done / len(missing)))
     progress(1.0)
-    features = np.stack([found[k] for k in keys]) if keys else np.zeros((0, 1 + augmented), np.float32)
+    features = np.stack([found[k] for k in keys]) if keys else np.zeros((0, max(1, augmented)), np.float32)
     return FeatureBatch(features=features, computed=len(missing), reused=len(unique) - len(missing))
 
 

@@ -144,14 +144,14 @@ def train_and_export(
     # One bottom model (and so one traced graph) for the training and the validation photos.
     common = dict(base=base, backbone=hparams.backbone, cut=cut, hparams=hparams, feature_store=feature_store,
                   should_stop=should_stop, bottom=bottom_model(base, cut))
-    share = len(train) * (1 + augmented) / max(1, len(train) * (1 + augmented) + len(val))
+    share = len(train) * max(1, augmented) / max(1, len(train) * max(1, augmented) + len(val))
     train_f = cached_features(keys=[e.key for e in train], paths=[e.path for e in train], augmented=augmented,
                               progress=lambda f: progress("features", f * share), **common)
     val_f = cached_features(keys=[e.key for e in val], paths=[e.path for e in val], augmented=0,
                             progress=lambda f: progress("features", share + f * (1 - share)), **common)
     stats = {"computed": train_f.computed + val_f.computed, "reused": train_f.reused + val_f.reused}
     log(f"features at {cut}: {stats['computed']} computed, {stats['reused']} reused, "
-        f"{1 + augmented} views per training photo")
+        f"{max(1, augmented)} views per training photo")
     phase_done("features")
 
     # --- datasets -------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from typing import Protocol
 import numpy as np
 
 # Bump when the way features are computed changes (preprocessing, cut layer, views): old cache rows stop matching.
-FEATURE_FORMAT_VERSION = 1
+# 2: training photos' rows hold only their augmented views (the clean one was computed and never drawn).
+FEATURE_FORMAT_VERSION = 2
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 

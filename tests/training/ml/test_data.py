@@ -50,20 +50,28 @@ class TestAugmentation:
         hparams = tiny_hparams()
         views = data.views_for(path, 40, hparams, key="k", augmented=3)
         again = data.views_for(path, 40, hparams, key="k", augmented=3)
-        assert views.shape == (4, 40, 40, 3) and (views == again).all()
-        assert (views[0] == data.clean_view(data.load_rgb(path), 40)).all()
-        for view in views[1:]:
-            assert not (view == views[0]).all()
+        assert views.shape == (3, 40, 40, 3) and (views == again).all()
+        clean = data.clean_view(data.load_rgb(path), 40)
+        for index, view in enumerate(views):  # augmented views only: training never draws the clean one
+            assert not (view == clean).all()
+            assert not any((view == other).all() for other in views[index + 1:])
+
+    def test_it_computes_only_the_clean_view_without_augmentation(self, tmp_path):
+        path, _ = photo(tmp_path)
+        views = data.views_for(path, 40, tiny_hparams(), key="k", augmented=0)
+        assert views.shape == (1, 40, 40, 3) and (views[0] == data.clean_view(data.load_rgb(path), 40)).all()
 
     def test_it_is_never_applied_at_evaluation(self):
         features = np.stack([np.full((5, 2), fill, np.float32) for fill in range(6)])  # photo i: view v = i*10+v
         features = features + np.arange(5, dtype=np.float32)[None, :, None] * 10
         labels = np.arange(6)
-        evaluation = [x.numpy() for x, _ in data.feature_dataset(features, labels, batch_size=4, training=False, seed=1)]
-        assert (np.concatenate(evaluation)[:, 0] == features[:, 0, 0]).all()  # clean view, in order
-        training = [x.numpy() for x, _, _ in data.feature_dataset(features, labels, batch_size=6, training=True, seed=1)]
-        views = (np.concatenate(training)[:, 0] // 10).astype(int)
-        assert (views >= 1).all()  # augmented views only
+        evaluation = [x.numpy() for x, _ in data.feature_dataset(features[:, :1], labels, batch_size=4, training=False, seed=1)]
+        assert (np.concatenate(evaluation)[:, 0] == features[:, 0, 0]).all()  # the one (clean) view, in order
+        drawn = set()
+        for epoch in range(4):
+            training = [x.numpy() for x, _, _ in data.feature_dataset(features, labels, batch_size=6, training=True, seed=epoch)]
+            drawn |= set((np.concatenate(training)[:, 0] // 10).astype(int).tolist())
+        assert len(drawn) > 1 and drawn <= set(range(5))  # training draws among the cached (augmented) views
 
     @pytest.mark.slow
     def test_it_can_be_switched_off(self, photos, tmp_path):
