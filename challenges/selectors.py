@@ -173,10 +173,11 @@ def _ranked_total(key: str) -> int:
 
 
 def _name(user_id: int, volunteer_id: int | None, display_name: str | None, consent: bool | None) -> str:
-    # Same rule as collector.models.Volunteer.public_name, on joined columns.
-    if volunteer_id is None:
+    # Same rule as collector.models.Volunteer.public_name, on joined columns: "#<user id>" with or
+    # without a profile (`volunteer_id` only says whether there is one).
+    if volunteer_id is None or not consent:
         return f"Volunteer #{user_id}"
-    return display_name if consent else f"Volunteer #{volunteer_id}"
+    return display_name
 
 
 def _own_row(*, key: str, viewer_id: int) -> LeaderboardRow:

@@ -56,8 +56,12 @@ class Volunteer(models.Model):
 
     @property
     def public_name(self) -> str:
-        """What public pages show: the display name only with consent."""
-        return self.display_name if self.consent_public_credit else f"Volunteer #{self.pk}"
+        """What public pages show: the display name only with consent, else "Volunteer #<user id>".
+
+        The user id, as in leaderboard rows' `volunteer_id` and for accounts without a profile: one
+        number per person everywhere.
+        """
+        return self.display_name if self.consent_public_credit else f"Volunteer #{self.user_id}"
 
 
 class PhotoStatus(models.TextChoices):

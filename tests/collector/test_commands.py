@@ -291,7 +291,7 @@ class TestDatasetExport:
             assert image.format == "JPEG" and min(image.size) == 256  # the training derivative
         assert rows[a.pk]["captured_at"].startswith("2026-05-01T10:00:00")
         assert rows[a.pk]["volunteer"] == "carla"  # consented to public credit
-        assert rows[b.pk]["volunteer"] == f"Volunteer #{dataset['private'].pk}"  # did not
+        assert rows[b.pk]["volunteer"] == f"Volunteer #{dataset['private'].user_id}"  # did not
 
     def test_it_exports_the_originals_when_asked(self, tmp_path, dataset):
         out = tmp_path / "originals.zip"

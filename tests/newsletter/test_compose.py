@@ -102,7 +102,7 @@ class TestChallengeWinners:
         assert len(ended) == 1
         row = ended[0]
         assert row["challenge"] == "Bikes in odd places" and row["entries"] == 3
-        assert [w["display_name"] for w in row["winners"]] == ["Winner", f"Volunteer #{private.pk}"]
+        assert [w["display_name"] for w in row["winners"]] == ["Winner", f"Volunteer #{private.user_id}"]
         assert row["winners"][0]["points"] > row["winners"][1]["points"]
 
 
@@ -256,4 +256,4 @@ class TestNamesAtSendTime:
         rendered = emails.edition(edition)
 
         assert "Regrets" not in rendered.text + rendered.html
-        assert f"1. Volunteer #{volunteer.pk}" in rendered.text
+        assert f"1. Volunteer #{volunteer.user_id}" in rendered.text

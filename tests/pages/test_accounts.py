@@ -108,7 +108,7 @@ class TestMePage:
         assert f'src="/api/v1/photos/{pending.pk}/thumbnail/"' in html
         assert 'loading="lazy"' in html and 'alt="Your photo of Mug"' in html
         # Without public credit the page says how the volunteer appears publicly.
-        assert f"Volunteer #{volunteer.pk}" in html
+        assert f"Volunteer #{volunteer.user_id}" in html
 
 
 class TestThrottling:

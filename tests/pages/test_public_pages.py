@@ -80,7 +80,7 @@ class TestLeaderboardPage:
             response = client.get(f"/leaderboard/?period={period}")
             assert response.status_code == 200
             text = _text(response)
-            assert re.search(rf"1 ana 20 2 2 Volunteer #{bo.pk} 10 1", text), (period, text)
+            assert re.search(rf"1 ana 20 2 2 Volunteer #{bo.user_id} 10 1", text), (period, text)
             assert " bo " not in text
             assert f'href="?period={period}" aria-current="page"' in response.content.decode()
 
