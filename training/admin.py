@@ -4,7 +4,9 @@
 the scheduler process (`manage.py runscheduler`, started by `make run`) starts
 it within TRAINING_REQUEST_POLL_SECONDS as `manage.py train --queued-only`
 (forced). Training thus never runs inside a web worker. Run pages refresh
-themselves while the run is in progress.
+themselves while the run is in progress. "Cancel this run" on a queued or
+running run's page (after a confirmation page) cancels it through
+``services.training_run_cancel``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from collector.admin_base import ReadOnlyAdmin
+from config.errors import ApiError
 from training import charts, services
 from training.models import (
     DatasetVersion,
@@ -45,7 +50,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     change_list_template = "admin/training/trainingrun/change_list.html"
     change_form_template = "admin/training/trainingrun/change_form.html"
     fieldsets = [
-        ("Run", {"fields": ["status", "outcome", "error", "progress", "trigger", "force", "requested_by",
+        ("Run", {"fields": ["status", "outcome", "error", "cancel_state", "progress", "trigger", "force", "requested_by",
                             "started_at", "heartbeat_at", "finished_at", "host", "pid"]}),
         ("Data and strategy", {"fields": ["dataset_link", "labels", "strategy", "feature_stats", "hparams_table"]}),
         ("Results", {"fields": ["metrics_table", "decisions_list", "phase_table", "curves", "confusion",
@@ -58,6 +63,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         view = self.admin_site.admin_view
         return [
             path("request/", view(self.request_view), name="training_trainingrun_request"),
+            path("<int:run_id>/cancel/", view(self.cancel_view), name="training_trainingrun_cancel"),
             path("<int:run_id>/curves.png", view(self.curves_view), name="training_trainingrun_curves"),
             path("<int:run_id>/confusion-<str:variant>.png", view(self.confusion_view),
                  name="training_trainingrun_confusion"),
@@ -66,6 +72,19 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
     def has_request_permission(self, request) -> bool:
         return request.user.is_active and request.user.is_staff and request.user.has_perm("training.add_trainingrun")
+
+    def has_cancel_permission(self, request) -> bool:
+        # The runs stay read-only in the admin; "Can change training run" is what allows cancelling one.
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("training.change_trainingrun")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        cancellable = (run is not None and run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+                       and run.cancel_requested_at is None)
+        extra_context = {**(extra_context or {}),
+                         "can_cancel": cancellable and self.has_cancel_permission(request),
+                         "cancel_url": reverse("admin:training_trainingrun_cancel", args=[run.pk]) if run else ""}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "can_request_run": self.has_request_permission(request),
@@ -88,6 +107,33 @@ class TrainingRunAdmin(ReadOnlyAdmin):
             self.message_user(request, f"Run #{run.pk} is already waiting for the scheduler.", messages.INFO)
         return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
 
+    def cancel_view(self, request, run_id: int):
+        """GET: the confirmation page; POST: cancel (queued) or ask the running process to stop."""
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(TrainingRun, pk=run_id)
+        change_url = reverse("admin:training_trainingrun_change", args=[run.pk])
+        if request.method == "POST":
+            try:
+                run, changed = services.training_run_cancel(run=run, by=request.user)
+            except ApiError as exc:
+                self.message_user(request, str(exc.detail), messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            if run.status == RunStatus.CANCELLED:
+                self.message_user(request, f"Run #{run.pk} was cancelled before it started.", messages.SUCCESS)
+            elif changed:
+                self.message_user(request, f"Cancel of run #{run.pk} requested: the process stops at its next check, "
+                                           "within seconds, and the run ends cancelled.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Cancel of run #{run.pk} was already requested; the process is stopping.",
+                                  messages.INFO)
+            return HttpResponseRedirect(change_url)
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET", "POST"])
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "run": run, "change_url": change_url,
+                   "title": f"Cancel run #{run.pk}?", "cancellable": run.status in (RunStatus.QUEUED, RunStatus.RUNNING)}
+        return TemplateResponse(request, "admin/training/trainingrun/cancel_confirmation.html", context)
+
     def curves_view(self, request, run_id: int):
         run = get_object_or_404(TrainingRun, pk=run_id)
         return HttpResponse(charts.curves_png(run.history), content_type="image/png")
@@ -107,8 +153,22 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     def progress(self, obj):
         if obj.status in (RunStatus.QUEUED,):
             return "waiting for the scheduler"
+        if obj.status == RunStatus.CANCELLED and obj.started_at is None:
+            return "cancelled before it started"
         return format_html('<progress value="{}" max="100"></progress> {}% {}', round(obj.percent), round(obj.percent),
                            obj.phase)
+
+    @admin.display(description="Cancel")
+    def cancel_state(self, obj):
+        if obj.cancel_requested_at is None:
+            return "-"
+        asked = (f"requested at {timezone.localtime(obj.cancel_requested_at):%Y-%m-%d %H:%M:%S} "
+                 f"by {obj.cancel_requested_by or 'a deleted user'}")
+        if obj.status == RunStatus.RUNNING:
+            return f"Cancel {asked}; the run stops at its next check (within seconds)."
+        if obj.status == RunStatus.CANCELLED:
+            return f"Cancel {asked}."
+        return f"Cancel {asked}, as the run was ending: it ended {obj.get_status_display().lower()}."
 
     @admin.display(description="Dataset")
     def dataset_link(self, obj):

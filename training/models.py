@@ -38,6 +38,7 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     SKIPPED = "skipped", "Skipped"
     FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class RunOutcome(models.TextChoices):
@@ -51,6 +52,8 @@ class TrainingRun(models.Model):
 
     At most one run is *active* (``active=True``): the partial unique constraint
     is the claim, so two `train` commands or two schedulers make one run.
+    ``cancel_requested_at`` / ``_by``: an admin asked to cancel it (see
+    ``services.training_run_cancel``); a running run ends ``cancelled`` at its next stop check.
     """
 
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING, db_index=True)
@@ -86,6 +89,9 @@ class TrainingRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     host = models.CharField(max_length=200, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                            on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["-id"]
@@ -98,7 +104,7 @@ class TrainingRun(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.FAILED)
+        return self.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 class FeatureCache(models.Model):

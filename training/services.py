@@ -3,7 +3,8 @@
 Order of a run (``training_run_execute``): freeze the dataset, decide whether
 to skip, download the training derivatives, train and export through
 ``training.ml``, gate against the model in service, publish. Every decision
-is appended to ``TrainingRun.decisions``.
+is appended to ``TrainingRun.decisions``. An admin may cancel a run
+(``training_run_cancel``) until it reaches publishing.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -280,23 +282,78 @@ def _decision(decision: str, detail: str, at=None) -> dict:
     return {"at": (at or timezone.now()).isoformat(), "decision": decision, "detail": detail}
 
 
+@dataclass(frozen=True)
+class CancelRequest:
+    at: datetime
+    by: str
+
+
+def _cancel_request_of(run_id: int) -> CancelRequest | None:
+    by = f"cancel_requested_by__{get_user_model().USERNAME_FIELD}"
+    row = (TrainingRun.objects.filter(pk=run_id, cancel_requested_at__isnull=False)
+           .values_list("cancel_requested_at", by).first())
+    return None if row is None else CancelRequest(at=row[0], by=row[1] or "a deleted user")
+
+
+def training_run_cancel(*, run: TrainingRun, by) -> tuple[TrainingRun, bool]:
+    """Cancel a queued run at once, or ask a running one to stop; (the run as it now is, whether this call changed it).
+
+    A running run notices the request at its next progress write or heartbeat, stops at its next
+    ``should_stop()`` check and ends ``cancelled``. Conditional updates settle every race: with the
+    scheduler claiming the queued run (``training_run_claim`` updates only a row still queued), with
+    the run reaching its publishing step (``RunReporter.publish_begins``: after it a cancel is refused,
+    as publishing completes or fails as a whole) and with the run finishing. Asking twice changes
+    nothing. ApiError 409 when the run already ended or is publishing.
+    """
+    now = timezone.now()
+    who = by.get_username() if by is not None else "an unknown user"
+    detail = f"Cancelled by {who} before it started."
+    if TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.CANCELLED, active=None, finished_at=now, cancel_requested_at=now, cancel_requested_by=by,
+            error=f"Cancelled by {who}.", log=f"{timezone.localtime(now):%H:%M:%S} [cancelled] {detail}",
+            decisions=[_decision("cancelled", detail, now)]):
+        logger.info("Training run #%s cancelled by %s before it started", run.pk, who)
+        run.refresh_from_db()
+        return run, True
+    asked = (TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, active=True, cancel_requested_at=None)
+             .exclude(phase="publish").update(cancel_requested_at=now, cancel_requested_by=by))
+    run.refresh_from_db()
+    if asked:
+        logger.info("Cancel of training run #%s requested by %s", run.pk, who)
+        return run, True
+    if run.status == RunStatus.RUNNING and run.cancel_requested_at is not None:
+        return run, False
+    if run.status == RunStatus.RUNNING:
+        raise ApiError(409, "run_publishing", f"Run #{run.pk} is publishing its model: publishing completes or fails as "
+                                              "a whole, so it can no longer be cancelled.")
+    raise ApiError(409, "run_finished", f"Run #{run.pk} has already ended ({run.get_status_display().lower()}); "
+                                        "there is nothing to cancel.")
+
+
 class _Heartbeat(threading.Thread):
     def __init__(self, run_id: int, interval: float):
         super().__init__(name=f"training-heartbeat-{run_id}", daemon=True)
         self.run_id, self.interval = run_id, interval
         self.stopping = threading.Event()
         self.lost = False
+        self.cancel: CancelRequest | None = None
 
     def run(self):
         try:
             while not self.stopping.wait(self.interval):
                 try:
-                    if not training_run_heartbeat(run_id=self.run_id):
-                        self.lost = True
+                    self.beat()
                 except Exception:  # a database hiccup must not kill the run; the next beat retries
                     logger.exception("Heartbeat of run #%s failed", self.run_id)
         finally:
             connection.close()
+
+    def beat(self) -> None:
+        """Refresh the heartbeat and look for a cancel request (for steps that report no progress for a while)."""
+        if not training_run_heartbeat(run_id=self.run_id):
+            self.lost = True
+        if self.cancel is None:
+            self.cancel = _cancel_request_of(self.run_id)
 
 
 class RunReporter:
@@ -313,6 +370,10 @@ class RunReporter:
         self.phase_seconds: dict[str, float] = {}
         self.lost_claim = False
         self.heartbeat: _Heartbeat | None = None
+        self.cancel: CancelRequest | None = None
+        # The download's worker threads report progress too; only the run's own thread (one connection)
+        # looks for a cancel request.
+        self._thread = threading.current_thread()
 
     # The callbacks handed to training.ml ------------------------------------
     def progress(self, phase: str, fraction: float) -> None:
@@ -335,7 +396,34 @@ class RunReporter:
         self._flush()
 
     def should_stop(self) -> bool:
-        return self.stop_event.is_set() or self.lost_claim or bool(self.heartbeat and self.heartbeat.lost)
+        return (self.stop_event.is_set() or self.lost_claim or bool(self.heartbeat and self.heartbeat.lost)
+                or self.cancel_request is not None)
+
+    @property
+    def cancel_request(self) -> CancelRequest | None:
+        return self.cancel or (self.heartbeat.cancel if self.heartbeat else None)
+
+    def look_for_cancel(self) -> CancelRequest | None:
+        if self.cancel_request is None and threading.current_thread() is self._thread:
+            self.cancel = _cancel_request_of(self.run.pk)
+        return self.cancel_request
+
+    def publish_begins(self) -> bool:
+        """The point of no return: True when the run may publish, after which a cancel is refused.
+
+        One conditional update moves the run to the publish phase only while no cancel was asked for;
+        ``training_run_cancel`` records a request only while the run is not in that phase: whichever
+        commits first wins, so a cancelled run never publishes and a publishing run is never cancelled.
+        """
+        if self.look_for_cancel() is not None or self.should_stop():
+            return False
+        if TrainingRun.objects.filter(pk=self.run.pk, status=RunStatus.RUNNING, active=True,
+                                      cancel_requested_at=None).update(phase="publish", heartbeat_at=timezone.now()):
+            self.run.phase = "publish"
+            return True
+        if self.look_for_cancel() is None:
+            self.lost_claim = True
+        return False
 
     # ------------------------------------------------------------------------
     def decide(self, decision: str, detail: str) -> None:
@@ -348,8 +436,10 @@ class RunReporter:
 
         class _Timer:
             def __enter__(self):
-                self.start = time.monotonic()
                 reporter.progress(phase, 0.0)
+                if reporter.should_stop():  # a step never starts once a stop or cancel was asked for
+                    raise ml.Stopped(f"stopped before {phase}")
+                self.start = time.monotonic()
 
             def __exit__(self, *exc):
                 reporter.phase_seconds[phase] = round(reporter.phase_seconds.get(phase, 0.0) + time.monotonic() - self.start, 3)
@@ -368,9 +458,15 @@ class RunReporter:
                   "decisions": self.run.decisions, "heartbeat_at": timezone.now()}
         if not TrainingRun.objects.filter(pk=self.run.pk, status=RunStatus.RUNNING, active=True).update(**fields):
             self.lost_claim = True
+        else:
+            self.look_for_cancel()
 
 
 def _finish(run: TrainingRun, reporter: RunReporter, *, status: str, error: str = "", outcome: str = "") -> TrainingRun:
+    cancel = reporter.look_for_cancel()
+    if cancel is not None and status != RunStatus.CANCELLED and not reporter.lost_claim:
+        reporter.decide("cancel_too_late", f"{cancel.by} asked to cancel at {timezone.localtime(cancel.at):%H:%M:%S} "
+                                           f"as the run was ending; it ended {status}.")
     reporter.run.log = "\n".join(reporter._lines)[-200_000:]
     run.status, run.error, run.outcome = status, error, outcome
     run.finished_at = timezone.now()
@@ -401,8 +497,15 @@ def training_run_execute(*, run: TrainingRun, on_progress: Callable[[str, float]
     reporter.heartbeat.start()
     try:
         return _run_steps(run, reporter, repeat_dataset)
-    except ml.Stopped:
-        why = "the run lost its claim (marked stale)" if reporter.lost_claim or reporter.heartbeat.lost else "asked to stop"
+    except ml.Stopped as stopped:
+        lost = reporter.lost_claim or reporter.heartbeat.lost
+        if not lost and reporter.cancel_request is not None:
+            cancel = reporter.cancel_request
+            where = str(stopped) or f"stopped during {run.phase or 'the start'}"
+            reporter.decide("cancelled", f"Cancelled by {cancel.by} (asked at {timezone.localtime(cancel.at):%H:%M:%S}); "
+                                         f"{where}; nothing was published.")
+            return _finish(run, reporter, status=RunStatus.CANCELLED, error=f"Cancelled by {cancel.by}.")
+        why = "the run lost its claim (marked stale)" if lost else "asked to stop"
         reporter.log(f"Stopped: {why}.")
         return _finish(run, reporter, status=RunStatus.FAILED, error=f"Stopped: {why}.")
     except (ml.WeightsUnavailable, DatasetUnavailable) as exc:
@@ -433,6 +536,8 @@ def _run_steps(run: TrainingRun, reporter: RunReporter, repeat_dataset: int | No
         reporter.decide("label_excluded", f"{slug}: {why}")
     for slug, note in dataset.flagged_labels.items():
         reporter.decide("label_flagged", f"{slug}: {note}")
+    if reporter.should_stop():
+        raise ml.Stopped("stopped after freezing the dataset")
 
     if not run.force and repeat_dataset is None:
         last = (TrainingRun.objects.filter(status=RunStatus.SUCCEEDED).exclude(pk=run.pk)
@@ -474,8 +579,9 @@ def _run_steps(run: TrainingRun, reporter: RunReporter, repeat_dataset: int | No
             passed = _gate(run, result, examples["test"], tmp_path / "in-service", reporter)
         if not passed:
             return _finish(run, reporter, status=RunStatus.SUCCEEDED, outcome=RunOutcome.HELD_BACK)
-        if reporter.should_stop():
+        if not reporter.publish_begins():
             raise ml.Stopped()
+        # From here a cancel is refused, and model_version_publish checks no stop: it completes or fails as a whole.
         with reporter.timed("publish"):
             version = model_version_publish(run=run, result=result, dataset=dataset)
         run.model_version = version

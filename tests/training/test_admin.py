@@ -1,8 +1,10 @@
-"""Runs and model versions in the admin: progress, log, phase times, metrics, charts, starting a run."""
+"""Runs and model versions in the admin: progress, log, phase times, metrics, charts, starting and cancelling a run."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from training import services
 from training.models import DatasetVersion, RunStatus, TrainingRun
 
 
@@ -56,3 +58,89 @@ class TestTrainingRunAdmin:
         run = finished_run()
         response = client.get(f"/admin/training/trainingrun/{run.pk}/curves.png")
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def running_run() -> TrainingRun:
+    return TrainingRun.objects.create(status=RunStatus.RUNNING, active=True, phase="features", percent=41.0,
+                                      started_at=timezone.now(), heartbeat_at=timezone.now())
+
+
+def staff_with(django_user_model, *codenames):
+    user = django_user_model.objects.create_user("operator", password="operator-pass-1", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="training", codename__in=codenames))
+    return user
+
+
+@pytest.mark.django_db
+class TestCancellingARunInTheAdmin:
+    def test_a_running_run_is_cancelled_after_a_confirmation_page(self, admin_client, admin_user):
+        run = running_run()
+        change_url = f"/admin/training/trainingrun/{run.pk}/change/"
+        cancel_url = f"/admin/training/trainingrun/{run.pk}/cancel/"
+        page = admin_client.get(change_url).content.decode()
+        assert "Cancel this run" in page and cancel_url in page
+
+        confirm = admin_client.get(cancel_url)
+        assert confirm.status_code == 200
+        assert f"Yes, cancel run #{run.pk}" in confirm.content.decode() and 'method="post"' in confirm.content.decode()
+        run.refresh_from_db()
+        assert run.cancel_requested_at is None  # looking is not cancelling
+
+        response = admin_client.post(cancel_url, follow=True)
+        assert response.redirect_chain == [(change_url, 302)]
+        page = response.content.decode()
+        assert f"Cancel of run #{run.pk} requested" in page
+        assert "Cancel requested at" in page and "by admin; the run stops at its next check" in page
+        assert "Cancel this run" not in page
+        run.refresh_from_db()
+        assert run.status == RunStatus.RUNNING and run.cancel_requested_by == admin_user  # the process ends it
+        assert "cancel requested by admin" in admin_client.get("/admin/training/trainingrun/").content.decode()
+
+    def test_a_queued_run_is_cancelled_at_once(self, admin_client):
+        admin_client.post("/admin/training/trainingrun/request/")
+        run = TrainingRun.objects.get()
+        response = admin_client.post(f"/admin/training/trainingrun/{run.pk}/cancel/", follow=True)
+        assert f"Run #{run.pk} was cancelled before it started." in response.content.decode()
+        run.refresh_from_db()
+        assert run.status == RunStatus.CANCELLED and run.finished_at is not None
+
+    def test_a_finished_run_offers_no_cancel_and_refuses_one(self, admin_client):
+        run = finished_run()
+        assert "Cancel this run" not in admin_client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+        assert "nothing to cancel" in admin_client.get(f"/admin/training/trainingrun/{run.pk}/cancel/").content.decode()
+        response = admin_client.post(f"/admin/training/trainingrun/{run.pk}/cancel/", follow=True)
+        assert f"Run #{run.pk} has already ended (succeeded); there is nothing to cancel." in response.content.decode()
+        run.refresh_from_db()
+        assert run.status == RunStatus.SUCCEEDED and run.cancel_requested_at is None
+
+    def test_it_needs_the_change_permission(self, client, django_user_model):
+        run = running_run()
+        operator = staff_with(django_user_model, "view_trainingrun")
+        client.force_login(operator)
+        page = client.get(f"/admin/training/trainingrun/{run.pk}/change/")
+        assert page.status_code == 200 and "Cancel this run" not in page.content.decode()
+        assert client.get(f"/admin/training/trainingrun/{run.pk}/cancel/").status_code == 403
+        assert client.post(f"/admin/training/trainingrun/{run.pk}/cancel/").status_code == 403
+        run.refresh_from_db()
+        assert run.cancel_requested_at is None
+
+        operator.user_permissions.add(Permission.objects.get(codename="change_trainingrun"))
+        client.force_login(django_user_model.objects.get(pk=operator.pk))  # fresh: permission cache
+        assert "Cancel this run" in client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+        assert client.post(f"/admin/training/trainingrun/{run.pk}/cancel/").status_code == 302
+        run.refresh_from_db()
+        assert run.cancel_requested_by == operator
+
+    def test_anonymous_visitors_are_sent_to_the_login_page(self, client):
+        run = running_run()
+        response = client.post(f"/admin/training/trainingrun/{run.pk}/cancel/")
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+        run.refresh_from_db()
+        assert run.cancel_requested_at is None
+
+    def test_a_cancelled_run_page_says_who_cancelled_it(self, admin_client, admin_user):
+        queued, _ = services.training_run_request(user=admin_user)
+        run, _ = services.training_run_cancel(run=queued, by=admin_user)
+        page = admin_client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+        assert "Cancelled" in page and "by admin." in page and "Cancel this run" not in page
+        assert "Cancelled" in admin_client.get("/admin/training/trainingrun/?status__exact=cancelled").content.decode()

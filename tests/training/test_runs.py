@@ -1,15 +1,18 @@
-"""Runs: the one-active-run claim, stale detection, requests from the admin, skips, failures."""
+"""Runs: the one-active-run claim, stale detection, requests from the admin, skips, failures, cancelling."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from training import services
-from training.models import RunStatus, TrainingRun
+from config.errors import ApiError
+from training import scheduling, services
+from training.models import ModelVersion, RunStatus, TrainingRun
 
 
 def age(run, seconds):
@@ -149,3 +152,152 @@ class TestStoppingARun:
         assert run.status == RunStatus.FAILED and run.active is None
         assert run.error == "Stopped: asked to stop."
         assert services.training_run_claim() is not None  # the next run proceeds at once
+
+
+@pytest.mark.django_db
+class TestCancellingARun:
+    def test_a_queued_run_is_cancelled_at_once_and_the_scheduler_never_starts_it(self, admin_user, monkeypatch):
+        queued, _ = services.training_run_request(user=admin_user)
+        run, changed = services.training_run_cancel(run=queued, by=admin_user)
+        assert changed and run.status == RunStatus.CANCELLED and run.is_finished and run.active is None
+        assert run.finished_at is not None and run.started_at is None
+        assert run.cancel_requested_by == admin_user and run.cancel_requested_at is not None
+        assert run.error == "Cancelled by admin." and run.decisions[-1]["decision"] == "cancelled"
+        assert "Cancelled by admin before it started." in run.log
+
+        started = []
+        monkeypatch.setattr(scheduling, "run_command", lambda argv, label: started.append(argv) or (0, ""))
+        assert scheduling.training_requests_poll() is None and started == []
+        assert services.training_run_claim(queued_only=True) is None
+        nightly = services.training_run_claim(trigger="scheduler")  # the claim is free for the next run
+        assert nightly is not None and nightly.pk != run.pk
+        run.refresh_from_db()
+        assert run.status == RunStatus.CANCELLED
+
+    def test_a_queued_run_the_scheduler_claimed_meanwhile_is_asked_to_stop_instead(self, admin_user):
+        queued, _ = services.training_run_request(user=admin_user)
+        assert services.training_run_claim(queued_only=True).pk == queued.pk  # the scheduler was first
+        run, changed = services.training_run_cancel(run=queued, by=admin_user)  # the admin's page still said queued
+        assert changed and run.status == RunStatus.RUNNING and run.active
+        assert run.cancel_requested_by == admin_user and run.finished_at is None
+
+    def test_a_running_run_gets_the_request_once(self, admin_user, django_user_model):
+        run = services.training_run_claim()
+        run, changed = services.training_run_cancel(run=run, by=admin_user)
+        assert changed and run.status == RunStatus.RUNNING and run.active  # its own process ends it
+        first = run.cancel_requested_at
+        other = django_user_model.objects.create_user("other", is_staff=True)
+        run, changed = services.training_run_cancel(run=run, by=other)
+        assert not changed and run.cancel_requested_at == first and run.cancel_requested_by == admin_user
+
+    def test_a_finished_run_is_refused_and_left_as_it_was(self, admin_user):
+        run = TrainingRun.objects.create(status=RunStatus.SUCCEEDED, finished_at=timezone.now(), log="done")
+        before = model_to_dict(run)
+        with pytest.raises(ApiError) as refused:
+            services.training_run_cancel(run=run, by=admin_user)
+        assert refused.value.status_code == 409 and refused.value.code == "run_finished"
+        assert "already ended (succeeded)" in str(refused.value.detail)
+        run.refresh_from_db()
+        assert model_to_dict(run) == before
+
+    def test_a_run_that_began_publishing_is_refused(self, admin_user):
+        run = services.training_run_claim()
+        assert services.RunReporter(run).publish_begins()
+        with pytest.raises(ApiError) as refused:
+            services.training_run_cancel(run=run, by=admin_user)
+        assert refused.value.code == "run_publishing"
+        run.refresh_from_db()
+        assert run.phase == "publish" and run.cancel_requested_at is None
+
+    def test_a_run_asked_to_cancel_never_begins_publishing(self, admin_user):
+        run = services.training_run_claim()
+        reporter = services.RunReporter(run)
+        assert reporter.cancel_request is None and not reporter.should_stop()
+        services.training_run_cancel(run=TrainingRun.objects.get(pk=run.pk), by=admin_user)
+        assert not reporter.publish_begins()  # it looks once more at the point of no return
+        assert reporter.cancel_request.by == "admin" and reporter.should_stop() and not reporter.lost_claim
+        assert TrainingRun.objects.get(pk=run.pk).phase != "publish"
+
+    def test_the_heartbeat_brings_the_request_to_the_running_process(self, admin_user):
+        run = services.training_run_claim()
+        heartbeat = services._Heartbeat(run.pk, 30)
+        reporter = services.RunReporter(run)
+        reporter.heartbeat = heartbeat
+        heartbeat.beat()
+        assert heartbeat.cancel is None and not reporter.should_stop()
+        services.training_run_cancel(run=run, by=admin_user)
+        heartbeat.beat()
+        assert heartbeat.cancel.by == "admin" and reporter.should_stop() and not heartbeat.lost
+
+
+def train_for_long(tiny_training) -> None:
+    """Tiny settings with hundreds of head epochs: a run that is surely still training when it is cancelled."""
+    tiny_training.TRAINING_VARIANTS = ("float32", "int8")
+    tiny_training.TRAINING_EPOCHS_HEAD = 500
+    tiny_training.TRAINING_EARLY_STOPPING_PATIENCE = 500
+
+
+def assert_cancelled_cleanly(run: TrainingRun, by: str) -> None:
+    assert run.status == RunStatus.CANCELLED, run.error + run.log
+    assert run.active is None and run.finished_at is not None and run.error == f"Cancelled by {by}."
+    assert run.decisions[-1]["decision"] == "cancelled" and "nothing was published" in run.decisions[-1]["detail"]
+    assert f"Cancelled by {by}" in run.log
+    assert not ModelVersion.objects.exists()
+    assert services.training_run_claim() is not None  # the claim is released: the next run proceeds
+
+
+@pytest.mark.django_db
+@pytest.mark.slow
+class TestCancellingARunningRun:
+    def test_it_stops_at_the_next_check_and_ends_cancelled(self, tiny_training, three_classes, admin_user):
+        train_for_long(tiny_training)
+        asked = []
+
+        def on_progress(phase, percent):  # the admin clicks while the head trains (same thread, same connection)
+            if phase == "train_head" and not asked:
+                asked.append(time.monotonic())
+                services.training_run_cancel(run=TrainingRun.objects.get(pk=claimed.pk), by=admin_user)
+
+        claimed = services.training_run_claim()
+        run = services.training_run_execute(run=claimed, on_progress=on_progress)
+        assert asked and time.monotonic() - asked[0] < 30
+        assert_cancelled_cleanly(run, "admin")
+        assert "during train_head" in run.decisions[-1]["detail"]
+        assert "train_head" in run.phase_seconds or run.phase == "train_head"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+class TestCancellingARunInAnotherProcess:
+    def test_the_training_thread_notices_a_cancel_from_elsewhere_within_seconds(self, tiny_training, three_classes,
+                                                                                  admin_user):
+        if in_memory_sqlite():
+            pytest.skip("threads on shared-cache in-memory SQLite lock tables; runs on PostgreSQL")
+        train_for_long(tiny_training)
+        tiny_training.TRAINING_HEARTBEAT_SECONDS = 1
+        claimed = services.training_run_claim()
+        finished = []
+
+        def train():
+            try:
+                finished.append(services.training_run_execute(run=claimed))
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=train)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 180
+            while TrainingRun.objects.get(pk=claimed.pk).phase not in ("train_head", "fine_tune"):
+                assert thread.is_alive() and time.monotonic() < deadline, "the run never reached training"
+                time.sleep(0.1)
+            # As the admin does: its own copy of the row (the training thread's copy is not touched).
+            run, changed = services.training_run_cancel(run=TrainingRun.objects.get(pk=claimed.pk), by=admin_user)
+            assert changed and run.status == RunStatus.RUNNING
+            asked = time.monotonic()
+            thread.join(timeout=60)
+            assert not thread.is_alive(), "the run did not stop within 60 s of the cancel"
+            assert time.monotonic() - asked < 30
+        finally:
+            thread.join()
+        assert_cancelled_cleanly(TrainingRun.objects.get(pk=claimed.pk), "admin")

@@ -2,7 +2,8 @@
 
 Claims the one active-run slot in the database (a second copy says so and
 exits 0), shows a progress bar, and exits non-zero when the run fails.
-SIGTERM/SIGINT stop the run between steps and mark it failed.
+SIGTERM/SIGINT stop the run between steps and mark it failed; a run an admin
+cancels ends cancelled and the command exits 0.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class Command(BaseCommand):
 
         if run.status == RunStatus.FAILED:
             raise CommandError(f"Run #{run.pk} failed: {run.error}")
-        if run.status == RunStatus.SKIPPED:
+        if run.status == RunStatus.CANCELLED:  # an admin's decision, not a failure of the job
+            self.stdout.write(f"Run #{run.pk} was cancelled: {run.error}")
+        elif run.status == RunStatus.SKIPPED:
             self.stdout.write(f"Run #{run.pk} skipped: {run.decisions[-1]['detail'] if run.decisions else ''}")
         elif run.model_version_id:
             self.stdout.write(self.style.SUCCESS(f"Run #{run.pk} published v{run.model_version.version}."))
