@@ -37,39 +37,27 @@ from challenges.models import (
 from collector import selectors as collector_selectors
 from collector.models import Label, Photo, PhotoStatus
 from config.errors import ApiError
+from training import selectors as training_selectors
 
 logger = logging.getLogger(__name__)
 
 
-# --- optional training selectors -----------------------------------------------------
-
-
-def _training_selector(name: str):
-    """A function from training.selectors, or None before training provides it."""
-    try:
-        from training import selectors as training_selectors
-    except Exception:  # the training app may not have selectors yet
-        return None
-    return getattr(training_selectors, name, None)
+# --- training selectors -------------------------------------------------------------
+# What the latest training run measured, read through training.selectors. A failure there must not stop
+# the daily job: the challenge is then chosen by targets and novelty waits for the next day (both logged).
 
 
 def _latest_recall_by_label() -> dict[str, float] | None:
-    fn = _training_selector("latest_recall_by_label")
-    if fn is None:
-        return None
     try:
-        return fn() or None
+        return training_selectors.latest_recall_by_label() or None
     except Exception:
         logger.exception("training.selectors.latest_recall_by_label failed; choosing by targets instead")
         return None
 
 
 def _photo_embeddings(photo_ids: list[int]) -> dict:
-    fn = _training_selector("photo_embeddings")
-    if fn is None:
-        return {}
     try:
-        return fn(photo_ids) or {}
+        return training_selectors.photo_embeddings(photo_ids) or {}
     except Exception:
         logger.exception("training.selectors.photo_embeddings failed; no novelty this time")
         return {}
@@ -523,8 +511,6 @@ def novelty_award(*, now: dt.datetime | None = None, progress: bool = False) -> 
 
     now = now or timezone.now()
     result = NoveltyResult()
-    if _training_selector("photo_embeddings") is None:
-        return result
     approved = collector_selectors.photos_approved()
     scored = set(PhotoNovelty.objects.values_list("photo_id", flat=True))
     by_label: dict[int, list[int]] = defaultdict(list)
