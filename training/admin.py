@@ -79,8 +79,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
-        cancellable = (run is not None and run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
-                       and run.cancel_requested_at is None)
+        cancellable = run is not None and not run.is_finished and run.cancel_requested_at is None
         extra_context = {**(extra_context or {}),
                          "can_cancel": cancellable and self.has_cancel_permission(request),
                          "cancel_url": reverse("admin:training_trainingrun_cancel", args=[run.pk]) if run else ""}
@@ -131,7 +130,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         if request.method != "GET":
             return HttpResponseNotAllowed(["GET", "POST"])
         context = {**self.admin_site.each_context(request), "opts": self.opts, "run": run, "change_url": change_url,
-                   "title": f"Cancel run #{run.pk}?", "cancellable": run.status in (RunStatus.QUEUED, RunStatus.RUNNING)}
+                   "title": f"Cancel run #{run.pk}?", "cancellable": not run.is_finished}
         return TemplateResponse(request, "admin/training/trainingrun/cancel_confirmation.html", context)
 
     def curves_view(self, request, run_id: int):

@@ -275,21 +275,18 @@ class ModelDownloadApi(PublicApiView):
             handle = storage.open_file(file.model_key)
         except FileNotFoundError:
             raise ApiError(404, "not_found", f"The v{version} {variant} file is missing from storage.") from None
-        filename = f"crowdlens-v{version}-{variant}.tflite"
-        if wanted is None:
-            response = FileResponse(handle, content_type="application/octet-stream", as_attachment=True,
-                                    filename=filename)
-            response["Content-Length"] = str(size)
-        else:
-            first, last = wanted
+        first, last = wanted or (0, size - 1)
+        if wanted is not None:
             try:
                 handle.seek(first)
             except BaseException:
                 handle.close()
                 raise
-            response = FileResponse(_ByteSlice(handle, last - first + 1), status=206,
-                                    content_type="application/octet-stream", as_attachment=True, filename=filename)
-            response["Content-Length"] = str(last - first + 1)
+        response = FileResponse(handle if wanted is None else _ByteSlice(handle, last - first + 1),
+                                status=200 if wanted is None else 206, content_type="application/octet-stream",
+                                as_attachment=True, filename=f"crowdlens-v{version}-{variant}.tflite")
+        response["Content-Length"] = str(last - first + 1)
+        if wanted is not None:
             response["Content-Range"] = f"bytes {first}-{last}/{size}"
         response["Accept-Ranges"] = "bytes"
         response["ETag"] = etag
