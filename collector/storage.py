@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from config.errors import StorageUnavailable
+from config.domain_errors import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -2,9 +2,12 @@
 
     {"error": {"code": "...", "message": "...", "fields": {...}}}
 
-DRF exceptions pass through ``api_exception_handler``; Django's own 404/500
-handlers and the request-size middleware use ``error_response`` so that
-errors raised outside DRF (unknown URLs, bodies too large) look the same.
+Services raise ``config.domain_errors.DomainError`` subclasses, which know
+nothing of HTTP; ``STATUS_BY_KIND`` below is the one table that gives each
+kind its status. DRF exceptions pass through ``api_exception_handler``;
+Django's own 404/500 handlers and the request-size middleware use
+``error_response`` so that errors raised outside DRF (unknown URLs, bodies too
+large) look the same.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from config import domain_errors
 
 logger = logging.getLogger("crowdlens.errors")
 
@@ -37,9 +42,29 @@ class RequestTooLarge(ApiError):
         super().__init__(413, "too_large", f"The request is larger than the limit of {limit} bytes.")
 
 
-class StorageUnavailable(ApiError):
-    def __init__(self):
-        super().__init__(503, "storage_unavailable", "File storage is unavailable; nothing was recorded. Retry later.")
+# The one place a domain error's kind becomes an HTTP status (most specific first).
+STATUS_BY_KIND: tuple[tuple[type[domain_errors.DomainError], int], ...] = (
+    (domain_errors.Invalid, 400),
+    (domain_errors.NotAuthenticated, 401),
+    (domain_errors.Forbidden, 403),
+    (domain_errors.NotFound, 404),
+    (domain_errors.Conflict, 409),
+    (domain_errors.TooLarge, 413),
+    (domain_errors.Unsupported, 415),
+    (domain_errors.Unprocessable, 422),
+    (domain_errors.Unavailable, 503),
+)
+
+
+def status_for(exc: domain_errors.DomainError) -> int:
+    for kind, status_code in STATUS_BY_KIND:
+        if isinstance(exc, kind):
+            return status_code
+    return 400
+
+
+def api_error_from(exc: domain_errors.DomainError) -> ApiError:
+    return ApiError(status_for(exc), exc.code, exc.message, exc.fields)
 
 
 _DEFAULT_CODES = {
@@ -84,7 +109,9 @@ def _flatten(detail) -> dict:
 
 
 def api_exception_handler(exc, context):
-    if isinstance(exc, Http404):
+    if isinstance(exc, domain_errors.DomainError):
+        exc = api_error_from(exc)
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -167,4 +194,5 @@ def handler400(request, exception=None):
     return bad_request(request, exception)
 
 
-__all__ = ["ApiError", "RequestTooLarge", "StorageUnavailable", "api_exception_handler", "error_response", "status"]
+__all__ = ["ApiError", "RequestTooLarge", "STATUS_BY_KIND", "api_error_from", "api_exception_handler",
+           "error_response", "status", "status_for"]

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from collector import selectors, storage
 from collector.models import Label
-from config.errors import StorageUnavailable
+from config.domain_errors import StorageUnavailable
 
 MANIFEST_FIELDS = ["id", "label", "sha256", "volunteer", "captured_at", "volunteer_id", "approved_at", "width",
                    "height", "file", "file_sha256"]

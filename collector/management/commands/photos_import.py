@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from collector import services
 from collector.models import Label, PhotoStatus, Volunteer
-from config.errors import ApiError, StorageUnavailable
+from config.domain_errors import StorageUnavailable
+from config.errors import ApiError
 
 User = get_user_model()
 
