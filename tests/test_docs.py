@@ -1,0 +1,93 @@
+"""README.md and docs/ render as a reader sees them: tables intact, links that lead somewhere.
+
+Rendered with markdown-it-py in CommonMark mode with GFM tables, as GitHub and
+most viewers do. A `|` inside a code span still splits a table cell there
+(GFM's rule), so a cell count is taken from the source line with the same rule.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from markdown_it import MarkdownIt
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
+
+_md = MarkdownIt("commonmark").enable("table")
+
+
+def _cells(line: str) -> int:
+    """Cells in a GFM table row: unescaped pipes split, leading and trailing ones don't count."""
+    body = line.strip()
+    body = body[1:] if body.startswith("|") else body
+    body = body[:-1] if body.endswith("|") and not body.endswith("\\|") else body
+    return len(re.split(r"(?<!\\)\|", body))
+
+
+def _tables(path: Path):
+    """(header cell count, [(line number, source line)]) for every table in the file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for token in _md.parse("\n".join(lines)):
+        if token.type == "table_open":
+            start, end = token.map
+            yield [(n + 1, lines[n]) for n in range(start, end)]
+
+
+def _table_like_lines_outside_tables(path: Path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    covered: set[int] = set()
+    for token in _md.parse("\n".join(lines)):
+        if token.type in ("table_open", "fence", "code_block") and token.map:
+            covered.update(range(*token.map))
+    return [(n + 1, line) for n, line in enumerate(lines) if line.lstrip().startswith("|") and n not in covered]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_table_row_renders_as_a_row_of_its_table(path):
+    stray = _table_like_lines_outside_tables(path)
+    assert not stray, f"{path.name}: table rows that render as text (a blank line ended their table?): {stray}"
+    for rows in _tables(path):
+        header = _cells(rows[0][1])
+        wrong = [(n, _cells(line), line) for n, line in rows if _cells(line) != header]
+        assert not wrong, (f"{path.name}: rows whose cell count differs from the header's {header} "
+                           f"(escape | inside code as \\|): {wrong}")
+
+
+def _links(path: Path):
+    def walk(tokens):
+        for token in tokens:
+            if token.type == "link_open":
+                yield token.attrGet("href")
+            if token.type == "image":
+                yield token.attrGet("src")
+            if token.children:
+                yield from walk(token.children)
+
+    yield from walk(_md.parse(path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_leads_to_a_file_of_the_repository(path):
+    broken = []
+    for href in _links(path):
+        parts = urlsplit(href)
+        if parts.scheme or parts.netloc or not parts.path:
+            continue  # absolute URLs and in-page anchors
+        target = (path.parent / unquote(parts.path)).resolve()
+        if not target.is_relative_to(ROOT) or not target.exists():
+            broken.append(href)
+    assert not broken, f"{path.name}: links to files that are not in the repository: {broken}"
+
+
+def test_the_checks_catch_what_they_are_for(tmp_path):
+    """The two rules fail on the README's old mistakes (a blank line inside a table, a | in a code span, ../ links)."""
+    sample = tmp_path / "sample.md"
+    sample.write_text("| a | b |\n|---|---|\n| `x|y` | z |\n\n| c | d |\n\n[out](../elsewhere.md)\n", encoding="utf-8")
+    assert _table_like_lines_outside_tables(sample) == [(5, "| c | d |")]
+    [rows] = list(_tables(sample))
+    assert [_cells(line) for _, line in rows] == [2, 2, 3]
+    assert list(_links(sample)) == ["../elsewhere.md"]
