@@ -21,10 +21,18 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CROWDLENS_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
+# `make run` writes a generated key to var/secret_key; every process of the
+# installation (a command run by hand in a second terminal included) reads the
+# same file, so links one signs (newsletter confirm/unsubscribe) work in all.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
 SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY and SECRET_KEY_FILE.is_file():
+    SECRET_KEY = SECRET_KEY_FILE.read_text(encoding="utf-8").strip()
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (set DEBUG=true for local development)")
+        raise ImproperlyConfigured(
+            f"SECRET_KEY must be set when DEBUG is off, or {SECRET_KEY_FILE} must exist (`make run` writes it); "
+            "for local development set DEBUG=true")
     SECRET_KEY = "insecure-development-key-only-for-debug"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
