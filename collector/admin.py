@@ -19,11 +19,11 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from collector import services
 from collector.admin_base import ReadOnlyAdmin, ReadOnlyMixin
-from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, Volunteer
+from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, StorageSweep, Volunteer
 from config.errors import ApiError
 
 REVIEW_PERMISSION = "collector.review_photo"
@@ -597,3 +597,23 @@ class PhotoReviewAdmin(ReadOnlyAdmin):
             return obj.label_after.slug
         return f"{obj.label_before.slug} → {obj.label_after.slug}"
 
+
+
+@admin.register(StorageSweep)
+class StorageSweepAdmin(ReadOnlyAdmin):
+    """What the nightly storage_sweep found: orphan files no photo row refers to."""
+
+    list_display = ["started_at", "deleting", "files_checked", "orphans", "orphan_megabytes", "young_left_alone",
+                    "deleted", "error"]
+    list_filter = ["deleting"]
+    readonly_fields = ["started_at", "finished_at", "deleting", "min_age_hours", "files_checked", "orphans",
+                       "orphan_bytes", "young_left_alone", "deleted", "orphan_keys_list", "error"]
+    exclude = ["orphan_keys"]
+
+    @admin.display(description="Orphans (MB)", ordering="orphan_bytes")
+    def orphan_megabytes(self, obj):
+        return f"{obj.orphan_bytes / 1e6:.1f}"
+
+    @admin.display(description="Orphan files (first 200)")
+    def orphan_keys_list(self, obj):
+        return format_html_join("", "<div><code>{}</code></div>", ((key,) for key in obj.orphan_keys)) or "-"

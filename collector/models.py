@@ -172,3 +172,25 @@ class PhotoReview(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+class StorageSweep(models.Model):
+    """One run of `storage_sweep`: what it found in storage that no photo row points to (shown in the admin)."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deleting = models.BooleanField(default=False, help_text="Run with --delete (else it only reported).")
+    min_age_hours = models.FloatField()
+    files_checked = models.PositiveIntegerField(default=0)
+    orphans = models.PositiveIntegerField(default=0)
+    orphan_bytes = models.BigIntegerField(default=0)
+    young_left_alone = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    orphan_keys = models.JSONField(default=list, blank=True, help_text="The first orphans found (at most 200).")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Storage sweep of {self.started_at:%Y-%m-%d %H:%M}"

@@ -249,6 +249,18 @@ LOGGING = {
 SCHEDULER_JOBS: list[dict] = []
 SCHEDULER_MISFIRE_GRACE = env_int("SCHEDULER_MISFIRE_GRACE", 6 * 3600, minimum=1)
 
+# Housekeeping: storage_sweep nightly, report only unless told to delete
+# (then only files older than the age rule; uploads in flight are younger).
+STORAGE_SWEEP_AT = env_time("STORAGE_SWEEP_AT", "03:30")
+STORAGE_SWEEP_DELETE = env_bool("STORAGE_SWEEP_DELETE", False)
+STORAGE_SWEEP_MIN_AGE_HOURS = env_float("STORAGE_SWEEP_MIN_AGE_HOURS", 24.0, minimum=1.0)
+SCHEDULER_JOBS.append({
+    "id": "storage-sweep",
+    "command": ["storage_sweep", "--min-age-hours", f"{STORAGE_SWEEP_MIN_AGE_HOURS:g}", "--verbosity", "0",
+                *(["--delete"] if STORAGE_SWEEP_DELETE else [])],
+    "hour": STORAGE_SWEEP_AT[0], "minute": STORAGE_SWEEP_AT[1],
+})
+
 # --- training (issue 3) ---------------------------------------------------
 # See docs/training.md. Knobs left unset (None) take training.ml.HParams' tuned defaults.
 def _env_opt_int(name: str, minimum: int | None = None) -> int | None:

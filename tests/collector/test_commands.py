@@ -15,9 +15,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from PIL import Image
 
-from collector.models import Label, Photo, PhotoReview, PhotoStatus
+from collector.models import Label, Photo, PhotoReview, PhotoStatus, StorageSweep
 from collector.services import REVIEWERS_GROUP, volunteer_delete
 from tests.conftest import stored_files
 from tests.factories import image_bytes, make_label, make_photo, make_reviewer, make_volunteer
@@ -449,9 +450,45 @@ class TestStorageSweep:
         out, _ = run("storage_sweep", "--delete")  # rerun: nothing left to do
         assert "0 orphan(s)" in out
 
+    def test_each_sweep_is_recorded_for_the_admin(self, media, admin_client):
+        run("storage_sweep")
+        sweep = StorageSweep.objects.get()
+        assert (sweep.deleting, sweep.files_checked, sweep.orphans, sweep.young_left_alone, sweep.deleted) == \
+            (False, 5, 1, 1, 0)
+        assert sweep.orphan_keys == ["photos/2026/01/01/deadbeef/original.jpg"] and sweep.finished_at
+        page = admin_client.get(reverse("admin:collector_storagesweep_change", args=[sweep.pk])).content.decode()
+        assert "photos/2026/01/01/deadbeef/original.jpg" in page
+        listing = admin_client.get(reverse("admin:collector_storagesweep_changelist")).content.decode()
+        assert "field-orphans" in listing
+
+    def test_a_storage_that_cannot_be_listed_is_recorded_and_reported(self, s3_storage):
+        s3_storage.delete_bucket()
+        with pytest.raises(CommandError, match="Cannot list storage"):
+            run("storage_sweep")
+        sweep = StorageSweep.objects.get()
+        assert "Cannot list storage" in sweep.error and sweep.finished_at and sweep.files_checked == 0
+
+
     def test_it_finds_files_left_by_a_failed_deletion_on_s3(self, s3_storage):
         photo = make_photo()
         s3_storage.client.put_object(Bucket=s3_storage.bucket, Key="photos/2026/01/01/abc/original.jpg", Body=b"x")
         out, _ = run("storage_sweep", "--min-age-hours", "0", "--delete")
         assert "4 files checked: 1 orphan(s)" in out and "Deleted 1." in out
         assert s3_storage.keys() == sorted(photo.storage_keys)
+
+
+class TestStorageSweepSchedule:
+    def test_the_scheduler_sweeps_nightly_and_only_reports_by_default(self, settings):
+        job = next(j for j in settings.SCHEDULER_JOBS if j["id"] == "storage-sweep")
+        assert job["command"][0] == "storage_sweep" and "--delete" not in job["command"]
+        assert job["command"][job["command"].index("--min-age-hours") + 1] == "24"
+
+    def test_deleting_is_the_operators_choice(self, tmp_path):
+        env = {**os.environ, "STORAGE_SWEEP_DELETE": "true", "STORAGE_SWEEP_MIN_AGE_HOURS": "48", "DEBUG": "true",
+               "DJANGO_SETTINGS_MODULE": "config.settings"}
+        code = ("from django.conf import settings; import json; "
+                "print(json.dumps(next(j for j in settings.SCHEDULER_JOBS if j['id'] == 'storage-sweep')['command']))")
+        done = subprocess.run([sys.executable, "-c", "import django; django.setup(); " + code], env=env,
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert '"--delete"' in done.stdout and '"48"' in done.stdout
