@@ -164,7 +164,7 @@ class Command(BaseCommand):
         except StorageUnavailable as exc:
             if _not_found(exc.__cause__):
                 raise FileNotFoundError(key) from None
-            raise CommandError(f"{exc.detail} Nothing was written.") from None
+            raise CommandError(f"{exc.message} Nothing was written.") from None
         except storage.STORAGE_ERRORS as exc:
             if _not_found(exc):
                 raise FileNotFoundError(key) from None

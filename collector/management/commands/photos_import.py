@@ -93,7 +93,7 @@ class Command(BaseCommand):
             except StorageUnavailable as exc:
                 bar.close()
                 self._report(imported, skipped, rejected, still_pending, approve)
-                raise CommandError(f"{exc.detail} Stopped at {rel}; rerun to continue.") from None
+                raise CommandError(f"{exc.message} Stopped at {rel}; rerun to continue.") from None
             except ApiError as exc:
                 rejected.append((rel, str(exc.detail)))
                 continue
