@@ -27,11 +27,11 @@ from pathlib import Path, PurePosixPath
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
-from tqdm import tqdm
 
 from collector import selectors, storage
 from collector.models import Label
 from config.domain_errors import StorageUnavailable
+from config.progress import progress_bar
 
 MANIFEST_FIELDS = ["id", "label", "sha256", "volunteer", "captured_at", "volunteer_id", "approved_at", "width",
                    "height", "file", "file_sha256"]
@@ -101,7 +101,7 @@ class Command(BaseCommand):
         rows.writeheader()
         labels: set[str] = set()
         written, missing = 0, []
-        bar = tqdm(total=total, unit="photo", desc="Exporting", file=getattr(self.stderr, "_out", sys.stderr),
+        bar = progress_bar(total=total, unit="photo", desc="Exporting", file=getattr(self.stderr, "_out", sys.stderr),
                    disable=verbosity == 0 or total == 0)
         for photo in photos.iterator(chunk_size=500):
             key = photo.original_key if originals else photo.training_key

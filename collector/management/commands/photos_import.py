@@ -23,12 +23,12 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
-from tqdm import tqdm
 
 from collector import services
 from collector.models import Label, PhotoStatus, Volunteer
 from config.domain_errors import StorageUnavailable
 from config.errors import ApiError
+from config.progress import progress_bar
 
 User = get_user_model()
 
@@ -77,7 +77,7 @@ class Command(BaseCommand):
 
         imported: Counter[str] = Counter()
         skipped, rejected, still_pending = 0, [], 0
-        bar = tqdm(work, unit="photo", desc="Importing", file=getattr(self.stderr, "_out", sys.stderr),
+        bar = progress_bar(work, unit="photo", desc="Importing", file=getattr(self.stderr, "_out", sys.stderr),
                    disable=verbosity == 0 or not work)
         for path, slug in bar:
             rel = path.relative_to(root)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from collector.sweep import storage_sweep
 from config.domain_errors import StorageUnavailable
+from config.progress import progress_bar
 
 
 class Command(BaseCommand):
@@ -33,7 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args, delete: bool, min_age_hours: float, verbosity: int = 1, **options):
         if min_age_hours < 0:
             raise CommandError("--min-age-hours must not be negative")
-        bar = tqdm(total=0, unit="file", desc="Checking", file=getattr(self.stderr, "_out", sys.stderr),
+        bar = progress_bar(total=0, unit="file", desc="Checking", file=getattr(self.stderr, "_out", sys.stderr),
                    disable=verbosity == 0)
 
         def listed(count: int) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from config.progress import progress_bar
 from newsletter import selectors, services
 from newsletter.models import Delivery, DeliveryStatus, Edition
 
@@ -55,7 +55,7 @@ class Command(BaseCommand):
         remaining = Delivery.objects.filter(edition_id=edition_id).exclude(
             status__in=[DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED]).count()
         total = remaining or selectors.subscribers_confirmed().count()
-        with tqdm(total=total, desc=f"edition {edition_id}", unit="msg", disable=options["no_progress"]) as bar:
+        with progress_bar(total=total, desc=f"edition {edition_id}", unit="msg", disable=options["no_progress"]) as bar:
             result = services.edition_send(
                 edition_id=edition_id,
                 on_progress=lambda outcome: bar.update(1),

@@ -14,6 +14,7 @@ import threading
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from config.progress import progress_bar
 from training import selectors, services
 from training.models import RunStatus
 
@@ -51,7 +52,7 @@ class Command(BaseCommand):
                 else:
                     self.stdout.write(f"Run #{active.pk if active else '?'} is already in progress; this one does nothing.")
                 return
-            bar = tqdm(total=100, unit="%", desc=f"run #{run.pk}", disable=no_progress or None,
+            bar = progress_bar(total=100, unit="%", desc=f"run #{run.pk}", disable=no_progress,
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
 
             def on_progress(phase: str, percent: float) -> None:

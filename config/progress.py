@@ -1,0 +1,78 @@
+"""Progress for long work: a tqdm bar in a terminal, a plain line every few seconds elsewhere.
+
+tqdm alone either redraws one line with carriage returns (unreadable in a log
+file, journald or the scheduler's captured output) or, with ``disable=None``,
+shows nothing at all when the output is not a terminal. ``progress_bar``
+keeps the bar for people at a terminal and prints a full line at most every
+``PROGRESS_LINE_SECONDS`` (and the final state) otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tqdm import tqdm
+
+PROGRESS_LINE_SECONDS = 5.0
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Lines:
+    """A file for tqdm that turns its redraws into whole lines, at most one per interval."""
+
+    def __init__(self, stream, every: float):
+        self.stream, self.every = stream, every
+        self.last = float("-inf")
+        self.force = True  # the first state is shown at once
+        self.pending = ""
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if not line:
+            return
+        now = time.monotonic()
+        if self.force or now - self.last >= self.every:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            self.last, self.force, self.pending = now, False, ""
+        else:
+            self.pending = line
+
+    def finish(self) -> None:
+        if self.pending:
+            self.stream.write(self.pending + "\n")
+            self.stream.flush()
+            self.pending = ""
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class Progress(tqdm):
+    def __init__(self, *args, file=None, disable: bool = False, line_every: float = PROGRESS_LINE_SECONDS, **kwargs):
+        file = file if file is not None else sys.stderr
+        self._lines = None if _isatty(file) else _Lines(file, line_every)
+        if self._lines is not None:
+            kwargs.update(ascii=True, ncols=kwargs.get("ncols", 100), dynamic_ncols=False)
+            kwargs.setdefault("mininterval", min(line_every, 1.0))
+            file = self._lines
+        super().__init__(*args, file=file, disable=bool(disable), **kwargs)
+
+    def close(self) -> None:
+        if self.disable:
+            return
+        super().close()
+        if self._lines is not None:
+            self._lines.finish()
+
+
+def progress_bar(*args, **kwargs) -> Progress:
+    """``tqdm(...)``'s arguments; ``disable=True`` silences it, nothing else does."""
+    return Progress(*args, **kwargs)
