@@ -238,7 +238,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # APScheduler's INFO lines ("Adding job tentatively", "Running job ..." every
+    # 30 s for the request poll) say nothing an operator needs; the scheduler
+    # logs each job it starts and how it ended itself.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "apscheduler": {"level": "WARNING"}},
 }
 
 # --- scheduler -----------------------------------------------------------
@@ -330,7 +333,9 @@ CHALLENGE_COMPACT_EVERY_MINUTES = env_int("CHALLENGE_COMPACT_EVERY_MINUTES", 10,
 if CHALLENGE_COMPACT_EVERY_MINUTES > 59:
     raise ImproperlyConfigured(f"CHALLENGE_COMPACT_EVERY_MINUTES must be 1 to 59, got {CHALLENGE_COMPACT_EVERY_MINUTES}")
 SCHEDULER_JOBS.append(
-    {"id": "challenges_rotate", "command": ["challenges_rotate"],
+    # run_at_start: a new installation (or one whose scheduler was down at
+    # rotation time) opens today's challenge when the scheduler starts.
+    {"id": "challenges_rotate", "command": ["challenges_rotate"], "run_at_start": True,
      "hour": CHALLENGE_ROTATE_AT[0], "minute": CHALLENGE_ROTATE_AT[1]}
 )
 SCHEDULER_JOBS.append(

@@ -47,17 +47,41 @@ def last_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
 
 
 def jobs_missed(jobs: list[dict], *, now: datetime | None = None) -> list[tuple[dict, datetime]]:
-    """Jobs whose latest scheduled time passed within the grace and that nobody ran."""
+    """Jobs whose latest scheduled time passed within the grace and that nobody ran.
+
+    Only times after the installation's scheduler first ran a job count: a
+    fresh installation has missed nothing (it did not exist at 02:00).
+    """
     now = now or timezone.now()
+    first = SchedulerJobRun.objects.order_by("started_at").values_list("started_at", flat=True).first()
+    if first is None:
+        return []
     grace = timedelta(seconds=settings.SCHEDULER_MISFIRE_GRACE)
     missed = []
     for job in jobs:
         last = last_fire_time(job_trigger(job), now)
-        if last is None or now - last > grace:
+        if last is None or now - last > grace or last < first:
             continue
         if not SchedulerJobRun.objects.filter(job_id=job["id"], scheduled_for=last).exists():
             missed.append((job, last))
     return missed
+
+
+def jobs_due_at_start(jobs: list[dict], *, now: datetime | None = None) -> list[tuple[dict, datetime]]:
+    """Jobs marked ``run_at_start`` whose current period has not run yet (whatever the grace).
+
+    challenges_rotate is one: a new installation gets today's challenge when
+    the scheduler first starts, not after the next midnight.
+    """
+    now = now or timezone.now()
+    due = []
+    for job in jobs:
+        if not job.get("run_at_start"):
+            continue
+        last = last_fire_time(job_trigger(job), now)
+        if last is not None and not SchedulerJobRun.objects.filter(job_id=job["id"], scheduled_for=last).exists():
+            due.append((job, last))
+    return due
 
 
 def catch_up_plan(missed: list[tuple[dict, datetime]]) -> list[tuple[dict, datetime, list[tuple[dict, datetime]]]]:

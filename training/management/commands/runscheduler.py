@@ -41,11 +41,19 @@ class Command(BaseCommand):
         scheduler.add_job(scheduling.training_requests_poll, IntervalTrigger(seconds=settings.TRAINING_REQUEST_POLL_SECONDS),
                           id="training-requests", name="start runs requested in the admin")
         now = timezone.now()
-        for job, scheduled_for, covers in scheduling.catch_up_plan(scheduling.jobs_missed(jobs, now=now)):
+        missed = scheduling.jobs_missed(jobs, now=now)
+        for job, scheduled_for, covers in scheduling.catch_up_plan(missed):
             also = f" (also covering {', '.join(j['id'] for j, _ in covers)})" if covers else ""
             self.stdout.write(f"{job['id']} missed its run at {scheduled_for:%Y-%m-%d %H:%M %Z}; running it now{also}.")
             scheduler.add_job(scheduling.scheduled_job_run, "date", run_date=now, args=[job, scheduled_for, covers],
                               id=f"{job['id']}-catch-up", misfire_grace_time=None)
+        caught_up = {job["id"] for job, _ in missed}
+        for job, scheduled_for in scheduling.jobs_due_at_start(jobs, now=now):
+            if job["id"] in caught_up:
+                continue
+            self.stdout.write(f"{job['id']} has not run since {scheduled_for:%Y-%m-%d %H:%M %Z}; running it now.")
+            scheduler.add_job(scheduling.scheduled_job_run, "date", run_date=now, args=[job, scheduled_for],
+                              id=f"{job['id']}-at-start", misfire_grace_time=None)
 
         def stop(signum, frame):
             self.stdout.write(f"Signal {signum}: stopping the scheduler.")
