@@ -67,9 +67,21 @@ class TestLastFireTime:
         assert scheduling.last_fire_time(trigger, now).date().isoformat() == "2026-11-23"
 
 
+def scheduler_ran_before(when: datetime) -> None:
+    """The installation's scheduler had run a job before ``when`` (so later times can be missed)."""
+    from training.models import SchedulerJobRun
+
+    row = SchedulerJobRun.objects.create(job_id="earlier", scheduled_for=when - timedelta(days=1))
+    SchedulerJobRun.objects.filter(pk=row.pk).update(started_at=when - timedelta(days=1))
+
+
 @pytest.mark.django_db
 class TestJobsMissed:
     JOB = {"id": "nightly", "command": ["check"], "hour": 2, "minute": 0}
+
+    @pytest.fixture(autouse=True)
+    def _installed_yesterday(self):
+        scheduler_ran_before(datetime(2026, 11, 24, 0, 0, tzinfo=dt_timezone.utc))
 
     def test_it_runs_a_time_missed_within_the_grace_once(self, settings):
         settings.TIME_ZONE = "UTC"
@@ -88,6 +100,35 @@ class TestJobsMissed:
         assert scheduling.jobs_missed([self.JOB], now=now) == []
 
 
+@pytest.mark.django_db
+class TestFreshInstallation:
+    NIGHTLY = {"id": "nightly", "command": ["check"], "hour": 2, "minute": 0}
+    ROTATE = {"id": "rotate", "command": ["check"], "hour": 0, "minute": 0, "run_at_start": True}
+
+    def test_a_new_installation_has_missed_nothing(self, settings):
+        settings.TIME_ZONE = "UTC"
+        now = datetime(2026, 11, 25, 5, 0, tzinfo=dt_timezone.utc)
+        assert scheduling.jobs_missed([self.NIGHTLY, self.ROTATE], now=now) == []
+
+    def test_times_before_the_scheduler_first_ran_are_not_missed(self, settings):
+        settings.TIME_ZONE = "UTC"
+        scheduler_ran_before(datetime(2026, 11, 26, 3, 0, tzinfo=dt_timezone.utc))  # first ran 2026-11-25 03:00
+        now = datetime(2026, 11, 25, 5, 0, tzinfo=dt_timezone.utc)
+        assert scheduling.jobs_missed([self.NIGHTLY], now=now) == []
+
+    def test_a_job_marked_run_at_start_runs_once_for_its_current_period(self, settings):
+        settings.TIME_ZONE = "UTC"
+        now = datetime(2026, 11, 25, 15, 0, tzinfo=dt_timezone.utc)
+        due = scheduling.jobs_due_at_start([self.NIGHTLY, self.ROTATE], now=now)
+        assert due == [(self.ROTATE, datetime(2026, 11, 25, 0, 0, tzinfo=dt_timezone.utc))]
+        scheduling.scheduler_job_claim(job_id="rotate", scheduled_for=due[0][1])
+        assert scheduling.jobs_due_at_start([self.ROTATE], now=now) == []
+
+    def test_the_challenge_rotation_runs_at_start(self):
+        job = next(j for j in django_settings.SCHEDULER_JOBS if j["id"] == "challenges_rotate")
+        assert job["run_at_start"] is True
+
+
 class TestSchedulerJobs:
     def test_the_nightly_training_is_scheduled_at_training_nightly_at(self):
         job = next(j for j in django_settings.SCHEDULER_JOBS if j["id"] == "training-nightly")
@@ -101,6 +142,10 @@ class TestRunschedulerProcess:
         due = timezone.now().astimezone(dt_timezone.utc) - timedelta(minutes=2)
         jobs = [{"id": "probe", "command": ["check"], "hour": due.hour, "minute": due.minute}]
         env = subprocess_env(file_db, tmp_path, TEST_SCHEDULER_JOBS=json.dumps(jobs))
+        earlier = (due - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+        with sqlite3.connect(file_db, timeout=30) as conn:  # the scheduler had run before: times can be missed
+            conn.execute("INSERT INTO training_schedulerjobrun (job_id, scheduled_for, started_at, output_tail) "
+                         "VALUES ('earlier', ?, ?, '')", (earlier, earlier))
         first = subprocess.Popen([sys.executable, "manage.py", "runscheduler"], cwd=BASE, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
@@ -128,6 +173,34 @@ class TestRunschedulerProcess:
         assert "missed its run" not in output
         assert len(rows(file_db, "SELECT id FROM training_schedulerjobrun WHERE job_id='probe'")) == 1
 
+    def test_a_fresh_installation_starts_quietly_and_runs_its_start_jobs(self, file_db, tmp_path):
+        due = timezone.now().astimezone(dt_timezone.utc) - timedelta(minutes=2)
+        jobs = [{"id": "nightly", "command": ["check"], "hour": due.hour, "minute": due.minute},
+                {"id": "rotate", "command": ["check"], "hour": 0, "minute": 0, "run_at_start": True}]
+        env = subprocess_env(file_db, tmp_path, TEST_SCHEDULER_JOBS=json.dumps(jobs))
+        process = subprocess.Popen([sys.executable, "manage.py", "runscheduler"], cwd=BASE, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 90
+            done = []
+            while time.monotonic() < deadline and not done:
+                time.sleep(0.5)
+                done = rows(file_db, "SELECT exit_code FROM training_schedulerjobrun "
+                                     "WHERE job_id='rotate' AND exit_code IS NOT NULL")
+            assert done == [(0,)], "the start job did not run"
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert "rotate has not run since" in output
+        assert "missed its run" not in output
+        assert rows(file_db, "SELECT count(*) FROM training_schedulerjobrun WHERE job_id='nightly'") == [(0,)]
+        # APScheduler logged these at INFO for every job it added and ran (the request poll: every 30 s);
+        # the rotate job was added and ran, so they would be here.
+        assert "Adding job tentatively" not in output and "Running job" not in output, output
+        assert "executed successfully" not in output
+
     def test_two_processes_claiming_the_run_at_once_make_one(self, file_db, tmp_path):
         """The training claim across processes on a file SQLite database (PostgreSQL: test_runs.py)."""
         start_at = time.time() + 12
@@ -148,6 +221,7 @@ class TestRunschedulerProcess:
 class TestCatchUpPlan:
     def test_entries_running_the_same_command_catch_up_once(self, settings, monkeypatch):
         settings.TIME_ZONE = "UTC"
+        scheduler_ran_before(datetime(2026, 11, 24, 0, 0, tzinfo=dt_timezone.utc))
         settings.SCHEDULER_MISFIRE_GRACE = 3 * 3600
         hourly = [{"id": f"send-{h:02d}", "command": ["check"], "hour": h, "minute": 5} for h in range(24)]
         nightly = {"id": "nightly", "command": ["check", "--deploy"], "hour": 2, "minute": 0}
