@@ -57,6 +57,9 @@ def __getattr__(name: str):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
+    from .runtime import load_tensorflow
+
+    load_tensorflow()  # before the entry module imports it: TensorFlow's native start-up lines stay out of the log
     value = getattr(import_module(module, __name__), name)
     globals()[name] = value
     return value
