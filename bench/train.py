@@ -10,7 +10,13 @@ What it does, on the flowers (5 classes, 128 x 128 px) with the shared MobileNet
 3. Incremental nights with one in-memory FeatureStore: night 1 on the 70 % of photos whose hash comes
    first, night 2 after the other 30 % arrive. Prints time per phase, the feature phase ratio, accuracy
    (of the written file in LiteRT, on the held-out photos), size and latency of every variant.
-4. Prints the ratios the issue's targets are about.
+4. Ensemble ceiling: night 2's model and `--ensemble - 1` more trained with other seeds, their float32
+   files' softmax outputs averaged photo by photo on the held-out photos (what distilling such an
+   ensemble into one model could reach at best).
+5. Prints the figures the targets are about, each against its target (issue 10's restatement):
+   - feature phase on night 2: CPU seconds per newly computed photo at most 1.1x night 1's;
+   - int8 file at most 32 % of float32's (metadata included);
+   - float32 top-1 at least 0.735 with int8 within 1.0 point, beside the baseline and the ceiling.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
 
 from training.ml import BackboneConfig, Example, HParams, MemoryFeatureStore, train_and_export  # noqa: E402
 
@@ -96,6 +104,30 @@ def run(name, train, val, test, labels, hparams, store, out) -> tuple[object, fl
     return result, total
 
 
+def softmax_outputs(result, variant: str, examples: list[Example]) -> np.ndarray:
+    """The written file's output for every example, in LiteRT, prepared exactly as a phone would."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from training.ml import preprocess_for_inference
+    from training.ml.data import load_rgb
+
+    interpreter = Interpreter(model_path=str(result.variants[variant].path), num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    spec = result.input_specs[variant]
+    rows = []
+    for example in examples:
+        pixels = np.asarray(load_rgb(example.path), dtype=np.uint8)
+        interpreter.set_tensor(inp["index"], preprocess_for_inference(pixels, spec))
+        interpreter.invoke()
+        rows.append(np.asarray(interpreter.get_tensor(out["index"])[0], dtype=np.float64))
+    return np.stack(rows)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def parse_value(old, text: str):
     if isinstance(old, bool):
         return text.lower() in ("1", "true", "yes")
@@ -113,6 +145,8 @@ def main() -> None:
     parser.add_argument("--variants", default="float32,float16,dynamic,int8")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-incremental", action="store_true", help="one night on all photos instead of two")
+    parser.add_argument("--ensemble", type=int, default=3,
+                        help="models averaged for the ensemble ceiling (the final night's and N-1 other seeds; 1: none)")
     parser.add_argument("--feature-cache", type=Path, default=None,
                         help="experiments: keep features on disk between invocations (the incremental figures then mean nothing)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override an HParams field")
@@ -150,25 +184,46 @@ def main() -> None:
                                  store, out)
         final, final_total = run("night 2: the other 30 % arrived", train, val, test, labels, hparams, store, out)
 
-    print("\n== summary (accuracy of the written .tflite files in LiteRT on held-out photos)")
+    ceiling = None
     f32 = final.variants.get("float32")
-    if baseline is not None and f32 is not None:
-        base_acc = baseline.variants["float32"].accuracy
-        print(f"baseline linear head top-1 {base_acc:.4f}; this float32 top-1 {f32.accuracy:.4f}; "
-              f"ratio {f32.accuracy / base_acc:.3f} (+{100 * (f32.accuracy - base_acc):.1f} points)")
+    if f32 is not None and args.ensemble > 1:
+        members = [final]
+        for extra in range(1, args.ensemble):
+            seeded = dataclasses.replace(hparams, seed=hparams.seed + extra, variants=("float32",))
+            member, _ = run(f"ensemble member {extra + 1}: seed {seeded.seed}", train, val, test, labels, seeded,
+                            MemoryFeatureStore(), out)
+            members.append(member)
+        mean = sum(softmax_outputs(m, "float32", test) for m in members) / len(members)
+        truth = np.array([e.label_index for e in test])
+        ceiling = float((mean.argmax(axis=1) == truth).mean())
+
+    print("\n== summary (accuracy of the written .tflite files in LiteRT on held-out photos)")
+    if f32 is not None:
+        beside = []
+        if baseline is not None:
+            base_acc = baseline.variants["float32"].accuracy
+            beside.append(f"linear-head baseline {base_acc:.4f} (ratio {f32.accuracy / base_acc:.3f})")
+        if ceiling is not None:
+            beside.append(f"ensemble ceiling of {args.ensemble} seeds {ceiling:.4f}")
+        print(f"float32 top-1 {f32.accuracy:.4f} (target >= 0.735: {verdict(f32.accuracy >= 0.735)})"
+              + (f"; {'; '.join(beside)}" if beside else ""))
     if f32 is not None and "int8" in final.variants:
         i8 = final.variants["int8"]
         drop = 100 * (f32.accuracy - i8.accuracy)
-        print(f"int8 top-1 {i8.accuracy:.4f}: drop from float32 {drop:+.2f} points (negative = int8 better; target <= 1.0)")
-        print(f"int8 size {i8.size_bytes} B = {100 * i8.size_bytes / f32.size_bytes:.1f} % of float32's {f32.size_bytes} B (target <= 30 %)")
+        print(f"int8 top-1 {i8.accuracy:.4f}: drop from float32 {drop:+.2f} points "
+              f"(negative = int8 better; target <= 1.0: {verdict(drop <= 1.0)})")
+        share = 100 * i8.size_bytes / f32.size_bytes
+        print(f"int8 size {i8.size_bytes} B = {share:.1f} % of float32's {f32.size_bytes} B, metadata included "
+              f"(target <= 32 %: {verdict(share <= 32.0)})")
     if first is not None:
         a, b = first.phase_seconds["features"], final.phase_seconds["features"]
         ca, cb = first.phase_cpu_seconds["features"], final.phase_cpu_seconds["features"]
-        print(f"feature phase: night 1 {a:.1f} s, night 2 {b:.1f} s = {100 * b / a:.1f} % of night 1 wall time; "
-              f"CPU {ca:.1f} s -> {cb:.1f} s = {100 * cb / ca:.1f} % (target <= 40 %)")
-        print(f"night 1 computed {first.feature_stats['computed']}; night 2 computed {final.feature_stats['computed']}, "
-              f"reused {final.feature_stats['reused']}: new photos are "
-              f"{100 * final.feature_stats['computed'] / first.feature_stats['computed']:.1f} % of night 1's")
+        n1, n2 = first.feature_stats["computed"], final.feature_stats["computed"]
+        per1, per2 = ca / n1, cb / max(n2, 1)
+        print(f"feature phase: night 1 {a:.1f} s wall, {ca:.1f} s CPU for {n1} photos ({1000 * per1:.1f} ms CPU per photo); "
+              f"night 2 {b:.1f} s wall, {cb:.1f} s CPU for {n2} new photos ({1000 * per2:.1f} ms CPU per photo), "
+              f"{final.feature_stats['reused']} reused")
+        print(f"feature cost per new photo, night 2 / night 1: {per2 / per1:.2f}x (target <= 1.1x: {verdict(per2 / per1 <= 1.1)})")
         print(f"night 1 total {first_total:.1f} s; night 2 total {final_total:.1f} s")
     else:
         print(f"whole night on {len(examples)} photos: {final_total:.1f} s (target <= 600 s)")
