@@ -36,6 +36,18 @@ class Label(models.Model):
         return self.production_target or settings.LABEL_PRODUCTION_TARGET
 
 
+def public_name_for(user_id: int, *, display_name: str | None = None, consent_public_credit: bool | None = False) -> str:
+    """The one rule for the name public pages show: the display name only with consent to public
+    credit, else "Volunteer #<user id>" (also for an account without a volunteer profile).
+
+    The user id, as in leaderboard rows' `volunteer_id`: one number per person everywhere. Takes plain
+    values so that code reading joined columns (leaderboards, raw SQL) applies the same rule.
+    """
+    if consent_public_credit and display_name is not None:
+        return display_name
+    return f"Volunteer #{user_id}"
+
+
 class Volunteer(models.Model):
     """The volunteer side of a Django user: consents and public identity."""
 
@@ -56,12 +68,9 @@ class Volunteer(models.Model):
 
     @property
     def public_name(self) -> str:
-        """What public pages show: the display name only with consent, else "Volunteer #<user id>".
-
-        The user id, as in leaderboard rows' `volunteer_id` and for accounts without a profile: one
-        number per person everywhere.
-        """
-        return self.display_name if self.consent_public_credit else f"Volunteer #{self.user_id}"
+        """What public pages show (see public_name_for)."""
+        return public_name_for(self.user_id, display_name=self.display_name,
+                               consent_public_credit=self.consent_public_credit)
 
 
 class PhotoStatus(models.TextChoices):
