@@ -23,8 +23,8 @@ from django.utils.html import format_html, format_html_join
 
 from collector import services
 from collector.admin_base import ReadOnlyAdmin, ReadOnlyMixin
-from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, StorageSweep, Volunteer
-from config.errors import ApiError
+from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, StorageSweep, Volunteer, photo_thumbnail_url
+from config.domain_errors import DomainError
 
 REVIEW_PERMISSION = "collector.review_photo"
 LIST_THUMB_PX = 200  # the list: large enough to judge focus and subject
@@ -35,16 +35,11 @@ def is_reviewer(user) -> bool:
     return bool(user.is_active and user.is_staff and user.has_perm(REVIEW_PERMISSION))
 
 
-def thumbnail_url(photo_id: int) -> str:
-    # The API's thumbnail view checks the permission itself (owner, reviewers, public photos).
-    return reverse("photo-thumbnail", kwargs={"photo_id": photo_id})
-
-
 def _thumb(photo_id: int, px: int):
     return format_html(
         '<img src="{}" alt="Photo {}" loading="lazy" class="crowdlens-thumb" '
         'style="max-width:{}px;max-height:{}px;object-fit:contain;background:#eee">',
-        thumbnail_url(photo_id), photo_id, px, px,
+        photo_thumbnail_url(photo_id), photo_id, px, px,
     )
 
 
@@ -303,13 +298,13 @@ class PhotoAdmin(admin.ModelAdmin):
                 reviewer = is_reviewer(request.user)
                 extra_context["review"] = {
                     "photo": photo,
-                    "image_url": thumbnail_url(photo.pk),
+                    "image_url": photo.thumbnail_url,
                     "image_px": PAGE_THUMB_PX,
-                    "original_url": thumbnail_url(photo.near_duplicate_of_id) if photo.near_duplicate_of_id else "",
-                    "can_review": reviewer and photo.volunteer_id != request.user.pk
+                    "original_url": photo_thumbnail_url(photo.near_duplicate_of_id) if photo.near_duplicate_of_id else "",
+                    "can_review": reviewer and not photo.is_owned_by(request.user)
                     and photo.status != PhotoStatus.WITHDRAWN,
                     "is_reviewer": reviewer,
-                    "own": photo.volunteer_id is not None and photo.volunteer_id == request.user.pk,
+                    "own": photo.is_owned_by(request.user),
                     "form": DecisionForm(initial={"label": photo.label.slug, "next": True}),
                     "decide_url": reverse("admin:collector_photo_decide", args=[photo.pk]),
                     "changelist_filters": request.GET.get("_changelist_filters", ""),
@@ -350,8 +345,8 @@ class PhotoAdmin(admin.ModelAdmin):
                 if new_label:
                     done += f", relabelled as {new_label}"
                 done += "."
-        except ApiError as exc:
-            self.message_user(request, f"Photo #{photo.pk}: {exc.detail}", messages.ERROR)
+        except DomainError as exc:
+            self.message_user(request, f"Photo #{photo.pk}: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(here)
         self.message_user(request, done, messages.SUCCESS)
         if data.get("next"):
@@ -382,17 +377,17 @@ class PhotoAdmin(admin.ModelAdmin):
     def _decide_many(self, request, queryset, *, verb: str, decide) -> None:
         """Apply decide(photo_id) to each selected photo, one transaction each; skip own photos."""
         done, own, unchanged, failed = 0, 0, 0, []
-        for photo_id, volunteer_id in queryset.order_by("created_at", "id").values_list("pk", "volunteer_id"):
-            if volunteer_id is not None and volunteer_id == request.user.pk:
+        for photo in queryset.select_related(None).order_by("created_at", "id").only("pk", "volunteer_id"):
+            if photo.is_owned_by(request.user):
                 own += 1
                 continue
             try:
-                if decide(photo_id) is False:
+                if decide(photo.pk) is False:
                     unchanged += 1
                 else:
                     done += 1
-            except ApiError as exc:
-                failed.append(f"#{photo_id}: {exc.detail}")
+            except DomainError as exc:
+                failed.append(f"#{photo.pk}: {exc.message}")
         if done:
             self.message_user(request, f"{done} photo{'s' if done != 1 else ''} {verb}.", messages.SUCCESS)
         if unchanged:
@@ -456,11 +451,10 @@ class PhotoAdmin(admin.ModelAdmin):
             "form": form,
             "action": action,
             "button": button,
-            "photos": [(p, thumbnail_url(p.pk), p.volunteer_id is not None and p.volunteer_id == request.user.pk)
-                       for p in photos[:shown]],
+            "photos": [(p, p.thumbnail_url, p.is_owned_by(request.user)) for p in photos[:shown]],
             "more": max(0, len(photos) - shown),
             "selected_ids": [p.pk for p in photos],
-            "own_count": sum(1 for p in photos if p.volunteer_id is not None and p.volunteer_id == request.user.pk),
+            "own_count": sum(1 for p in photos if p.is_owned_by(request.user)),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "thumb_px": 120,
         }

@@ -4,6 +4,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.urls import reverse
+
+from config.domain_errors import NotFound
 
 
 class Label(models.Model):
@@ -88,6 +91,23 @@ class RejectionReason(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class PhotoQuerySet(models.QuerySet):
+    def lock_or_404(self, pk) -> Photo:
+        """The photo, locked for the rest of the transaction (select_for_update), or the domain NotFound.
+
+        Call inside ``transaction.atomic()``: every change to a photo (review, relabel, votes, features)
+        takes this lock first, so two changes to one photo never interleave."""
+        photo = self.select_for_update().filter(pk=pk).first()
+        if photo is None:
+            raise NotFound("Not found.")
+        return photo
+
+
+def photo_thumbnail_url(photo_id: int) -> str:
+    """The thumbnail's path (the API view checks who may see it: owner, reviewers, anyone once public)."""
+    return reverse("photo-thumbnail", kwargs={"photo_id": photo_id})
+
+
 class Photo(models.Model):
     volunteer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="photos"
@@ -140,6 +160,8 @@ class Photo(models.Model):
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
 
+    objects = PhotoQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("review_photo", "Can approve, reject and relabel photos")]
@@ -161,6 +183,14 @@ class Photo(models.Model):
 
     def __str__(self) -> str:
         return f"Photo {self.pk} ({self.label_id}, {self.status})"
+
+    def is_owned_by(self, user) -> bool:
+        """Whether ``user`` took this photo (never true for a withdrawn photo, whose owner is gone)."""
+        return self.volunteer_id is not None and self.volunteer_id == getattr(user, "pk", None)
+
+    @property
+    def thumbnail_url(self) -> str:
+        return photo_thumbnail_url(self.pk)
 
     @property
     def storage_keys(self) -> list[str]:

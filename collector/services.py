@@ -19,7 +19,7 @@ from collector import storage
 from collector.lib import images
 from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, Volunteer
 from collector.signals import photo_created, photo_status_changed, photo_upload_validating
-from config.errors import ApiError
+from config.domain_errors import Conflict, Forbidden, Invalid, TooLarge, Unprocessable, Unsupported
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -37,11 +37,11 @@ def volunteer_register(
     consent_public_credit: bool = False,
 ) -> tuple[Volunteer, Token]:
     if not consent_training:
-        raise ApiError(400, "invalid", "Consent to use the photos for training is required.",
-                       {"consent_training": ["Must be true."]})
+        raise Invalid("Consent to use the photos for training is required.",
+                      fields={"consent_training": ["Must be true."]})
     with transaction.atomic():
         if User.objects.filter(username__iexact=display_name).exists():
-            raise ApiError(400, "invalid", "That display name is taken.", {"display_name": ["Already taken."]})
+            raise Invalid("That display name is taken.", fields={"display_name": ["Already taken."]})
         try:
             user = User.objects.create_user(username=display_name, email=email or "", password=password or None)
             if not password:
@@ -54,7 +54,7 @@ def volunteer_register(
                 consent_public_credit=consent_public_credit,
             )
         except IntegrityError:
-            raise ApiError(400, "invalid", "That display name is taken.", {"display_name": ["Already taken."]}) from None
+            raise Invalid("That display name is taken.", fields={"display_name": ["Already taken."]}) from None
         token = Token.objects.create(user=user)
     return volunteer, token
 
@@ -75,7 +75,7 @@ def volunteer_delete(*, user) -> int:
 
     Returns the number of photos withdrawn. Deleting the user any other way
     (Django's user admin, a shell) does the same through the pre_delete
-    receiver in collector.apps, so no path leaves a deleted volunteer's photos
+    receiver in collector.receivers, so no path leaves a deleted volunteer's photos
     in datasets or their files in storage.
     """
     with transaction.atomic():
@@ -172,7 +172,8 @@ def labels_import(*, text: str) -> LabelImportResult:
 
 # --- photos ---------------------------------------------------------------
 
-_IMAGE_ERROR_STATUS = {"unsupported": 415, "too_many_pixels": 413, "corrupt": 422}
+# collector.lib.images names what is wrong with an image; each name is one domain kind.
+_IMAGE_ERROR_KIND = {"unsupported": Unsupported, "too_many_pixels": TooLarge, "corrupt": Unprocessable}
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,8 @@ def photo_create(
 
     label = Label.objects.filter(slug=label_slug).first()
     if label is None or not label.active:
-        raise ApiError(422, "unknown_label", f"There is no active label {label_slug!r}.", {"label": ["Unknown or inactive label."]})
+        raise Unprocessable(f"There is no active label {label_slug!r}.", code="unknown_label",
+                            fields={"label": ["Unknown or inactive label."]})
     photo_upload_validating.send(sender=Photo, user=user, label=label, challenge_id=challenge_id, now=timezone.now())
 
     try:
@@ -223,7 +225,7 @@ def photo_create(
             sha256=sha256,
         )
     except images.ImageError as exc:
-        raise ApiError(_IMAGE_ERROR_STATUS[exc.code], exc.code, exc.message, {"image": [exc.message]}) from None
+        raise _IMAGE_ERROR_KIND[exc.code](exc.message, code=exc.code, fields={"image": [exc.message]}) from None
 
     prefix = storage.new_photo_prefix()
     ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}[processed.source_format]
@@ -304,10 +306,9 @@ def _photo_existing(*, user, sha256: str, idempotency_key: str | None) -> Photo 
         keyed = Photo.objects.filter(volunteer=user, idempotency_key=idempotency_key).first()
         if keyed is not None:
             if keyed.sha256 != sha256:
-                raise ApiError(
-                    422, "idempotency_key_reused",
-                    "This Idempotency-Key was already used for a different image.",
-                    {"Idempotency-Key": ["Already used with other bytes."]},
+                raise Unprocessable(
+                    "This Idempotency-Key was already used for a different image.", code="idempotency_key_reused",
+                    fields={"Idempotency-Key": ["Already used with other bytes."]},
                 )
             return keyed
     return Photo.objects.filter(volunteer=user, sha256=sha256).first()
@@ -336,24 +337,25 @@ def _near_duplicate(phash: int, bands: tuple[int, int, int, int]) -> Photo | Non
 # --- review ---------------------------------------------------------------
 
 
+_OWN_PHOTO = "Reviewers never review their own photos."
+
+
 def photo_review(*, photo_id: int, reviewer, decision: str, reason: str = "", label_slug: str | None = None,
                  note: str = "") -> Photo:
     """Approve or reject one photo (optionally relabelling it), recording who and when."""
     if decision not in ("approve", "reject"):
-        raise ApiError(400, "invalid", "decision must be approve or reject.", {"decision": ["approve or reject"]})
+        raise Invalid("decision must be approve or reject.", fields={"decision": ["approve or reject"]})
     status = PhotoStatus.APPROVED if decision == "approve" else PhotoStatus.REJECTED
     if status == PhotoStatus.REJECTED and reason not in RejectionReason.values:
-        raise ApiError(400, "invalid", "A rejection needs a reason: " + ", ".join(RejectionReason.values) + ".",
-                       {"reason": ["Required when rejecting."]})
+        raise Invalid("A rejection needs a reason: " + ", ".join(RejectionReason.values) + ".",
+                      fields={"reason": ["Required when rejecting."]})
     label = None
     if label_slug:
         label = Label.objects.filter(slug=label_slug).first()
         if label is None:
-            raise ApiError(400, "invalid", f"There is no label {label_slug!r}.", {"label": ["Unknown label."]})
+            raise Invalid(f"There is no label {label_slug!r}.", fields={"label": ["Unknown label."]})
     with transaction.atomic():
-        photo = Photo.objects.select_for_update().filter(pk=photo_id).first()
-        if photo is None:
-            raise ApiError(404, "not_found", "Not found.")
+        photo = Photo.objects.lock_or_404(photo_id)
         _photo_decide(photo=photo, reviewer=reviewer, decision=status, reason=reason, label=label, note=note)
     return photo
 
@@ -362,9 +364,9 @@ def _photo_decide(*, photo: Photo, reviewer, decision: str, reason: str, label: 
                   allow_own: bool = False) -> None:
     """Assumes the caller holds the row lock (select_for_update) or just created the row."""
     if photo.status == PhotoStatus.WITHDRAWN:
-        raise ApiError(409, "withdrawn", "This photo was withdrawn by its volunteer.")
-    if not allow_own and photo.volunteer_id is not None and photo.volunteer_id == reviewer.pk:
-        raise ApiError(403, "own_photo", "Reviewers never review their own photos.")
+        raise Conflict("This photo was withdrawn by its volunteer.", code="withdrawn")
+    if not allow_own and photo.is_owned_by(reviewer):
+        raise Forbidden(_OWN_PHOTO, code="own_photo")
     old_status, old_label_id = photo.status, photo.label_id
     now = timezone.now()
     photo.status = decision
@@ -394,13 +396,11 @@ def photo_relabel(*, photo_id: int, reviewer, label_slug: str) -> Photo:
     """Change the label and keep the status (pending stays pending, approved stays approved)."""
     label = Label.objects.filter(slug=label_slug).first()
     if label is None:
-        raise ApiError(400, "invalid", f"There is no label {label_slug!r}.", {"label": ["Unknown label."]})
+        raise Invalid(f"There is no label {label_slug!r}.", fields={"label": ["Unknown label."]})
     with transaction.atomic():
-        photo = Photo.objects.select_for_update().filter(pk=photo_id).first()
-        if photo is None:
-            raise ApiError(404, "not_found", "Not found.")
-        if photo.volunteer_id is not None and photo.volunteer_id == reviewer.pk:
-            raise ApiError(403, "own_photo", "Reviewers never review their own photos.")
+        photo = Photo.objects.lock_or_404(photo_id)
+        if photo.is_owned_by(reviewer):
+            raise Forbidden(_OWN_PHOTO, code="own_photo")
         old_label_id = photo.label_id
         if old_label_id == label.pk:
             return photo
