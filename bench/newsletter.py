@@ -10,7 +10,7 @@ process on 127.0.0.1 (a free port).
   over one connection (smtplib's sendmail on Django's connection): the cost of
   SMTP alone. Rounds alternate baseline and edition (--rounds, default 3) and
   the median ratio is reported, so that a busy machine slows both alike.
-- edition: ``newsletter.services.edition_send`` for real: claims in batches,
+- edition: ``newsletter.delivery.edition_send`` for real: claims in batches,
   per-message personalisation (unsubscribe token, MIME building), one SMTP
   connection, each delivery marked sent in the database.
 - rendering: the per-message cost of building the message bytes without sending.
@@ -103,7 +103,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from newsletter import emails, services
+    from newsletter import delivery, emails, services
     from newsletter.models import Delivery, Edition, Subscriber
 
     call_command("migrate", verbosity=0)
@@ -172,7 +172,7 @@ def main() -> None:
             profile = cProfile.Profile()
             profile.enable()
         t0, c0 = time.perf_counter(), time.process_time()
-        result = services.edition_send(edition_id=copy.pk, max_wait=0)
+        result = delivery.edition_send(edition_id=copy.pk, max_wait=0)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         if profile is not None:
             import pstats

@@ -33,7 +33,8 @@ from challenges import services as challenge_services
 from collector import selectors as collector_selectors
 from collector.apis import UploadThrottle
 from collector import services as collector_services
-from config.errors import ApiError
+from config.domain_errors import DomainError
+from config.errors import ApiError, api_error_from
 
 # --- helpers ----------------------------------------------------------------
 
@@ -251,7 +252,8 @@ def signup(request):
     if request.method == "POST" and form.is_valid():
         try:
             volunteer, _token = collector_services.volunteer_register(**form.cleaned_data)
-        except ApiError as exc:
+        except DomainError as domain_exc:  # collector's services raise domain errors (issue 9)
+            exc = api_error_from(domain_exc)
             for field, errors in (exc.fields or {}).items():
                 for error in errors:
                     form.add_error(field if field in form.fields else None, error)
@@ -359,7 +361,8 @@ def _capture_post(request, challenge):
             user=request.user, image_file=image, label_slug=label_slug, challenge_id=challenge_id,
             idempotency_key=key[:128] if key else None,
         )
-    except ApiError as exc:
+    except (ApiError, DomainError) as exc:  # domain errors from collector, ApiError from challenges' receiver
+        exc = api_error_from(exc) if isinstance(exc, DomainError) else exc
         return None, _api_error_message(exc), exc.status_code
     return result, None, 201 if result.created else 200
 

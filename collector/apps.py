@@ -6,14 +6,11 @@ class CollectorConfig(AppConfig):
     verbose_name = "Photo collection"
 
     def ready(self):
+        # Receivers are connected here, explicitly, never by @receiver at import (docs/decisions.md).
         from django.contrib.auth import get_user_model
         from django.db.models.signals import pre_delete
 
-        pre_delete.connect(_withdraw_photos_before_user_delete, sender=get_user_model(),
+        from collector import receivers
+
+        pre_delete.connect(receivers.withdraw_photos_before_user_delete, sender=get_user_model(),
                            dispatch_uid="collector-withdraw-photos")
-
-
-def _withdraw_photos_before_user_delete(sender, instance, **kwargs):
-    from collector.services import photos_withdraw_for_user
-
-    photos_withdraw_for_user(user=instance, notify=False)

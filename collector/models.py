@@ -4,6 +4,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.urls import reverse
+
+from config.domain_errors import NotFound
 
 
 class Label(models.Model):
@@ -36,6 +39,18 @@ class Label(models.Model):
         return self.production_target or settings.LABEL_PRODUCTION_TARGET
 
 
+def public_name_for(user_id: int, *, display_name: str | None = None, consent_public_credit: bool | None = False) -> str:
+    """The one rule for the name public pages show: the display name only with consent to public
+    credit, else "Volunteer #<user id>" (also for an account without a volunteer profile).
+
+    The user id, as in leaderboard rows' `volunteer_id`: one number per person everywhere. Takes plain
+    values so that code reading joined columns (leaderboards, raw SQL) applies the same rule.
+    """
+    if consent_public_credit and display_name is not None:
+        return display_name
+    return f"Volunteer #{user_id}"
+
+
 class Volunteer(models.Model):
     """The volunteer side of a Django user: consents and public identity."""
 
@@ -56,12 +71,9 @@ class Volunteer(models.Model):
 
     @property
     def public_name(self) -> str:
-        """What public pages show: the display name only with consent, else "Volunteer #<user id>".
-
-        The user id, as in leaderboard rows' `volunteer_id` and for accounts without a profile: one
-        number per person everywhere.
-        """
-        return self.display_name if self.consent_public_credit else f"Volunteer #{self.user_id}"
+        """What public pages show (see public_name_for)."""
+        return public_name_for(self.user_id, display_name=self.display_name,
+                               consent_public_credit=self.consent_public_credit)
 
 
 class PhotoStatus(models.TextChoices):
@@ -77,6 +89,23 @@ class RejectionReason(models.TextChoices):
     DUPLICATE = "duplicate", "Duplicate"
     INAPPROPRIATE = "inappropriate", "Inappropriate"
     OTHER = "other", "Other"
+
+
+class PhotoQuerySet(models.QuerySet):
+    def lock_or_404(self, pk) -> Photo:
+        """The photo, locked for the rest of the transaction (select_for_update), or the domain NotFound.
+
+        Call inside ``transaction.atomic()``: every change to a photo (review, relabel, votes, features)
+        takes this lock first, so two changes to one photo never interleave."""
+        photo = self.select_for_update().filter(pk=pk).first()
+        if photo is None:
+            raise NotFound("Not found.")
+        return photo
+
+
+def photo_thumbnail_url(photo_id: int) -> str:
+    """The thumbnail's path (the API view checks who may see it: owner, reviewers, anyone once public)."""
+    return reverse("photo-thumbnail", kwargs={"photo_id": photo_id})
 
 
 class Photo(models.Model):
@@ -131,6 +160,8 @@ class Photo(models.Model):
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
 
+    objects = PhotoQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("review_photo", "Can approve, reject and relabel photos")]
@@ -152,6 +183,14 @@ class Photo(models.Model):
 
     def __str__(self) -> str:
         return f"Photo {self.pk} ({self.label_id}, {self.status})"
+
+    def is_owned_by(self, user) -> bool:
+        """Whether ``user`` took this photo (never true for a withdrawn photo, whose owner is gone)."""
+        return self.volunteer_id is not None and self.volunteer_id == getattr(user, "pk", None)
+
+    @property
+    def thumbnail_url(self) -> str:
+        return photo_thumbnail_url(self.pk)
 
     @property
     def storage_keys(self) -> list[str]:

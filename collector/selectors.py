@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 
 from collector.models import Label, Photo, PhotoStatus, Volunteer
+from collector.models import photo_thumbnail_url  # noqa: F401  (the one thumbnail URL rule, for other apps)
 
 
 def label_list_active() -> QuerySet[Label]:
@@ -36,7 +37,7 @@ def photo_is_public(photo: Photo) -> bool:
 
 
 def photo_can_view(*, user, photo: Photo) -> bool:
-    if user.is_authenticated and (photo.volunteer_id == user.pk or user.has_perm("collector.review_photo")):
+    if user.is_authenticated and (photo.is_owned_by(user) or user.has_perm("collector.review_photo")):
         return True
     return photo_is_public(photo)
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.urls import reverse
 from rest_framework import serializers
 
 from collector.models import Label, Photo, PhotoStatus, RejectionReason
@@ -116,7 +115,7 @@ class PhotoOutput(serializers.ModelSerializer):
                   "created_at", "challenge", "rejection_reason", "reviewed_at", "captured_at"]
 
     def get_thumbnail_url(self, photo) -> str:
-        path = reverse("photo-thumbnail", kwargs={"photo_id": photo.pk})
+        path = photo.thumbnail_url
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
 

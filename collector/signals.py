@@ -2,12 +2,14 @@
 
 All three are sent inside the database transaction that makes the change, so
 a receiver's writes (points, for example) commit or roll back with it.
+Receiving apps connect to them in their AppConfig.ready (docs/decisions.md).
 """
 
 from django.dispatch import Signal
 
 # Before anything is stored. kwargs: user, label, challenge_id (int or None), now.
-# A receiver refuses the upload by raising config.errors.ApiError (422).
+# A receiver refuses the upload by raising a config.domain_errors kind (Unprocessable,
+# with its own code); the API maps it to a status, pages show its message.
 photo_upload_validating = Signal()
 
 # A new photo row exists. kwargs: photo.

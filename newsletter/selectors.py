@@ -193,7 +193,7 @@ def edition_previous(*, before: datetime) -> Edition | None:
 
 
 def thumbnail_url(photo_id: int) -> str:
-    return settings.SITE_URL + reverse("photo-thumbnail", kwargs={"photo_id": photo_id})
+    return settings.SITE_URL + collector_selectors.photo_thumbnail_url(photo_id)
 
 
 def edition_render_context(edition: Edition) -> dict:

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from rest_framework.throttling import ScopedRateThrottle
 
-from config.errors import ApiError
+from config.domain_errors import DomainError
 from newsletter import emails, selectors, services, tokens
 
 
@@ -33,8 +33,8 @@ def subscribe_page(request):
         try:
             services.subscriber_subscribe(email=email, user=request.user)
             context["done"] = True
-        except ApiError as exc:
-            context.update(email=email, error=str(exc.detail))
+        except DomainError as exc:
+            context.update(email=email, error=exc.message)
     elif request.user.is_authenticated:
         context["email"] = request.user.email
     return render(request, "newsletter/pages/subscribe.html", context, status=400 if context["error"] else 200)

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from collector.models import PhotoStatus
-from newsletter import services
+from newsletter import delivery
 from newsletter.models import Edition
 from tests.factories import image_bytes, make_photo, make_volunteer
 from tests.newsletter.conftest import make_edition, make_subscriber, parts
@@ -47,7 +47,7 @@ class TestEditionAdmin:
         assert response.status_code == 302
         edition.refresh_from_db()
         assert edition.introduction == "Welcome, new readers!" and edition.subject == "A better subject"
-        services.edition_send(edition_id=edition.pk)
+        delivery.edition_send(edition_id=edition.pk)
         text, html = parts(smtp.messages[0])
         assert "Welcome, new readers!" in text and "Welcome, new readers!" in html
         assert smtp.messages[0]["Subject"] == "A better subject"
@@ -95,7 +95,7 @@ class TestEditionAdmin:
         gone = make_subscriber("gone@example.org")
         smtp.refuse_permanently.add(gone.email)
         edition = make_edition()
-        services.edition_send(edition_id=edition.pk)
+        delivery.edition_send(edition_id=edition.pk)
 
         page = staff.get("/admin/newsletter/edition/").content.decode()
 
@@ -118,7 +118,7 @@ class TestListsInTheAdmin:
         make_subscriber("ok@example.org")
         bad = make_subscriber("bounce@example.org")
         smtp.refuse_permanently.add(bad.email)
-        services.edition_send(edition_id=make_edition().pk)
+        delivery.edition_send(edition_id=make_edition().pk)
 
         subscribers = staff.get("/admin/newsletter/subscriber/?q=bounce").content.decode()
         deliveries = staff.get("/admin/newsletter/delivery/?status__exact=failed").content.decode()

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from newsletter import services
+from newsletter import delivery
 from tests.newsletter.conftest import make_edition, make_subscriber, parts
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ class TestArchivePages:
     def test_it_lists_sent_editions_and_shows_each_without_a_personal_link(self, smtp):
         make_subscriber("reader@example.org")
         sent = make_edition(introduction="Sent one")
-        services.edition_send(edition_id=sent.pk)
+        delivery.edition_send(edition_id=sent.pk)
         client = Client()
 
         index = client.get("/newsletter/archive/")
@@ -39,7 +39,7 @@ class TestArchivePages:
 class TestEditionApi:
     def test_it_lists_and_shows_sent_editions_only(self, smtp):
         sent = make_edition()
-        services.edition_send(edition_id=sent.pk)
+        delivery.edition_send(edition_id=sent.pk)
         from newsletter.models import Edition
 
         waiting = Edition.objects.create(period_start=sent.period_end, period_end=sent.period_end.replace(year=2100),

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from collector.models import PhotoStatus
-from newsletter import services
+from newsletter import delivery
 from newsletter.models import Subscriber
 from tests.factories import image_bytes, make_photo, make_volunteer
 from tests.newsletter.conftest import links, make_edition, parts
@@ -44,7 +44,7 @@ class TestNewsletterInTheBrowser:
         assert Subscriber.objects.get().status == "confirmed"
 
         edition = make_edition(introduction="Seen in a browser", scheduled_for=timezone.now())
-        services.edition_send(edition_id=edition.pk)
+        delivery.edition_send(edition_id=edition.pk)
         message = smtp.to("browser@example.org")[-1]
         archive = re.search(r'href="([^"]+/newsletter/archive/\d+/)"', parts(message)[1]).group(1)
 

@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from collector.models import PhotoStatus
-from newsletter import services
+from newsletter import delivery, services
 from newsletter.models import Delivery, Edition, Subscriber
 from tests.factories import image_bytes, make_label, make_photo, make_volunteer
 from tests.newsletter.conftest import make_edition, make_subscriber, parts
@@ -45,7 +45,7 @@ class TestEditionMessage:
         reader = make_subscriber("reader@example.org")
         edition = make_edition(introduction="Hello from the team.")
 
-        result = services.edition_send(edition_id=edition.pk)
+        result = delivery.edition_send(edition_id=edition.pk)
 
         assert result.finished and result.sent == 1
         assert smtp.recipients() == ["reader@example.org"]
@@ -76,7 +76,7 @@ class TestEditionMessage:
         reader = make_subscriber("leaver@example.org")
         other = make_subscriber("stayer@example.org")
         edition = make_edition()
-        services.edition_send(edition_id=edition.pk)
+        delivery.edition_send(edition_id=edition.pk)
         url = _one_click_url(smtp.to("leaver@example.org")[0])
 
         # What Gmail or Yahoo do: POST the RFC 8058 body, no cookies, no CSRF token.
@@ -88,7 +88,7 @@ class TestEditionMessage:
         assert reader.status == "unsubscribed"
         later = Edition.objects.create(period_start=edition.period_end, period_end=edition.period_end + timedelta(days=7),
                                        subject="Next", content={}, status="scheduled", scheduled_for=timezone.now())
-        services.edition_send(edition_id=later.pk)
+        delivery.edition_send(edition_id=later.pk)
         assert [m["Subject"] for m in smtp.to("leaver@example.org")] == [edition.subject]
         assert [m["Subject"] for m in smtp.to(other.email)] == [edition.subject, "Next"]
 
@@ -97,7 +97,7 @@ class TestEditionMessage:
             make_subscriber()
         edition = make_edition()
 
-        services.edition_send(edition_id=edition.pk)
+        delivery.edition_send(edition_id=edition.pk)
 
         assert len(smtp.recipients()) == 12
         assert smtp.connections == 1
@@ -110,7 +110,7 @@ class TestEditionMessage:
         make_subscriber("leser@bücher.example")
         edition = make_edition()
 
-        result = services.edition_send(edition_id=edition.pk)
+        result = delivery.edition_send(edition_id=edition.pk)
 
         assert result.sent == 2
         assert sorted(smtp.recipients()) == ["leser@xn--bcher-kva.example", "plain@example.org"]
@@ -130,7 +130,7 @@ class TestEditionMessage:
         volunteer.consent_public_credit = False
         volunteer.save()
 
-        services.edition_send(edition_id=edition.pk)
+        delivery.edition_send(edition_id=edition.pk)
 
         text, html = parts(smtp.messages[0])
         assert "Changed" not in text + html and "<img" not in html
@@ -145,7 +145,7 @@ class TestOtherBackends:
         make_subscriber("b@example.org")
         edition = make_edition()
 
-        result = services.edition_send(edition_id=edition.pk)
+        result = delivery.edition_send(edition_id=edition.pk)
 
         assert result.finished and result.sent == 2
         assert sorted(m.to[0] for m in mailoutbox) == ["a@example.org", "b@example.org"]
@@ -163,20 +163,20 @@ class TestHeaderInjection:
         bad = make_subscriber("bad@example.org\r\nBcc: victim@example.org")
         edition = make_edition()
 
-        result = services.edition_send(edition_id=edition.pk)
+        result = delivery.edition_send(edition_id=edition.pk)
 
         assert result.finished and result.sent == 1 and result.failed == 1
         assert smtp.recipients() == ["good@example.org"]
         assert all("victim" not in str(m) for m in smtp.messages)
-        delivery = Delivery.objects.get(subscriber=bad)
-        assert delivery.status == "failed" and "\n" not in delivery.last_error
+        refused = Delivery.objects.get(subscriber=bad)
+        assert refused.status == "failed" and "\n" not in refused.last_error
         assert Delivery.objects.get(subscriber=good).status == "sent"
 
     def test_it_keeps_a_subject_with_crlf_on_one_line(self, smtp):
         make_subscriber("reader@example.org")
         edition = make_edition(subject="Weekly\r\nBcc: victim@example.org")
 
-        services.edition_send(edition_id=edition.pk)
+        delivery.edition_send(edition_id=edition.pk)
 
         assert smtp.recipients() == ["reader@example.org"]
         message = smtp.messages[0]
@@ -200,23 +200,23 @@ class TestFailures:
         smtp.refuse_temporarily["busy@example.org"] = 2
         edition = make_edition()
 
-        first = services.edition_send(edition_id=edition.pk, max_wait=0)
+        first = delivery.edition_send(edition_id=edition.pk, max_wait=0)
 
         assert first.sent == 1 and first.retry == 1 and not first.finished
         row = Delivery.objects.get(subscriber__email="busy@example.org")
         assert row.status == "retry" and row.attempts == 1 and "451" in row.last_error
         assert timedelta(seconds=55) < row.next_attempt_at - timezone.now() <= timedelta(seconds=60)
         # Nothing is due yet: a second run sends nothing.
-        assert services.edition_send(edition_id=edition.pk, max_wait=0).sent == 0
+        assert delivery.edition_send(edition_id=edition.pk, max_wait=0).sent == 0
 
         Delivery.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
-        second = services.edition_send(edition_id=edition.pk, max_wait=0)
+        second = delivery.edition_send(edition_id=edition.pk, max_wait=0)
         row.refresh_from_db()
         assert second.retry == 1 and row.attempts == 2
         assert row.next_attempt_at - timezone.now() > timedelta(seconds=115)  # doubled
 
         Delivery.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
-        third = services.edition_send(edition_id=edition.pk, max_wait=0)
+        third = delivery.edition_send(edition_id=edition.pk, max_wait=0)
 
         assert third.sent == 1 and third.finished
         assert sorted(smtp.recipients()) == ["busy@example.org", "ok@example.org"]
@@ -228,7 +228,7 @@ class TestFailures:
         smtp.refuse_temporarily["busy@example.org"] = 1
         edition = make_edition()
 
-        result = services.edition_send(edition_id=edition.pk, max_wait=5)
+        result = delivery.edition_send(edition_id=edition.pk, max_wait=5)
 
         assert result.finished and result.sent == 1 and result.retry == 1
         assert smtp.recipients() == ["busy@example.org"]
@@ -244,7 +244,7 @@ class TestFailures:
                 period_start=timezone.now() - timedelta(days=7 * (week + 1)),
                 period_end=timezone.now() - timedelta(days=7 * week), subject=f"Week {week}", content={},
                 status="scheduled", scheduled_for=timezone.now())
-            result = services.edition_send(edition_id=edition.pk)
+            result = delivery.edition_send(edition_id=edition.pk)
             assert result.finished
 
         gone.refresh_from_db()
@@ -261,7 +261,7 @@ class TestFailures:
         smtp.refuse_temporarily["busy@example.org"] = 10
         edition = make_edition()
 
-        result = services.edition_send(edition_id=edition.pk, max_wait=5)
+        result = delivery.edition_send(edition_id=edition.pk, max_wait=5)
 
         assert result.finished and result.failed == 1
         row = Delivery.objects.get()
@@ -274,14 +274,14 @@ class TestFailures:
         edition = make_edition()
         settings.EMAIL_PORT = _closed_port()
 
-        result = services.edition_send(edition_id=edition.pk)
+        result = delivery.edition_send(edition_id=edition.pk)
 
         assert not result.finished and "Cannot reach the mail server" in result.stopped
         assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
         assert Subscriber.objects.filter(failure_count__gt=0).count() == 0
 
         settings.EMAIL_PORT = smtp.port
-        assert services.edition_send(edition_id=edition.pk).sent == 3
+        assert delivery.edition_send(edition_id=edition.pk).sent == 3
 
 
 def _closed_port() -> int:
@@ -310,12 +310,12 @@ class TestResume:
                 raise Boom()
 
         with pytest.raises(Boom):
-            services.edition_send(edition_id=edition.pk, on_progress=die_after_seven)
+            delivery.edition_send(edition_id=edition.pk, on_progress=die_after_seven)
         assert len(smtp.recipients()) == 7
         assert Delivery.objects.filter(status="sent").count() == 7
         assert Delivery.objects.filter(status="claimed").count() == 0  # unattempted rows went back
 
-        result = services.edition_send(edition_id=edition.pk)
+        result = delivery.edition_send(edition_id=edition.pk)
 
         assert result.sent == 5 and result.finished
         assert sorted(smtp.recipients()) == sorted(r.email for r in readers)
@@ -324,15 +324,15 @@ class TestResume:
         settings.NEWSLETTER_CLAIM_LEASE_SECONDS = 60
         readers = [make_subscriber() for _ in range(4)]
         edition = make_edition()
-        services.edition_start_sending(edition_id=edition.pk)
-        dead = services.deliveries_claim(edition_id=edition.pk, claim="dead-sender", limit=2)
+        delivery.edition_start_sending(edition_id=edition.pk)
+        dead = delivery.deliveries_claim(edition_id=edition.pk, claim="dead-sender", limit=2)
         assert len(dead) == 2
 
-        first = services.edition_send(edition_id=edition.pk, max_wait=0)
+        first = delivery.edition_send(edition_id=edition.pk, max_wait=0)
         assert first.sent == 2 and not first.finished  # the dead sender's rows are still leased
 
         Delivery.objects.filter(claimed_by="dead-sender").update(claimed_at=timezone.now() - timedelta(seconds=61))
-        second = services.edition_send(edition_id=edition.pk, max_wait=0)
+        second = delivery.edition_send(edition_id=edition.pk, max_wait=0)
 
         assert second.sent == 2 and second.finished
         assert sorted(smtp.recipients()) == sorted(r.email for r in readers)
@@ -348,14 +348,14 @@ class TestResume:
             if len(progress) == 2:
                 services.edition_hold(edition_id=edition.pk)
 
-        held = services.edition_send(edition_id=edition.pk, on_progress=hold_after_two)
+        held = delivery.edition_send(edition_id=edition.pk, on_progress=hold_after_two)
         assert held.sent == 2 and held.stopped == "edition held"
-        assert services.edition_send(edition_id=edition.pk).sent == 0
+        assert delivery.edition_send(edition_id=edition.pk).sent == 0
 
         assert services.edition_release(edition_id=edition.pk)
         edition.refresh_from_db()
         assert edition.status == "sending"
-        assert services.edition_send(edition_id=edition.pk).sent == 4
+        assert delivery.edition_send(edition_id=edition.pk).sent == 4
         assert sorted(smtp.recipients()) == sorted(r.email for r in readers)
 
 
@@ -380,7 +380,7 @@ class TestConcurrentSenders:
         def sender():
             try:
                 start.wait()
-                results.append(services.edition_send(edition_id=edition.pk, max_wait=0))
+                results.append(delivery.edition_send(edition_id=edition.pk, max_wait=0))
             except Exception as exc:  # reported below
                 errors.append(exc)
             finally:
@@ -436,7 +436,7 @@ class TestKilledSender:
         smtp.stall_after = None
         settings.NEWSLETTER_CLAIM_LEASE_SECONDS = 2
         time.sleep(2.1)  # the dead sender's lease runs out
-        result = services.edition_send(edition_id=edition.pk, max_wait=0)
+        result = delivery.edition_send(edition_id=edition.pk, max_wait=0)
 
         assert result.finished and result.sent == 20
         assert sorted(smtp.recipients()) == sorted(r.email for r in readers)  # each exactly once

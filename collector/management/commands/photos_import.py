@@ -26,8 +26,7 @@ from django.utils.text import slugify
 
 from collector import services
 from collector.models import Label, PhotoStatus, Volunteer
-from config.domain_errors import StorageUnavailable
-from config.errors import ApiError
+from config.domain_errors import DomainError, StorageUnavailable
 from config.progress import progress_bar
 
 User = get_user_model()
@@ -94,8 +93,8 @@ class Command(BaseCommand):
                 bar.close()
                 self._report(imported, skipped, rejected, still_pending, approve)
                 raise CommandError(f"{exc.message} Stopped at {rel}; rerun to continue.") from None
-            except ApiError as exc:
-                rejected.append((rel, str(exc.detail)))
+            except DomainError as exc:  # refused by a rule (format, size, label...): the next file
+                rejected.append((rel, exc.message))
                 continue
             except OSError as exc:
                 rejected.append((rel, f"cannot read: {exc.strerror or exc}"))
@@ -123,8 +122,8 @@ class Command(BaseCommand):
             raise CommandError(f"No volunteer or user named {name!r}. Register one, or pass --create-volunteer.")
         try:
             profile, _ = services.volunteer_register(display_name=name, consent_training=True)
-        except ApiError as exc:
-            raise CommandError(f"Cannot create volunteer {name!r}: {exc.detail}") from None
+        except DomainError as exc:
+            raise CommandError(f"Cannot create volunteer {name!r}: {exc.message}") from None
         self.stdout.write(f"Created volunteer {profile.display_name} (no password: it only owns these photos).")
         return profile.user
 

@@ -12,7 +12,7 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 
 from config.progress import progress_bar
-from newsletter import selectors, services
+from newsletter import delivery, selectors, services
 from newsletter.models import Delivery, DeliveryStatus, Edition
 
 
@@ -56,7 +56,7 @@ class Command(BaseCommand):
             status__in=[DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED]).count()
         total = remaining or selectors.subscribers_confirmed().count()
         with progress_bar(total=total, desc=f"edition {edition_id}", unit="msg", disable=options["no_progress"]) as bar:
-            result = services.edition_send(
+            result = delivery.edition_send(
                 edition_id=edition_id,
                 on_progress=lambda outcome: bar.update(1),
                 should_stop=lambda: self.stopping,

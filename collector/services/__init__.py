@@ -1,0 +1,27 @@
+"""Writes of the collector app, one module per concept (volunteers, labels, photos, review).
+
+Callers import this package (``from collector import services``); each name
+below is defined in exactly one of its modules.
+"""
+
+from collector.services.labels import LabelImportResult, labels_import
+from collector.services.photos import PhotoCreateResult, photo_create
+from collector.services.review import (
+    REVIEWER_PERMISSIONS,
+    REVIEWERS_GROUP,
+    photo_relabel,
+    photo_review,
+    reviewers_group_sync,
+)
+from collector.services.volunteers import (
+    photos_withdraw_for_user,
+    volunteer_delete,
+    volunteer_get_or_create_for_user,
+    volunteer_register,
+)
+
+__all__ = [
+    "REVIEWERS_GROUP", "REVIEWER_PERMISSIONS", "LabelImportResult", "PhotoCreateResult", "labels_import",
+    "photo_create", "photo_relabel", "photo_review", "photos_withdraw_for_user", "reviewers_group_sync",
+    "volunteer_delete", "volunteer_get_or_create_for_user", "volunteer_register",
+]

@@ -1,0 +1,181 @@
+"""Photos: validate, store and record one upload (exact and near duplicates, idempotency keys)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from collector import storage
+from collector.lib import images
+from collector.models import Label, Photo, PhotoStatus
+from collector.services.review import photo_decide_locked
+from collector.signals import photo_created, photo_upload_validating
+from config.domain_errors import TooLarge, Unprocessable, Unsupported
+
+
+# collector.lib.images names what is wrong with an image; each name is one domain kind.
+_IMAGE_ERROR_KIND = {"unsupported": Unsupported, "too_many_pixels": TooLarge, "corrupt": Unprocessable}
+
+
+@dataclass(frozen=True)
+class PhotoCreateResult:
+    photo: Photo
+    created: bool
+
+
+def photo_create(
+    *,
+    user,
+    image_file: BinaryIO,
+    label_slug: str,
+    challenge_id: int | None = None,
+    captured_at=None,
+    device_model: str = "",
+    app_version: str = "",
+    predicted_label: str = "",
+    predicted_confidence: float | None = None,
+    model_version: int | None = None,
+    idempotency_key: str | None = None,
+    auto_approve_by=None,
+) -> PhotoCreateResult:
+    """Validate, store and record one uploaded photo.
+
+    Order matters for consistency: cheap checks, then decode, then files are
+    written to storage, then the row is created in a transaction. If the
+    transaction fails the files are deleted again; if storage fails nothing
+    reaches the database.
+    """
+    sha256 = images.sha256_of(image_file)
+
+    existing = _photo_existing(user=user, sha256=sha256, idempotency_key=idempotency_key)
+    if existing is not None:
+        return PhotoCreateResult(existing, created=False)
+
+    label = Label.objects.filter(slug=label_slug).first()
+    if label is None or not label.active:
+        raise Unprocessable(f"There is no active label {label_slug!r}.", code="unknown_label",
+                            fields={"label": ["Unknown or inactive label."]})
+    photo_upload_validating.send(sender=Photo, user=user, label=label, challenge_id=challenge_id, now=timezone.now())
+
+    try:
+        processed = images.process_upload(
+            image_file,
+            max_pixels=settings.PHOTO_MAX_PIXELS,
+            training_short_side=settings.PHOTO_TRAINING_SHORT_SIDE,
+            thumbnail_size=settings.PHOTO_THUMBNAIL_SIZE,
+            sha256=sha256,
+        )
+    except images.ImageError as exc:
+        raise _IMAGE_ERROR_KIND[exc.code](exc.message, code=exc.code, fields={"image": [exc.message]}) from None
+
+    prefix = storage.new_photo_prefix()
+    ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}[processed.source_format]
+    written: list[str] = []
+    try:
+        image_file.seek(0)
+        written.append(storage.save(f"{prefix}/original.{ext}", _as_file(image_file)))
+        written.append(storage.save(f"{prefix}/train.jpg", processed.training.data))
+        written.append(storage.save(f"{prefix}/thumb.jpg", processed.thumbnail.data))
+    except Exception:
+        storage.delete_quietly(written)
+        raise
+
+    bands = images.hash_bands(processed.phash)
+    try:
+        with transaction.atomic():
+            near = _near_duplicate(processed.phash, bands)
+            photo = Photo.objects.create(
+                volunteer=user,
+                label=label,
+                sha256=sha256,
+                phash=f"{processed.phash:016x}",
+                phash_band0=bands[0], phash_band1=bands[1], phash_band2=bands[2], phash_band3=bands[3],
+                near_duplicate_of=near,
+                source_format=processed.source_format,
+                byte_size=_size_of(image_file),
+                width=processed.width,
+                height=processed.height,
+                original_key=written[0],
+                training_key=written[1],
+                thumbnail_key=written[2],
+                challenge_id=challenge_id,
+                captured_at=captured_at,
+                device_model=device_model,
+                app_version=app_version,
+                predicted_label=predicted_label,
+                predicted_confidence=predicted_confidence,
+                model_version=model_version,
+                idempotency_key=idempotency_key or None,
+            )
+            photo_created.send(sender=Photo, photo=photo)
+            if auto_approve_by is not None:
+                photo_decide_locked(photo=photo, reviewer=auto_approve_by, decision=PhotoStatus.APPROVED, reason="",
+                                    label=None, note="imported", allow_own=True)
+    except IntegrityError:
+        # Lost a race with an identical request (same key or same bytes):
+        # answer with the winner's photo and take our files back.
+        storage.delete_quietly(written)
+        existing = _photo_existing(user=user, sha256=sha256, idempotency_key=idempotency_key)
+        if existing is None:
+            raise
+        return PhotoCreateResult(existing, created=False)
+    except BaseException:
+        storage.delete_quietly(written)
+        raise
+    return PhotoCreateResult(photo, created=True)
+
+
+def _as_file(stream: BinaryIO):
+    from django.core.files import File
+
+    return stream if isinstance(stream, File) else File(stream)
+
+
+def _size_of(stream: BinaryIO) -> int:
+    size = getattr(stream, "size", None)
+    if size is not None:
+        return size
+    pos = stream.tell()
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(pos)
+    return size
+
+
+def _photo_existing(*, user, sha256: str, idempotency_key: str | None) -> Photo | None:
+    if idempotency_key:
+        keyed = Photo.objects.filter(volunteer=user, idempotency_key=idempotency_key).first()
+        if keyed is not None:
+            if keyed.sha256 != sha256:
+                raise Unprocessable(
+                    "This Idempotency-Key was already used for a different image.", code="idempotency_key_reused",
+                    fields={"Idempotency-Key": ["Already used with other bytes."]},
+                )
+            return keyed
+    return Photo.objects.filter(volunteer=user, sha256=sha256).first()
+
+
+def _near_duplicate(phash: int, bands: tuple[int, int, int, int]) -> Photo | None:
+    if not images.hash_is_informative(phash):
+        return None
+    max_distance = settings.PHOTO_NEAR_DUPLICATE_DISTANCE
+    candidates = (
+        Photo.objects.filter(
+            Q(phash_band0=bands[0]) | Q(phash_band1=bands[1]) | Q(phash_band2=bands[2]) | Q(phash_band3=bands[3])
+        )
+        .exclude(status=PhotoStatus.WITHDRAWN)
+        .order_by("created_at", "id")
+        .values_list("id", "phash")[:500]
+    )
+    best = None
+    for photo_id, hex_hash in candidates:
+        distance = images.hamming(phash, int(hex_hash, 16))
+        if distance <= max_distance and (best is None or distance < best[0]):
+            best = (distance, photo_id)
+    return Photo(pk=best[1]) if best else None

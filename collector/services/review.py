@@ -1,0 +1,132 @@
+"""Review: approve, reject and relabel photos (with the audit trail), and the Reviewers group."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason
+from collector.signals import photo_status_changed
+from config.domain_errors import Conflict, Forbidden, Invalid
+
+User = get_user_model()
+
+_OWN_PHOTO = "Reviewers never review their own photos."
+
+
+def photo_review(*, photo_id: int, reviewer, decision: str, reason: str = "", label_slug: str | None = None,
+                 note: str = "") -> Photo:
+    """Approve or reject one photo (optionally relabelling it), recording who and when."""
+    if decision not in ("approve", "reject"):
+        raise Invalid("decision must be approve or reject.", fields={"decision": ["approve or reject"]})
+    status = PhotoStatus.APPROVED if decision == "approve" else PhotoStatus.REJECTED
+    if status == PhotoStatus.REJECTED and reason not in RejectionReason.values:
+        raise Invalid("A rejection needs a reason: " + ", ".join(RejectionReason.values) + ".",
+                      fields={"reason": ["Required when rejecting."]})
+    label = None
+    if label_slug:
+        label = Label.objects.filter(slug=label_slug).first()
+        if label is None:
+            raise Invalid(f"There is no label {label_slug!r}.", fields={"label": ["Unknown label."]})
+    with transaction.atomic():
+        photo = Photo.objects.lock_or_404(photo_id)
+        photo_decide_locked(photo=photo, reviewer=reviewer, decision=status, reason=reason, label=label, note=note)
+    return photo
+
+
+def photo_decide_locked(*, photo: Photo, reviewer, decision: str, reason: str, label: Label | None, note: str,
+                        allow_own: bool = False) -> None:
+    """Record one decision. Assumes the caller holds the row lock (Photo.objects.lock_or_404) or just
+    created the row (photo_create's auto-approval for imports, the one caller with allow_own)."""
+    if photo.status == PhotoStatus.WITHDRAWN:
+        raise Conflict("This photo was withdrawn by its volunteer.", code="withdrawn")
+    if not allow_own and photo.is_owned_by(reviewer):
+        raise Forbidden(_OWN_PHOTO, code="own_photo")
+    old_status, old_label_id = photo.status, photo.label_id
+    now = timezone.now()
+    photo.status = decision
+    photo.reviewed_by = reviewer
+    photo.reviewed_at = now
+    photo.rejection_reason = reason if decision == PhotoStatus.REJECTED else ""
+    photo.review_note = note[:500]
+    if label is not None:
+        photo.label = label
+    if decision == PhotoStatus.APPROVED and old_status != PhotoStatus.APPROVED:
+        photo.approved_at = now
+    elif decision != PhotoStatus.APPROVED:
+        photo.approved_at = None
+    photo.save()
+    PhotoReview.objects.create(
+        photo=photo, reviewer=reviewer, decision=decision, reason=photo.rejection_reason, note=photo.review_note,
+        label_before_id=old_label_id, label_after_id=photo.label_id,
+    )
+    if old_status != decision or old_label_id != photo.label_id:
+        photo_status_changed.send(
+            sender=Photo, photo=photo, old_status=old_status, new_status=decision, old_label_id=old_label_id,
+            reviewer=reviewer,
+        )
+
+
+def photo_relabel(*, photo_id: int, reviewer, label_slug: str) -> Photo:
+    """Change the label and keep the status (pending stays pending, approved stays approved)."""
+    label = Label.objects.filter(slug=label_slug).first()
+    if label is None:
+        raise Invalid(f"There is no label {label_slug!r}.", fields={"label": ["Unknown label."]})
+    with transaction.atomic():
+        photo = Photo.objects.lock_or_404(photo_id)
+        if photo.is_owned_by(reviewer):
+            raise Forbidden(_OWN_PHOTO, code="own_photo")
+        old_label_id = photo.label_id
+        if old_label_id == label.pk:
+            return photo
+        photo.label = label
+        photo.save(update_fields=["label", "updated_at"])
+        PhotoReview.objects.create(photo=photo, reviewer=reviewer, decision=photo.status, note="relabel",
+                                   label_before_id=old_label_id, label_after_id=label.pk)
+        photo_status_changed.send(sender=Photo, photo=photo, old_status=photo.status, new_status=photo.status,
+                                  old_label_id=old_label_id, reviewer=reviewer)
+    return photo
+
+
+REVIEWERS_GROUP = "Reviewers"
+# What a reviewer needs in the admin: decide on photos, see labels, volunteers and the audit trail.
+REVIEWER_PERMISSIONS = (
+    "collector.review_photo",
+    "collector.view_photo",
+    "collector.change_photo",
+    "collector.view_photoreview",
+    "collector.view_label",
+    "collector.view_volunteer",
+)
+
+
+def reviewers_group_sync(*, add_usernames: list[str] = (), remove_usernames: list[str] = ()):
+    """Create the Reviewers group (or put missing permissions back) and add or remove members.
+
+    Members become staff (the admin needs it). Unknown usernames raise
+    ValueError before anything changes.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    wanted = set(add_usernames) | set(remove_usernames)
+    users = {u.username: u for u in User.objects.filter(username__in=wanted)}
+    missing = sorted(wanted - users.keys())
+    if missing:
+        raise ValueError("No such user: " + ", ".join(missing))
+    with transaction.atomic():
+        group, _ = Group.objects.get_or_create(name=REVIEWERS_GROUP)
+        perms = []
+        for dotted in REVIEWER_PERMISSIONS:
+            app_label, codename = dotted.split(".")
+            perms.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        group.permissions.add(*perms)  # add, never strip what an admin granted on purpose
+        for name in add_usernames:
+            user = users[name]
+            if not user.is_staff:
+                user.is_staff = True
+                user.save(update_fields=["is_staff"])
+            user.groups.add(group)
+        for name in remove_usernames:
+            users[name].groups.remove(group)
+    return group
