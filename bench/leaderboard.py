@@ -227,7 +227,7 @@ def baseline_page(*, period: str, challenge_id, viewer_id: int | None, limit: in
     from django.db.models import Sum
 
     from challenges.models import PointEntry
-    from challenges.selectors import _approved_delta, period_resolve
+    from challenges.selectors import period_resolve
 
     kind, key, start, end, challenge = period_resolve(period=period, challenge_id=challenge_id)
     qs = PointEntry.objects.order_by()
@@ -235,7 +235,7 @@ def baseline_page(*, period: str, challenge_id, viewer_id: int | None, limit: in
         qs = qs.filter(challenge_id=challenge.pk)
     elif start is not None:
         qs = qs.filter(earned_at__gte=start, earned_at__lt=end)
-    grouped = (qs.values("volunteer_id").annotate(points=Sum("points"), approved_photos=Sum(_approved_delta()))
+    grouped = (qs.values("volunteer_id").annotate(points=Sum("points"), approved_photos=Sum(PointEntry.approved_photos_delta_expression()))
                .filter(points__gt=0))
     top = list(grouped.order_by("-points", "-approved_photos", "volunteer_id")
                .values_list("volunteer_id", "points", "approved_photos")[:limit])

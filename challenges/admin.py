@@ -14,7 +14,7 @@ from challenges import periods, services
 from challenges.models import ApprovedPhoto, Challenge, Feature, PhotoNovelty, PointEntry, Score, Vote
 from collector.admin_base import ReadOnlyAdmin
 from collector.models import PhotoStatus
-from config.errors import ApiError
+from config.domain_errors import DomainError
 
 
 @admin.register(Challenge)
@@ -120,8 +120,8 @@ class FeatureAdmin(admin.ModelAdmin):
             return
         try:
             feature = services.photo_feature(photo_id=obj.photo_id, staff_user=request.user, on=obj.featured_on)
-        except ApiError as exc:
-            self.message_user(request, str(exc.detail), messages.ERROR)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
             return
         obj.pk = feature.pk
 

@@ -5,7 +5,7 @@ change, never edited except for the ``active`` flag that marks a grant as taken
 back (the taking back is itself a new, negative row pointing at the grant).
 ``Score`` rows are a cache of ledger sums per (period, volunteer), kept in step
 in the same transaction as each ledger row and rebuildable from the ledger with
-``challenges.services.scores_recompute``.
+``challenges.services.scores.scores_recompute``.
 """
 
 from __future__ import annotations
@@ -144,6 +144,23 @@ class PointEntry(models.Model):
     @property
     def is_take_back(self) -> bool:
         return self.reverses_id is not None
+
+    @property
+    def approved_photos_delta(self) -> int:
+        """+1 for an approval grant, -1 for its take-back, 0 otherwise: how the row moves "approved photos"."""
+        if self.reason != PointReason.APPROVED:
+            return 0
+        return -1 if self.is_take_back else 1
+
+    @staticmethod
+    def approved_photos_delta_expression() -> models.Case:
+        """``approved_photos_delta`` as a query expression, for sums over the ledger in SQL."""
+        return models.Case(
+            models.When(reason=PointReason.APPROVED, reverses__isnull=True, then=models.Value(1)),
+            models.When(reason=PointReason.APPROVED, reverses__isnull=False, then=models.Value(-1)),
+            default=models.Value(0),
+            output_field=models.IntegerField(),
+        )
 
 
 class Score(models.Model):

@@ -1,6 +1,6 @@
 """Reads of the challenges app: today's challenge, leaderboards, galleries, points history.
 
-Used by the API (challenges.apis), the web pages (challenges.views) and the
+Used by the API (challenges.apis), the web pages (pages.views) and the
 newsletter. Nothing here writes.
 """
 
@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from challenges import periods
 from challenges.models import (
-    Challenge, Feature, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
+    Challenge, Feature, PointEntry, RankBucket, RankBucketChange, Score, Vote,
 )
 from collector import selectors as collector_selectors
-from collector.models import Photo, Volunteer
+from collector.models import Photo, Volunteer, public_name_for
 
 # In the gallery a staff feature weighs as much as this many votes.
 FEATURE_WEIGHT_IN_VOTES = 5
@@ -96,9 +96,8 @@ def _names_for(user_ids) -> dict[int, Volunteer]:
 
 
 def _public_name(volunteer: Volunteer | None, user_id: int) -> str:
-    # Without consent to public credit a volunteer appears as "Volunteer #<n>"
-    # (collector.models.Volunteer.public_name); never their display name.
-    return volunteer.public_name if volunteer is not None else f"Volunteer #{user_id}"
+    # An account without a volunteer profile gets the same "Volunteer #<user id>" as one without consent.
+    return volunteer.public_name if volunteer is not None else public_name_for(user_id)
 
 
 def period_resolve(*, period: str, challenge_id: int | None = None, now: dt.datetime | None = None):
@@ -173,11 +172,9 @@ def _ranked_total(key: str) -> int:
 
 
 def _name(user_id: int, volunteer_id: int | None, display_name: str | None, consent: bool | None) -> str:
-    # Same rule as collector.models.Volunteer.public_name, on joined columns: "#<user id>" with or
-    # without a profile (`volunteer_id` only says whether there is one).
-    if volunteer_id is None or not consent:
-        return f"Volunteer #{user_id}"
-    return display_name
+    # Joined columns (`volunteer_id` only says whether there is a profile) through the one rule.
+    return public_name_for(user_id, display_name=display_name if volunteer_id is not None else None,
+                           consent_public_credit=bool(consent))
 
 
 def _own_row(*, key: str, viewer_id: int) -> LeaderboardRow:
@@ -231,22 +228,12 @@ def ledger_scores(*, period: str = "day", challenge_id: int | None = None, now: 
         qs = qs.filter(earned_at__gte=start, earned_at__lt=end)
     rows = (
         qs.values("volunteer_id")
-        .annotate(points=Sum("points"), approved_photos=Sum(_approved_delta()))
+        .annotate(points=Sum("points"), approved_photos=Sum(PointEntry.approved_photos_delta_expression()))
         .filter(points__gt=0)
         .order_by("-points", "-approved_photos", "volunteer_id")
         .values_list("volunteer_id", "points", "approved_photos")
     )
     return [tuple(r) for r in rows]
-
-
-def _approved_delta():
-    """+1 for an approval grant, -1 for its take-back, 0 otherwise: approved photos from the ledger."""
-    return Case(
-        When(reason=PointReason.APPROVED, reverses__isnull=True, then=Value(1)),
-        When(reason=PointReason.APPROVED, reverses__isnull=False, then=Value(-1)),
-        default=Value(0),
-        output_field=IntegerField(),
-    )
 
 
 # --- points history -----------------------------------------------------------

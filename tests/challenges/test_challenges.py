@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from challenges import periods, services
 from challenges.models import Challenge
+from config.domain_errors import Unprocessable
 from tests.challenges.helpers import approved_photo, make_challenge
 from tests.factories import client_for, make_label, make_volunteer, upload
 
@@ -151,11 +152,11 @@ class TestDayBoundaries:
         challenge = make_challenge(label=label, day=dt.date(2026, 10, 25))
         just_before = dt.datetime(2026, 10, 25, 22, 59, 59, tzinfo=UTC)  # 23:59:59 CET
         assert services.challenge_entry_check(challenge_id=challenge.pk, label=label, now=just_before) == challenge
-        with pytest.raises(Exception) as closed:
+        with pytest.raises(Unprocessable) as closed:
             services.challenge_entry_check(challenge_id=challenge.pk, label=label,
                                            now=dt.datetime(2026, 10, 25, 23, 0, tzinfo=UTC))
         assert closed.value.code == "challenge_closed"
-        with pytest.raises(Exception) as early:
+        with pytest.raises(Unprocessable) as early:
             services.challenge_entry_check(challenge_id=challenge.pk, label=label,
                                            now=dt.datetime(2026, 10, 24, 21, 59, tzinfo=UTC))
         assert early.value.code == "challenge_not_open"

@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from challenges import selectors, services
 from challenges.models import Feature, PhotoNovelty, PointEntry, Vote
+from config.domain_errors import Conflict, Forbidden
+from config.errors import status_for
 from tests.challenges.helpers import approved_photo, points_of, review, upload_photo
 from tests.factories import client_for, make_label, make_reviewer, make_volunteer
 
@@ -115,16 +117,16 @@ class TestFeature:
 
     def test_only_staff_can_feature(self):
         photo = approved_photo()
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(Forbidden) as refused:
             services.photo_feature(photo_id=photo.pk, staff_user=make_volunteer().user)
-        assert refused.value.status_code == 403
+        assert status_for(refused.value) == 403 and refused.value.code == "permission_denied"
         assert not Feature.objects.exists()
 
     def test_only_approved_photos_can_be_featured(self):
         photo = upload_photo()
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(Conflict) as refused:
             services.photo_feature(photo_id=photo.pk, staff_user=make_reviewer())
-        assert refused.value.status_code == 409
+        assert status_for(refused.value) == 409 and refused.value.code == "not_approved"
 
 
 class TestBestPhotos:

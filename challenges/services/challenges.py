@@ -1,0 +1,157 @@
+"""Daily challenges: which label the model needs most, creating and opening the day's challenge, and
+checking that an upload entering a challenge may enter it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from challenges import periods
+from challenges.models import Challenge
+from collector import selectors as collector_selectors
+from collector.models import Label
+from config.domain_errors import Unprocessable
+from training import selectors as training_selectors
+
+logger = logging.getLogger(__name__)
+
+
+def _latest_recall_by_label() -> dict[str, float] | None:
+    """What the latest training run measured. A failure there must not stop the daily job: the
+    challenge is then chosen by targets (logged)."""
+    try:
+        return training_selectors.latest_recall_by_label() or None
+    except Exception:
+        logger.exception("training.selectors.latest_recall_by_label failed; choosing by targets instead")
+        return None
+
+
+@dataclass(frozen=True)
+class LabelChoice:
+    label: Label
+    reason: str
+
+
+def challenge_label_choose(*, day: dt.date) -> LabelChoice | None:
+    """The label the model needs most on ``day``, not used by a challenge within CHALLENGE_NO_REPEAT_DAYS.
+
+    Once a training run exists: the lowest recall in the latest run (labels
+    the run did not know count as recall 0). Before that: the label furthest
+    below its targets (under the prototype target first, by the share of it
+    reached; then by the share of the production target reached). Ties go to
+    the alphabetically first slug. When every label was used recently, the
+    one used longest ago wins. None when there is no active label.
+    """
+    labels = list(collector_selectors.label_list_active())
+    if not labels:
+        return None
+    window = settings.CHALLENGE_NO_REPEAT_DAYS
+    recent = set(
+        Challenge.objects.filter(date__gt=day - dt.timedelta(days=window), date__lt=day + dt.timedelta(days=window))
+        .exclude(date=day).values_list("label_id", flat=True)
+    ) if window > 0 else set()
+    candidates = [label for label in labels if label.pk not in recent]
+    if not candidates:
+        last_used = {}
+        for label_id, date in Challenge.objects.filter(date__lt=day).order_by("date").values_list("label_id", "date"):
+            last_used[label_id] = date
+        label = min(labels, key=lambda l: (last_used.get(l.pk, dt.date.min), l.slug))
+        return LabelChoice(label, f"every label had a challenge within {window} days; {label.slug} had one longest ago")
+
+    recall = _latest_recall_by_label()
+    if recall:
+        def by_recall(label):
+            return (float(recall.get(label.slug, 0.0)), _target_key(label), label.slug)
+
+        label = min(candidates, key=by_recall)
+        return LabelChoice(label, f"lowest recall in the latest training run ({float(recall.get(label.slug, 0.0)):.2f})")
+    label = min(candidates, key=lambda l: (_target_key(l), l.slug))
+    return LabelChoice(
+        label,
+        f"furthest below its targets ({label.approved_count} approved; prototype target "
+        f"{label.effective_prototype_target}, production target {label.effective_production_target})",
+    )
+
+
+def _target_key(label) -> tuple[int, float]:
+    approved = getattr(label, "approved_count", 0)
+    if approved < label.effective_prototype_target:
+        return 0, approved / label.effective_prototype_target
+    return 1, approved / label.effective_production_target
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def challenge_create(*, day: dt.date, label: Label, title: str = "", prompt: str = "", description: str = "",
+                     bonus_points: int | None = None, planned_by=None, selection_note: str = "") -> Challenge:
+    """Create the challenge of ``day`` with its default window (CHALLENGE_ROTATE_AT to next day's, in TIME_ZONE)."""
+    name = label.name.lower()
+    start, end = periods.challenge_window(day)
+    return Challenge.objects.create(
+        date=day, label=label,
+        title=title or f"{label.name} in an unexpected place",
+        prompt=prompt or f"Photograph {_article(name)} {name} somewhere nobody would expect one.",
+        description=description or label.description,
+        starts_at=start, ends_at=end,
+        bonus_points=settings.CHALLENGE_BONUS_POINTS if bonus_points is None else bonus_points,
+        planned_by=planned_by, selection_note=selection_note[:300],
+    )
+
+
+def challenge_open_for_today(*, now: dt.datetime | None = None) -> Challenge | None:
+    """Make sure the challenge of the current challenge day exists and mark it opened.
+
+    A challenge staff planned ahead is kept as planned; otherwise the label is
+    chosen by ``challenge_label_choose``. Safe to run twice or concurrently:
+    the unique date decides who creates it. None when there is no active label.
+    """
+    now = now or timezone.now()
+    day = periods.challenge_date_at(now)
+    challenge = Challenge.objects.filter(date=day).first()
+    if challenge is None:
+        choice = challenge_label_choose(day=day)
+        if choice is None:
+            return None
+        try:
+            with transaction.atomic():
+                challenge = challenge_create(day=day, label=choice.label, selection_note=choice.reason)
+        except IntegrityError:
+            challenge = Challenge.objects.get(date=day)
+    Challenge.objects.filter(pk=challenge.pk, opened_at__isnull=True).update(opened_at=now)
+    challenge.refresh_from_db()
+    return challenge
+
+
+def challenge_entry_check(*, challenge_id, label: Label, now: dt.datetime) -> Challenge:
+    """Refuse (Unprocessable) an upload entering a challenge that is unknown, not open at ``now``, or for another label."""
+    try:
+        challenge_id = int(challenge_id)
+    except (TypeError, ValueError):
+        raise Unprocessable(f"There is no challenge {challenge_id!r}.", code="unknown_challenge",
+                            fields={"challenge": ["Unknown challenge."]}) from None
+    challenge = Challenge.objects.select_related("label").filter(pk=challenge_id).first()
+    if challenge is None:
+        raise Unprocessable(f"There is no challenge {challenge_id}.", code="unknown_challenge",
+                            fields={"challenge": ["Unknown challenge."]})
+    zone = periods.local_zone()
+    if now < challenge.starts_at:
+        when = challenge.starts_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+        raise Unprocessable(f"The challenge \u201c{challenge.title}\u201d opens at {when}; "
+                            "this photo was not entered.", code="challenge_not_open",
+                            fields={"challenge": ["Not open yet."]})
+    if now >= challenge.ends_at:
+        when = challenge.ends_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+        raise Unprocessable(f"The challenge \u201c{challenge.title}\u201d closed at {when}; "
+                            "this photo was not entered.", code="challenge_closed", fields={"challenge": ["Closed."]})
+    if challenge.label_id != label.pk:
+        raise Unprocessable(f"The challenge \u201c{challenge.title}\u201d is for {challenge.label.slug!r} photos, "
+                            f"but this photo is labelled {label.slug!r}.", code="challenge_wrong_label",
+                            fields={"challenge": ["For another label."]})
+    return challenge
