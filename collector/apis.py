@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from django.conf import settings
 from django.contrib.auth import authenticate
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -13,7 +12,7 @@ from rest_framework import permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from collector import selectors, services, storage
@@ -31,18 +30,10 @@ from collector.serializers import (
     VolunteerRegisterInput,
     VolunteerRegisterOutput,
 )
+from collector.throttles import UploadThrottle
 from config.errors import ApiError
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
-
-
-class UploadThrottle(UserRateThrottle):
-    """Uploads per volunteer (per IP for anonymous requests): PHOTO_UPLOAD_RATE, read per request."""
-
-    scope = "uploads"
-
-    def get_rate(self):
-        return settings.PHOTO_UPLOAD_RATE
 
 
 class IsReviewer(permissions.BasePermission):

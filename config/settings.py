@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "training",
     "challenges",
     "newsletter",
+    "pages",
 ]
 
 MIDDLEWARE = [

@@ -26,9 +26,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", include("config.health")),
-    # Web pages (challenges app: home, leaderboard, gallery, camera, sign-in).
+    # Web pages (the pages app: home, leaderboard, gallery, camera, sign-in; newsletter's own pages).
     path("newsletter/", include("newsletter.pages_urls")),
-    path("", include("challenges.pages_urls")),
+    path("", include("pages.urls")),
 ]
 
 handler400 = "config.errors.handler400"

@@ -147,7 +147,7 @@ class TestThrottling:
 
 class TestMyPhotosPages:
     def test_it_pages_through_many_photos(self, client, monkeypatch):
-        from challenges import views
+        from pages import views
 
         monkeypatch.setattr(views, "MY_PHOTOS_PAGE_SIZE", 2)
         ana = make_volunteer("ana")

@@ -85,7 +85,7 @@ class TestLeaderboardPage:
             assert f'href="?period={period}" aria-current="page"' in response.content.decode()
 
     def test_it_shows_the_viewers_own_rank_below_the_page(self, client, monkeypatch):
-        from challenges import views
+        from pages import views
 
         monkeypatch.setattr(views, "LEADERBOARD_PAGE_SIZE", 1)
         mug = make_label("mug")

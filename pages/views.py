@@ -3,22 +3,22 @@
 Views stay thin: they read through selectors, write through services and
 render a template. Writes made from a page (sign-up, votes, the no-JS upload)
 go through the same services as the API, so both answer the same way.
+This app is the top floor: it reads collector and challenges through their
+selectors and writes through their services, never through another app's
+``apis`` module (docs/pages.md).
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from types import SimpleNamespace
 from urllib.parse import quote
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.password_validation import validate_password
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -31,10 +31,11 @@ from challenges import periods
 from challenges import selectors as challenge_selectors
 from challenges import services as challenge_services
 from collector import selectors as collector_selectors
-from collector.apis import UploadThrottle
 from collector import services as collector_services
+from collector.throttles import UploadThrottle
 from config.domain_errors import DomainError
-from config.errors import ApiError, api_error_from
+from config.errors import status_for
+from pages.forms import SignUpForm
 
 # --- helpers ----------------------------------------------------------------
 
@@ -54,10 +55,6 @@ def _safe_next(request, default: str) -> str:
                                                   require_https=request.is_secure()):
         return target
     return default
-
-
-def _api_error_message(exc: ApiError) -> str:
-    return str(exc.detail)
 
 
 def _throttle_wait(request, throttle, scope: str = "") -> int | None:
@@ -184,8 +181,8 @@ def vote(request, photo_id: int):
             messages.success(request, "Thank you for your vote!")
         else:
             messages.error(request, "Unknown action.")
-    except ApiError as exc:
-        messages.error(request, _api_error_message(exc))
+    except DomainError as exc:
+        messages.error(request, exc.message)
     return redirect(f"{back}#photo-{photo_id}")
 
 
@@ -207,39 +204,6 @@ def challenges_page(request):
 # --- sign-up and sign-in -------------------------------------------------------
 
 
-class SignUpForm(forms.Form):
-    display_name = forms.RegexField(
-        regex=re.compile(r"^[\w.@+-]{2,40}$"),
-        max_length=40,
-        label="Display name",
-        help_text="2 to 40 letters, digits or . @ + - _ (no spaces). You sign in with it.",
-        error_messages={"invalid": "Use 2 to 40 letters, digits or . @ + - _ (no spaces)."},
-        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}),
-    )
-    password = forms.CharField(
-        label="Password", min_length=8, max_length=128, help_text="At least 8 characters.",
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-    )
-    email = forms.EmailField(
-        label="Email (optional)", required=False, max_length=254,
-        help_text="Only for the newsletter and to reach you about your photos.",
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
-    )
-    consent_training = forms.BooleanField(
-        label="My photos may be used to train the image recognition models.", required=True,
-        error_messages={"required": "Photos are collected to train models: please agree to take part."},
-    )
-    consent_public_credit = forms.BooleanField(
-        label="Show my display name on leaderboards and next to my photos.", required=False,
-        help_text="Without it you appear as \u201cVolunteer #number\u201d and your photos are not shown publicly.",
-    )
-
-    def clean_password(self):
-        password = self.cleaned_data["password"]
-        validate_password(password)
-        return password
-
-
 @require_http_methods(["GET", "POST"])
 def signup(request):
     if request.user.is_authenticated:
@@ -252,13 +216,12 @@ def signup(request):
     if request.method == "POST" and form.is_valid():
         try:
             volunteer, _token = collector_services.volunteer_register(**form.cleaned_data)
-        except DomainError as domain_exc:  # collector's services raise domain errors (issue 9)
-            exc = api_error_from(domain_exc)
+        except DomainError as exc:
             for field, errors in (exc.fields or {}).items():
                 for error in errors:
                     form.add_error(field if field in form.fields else None, error)
             if not exc.fields:
-                form.add_error(None, _api_error_message(exc))
+                form.add_error(None, exc.message)
         else:
             login(request, volunteer.user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome, {volunteer.display_name}! Take your first photo.")
@@ -361,8 +324,7 @@ def _capture_post(request, challenge):
             user=request.user, image_file=image, label_slug=label_slug, challenge_id=challenge_id,
             idempotency_key=key[:128] if key else None,
         )
-    except (ApiError, DomainError) as exc:  # domain errors from collector, ApiError from challenges' receiver
-        exc = api_error_from(exc) if isinstance(exc, DomainError) else exc
-        return None, _api_error_message(exc), exc.status_code
+    except DomainError as exc:  # collector's, or challenges' check of the entry through collector's signal
+        return None, exc.message, status_for(exc)  # the status the API gives the same error
     return result, None, 201 if result.created else 200
 
