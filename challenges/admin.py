@@ -158,8 +158,7 @@ class ApprovedPhotoAdmin(admin.ModelAdmin):
 
     @admin.display(description="photo")
     def thumb(self, obj):
-        return format_html('<img src="/api/v1/photos/{}/thumbnail/" alt="photo {}" width="80" loading="lazy">',
-                           obj.pk, obj.pk)
+        return format_html('<img src="{}" alt="photo {}" width="80" loading="lazy">', obj.thumbnail_url, obj.pk)
 
     @admin.action(description="Feature as photo of the day")
     def feature_photos(self, request, queryset):

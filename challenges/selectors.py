@@ -294,7 +294,7 @@ def _gallery(qs, names: dict[int, Volunteer]) -> list[GalleryPhoto]:
             credit=_public_name(names.get(p.volunteer_id), p.volunteer_id) if p.volunteer_id else "A former volunteer",
             volunteer_id=p.volunteer_id, votes=p.vote_count, featured=p.featured_on is not None,
             featured_on=p.featured_on, approved_at=p.approved_at, challenge_id=p.challenge_id,
-            thumbnail_url=f"/api/v1/photos/{p.pk}/thumbnail/",
+            thumbnail_url=p.thumbnail_url,
         ))
     return out
 

@@ -31,7 +31,8 @@ from collector.models import Photo, PhotoStatus
 
 
 def photo_lock(photo_id: int) -> Photo | None:
-    """The photo's row, locked until the caller's transaction ends (None when there is no such photo).
+    """The photo's row, locked until the caller's transaction ends, or None where a missing photo is no
+    error (settling, revoking, unfeaturing); a caller for whom it is one uses ``Photo.objects.lock_or_404``.
 
     Every write that can move a photo's points takes this lock first, so two of them never settle one
     photo at once."""

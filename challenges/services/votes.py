@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from challenges.models import Vote
-from challenges.services.points import photo_lock, photo_settle_locked
+from challenges.services.points import photo_settle_locked
 from collector import selectors as collector_selectors
 from collector.models import Photo, PhotoStatus
 from config.domain_errors import Conflict, Forbidden, NotAuthenticated, NotFound
@@ -24,8 +24,8 @@ class VoteResult:
 
 
 def _photo_for_vote(*, user, photo_id: int) -> Photo:
-    photo = photo_lock(photo_id)
-    if photo is None or not collector_selectors.photo_can_view(user=user, photo=photo):
+    photo = Photo.objects.lock_or_404(photo_id)
+    if not collector_selectors.photo_can_view(user=user, photo=photo):
         raise NotFound("Not found.")
     return photo
 
@@ -54,9 +54,7 @@ def vote_withdraw(*, user, photo_id: int, now: dt.datetime | None = None) -> Vot
         raise NotAuthenticated("Sign in to vote.")
     now = now or timezone.now()
     with transaction.atomic():
-        photo = photo_lock(photo_id)
-        if photo is None:
-            raise NotFound("Not found.")
+        photo = Photo.objects.lock_or_404(photo_id)
         vote = Vote.objects.filter(voter=user, photo=photo).first()
         if vote is None and not collector_selectors.photo_can_view(user=user, photo=photo):
             raise NotFound("Not found.")
