@@ -6,7 +6,8 @@ it within TRAINING_REQUEST_POLL_SECONDS as `manage.py train --queued-only`
 (forced). Training thus never runs inside a web worker. Run pages refresh
 themselves while the run is in progress. "Cancel this run" on a queued or
 running run's page (after a confirmation page) cancels it through
-``services.training_run_cancel``.
+``training.services.runs.training_run_cancel``. Charts are drawn by ``training.charts``,
+imported only when an admin asks for one: matplotlib stays out of the web process until then.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from collector.admin_base import ReadOnlyAdmin
-from config.errors import ApiError
-from training import charts, services
+from config.domain_errors import DomainError
 from training.models import (
     DatasetVersion,
     ModelVersion,
@@ -33,6 +33,8 @@ from training.models import (
     TrainingRun,
     VersionStatus,
 )
+from training.services.publishing import model_version_put_in_service
+from training.services.runs import training_run_cancel, training_run_request
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
@@ -97,7 +99,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_request_permission(request):
             raise PermissionDenied
-        run, created = services.training_run_request(user=request.user)
+        run, created = training_run_request(user=request.user)
         if created:
             self.message_user(request, f"Run #{run.pk} requested: the scheduler starts it within "
                                        f"{settings.TRAINING_REQUEST_POLL_SECONDS} s (manage.py train --queued-only).",
@@ -114,9 +116,9 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         change_url = reverse("admin:training_trainingrun_change", args=[run.pk])
         if request.method == "POST":
             try:
-                run, changed = services.training_run_cancel(run=run, by=request.user)
-            except ApiError as exc:
-                self.message_user(request, str(exc.detail), messages.ERROR)
+                run, changed = training_run_cancel(run=run, by=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
                 return HttpResponseRedirect(change_url)
             if run.status == RunStatus.CANCELLED:
                 self.message_user(request, f"Run #{run.pk} was cancelled before it started.", messages.SUCCESS)
@@ -134,10 +136,14 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/training/trainingrun/cancel_confirmation.html", context)
 
     def curves_view(self, request, run_id: int):
+        from training import charts  # matplotlib loads with the first chart, not with the admin
+
         run = get_object_or_404(TrainingRun, pk=run_id)
         return HttpResponse(charts.curves_png(run.history), content_type="image/png")
 
     def confusion_view(self, request, run_id: int, variant: str):
+        from training import charts
+
         run = get_object_or_404(TrainingRun, pk=run_id)
         metrics = run.metrics.get(variant)
         if not metrics:
@@ -331,7 +337,11 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             self.message_user(request, f"v{number} is {status}; only published versions can be in service.",
                               messages.ERROR)
             return
-        services.model_version_put_in_service(version=number, user=request.user)
+        try:
+            model_version_put_in_service(version=number, user=request.user)
+        except DomainError as exc:  # the service checks again under the lock
+            self.message_user(request, exc.message, messages.ERROR)
+            return
         self.message_user(request, f"v{number} is now in service: phones get it from /api/v1/models/latest/.",
                           messages.SUCCESS)
 

@@ -14,7 +14,7 @@ def forget_withdrawn_features(sender, photo, old_status, new_status, **kwargs):
     """A withdrawn photo's cached backbone features leave with it (after the withdrawal commits)."""
     if new_status != PhotoStatus.WITHDRAWN:
         return
-    from training.services import feature_cache_forget
+    from training.services.feature_cache import feature_cache_forget
 
     sha256 = photo.sha256
     transaction.on_commit(lambda: feature_cache_forget(sha256s=[sha256]))

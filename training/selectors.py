@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from collector import selectors as collector_selectors
+from training.feature_store import DbFeatureStore
+from training.hparams import backbone_from_settings
 from training.models import ModelFile, ModelVersion, RunOutcome, RunStatus, TrainingRun, VersionStatus
 
 
@@ -89,14 +91,12 @@ def _variant_per_class(metrics: dict) -> dict | None:
     return None
 
 
-def _embedding_cache_id() -> str:
-    from training import ml
+def embedding_cache_id() -> str:
+    """The feature cache's name for pooled embeddings of the current backbone configuration."""
     from training.ml.features import features_cache_id
     from training.ml.model import POOLED
 
-    backbone = ml.BackboneConfig(alpha=settings.TRAINING_ALPHA, input_size=settings.TRAINING_INPUT_SIZE,
-                                 base_weights=settings.TRAINING_BASE_WEIGHTS)
-    return features_cache_id(backbone, POOLED, augmented=0, hparams=None)
+    return features_cache_id(backbone_from_settings(), POOLED, augmented=0, hparams=None)
 
 
 def photo_embeddings(photo_ids: list[int]) -> dict[int, np.ndarray]:
@@ -107,12 +107,11 @@ def photo_embeddings(photo_ids: list[int]) -> dict[int, np.ndarray]:
     """
     from training.ml.features import decode
     from training.ml.types import WeightsUnavailable
-    from training.services import DbFeatureStore
 
     if not photo_ids:
         return {}
     try:
-        cache_id = _embedding_cache_id()
+        cache_id = embedding_cache_id()
     except WeightsUnavailable:
         return {}
     sha_by_id = dict(collector_selectors.photos_approved().filter(pk__in=list(photo_ids)).values_list("id", "sha256"))

@@ -27,7 +27,9 @@ from tests.challenges.helpers import points_of
 from tests.factories import make_label, make_reviewer, make_volunteer
 from tests.training.conftest import tiny_training  # noqa: F401 (the fixture: the tiny training settings)
 from training import selectors as training_selectors
-from training import services as training_services
+from training.services.datasets import split_for
+from training.services.execute import training_run_execute
+from training.services.runs import training_run_claim
 from training.models import RunOutcome, RunStatus
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -77,7 +79,7 @@ LOOKS = {
 
 def split_of(data: bytes) -> str:
     """The split the run will put this upload in (a hash of its bytes, as collector stores them)."""
-    return training_services.split_for(hashlib.sha256(data).hexdigest())
+    return split_for(hashlib.sha256(data).hexdigest())
 
 
 def in_split(make, split: str, start: int = 1) -> tuple[bytes, int]:
@@ -146,7 +148,7 @@ def test_a_real_training_run_chooses_the_challenge_and_scores_novelty(tiny_train
                            odd_owner)
 
     # --- the nightly job's service (what `manage.py train --trigger scheduler` runs): claim, run to the end
-    run = training_services.training_run_execute(run=training_services.training_run_claim(trigger="scheduler"))
+    run = training_run_execute(run=training_run_claim(trigger="scheduler"))
     assert run.status == RunStatus.SUCCEEDED, run.error + run.log
     assert run.outcome == RunOutcome.PUBLISHED and "embed" in run.phase_seconds, run.decisions
     per_class = run.metrics[settings.TRAINING_DEFAULT_VARIANT]["per_class"]

@@ -145,12 +145,13 @@ def publish(result_and_test) -> "ModelVersion":  # noqa: F821
 
     from django.utils import timezone
 
-    from training import services
+    from training.services.execute import variant_metrics
+    from training.services.publishing import model_version_publish
     from training.models import DatasetVersion, RunStatus, TrainingRun
 
     result, test = result_and_test
     dataset = DatasetVersion.objects.create(fingerprint=uuid.uuid4().hex, cutoff=timezone.now(), labels=result.labels)
     run = TrainingRun.objects.create(status=RunStatus.RUNNING, active=None, dataset_version=dataset,
                                      strategy=result.strategy, labels=result.labels)
-    run.metrics = {name: services.variant_metrics(vr, list(range(len(test)))) for name, vr in result.variants.items()}
-    return services.model_version_publish(run=run, result=result, dataset=dataset)
+    run.metrics = {name: variant_metrics(vr, list(range(len(test)))) for name, vr in result.variants.items()}
+    return model_version_publish(run=run, result=result, dataset=dataset)

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from training import services
+from training.services.runs import training_run_cancel, training_run_request
 from training.models import DatasetVersion, RunStatus, TrainingRun
 
 
@@ -139,8 +139,8 @@ class TestCancellingARunInTheAdmin:
         assert run.cancel_requested_at is None
 
     def test_a_cancelled_run_page_says_who_cancelled_it(self, admin_client, admin_user):
-        queued, _ = services.training_run_request(user=admin_user)
-        run, _ = services.training_run_cancel(run=queued, by=admin_user)
+        queued, _ = training_run_request(user=admin_user)
+        run, _ = training_run_cancel(run=queued, by=admin_user)
         page = admin_client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
         assert "Cancelled" in page and "by admin." in page and "Cancel this run" not in page
         assert "Cancelled" in admin_client.get("/admin/training/trainingrun/?status__exact=cancelled").content.decode()

@@ -3,7 +3,7 @@ import pytest
 from collector import services as collector_services
 from collector.models import Photo
 from training.models import DatasetVersion
-from training.services import dataset_version_freeze, split_for
+from training.services.datasets import dataset_version_freeze, split_for
 
 
 @pytest.mark.django_db
@@ -87,7 +87,7 @@ class TestSplitFor:
 @pytest.mark.django_db
 class TestDatasetVersionReload:
     def test_it_gives_back_exactly_an_earlier_version_while_its_photos_remain(self, photos):
-        from training.services import dataset_version_reload
+        from training.services.datasets import dataset_version_reload
 
         photos.add("red-disc", 5)
         first = dataset_version_freeze().version
@@ -97,7 +97,7 @@ class TestDatasetVersionReload:
         assert set(again.training_keys) == {row["id"] for row in first.manifest}
 
     def test_it_refuses_once_a_photo_was_withdrawn(self, photos):
-        from training.services import DatasetUnavailable, dataset_version_reload
+        from training.services.datasets import DatasetUnavailable, dataset_version_reload
 
         photos.add("red-disc", 5)
         first = dataset_version_freeze().version

@@ -1,6 +1,6 @@
 """The release rules, on accuracies as the evaluation of exported files reports them."""
 
-from training.services import gate_decide
+from training.services.gate import gate_decide
 
 
 class TestGateDecide:

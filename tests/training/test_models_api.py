@@ -10,7 +10,13 @@ from rest_framework.test import APIClient
 
 from collector import storage
 from tests.training.conftest import publish
-from training import services
+from training.services import publishing
+from training.services.publishing import (
+    PublishError,
+    model_file_write_once,
+    model_version_put_in_service,
+    model_versions_abandon_orphans,
+)
 from training.models import ModelVersion, ServiceChange
 
 pytestmark = pytest.mark.slow
@@ -284,8 +290,8 @@ class TestPublishing:
         version = publish(trained_result)
         key = f"models/v{version.version}/int8/model.tflite"
         before = storage.open_file(key).read()
-        with pytest.raises(services.PublishError):
-            services._write_once(key, b"something else")
+        with pytest.raises(PublishError):
+            model_file_write_once(key, b"something else")
         assert storage.open_file(key).read() == before
 
     def test_a_crash_between_file_writes_and_the_publish_commit_publishes_nothing(self, trained_result, monkeypatch,
@@ -296,7 +302,7 @@ class TestPublishing:
         def killed(files):
             raise SystemExit("killed")
 
-        monkeypatch.setattr(services, "_model_files_verify", killed)
+        monkeypatch.setattr(publishing, "model_files_verify", killed)
         with pytest.raises(SystemExit):
             publish(trained_result)
         half = ModelVersion.objects.get(version=first.version + 1)
@@ -306,7 +312,7 @@ class TestPublishing:
         assert [r["version"] for r in APIClient().get("/api/v1/models/").json()["results"]] == [first.version]
         # The next run's start sweeps it: abandoned, its partial files removed, its number never reused.
         monkeypatch.undo()
-        assert services.model_versions_abandon_orphans() == 1
+        assert model_versions_abandon_orphans() == 1
         half.refresh_from_db()
         assert half.status == "abandoned"
         assert not (settings.MEDIA_ROOT / f"models/v{half.version}").exists() or not any(
@@ -328,7 +334,7 @@ class TestRollback:
         assert response.status_code == 302
         rolled = client.get("/api/v1/models/latest/", HTTP_IF_NONE_MATCH=etag)
         assert rolled.status_code == 200 and rolled.json()["version"] == first.version
-        services.model_version_put_in_service(version=second.version)
+        model_version_put_in_service(version=second.version)
         assert client.get("/api/v1/models/latest/").json()["version"] == second.version
         assert list(ServiceChange.objects.order_by("id").values_list("reason", "from_version", "to_version")) == [
             ("published", None, first.version), ("published", first.version, second.version),

@@ -18,7 +18,8 @@ from rest_framework.test import APIClient
 
 from collector import storage
 from collector.models import Photo
-from training import ml, selectors, services
+from training import ml, selectors
+from training.services import publishing
 from training.models import ModelVersion, RunOutcome, RunStatus, TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -146,7 +147,7 @@ class TestExactlyOnce:
         def killed(files):  # the files are written; the process dies before the publish commit
             raise SystemExit("killed")
 
-        monkeypatch.setattr(services, "_model_files_verify", killed)
+        monkeypatch.setattr(publishing, "model_files_verify", killed)
         with pytest.raises(SystemExit):
             call_command("train", "--no-progress")
         dead = TrainingRun.objects.get()

@@ -10,8 +10,20 @@ from django.db import connection
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from config.errors import ApiError
-from training import scheduling, services
+from config.domain_errors import Conflict
+from config.errors import status_for
+from training import scheduling
+from training.hparams import hparams_as_recorded, hparams_from_settings
+from training.services.datasets import dataset_version_freeze
+from training.services.execute import training_run_execute
+from training.services.reporter import Heartbeat, RunReporter
+from training.services.runs import (
+    training_run_cancel,
+    training_run_claim,
+    training_run_heartbeat,
+    training_run_request,
+    training_runs_fail_stale,
+)
 from training.models import ModelVersion, RunStatus, TrainingRun
 
 
@@ -22,18 +34,18 @@ def age(run, seconds):
 @pytest.mark.django_db
 class TestTrainingRunClaim:
     def test_it_gives_the_claim_to_one_run_at_a_time(self):
-        first = services.training_run_claim(trigger="scheduler")
+        first = training_run_claim(trigger="scheduler")
         assert first is not None and first.active and first.status == RunStatus.RUNNING
-        assert services.training_run_claim(trigger="manual") is None
+        assert training_run_claim(trigger="manual") is None
         assert TrainingRun.objects.count() == 1
 
     def test_it_fails_a_stale_run_and_lets_the_next_one_proceed(self, settings):
         settings.TRAINING_STALE_AFTER = 600
-        dead = services.training_run_claim()
+        dead = training_run_claim()
         age(dead, 300)
-        assert services.training_run_claim() is None  # still within the timeout: presumed alive
+        assert training_run_claim() is None  # still within the timeout: presumed alive
         age(dead, 601)
-        nxt = services.training_run_claim()
+        nxt = training_run_claim()
         assert nxt is not None and nxt.pk != dead.pk
         dead.refresh_from_db()
         assert dead.status == RunStatus.FAILED and dead.active is None
@@ -42,22 +54,22 @@ class TestTrainingRunClaim:
 
     def test_a_heartbeat_keeps_a_run_alive_and_reports_a_lost_claim(self, settings):
         settings.TRAINING_STALE_AFTER = 600
-        run = services.training_run_claim()
+        run = training_run_claim()
         age(run, 601)
-        assert services.training_run_heartbeat(run_id=run.pk)
-        assert services.training_run_claim() is None
+        assert training_run_heartbeat(run_id=run.pk)
+        assert training_run_claim() is None
         age(run, 601)
-        services.training_runs_fail_stale()
-        assert not services.training_run_heartbeat(run_id=run.pk)
+        training_runs_fail_stale()
+        assert not training_run_heartbeat(run_id=run.pk)
 
     def test_it_picks_up_the_run_an_admin_requested(self, admin_user):
-        requested, created = services.training_run_request(user=admin_user)
-        again, created_again = services.training_run_request(user=admin_user)
+        requested, created = training_run_request(user=admin_user)
+        again, created_again = training_run_request(user=admin_user)
         assert created and not created_again and again.pk == requested.pk
-        assert services.training_run_claim(queued_only=True).pk == requested.pk
+        assert training_run_claim(queued_only=True).pk == requested.pk
         requested.refresh_from_db()
         assert requested.status == RunStatus.RUNNING and requested.force and requested.trigger == "admin"
-        assert services.training_run_claim(queued_only=True) is None
+        assert training_run_claim(queued_only=True) is None
 
 
 def in_memory_sqlite() -> bool:
@@ -76,7 +88,7 @@ class TestConcurrentClaims:
         def claim():
             try:
                 barrier.wait()
-                results.append(services.training_run_claim(trigger="scheduler"))
+                results.append(training_run_claim(trigger="scheduler"))
             finally:
                 connection.close()
 
@@ -103,8 +115,8 @@ class TestTrainCommand:
     def test_it_skips_without_force_when_no_approved_photo_changed(self, photos, capsys):
         photos.add("red-disc", 5)
         photos.add("green-bar", 5)
-        frozen = services.dataset_version_freeze()
-        hparams = services._jsonable(__import__("dataclasses").asdict(services.hparams_from_settings()))
+        frozen = dataset_version_freeze()
+        hparams = hparams_as_recorded(hparams_from_settings())
         last = TrainingRun.objects.create(status=RunStatus.SUCCEEDED, dataset_version=frozen.version, hparams=hparams,
                                           finished_at=timezone.now())
         call_command("train", "--no-progress")
@@ -115,7 +127,7 @@ class TestTrainCommand:
         assert "Run #" in capsys.readouterr().out
 
     def test_it_says_so_and_does_nothing_while_another_run_holds_the_claim(self, photos, capsys):
-        other = services.training_run_claim()
+        other = training_run_claim()
         call_command("train", "--no-progress", "--force")
         assert f"Run #{other.pk} is already in progress" in capsys.readouterr().out
         assert TrainingRun.objects.count() == 1
@@ -148,17 +160,17 @@ class TestStoppingARun:
         photos.add("green-bar", 5)
         stop = threading.Event()
         stop.set()  # SIGTERM arrived: the pipeline stops at its next check
-        run = services.training_run_execute(run=services.training_run_claim(), stop_event=stop)
+        run = training_run_execute(run=training_run_claim(), stop_event=stop)
         assert run.status == RunStatus.FAILED and run.active is None
         assert run.error == "Stopped: asked to stop."
-        assert services.training_run_claim() is not None  # the next run proceeds at once
+        assert training_run_claim() is not None  # the next run proceeds at once
 
 
 @pytest.mark.django_db
 class TestCancellingARun:
     def test_a_queued_run_is_cancelled_at_once_and_the_scheduler_never_starts_it(self, admin_user, monkeypatch):
-        queued, _ = services.training_run_request(user=admin_user)
-        run, changed = services.training_run_cancel(run=queued, by=admin_user)
+        queued, _ = training_run_request(user=admin_user)
+        run, changed = training_run_cancel(run=queued, by=admin_user)
         assert changed and run.status == RunStatus.CANCELLED and run.is_finished and run.active is None
         assert run.finished_at is not None and run.started_at is None
         assert run.cancel_requested_by == admin_user and run.cancel_requested_at is not None
@@ -168,64 +180,64 @@ class TestCancellingARun:
         started = []
         monkeypatch.setattr(scheduling, "run_command", lambda argv, label: started.append(argv) or (0, ""))
         assert scheduling.training_requests_poll() is None and started == []
-        assert services.training_run_claim(queued_only=True) is None
-        nightly = services.training_run_claim(trigger="scheduler")  # the claim is free for the next run
+        assert training_run_claim(queued_only=True) is None
+        nightly = training_run_claim(trigger="scheduler")  # the claim is free for the next run
         assert nightly is not None and nightly.pk != run.pk
         run.refresh_from_db()
         assert run.status == RunStatus.CANCELLED
 
     def test_a_queued_run_the_scheduler_claimed_meanwhile_is_asked_to_stop_instead(self, admin_user):
-        queued, _ = services.training_run_request(user=admin_user)
-        assert services.training_run_claim(queued_only=True).pk == queued.pk  # the scheduler was first
-        run, changed = services.training_run_cancel(run=queued, by=admin_user)  # the admin's page still said queued
+        queued, _ = training_run_request(user=admin_user)
+        assert training_run_claim(queued_only=True).pk == queued.pk  # the scheduler was first
+        run, changed = training_run_cancel(run=queued, by=admin_user)  # the admin's page still said queued
         assert changed and run.status == RunStatus.RUNNING and run.active
         assert run.cancel_requested_by == admin_user and run.finished_at is None
 
     def test_a_running_run_gets_the_request_once(self, admin_user, django_user_model):
-        run = services.training_run_claim()
-        run, changed = services.training_run_cancel(run=run, by=admin_user)
+        run = training_run_claim()
+        run, changed = training_run_cancel(run=run, by=admin_user)
         assert changed and run.status == RunStatus.RUNNING and run.active  # its own process ends it
         first = run.cancel_requested_at
         other = django_user_model.objects.create_user("other", is_staff=True)
-        run, changed = services.training_run_cancel(run=run, by=other)
+        run, changed = training_run_cancel(run=run, by=other)
         assert not changed and run.cancel_requested_at == first and run.cancel_requested_by == admin_user
 
     def test_a_finished_run_is_refused_and_left_as_it_was(self, admin_user):
         run = TrainingRun.objects.create(status=RunStatus.SUCCEEDED, finished_at=timezone.now(), log="done")
         before = model_to_dict(run)
-        with pytest.raises(ApiError) as refused:
-            services.training_run_cancel(run=run, by=admin_user)
-        assert refused.value.status_code == 409 and refused.value.code == "run_finished"
-        assert "already ended (succeeded)" in str(refused.value.detail)
+        with pytest.raises(Conflict) as refused:
+            training_run_cancel(run=run, by=admin_user)
+        assert status_for(refused.value) == 409 and refused.value.code == "run_finished"
+        assert "already ended (succeeded)" in refused.value.message
         run.refresh_from_db()
         assert model_to_dict(run) == before
 
     def test_a_run_that_began_publishing_is_refused(self, admin_user):
-        run = services.training_run_claim()
-        assert services.RunReporter(run).publish_begins()
-        with pytest.raises(ApiError) as refused:
-            services.training_run_cancel(run=run, by=admin_user)
+        run = training_run_claim()
+        assert RunReporter(run).publish_begins()
+        with pytest.raises(Conflict) as refused:
+            training_run_cancel(run=run, by=admin_user)
         assert refused.value.code == "run_publishing"
         run.refresh_from_db()
         assert run.phase == "publish" and run.cancel_requested_at is None
 
     def test_a_run_asked_to_cancel_never_begins_publishing(self, admin_user):
-        run = services.training_run_claim()
-        reporter = services.RunReporter(run)
+        run = training_run_claim()
+        reporter = RunReporter(run)
         assert reporter.cancel_request is None and not reporter.should_stop()
-        services.training_run_cancel(run=TrainingRun.objects.get(pk=run.pk), by=admin_user)
+        training_run_cancel(run=TrainingRun.objects.get(pk=run.pk), by=admin_user)
         assert not reporter.publish_begins()  # it looks once more at the point of no return
         assert reporter.cancel_request.by == "admin" and reporter.should_stop() and not reporter.lost_claim
         assert TrainingRun.objects.get(pk=run.pk).phase != "publish"
 
     def test_the_heartbeat_brings_the_request_to_the_running_process(self, admin_user):
-        run = services.training_run_claim()
-        heartbeat = services._Heartbeat(run.pk, 30)
-        reporter = services.RunReporter(run)
+        run = training_run_claim()
+        heartbeat = Heartbeat(run.pk, 30)
+        reporter = RunReporter(run)
         reporter.heartbeat = heartbeat
         heartbeat.beat()
         assert heartbeat.cancel is None and not reporter.should_stop()
-        services.training_run_cancel(run=run, by=admin_user)
+        training_run_cancel(run=run, by=admin_user)
         heartbeat.beat()
         assert heartbeat.cancel.by == "admin" and reporter.should_stop() and not heartbeat.lost
 
@@ -243,7 +255,7 @@ def assert_cancelled_cleanly(run: TrainingRun, by: str) -> None:
     assert run.decisions[-1]["decision"] == "cancelled" and "nothing was published" in run.decisions[-1]["detail"]
     assert f"Cancelled by {by}" in run.log
     assert not ModelVersion.objects.exists()
-    assert services.training_run_claim() is not None  # the claim is released: the next run proceeds
+    assert training_run_claim() is not None  # the claim is released: the next run proceeds
 
 
 @pytest.mark.django_db
@@ -256,10 +268,10 @@ class TestCancellingARunningRun:
         def on_progress(phase, percent):  # the admin clicks while the head trains (same thread, same connection)
             if phase == "train_head" and not asked:
                 asked.append(time.monotonic())
-                services.training_run_cancel(run=TrainingRun.objects.get(pk=claimed.pk), by=admin_user)
+                training_run_cancel(run=TrainingRun.objects.get(pk=claimed.pk), by=admin_user)
 
-        claimed = services.training_run_claim()
-        run = services.training_run_execute(run=claimed, on_progress=on_progress)
+        claimed = training_run_claim()
+        run = training_run_execute(run=claimed, on_progress=on_progress)
         assert asked and time.monotonic() - asked[0] < 30
         assert_cancelled_cleanly(run, "admin")
         assert "during train_head" in run.decisions[-1]["detail"]
@@ -275,12 +287,12 @@ class TestCancellingARunInAnotherProcess:
             pytest.skip("threads on shared-cache in-memory SQLite lock tables; runs on PostgreSQL")
         train_for_long(tiny_training)
         tiny_training.TRAINING_HEARTBEAT_SECONDS = 1
-        claimed = services.training_run_claim()
+        claimed = training_run_claim()
         finished = []
 
         def train():
             try:
-                finished.append(services.training_run_execute(run=claimed))
+                finished.append(training_run_execute(run=claimed))
             finally:
                 connection.close()
 
@@ -292,7 +304,7 @@ class TestCancellingARunInAnotherProcess:
                 assert thread.is_alive() and time.monotonic() < deadline, "the run never reached training"
                 time.sleep(0.1)
             # As the admin does: its own copy of the row (the training thread's copy is not touched).
-            run, changed = services.training_run_cancel(run=TrainingRun.objects.get(pk=claimed.pk), by=admin_user)
+            run, changed = training_run_cancel(run=TrainingRun.objects.get(pk=claimed.pk), by=admin_user)
             assert changed and run.status == RunStatus.RUNNING
             asked = time.monotonic()
             thread.join(timeout=60)

@@ -205,7 +205,7 @@ class TestRunschedulerProcess:
         """The training claim across processes on a file SQLite database (PostgreSQL: test_runs.py)."""
         start_at = time.time() + 12
         code = ("import time, os; time.sleep(max(0, float(os.environ['AT']) - time.time())); "
-                "from training import services; run = services.training_run_claim(trigger='scheduler'); "
+                "from training.services.runs import training_run_claim; run = training_run_claim(trigger='scheduler'); "
                 "print('CLAIMED' if run else 'REFUSED')")
         env = subprocess_env(file_db, tmp_path, AT=str(start_at))
         procs = [subprocess.Popen([sys.executable, "manage.py", "shell", "-c", code], cwd=BASE, env=env,

@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from collector import services as collector_services
 from tests.training.conftest import publish
-from training import selectors, services
+from training import selectors
+from training.feature_store import DbFeatureStore
 from training.models import FeatureCache, RunStatus, TrainingRun
 
 
@@ -56,10 +57,10 @@ class TestPhotoEmbeddings:
         other = type(photos)()
         other.seed = 1000  # other bytes than the first volunteer's photos
         [kept] = other.add("red-disc", 1)
-        cache_id = selectors._embedding_cache_id()
+        cache_id = selectors.embedding_cache_id()
         sha = dict(__import__("collector.models", fromlist=["Photo"]).Photo.objects.values_list("id", "sha256"))
         vector = np.arange(8, dtype=np.float32)
-        services.DbFeatureStore().put_many({sha[ids[0]]: encode(vector[None]), sha[kept]: encode(vector[None] * 2)},
+        DbFeatureStore().put_many({sha[ids[0]]: encode(vector[None]), sha[kept]: encode(vector[None] * 2)},
                                            cache_id)
         found = selectors.photo_embeddings(ids + [kept])
         assert set(found) == {ids[0], kept}  # ids[1] was never embedded: absent, not computed

@@ -15,7 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from config.progress import progress_bar
-from training import selectors, services
+from training import selectors
+from training.services.execute import training_run_execute
+from training.services.runs import training_run_claim
 from training.models import RunStatus
 
 
@@ -43,8 +45,7 @@ class Command(BaseCommand):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, on_signal)
         try:
-            run = services.training_run_claim(trigger=trigger, force=force or dataset_version is not None,
-                                              queued_only=queued_only)
+            run = training_run_claim(trigger=trigger, force=force or dataset_version is not None, queued_only=queued_only)
             if run is None:
                 active = selectors.training_run_active()
                 if queued_only and active is None:
@@ -66,8 +67,8 @@ class Command(BaseCommand):
                 else:
                     tqdm.write(line, file=self.stdout._out)
 
-            run = services.training_run_execute(run=run, on_progress=on_progress, on_log=on_log, stop_event=stop,
-                                                repeat_dataset=dataset_version)
+            run = training_run_execute(run=run, on_progress=on_progress, on_log=on_log, stop_event=stop,
+                                       repeat_dataset=dataset_version)
             bar.close()
         finally:
             for sig, handler in previous.items():

@@ -1,0 +1,152 @@
+"""Publishing model versions: immutable files under versioned keys, one commit that puts a version in service,
+abandoning versions cut off mid-publish, and rollback or forward to any published version."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from collector import storage
+from config.domain_errors import Conflict, NotFound
+from training import ml
+from training.models import DatasetVersion, ModelFile, ModelVersion, ServiceChange, TrainingRun, VersionStatus
+
+
+class PublishError(Conflict):
+    """Storage or the version's row is not as publishing left it: nothing was published."""
+
+    default_code = "publish_failed"
+
+
+def model_file_keys(version: int, variant: str) -> dict[str, str]:
+    prefix = f"models/v{version}/{variant}"
+    return {"model_key": f"{prefix}/model.tflite", "labels_key": f"{prefix}/labels.txt",
+            "metadata_key": f"{prefix}/metadata.json"}
+
+
+def _reserve_version(*, run: TrainingRun, result: ml.TrainResult, dataset: DatasetVersion) -> ModelVersion:
+    metrics = {name: {k: v for k, v in m.items() if k != "predictions"} for name, m in run.metrics.items()}
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                number = (ModelVersion.objects.aggregate(m=Max("version"))["m"] or 0) + 1
+                return ModelVersion.objects.create(
+                    version=number, status=VersionStatus.PENDING, run=run, dataset_version=dataset,
+                    strategy=result.strategy, labels=list(result.labels), metrics=metrics,
+                    min_app_version=settings.TRAINING_MIN_APP_VERSION,
+                )
+        except IntegrityError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def model_version_publish(*, run: TrainingRun, result: ml.TrainResult, dataset: DatasetVersion) -> ModelVersion:
+    """Reserve a number, write every file under its immutable keys, check them, then publish in one commit.
+
+    A crash before the last step leaves a *pending* version that no API
+    shows; ``model_versions_abandon_orphans`` later marks it abandoned and
+    removes its partial files. Its number is never reused.
+    """
+    version = _reserve_version(run=run, result=result, dataset=dataset)
+    files: list[ModelFile] = []
+    try:
+        labels_txt = ("\n".join(result.labels) + "\n").encode()
+        for name, vr in result.variants.items():
+            keys = model_file_keys(version.version, name)
+            data = Path(vr.path).read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            spec = dataclasses.asdict(result.input_specs[name])
+            metadata = {
+                "version": version.version, "variant": name, "sha256": sha, "size": len(data),
+                "labels": list(result.labels), "input": spec, "metrics": version.metrics.get(name, {}),
+                "strategy": result.strategy, "dataset_version": dataset.pk, "created_at": version.created_at.isoformat(),
+                "min_app_version": version.min_app_version,
+            }
+            for key, payload in ((keys["model_key"], data), (keys["labels_key"], labels_txt),
+                                 (keys["metadata_key"], json.dumps(metadata, indent=2).encode())):
+                model_file_write_once(key, payload)
+            files.append(ModelFile(model_version=version, variant=name, sha256=sha, size_bytes=len(data),
+                                   input_spec=spec, **keys))
+        model_files_verify(files)
+    except Exception:
+        _model_version_abandon(version)
+        raise
+    with transaction.atomic():
+        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if locked.status != VersionStatus.PENDING:
+            raise PublishError(f"v{locked.version} is {locked.status}, not pending; it was not published.")
+        ModelFile.objects.bulk_create(files)
+        previous = ModelVersion.objects.select_for_update().filter(in_service=True).first()
+        ModelVersion.objects.filter(in_service=True).update(in_service=None)
+        locked.status, locked.published_at, locked.in_service = VersionStatus.PUBLISHED, timezone.now(), True
+        locked.save(update_fields=["status", "published_at", "in_service"])
+        ServiceChange.objects.create(from_version=previous.version if previous else None, to_version=locked.version,
+                                     reason="published")
+    return locked
+
+
+def model_file_write_once(key: str, payload: bytes) -> None:
+    """Published keys are immutable: refuse to write over anything already there."""
+    if storage.exists(key):
+        raise PublishError(f"{key} already exists in storage; refusing to overwrite it.")
+    storage.save(key, payload)
+
+
+def model_files_verify(files: list[ModelFile]) -> None:
+    from django.core.files.storage import default_storage
+
+    for f in files:
+        for key in (f.model_key, f.labels_key, f.metadata_key):
+            if not storage.exists(key):
+                raise PublishError(f"{key} is missing from storage after writing it.")
+        if default_storage.size(f.model_key) != f.size_bytes:
+            raise PublishError(f"{f.model_key} has the wrong size in storage.")
+
+
+def _model_version_abandon(version: ModelVersion) -> None:
+    if ModelVersion.objects.filter(pk=version.pk, status=VersionStatus.PENDING).update(status=VersionStatus.ABANDONED):
+        keys = [k for variant in settings.TRAINING_VARIANT_NAMES for k in model_file_keys(version.version, variant).values()]
+        storage.delete_quietly([k for k in keys if _exists_quietly(k)])
+
+
+def _exists_quietly(key: str) -> bool:
+    try:
+        return storage.exists(key)
+    except Exception:
+        return False
+
+
+def model_versions_abandon_orphans() -> int:
+    """Pending versions whose run is no longer running were cut off mid-publish: abandon them."""
+    orphans = ModelVersion.objects.filter(status=VersionStatus.PENDING).exclude(run__active=True)
+    count = 0
+    for version in orphans:
+        _model_version_abandon(version)
+        count += 1
+    return count
+
+
+def model_version_put_in_service(*, version: int, user=None) -> ModelVersion:
+    """Rollback or forward: any published version can be the one phones get."""
+    with transaction.atomic():
+        target = ModelVersion.objects.select_for_update().filter(version=version).first()
+        if target is None or target.status != VersionStatus.PUBLISHED:
+            raise NotFound(f"There is no published model version {version}.")
+        current = ModelVersion.objects.select_for_update().filter(in_service=True).first()
+        if current is not None and current.pk == target.pk:
+            return target
+        ModelVersion.objects.filter(in_service=True).update(in_service=None)
+        target.in_service = True
+        target.save(update_fields=["in_service"])
+        reason = "rollback" if current is not None and target.version < current.version else "forward"
+        ServiceChange.objects.create(from_version=current.version if current else None, to_version=target.version,
+                                     reason=reason, changed_by=user)
+    return target
