@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -46,6 +47,23 @@ def file_db(migrated_sqlite, tmp_path):
     db = tmp_path / "db.sqlite3"
     shutil.copy(migrated_sqlite, db)
     return db
+
+
+def read_until(proc: subprocess.Popen, text: str, *, timeout: float) -> tuple[bool, str]:
+    """Read ``proc``'s output line by line until a line holds ``text``: (whether it came, what was read).
+
+    The process is killed when the line has not come within ``timeout`` seconds (the read then ends)."""
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if text in line:
+                return True, "".join(lines)
+        return False, "".join(lines)
+    finally:
+        killer.cancel()
 
 
 def rows(db: Path, sql: str) -> list[tuple]:
@@ -167,9 +185,13 @@ class TestRunschedulerProcess:
         # A scheduler started again does not run the same scheduled time a second time.
         second = subprocess.Popen([sys.executable, "manage.py", "runscheduler"], cwd=BASE, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(8)
+        # The catch-up plan is made (and any "missed its run" printed) before the scheduler starts:
+        # once APScheduler says it started, the second process has decided.
+        started, before = read_until(second, "Scheduler started", timeout=90)
         second.send_signal(signal.SIGTERM)
-        output, _ = second.communicate(timeout=60)
+        rest, _ = second.communicate(timeout=60)
+        output = before + rest
+        assert started, output
         assert "missed its run" not in output
         assert len(rows(file_db, "SELECT id FROM training_schedulerjobrun WHERE job_id='probe'")) == 1
 
