@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
-import random
 from io import StringIO
 
 import numpy as np
@@ -18,13 +16,13 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
-from PIL import Image, ImageDraw
 
 from challenges import services
 from challenges.models import Challenge, PhotoNovelty, PointEntry, PointReason
 from collector import services as collector_services
 from tests.challenges.helpers import points_of
 from tests.factories import make_label, make_reviewer, make_volunteer
+from tests.training.images import Look, class_photo
 from tests.training.conftest import tiny_training  # noqa: F401 (the fixture: the tiny training settings)
 from training import selectors as training_selectors
 from training.services.datasets import split_for
@@ -35,45 +33,22 @@ from training.models import RunOutcome, RunStatus
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
-def still_life(seed: int | None = None, *, shape: str, colour, background, nudge: int = 0) -> bytes:
-    """One object on its usual background, photographed alike every time (colours vary a little, a few specks).
-
-    ``seed`` None: the plainest photo, exactly the mean colours; ``nudge`` moves one pixel of it (a near-duplicate:
-    same scene, other bytes). Labels of alike photos, each with its own object and background, are what a
-    randomly initialised 32 px backbone (no pretrained weights here) tells apart reliably, and what lets it
-    place one unlike photo clearly farthest from its label's centre. (tests.training.conftest's class_image
-    varies the background and the position far more: measured, a tiny run then confused labels on some seeds.)
-    """
-    rng = random.Random(seed)
-    if seed is not None:
-        background = tuple(c + rng.randrange(-8, 9) for c in background)
-        colour = tuple(c + rng.randrange(-8, 9) for c in colour)
-    image = Image.new("RGB", (64, 64), background)
-    draw = ImageDraw.Draw(image)
-    if shape == "disc":
-        draw.ellipse([10, 10, 54, 54], fill=colour)
-    elif shape == "bar":
-        draw.rectangle([6, 22, 58, 42], fill=colour)
-    else:
-        draw.rectangle([14, 14, 50, 50], fill=colour)
-    for _ in range(3 if seed is not None else 0):
-        draw.point((rng.randrange(64), rng.randrange(64)), fill=tuple(rng.randrange(256) for _ in range(3)))
-    if nudge:
-        draw.point((nudge % 64, nudge // 64), fill=(200, 200, 200))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=92)
-    return out.getvalue()
+# Labels of alike photos, each with its own object and background, are what a randomly initialised 32 px
+# backbone (no pretrained weights here) tells apart reliably, and what lets it place one unlike photo clearly
+# farthest from its label's centre. (tests.training.conftest's classes vary the background and the position far
+# more: measured, a tiny run then confused labels on some seeds.)
+APPLE = Look("disc", (220, 40, 40), background=(228, 228, 228))
 
 
-def apple_photo(seed: int | None = None, *, background=(228, 228, 228), nudge: int = 0) -> bytes:
-    """A red apple on a pale table."""
-    return still_life(seed, shape="disc", colour=(220, 40, 40), background=background, nudge=nudge)
+def apple_photo(seed: int | None = None, *, background=APPLE.background, nudge: int = 0) -> bytes:
+    """A red apple on a pale table (``seed`` None: the plainest one; ``nudge``: a near-duplicate of it)."""
+    return class_photo(Look(APPLE.shape, APPLE.colour, background), seed, nudge=nudge)
 
 
 LOOKS = {
     "apple": apple_photo,
-    "banana": lambda seed: still_life(seed, shape="bar", colour=(235, 200, 40), background=(45, 45, 60)),
-    "cherry": lambda seed: still_life(seed, shape="square", colour=(40, 70, 220), background=(200, 170, 120)),
+    "banana": lambda seed: class_photo(Look("bar", (235, 200, 40), background=(45, 45, 60)), seed),
+    "cherry": lambda seed: class_photo(Look("square", (40, 70, 220), background=(200, 170, 120)), seed),
 }
 
 

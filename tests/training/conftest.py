@@ -2,43 +2,23 @@
 
 from __future__ import annotations
 
-import io
-import random
-
 import pytest
-from PIL import Image, ImageDraw
 
 from tests.factories import client_for, make_label, make_reviewer, make_volunteer, upload
+from tests.training.images import Look, Variation, class_photo
 
 # Three classes a small network tells apart at 32 px even from random weights: hue and shape differ.
 CLASSES = {
-    "red-disc": ((220, 40, 40), "ellipse"),
-    "green-bar": ((40, 190, 60), "bar"),
-    "blue-square": ((40, 70, 220), "square"),
+    "red-disc": Look("disc", (220, 40, 40)),
+    "green-bar": Look("bar", (40, 190, 60)),
+    "blue-square": Look("square", (40, 70, 220)),
 }
+# Each photo on its own pale background, the shape moved and shaded: a label is a shape and a hue, not one picture.
+VARIED = Variation(colour=25, position=6, specks=30)
 
 
 def class_image(slug: str, seed: int, size: int = 64) -> bytes:
-    rng = random.Random(f"{slug}-{seed}")
-    colour, shape = CLASSES[slug]
-    background = tuple(rng.randrange(200, 256) for _ in range(3))
-    image = Image.new("RGB", (size, size), background)
-    draw = ImageDraw.Draw(image)
-    jitter = lambda: rng.randrange(-6, 7)  # noqa: E731
-    fill = tuple(max(0, min(255, c + rng.randrange(-25, 26))) for c in colour)
-    box = [10 + jitter(), 10 + jitter(), size - 10 + jitter(), size - 10 + jitter()]
-    if shape == "ellipse":
-        draw.ellipse(box, fill=fill)
-    elif shape == "bar":
-        draw.rectangle([box[0], size // 2 - 8 + jitter(), box[2], size // 2 + 8 + jitter()], fill=fill)
-    else:
-        draw.rectangle(box, fill=fill)
-    for _ in range(30):  # a little texture so every photo's bytes and hash differ
-        x, y = rng.randrange(size), rng.randrange(size)
-        draw.point((x, y), fill=tuple(rng.randrange(256) for _ in range(3)))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=92)
-    return out.getvalue()
+    return class_photo(CLASSES[slug], f"{slug}-{seed}", size=size, vary=VARIED)
 
 
 @pytest.fixture
