@@ -27,8 +27,8 @@ from tests.training.conftest import tiny_training  # noqa: F401 (the fixture: th
 from training import selectors as training_selectors
 from training.services.datasets import split_for
 from training.services.execute import training_run_execute
-from training.services.runs import training_run_claim
 from training.models import RunOutcome, RunStatus
+from training.services.runs import training_run_claim
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
