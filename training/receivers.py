@@ -1,15 +1,12 @@
-"""training listens to collector's signals (collector never imports training)."""
+"""training listens to collector's signals (collector never imports training); apps.py connects these."""
 
 from __future__ import annotations
 
 from django.db import transaction
-from django.dispatch import receiver
 
 from collector.models import PhotoStatus
-from collector.signals import photo_status_changed
 
 
-@receiver(photo_status_changed, dispatch_uid="training.forget_withdrawn_features")
 def forget_withdrawn_features(sender, photo, old_status, new_status, **kwargs):
     """A withdrawn photo's cached backbone features leave with it (after the withdrawal commits)."""
     if new_status != PhotoStatus.WITHDRAWN:
