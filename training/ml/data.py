@@ -136,32 +136,45 @@ def uint8_input_spec(size: int) -> InputSpec:
     return InputSpec(height=size, width=size, resize="center_crop", dtype="uint8", mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
 
 
-def feature_dataset(features: np.ndarray, labels: np.ndarray, *, batch_size: int, training: bool, seed: int,
+def feature_dataset(features, labels: np.ndarray, *, batch_size: int, training: bool, seed: int,
                     sample_weights: np.ndarray | None = None):
-    """tf.data over cached features.
+    """tf.data over cached features, read a batch at a time.
 
-    `features` is N x V x ... (V cached views per photo: the clean view alone, or the augmented
-    views of training photos, see `views_for`; the clean view is not among those: drawing it too
-    measured ~2 points worse on the flowers). Training draws one of the V views per photo per epoch
-    and shuffles; evaluation uses view 0 (of validation photos: the clean one), in order. Batches and
-    prefetches.
+    `features` is N x V x ...: a FeatureArray on disk or a numpy array (V cached views per photo:
+    the clean view alone, or the augmented views of training photos, see `views_for`; the clean view
+    is not among those: drawing it too measured ~2 points worse on the flowers). Training draws one
+    of the V views per photo per epoch and shuffles; evaluation uses view 0 (of validation photos:
+    the clean one), in order. Only the photos of the batch being built are read into memory.
     """
     import tensorflow as tf
 
-    n_views = features.shape[1]
-    labels = labels.astype(np.int32)
-    if not training:
-        ds = tf.data.Dataset.from_tensor_slices((features[:, 0], labels))
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    from .feature_array import InMemoryFeatures
 
-    table = tf.constant(features)
+    if isinstance(features, np.ndarray):
+        features = InMemoryFeatures(features)
+    n_views = features.shape[1]
+    feature_shape = list(features.shape[2:])
+    labels = labels.astype(np.int32)
+
+    def read(indices, views):
+        return features.read_views(indices, views)
+
+    def load(index, view, *rest):
+        x = tf.numpy_function(read, [index, view], tf.float32, stateful=False)
+        x.set_shape([None, *feature_shape])
+        return (x, *rest)
+
+    if not training:
+        ds = tf.data.Dataset.from_tensor_slices((np.arange(len(labels)), np.zeros(len(labels), np.int64), labels))
+        return ds.batch(batch_size).map(load).prefetch(tf.data.AUTOTUNE)
+
     weights = np.ones(len(labels), np.float32) if sample_weights is None else sample_weights.astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(labels)), labels, weights))
     ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
 
     def pick(index, label, weight):
         view = tf.random.uniform([], 0, n_views, dtype=tf.int32, seed=seed)
-        return tf.gather(table, index)[view], label, weight
+        return index, tf.cast(view, tf.int64), label, weight
 
     # Sequential map: a seeded random op in a parallel map draws in a racy order (runs would differ).
-    return ds.map(pick).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.map(pick).batch(batch_size).map(load).prefetch(tf.data.AUTOTUNE)

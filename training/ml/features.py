@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import weakref
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,12 @@ from typing import Callable
 import numpy as np
 
 from . import data
+from .feature_array import FeatureArray
 from .model import POOLED, bottom_model, build_backbone, tf_setup
 from .types import BackboneConfig, FeatureStore, HParams, Stopped
 
 PHOTOS_PER_BATCH = 32
+STORE_CHUNK = 256  # photos read from the FeatureStore at a time: memory stays bounded whatever the night's size
 
 
 def encode(array: np.ndarray) -> bytes:
@@ -61,7 +64,7 @@ def runner(bottom, size: int):
 
 @dataclass
 class FeatureBatch:
-    features: np.ndarray  # N x max(1, augmented) x feature shape, float32
+    features: FeatureArray  # N x max(1, augmented) x feature shape, on disk (float16), read back by batch
     computed: int
     reused: int
 
@@ -79,14 +82,31 @@ def cached_features(
     progress: Callable[[float], None] = lambda fraction: None,
     should_stop: Callable[[], bool] = lambda: False,
     bottom=None,
+    scratch: Path | None = None,
 ) -> FeatureBatch:
-    """Features of every photo, from the store where present, computed (and stored) otherwise."""
+    """Features of every photo, from the store where present, computed (and stored) otherwise.
+
+    They are written to a FeatureArray (a scratch file under ``scratch``), never all held in memory:
+    the store is read STORE_CHUNK photos at a time and new photos are computed PHOTOS_PER_BATCH at a time.
+    """
     tf = tf_setup()
     cache_id = features_cache_id(backbone, cut, augmented=augmented, hparams=hparams)
     unique = list(dict.fromkeys(keys))
-    found = {k: decode(v) for k, v in feature_store.get_many(unique, cache_id).items()}
+    positions: dict[str, list[int]] = defaultdict(list)
+    for position, key in enumerate(keys):
+        positions[key].append(position)
+    features = FeatureArray(len(keys), directory=scratch)
+    missing = []
+    for start in range(0, len(unique), STORE_CHUNK):
+        chunk = unique[start:start + STORE_CHUNK]
+        stored = feature_store.get_many(chunk, cache_id)
+        for key in chunk:
+            blob = stored.get(key)
+            if blob is None:
+                missing.append(key)
+            else:
+                features.put(positions[key], decode(blob))
     path_of = dict(zip(keys, paths))
-    missing = [k for k in unique if k not in found]
     if missing:
         bottom = bottom or bottom_model(base, cut)
         size = backbone.input_size
@@ -114,11 +134,11 @@ def cached_features(
                 blobs = {k: encode(out[i]) for i, k in enumerate(chunk)}
                 feature_store.put_many(blobs, cache_id)
                 # Use the stored precision so a run and its rerun from cache see the same numbers.
-                found.update({k: decode(blob) for k, blob in blobs.items()})
+                for key, blob in blobs.items():
+                    features.put(positions[key], decode(blob))
                 done += len(chunk)
                 progress(min(1.0, done / len(missing)))
     progress(1.0)
-    features = np.stack([found[k] for k in keys]) if keys else np.zeros((0, max(1, augmented)), np.float32)
     return FeatureBatch(features=features, computed=len(missing), reused=len(unique) - len(missing))
 
 
@@ -140,5 +160,7 @@ def embed(*, paths: list[Path], backbone: BackboneConfig, feature_store: Feature
         base, bottom = _backbones[identity]
         result = cached_features(keys=keys, paths=paths, base=base, backbone=backbone, cut=POOLED, augmented=0,
                                  hparams=None, feature_store=feature_store, bottom=bottom)
-        return {k: result.features[i, 0] for i, k in enumerate(keys)}
+        with result.features as features:
+            vectors = features.read(range(len(keys)))[:, 0] if keys else []
+        return {k: vectors[i] for i, k in enumerate(keys)}
     return {k: decode(stored[k])[0] for k in keys}

@@ -142,8 +142,9 @@ def train_and_export(
     # --- features -------------------------------------------------------------------------
     augmented = max(0, hparams.augment_views) if hparams.augment else 0
     # One bottom model (and so one traced graph) for the training and the validation photos.
+    out_dir.mkdir(parents=True, exist_ok=True)
     common = dict(base=base, backbone=hparams.backbone, cut=cut, hparams=hparams, feature_store=feature_store,
-                  should_stop=should_stop, bottom=bottom_model(base, cut))
+                  should_stop=should_stop, bottom=bottom_model(base, cut), scratch=out_dir)
     share = len(train) * max(1, augmented) / max(1, len(train) * max(1, augmented) + len(val))
     train_f = cached_features(keys=[e.key for e in train], paths=[e.path for e in train], augmented=augmented,
                               progress=lambda f: progress("features", f * share), **common)
@@ -208,6 +209,8 @@ def train_and_export(
         progress("prune", 1.0)
         phase_done("prune")
     set_top_trainable(base, cut, False)
+    train_f.features.close()  # the scratch files of this night's features
+    val_f.features.close()
 
     # --- export every variant, then evaluate every written file -----------------------------
     calibration = _calibration_pixels(train, hparams)
