@@ -69,7 +69,8 @@ class TokenApi(APIView):
     def post(self, request):
         data = AuthTokenInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request, **data.validated_data)
+        # Django's request, not DRF's wrapper: axes marks a lock-out on it for its middleware (config.lockout).
+        user = authenticate(request._request, **data.validated_data)
         if user is None or not user.is_active:
             raise ApiError(400, "invalid_credentials", "Unable to sign in with those credentials.")
         token, _ = Token.objects.get_or_create(user=user)

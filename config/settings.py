@@ -110,11 +110,22 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- clients and shared counters (see docs/operations.md) ------------------
+# How many reverse proxies in front of the site append to X-Forwarded-For.
+# 0: the socket's peer is the client and X-Forwarded-For is ignored (anyone can
+# forge it). config.client_ip holds the rule; DRF applies it via NUM_PROXIES.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# Throttle counters, lock-outs and the like must be shared by every worker and
+# host, or each of N workers lets the whole rate through. Without Redis the
+# database holds them (table created by `migrate`, see config.apps).
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "crowdlens")}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "crowdlens_cache",
+                          "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "crowdlens")}}
 
 # --- files ----------------------------------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
@@ -207,6 +218,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"uploads": PHOTO_UPLOAD_RATE, "anon_signup": env_str("SIGNUP_RATE", "30/hour")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # DRF's throttles key anonymous clients by config.client_ip's rule (tests check they agree).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Crowdlens API",
@@ -228,10 +241,26 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/signin/"
 LOGIN_REDIRECT_URL = "/me/"
 
+# --- HTTPS, cookies, Content-Security-Policy (see docs/operations.md) -------
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto, with an https
+# SITE_URL: believe the proxy's scheme, send HSTS, redirect http to https
+# (the health checks answer on http too: load balancers probe plainly).
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+HTTPS_SITE = BEHIND_TLS_PROXY and SITE_URL.startswith("https://")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+SECURE_SSL_REDIRECT = HTTPS_SITE
+SECURE_REDIRECT_EXEMPT = [r"^healthz(/.*)?$"]
+HSTS_SECONDS = env_int("HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_SECONDS = HSTS_SECONDS if HTTPS_SITE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", False)  # preloading is hard to undo: the operator opts in
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", SITE_URL.startswith("https://"))
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+if HTTPS_SITE:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 LOGGING = {
     "version": 1,
@@ -374,3 +403,65 @@ NEWSLETTER_MAX_FAILURES = env_int("NEWSLETTER_MAX_FAILURES", 3, minimum=1)
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["newsletter_subscribe"] = env_str("NEWSLETTER_SUBSCRIBE_RATE", "20/hour")
 # Every hour at :05: composes when a slot has passed, sends released editions, picks up due retries.
 SCHEDULER_JOBS.append({"id": "newsletter-send", "command": ["newsletter_send", "--no-progress"], "hour": "*", "minute": 5})
+
+# --- abuse hardening (issue 12; see docs/operations.md and docs/decisions.md) --
+INSTALLED_APPS += [
+    "config.apps.CrowdlensConfig",  # migrate creates the database cache's table
+    "axes",
+    "csp",
+]
+MIDDLEWARE += [
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # after AuthenticationMiddleware: turns a lock-out into its answer
+]
+
+# Sign-in brute force: django-axes records failures in the database (shared by
+# every worker and host), per account and per client address, and locks each
+# out after LOGIN_FAILURE_LIMIT failures for a cool-off that doubles with every
+# further LOGIN_FAILURE_LIMIT failures remembered in the last day (config.lockout).
+# Its backend comes first, so every authenticate() given the request is checked:
+# the admin, the web sign-in and the API token endpoint.
+AUTHENTICATION_BACKENDS = [
+    "config.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+LOGIN_LOCKOUT_MAX_MINUTES = env_int("LOGIN_LOCKOUT_MAX_MINUTES", 24 * 60, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_COOLOFF_TIME = "config.lockout.cool_off"
+AXES_USE_ATTEMPT_EXPIRATION = True  # each record expires on its own (the cool-off differs per client)
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # the memory the growing cool-off counts
+AXES_RESET_ON_SUCCESS = False  # a success must not wipe a client's failures against other accounts
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_VERBOSE = True
+
+# Content-Security-Policy on every response (django-csp). Scripts only from our
+# own static files (the camera page's included); images may also come from S3
+# (presigned thumbnail/model URLs) and from blob: (the camera's preview).
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+_img_src = [SELF, "data:", "blob:"]
+if S3_BUCKET:
+    from urllib.parse import urlsplit as _urlsplit
+
+    _img_src.append(f"{_urlsplit(S3_ENDPOINT_URL).scheme}://{_urlsplit(S3_ENDPOINT_URL).netloc}" if S3_ENDPOINT_URL
+                    else f"https://s3.{S3_REGION}.amazonaws.com")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": _img_src,
+        "connect-src": [SELF],
+        "media-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+if env_bool("CSP_REPORT_ONLY", False):  # try a stricter policy on a live site without breaking it
+    CONTENT_SECURITY_POLICY_REPORT_ONLY, CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY, None

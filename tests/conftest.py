@@ -3,7 +3,7 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_media(settings, tmp_path):
+def _isolated_media(settings, tmp_path, request):
     """Each test writes files under its own folder and starts with fresh caches (throttles)."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.STORAGES = {
@@ -12,8 +12,16 @@ def _isolated_media(settings, tmp_path):
     }
     from django.core.cache import cache
 
-    cache.clear()
+    # The cache is the database's (as in production, without REDIS_URL): only
+    # a test that may use the database can have counters to clear.
+    if _uses_database(request) or not settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
+        cache.clear()
     yield
+
+
+def _uses_database(request) -> bool:
+    db_fixtures = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
+    return bool(request.node.get_closest_marker("django_db")) or bool(db_fixtures & set(request.fixturenames))
 
 
 def stored_files(root) -> list[str]:

@@ -448,7 +448,10 @@ class TestCreateSuperuser:
         user = User.objects.get(username="operator")
         assert user.is_superuser and user.is_staff and user.email == "ops@example.org"
         client = Client()
-        assert client.login(username="operator", password="a-long-operator-password")
+        # Through the admin's sign-in form, as the operator would (axes checks every sign-in's request).
+        signed_in = client.post("/admin/login/", {"username": "operator", "password": "a-long-operator-password",
+                                                  "next": LIST})
+        assert signed_in.status_code == 302 and signed_in.url == LIST
         response = client.get(LIST)
         assert response.status_code == 200 and len(listed_ids(response)) == 3
         assert "approve_photos" in response.content.decode()

@@ -1,0 +1,95 @@
+"""Sign-in lock-out (django-axes): the growing cool-off and the answer a locked-out client gets.
+
+axes counts failed sign-ins per account and per client address (config.client_ip)
+in the database, so every worker and host sees the same counts. A client or an
+account that reaches LOGIN_FAILURE_LIMIT failures is locked out for
+LOGIN_LOCKOUT_MINUTES; every further LOGIN_FAILURE_LIMIT failures remembered
+within the last LOGIN_LOCKOUT_MAX_MINUTES double that, up to
+LOGIN_LOCKOUT_MAX_MINUTES. Failures while locked out count too (axes'
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT), so hammering on only
+lengthens the lock. Staff lift a lock in the admin (Axes > Access attempts:
+delete the row) or with `manage.py axes_reset_username NAME` / `axes_reset_ip IP`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import timedelta
+
+from axes.backends import AxesStandaloneBackend
+from django.conf import settings
+from django.shortcuts import render
+from django.utils import timezone
+
+from config.client_ip import client_ip
+from config.errors import error_response
+
+logger = logging.getLogger("crowdlens.lockout")
+
+_USERNAME_ATTR = "crowdlens_login_username"
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """axes' check before every authenticate(); remembers the username for the cool-off.
+
+    axes asks for the cool-off with the request alone; the API token endpoint's
+    username is in a JSON body (not request.POST), so it is kept on the request here.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is not None:
+            setattr(request, _USERNAME_ATTR, username)
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def _failures_remembered(request) -> int:
+    """Failed sign-ins in the memory window by this request's client address or account, whichever is more."""
+    from axes.models import AccessFailureLog
+
+    since = timezone.now() - timedelta(minutes=settings.LOGIN_LOCKOUT_MAX_MINUTES)
+    recent = AccessFailureLog.objects.filter(attempt_time__gte=since)
+    ip_address = getattr(request, "axes_ip_address", None) or client_ip(request)
+    counts = [recent.filter(ip_address=ip_address).count()]
+    username = getattr(request, _USERNAME_ATTR, None)
+    if username:
+        counts.append(recent.filter(username=username).count())
+    return max(counts)
+
+
+def cool_off(request=None) -> timedelta:
+    """AXES_COOLOFF_TIME: LOGIN_LOCKOUT_MINUTES, doubled per further LOGIN_FAILURE_LIMIT failures, capped.
+
+    axes asks before it logs the failure it is recording, so that failure is
+    counted here as one more; a lock-out then never ends sooner than the
+    record it rests on expires.
+    """
+    base = timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES)
+    cap = timedelta(minutes=settings.LOGIN_LOCKOUT_MAX_MINUTES)
+    if request is None:
+        return min(base, cap)
+    lockouts = (_failures_remembered(request) + 1) // settings.LOGIN_FAILURE_LIMIT
+    if lockouts <= 1:
+        return min(base, cap)
+    doublings = min(lockouts - 1, 32)  # 2**32 x any base is past any cap
+    return min(base * (2 ** doublings), cap)
+
+
+def _wants_json(request) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """AXES_LOCKOUT_CALLABLE: 429 in the API's error shape, or a page that says what happened and for how long."""
+    minutes = max(1, math.ceil(cool_off(request).total_seconds() / 60))
+    message = (f"Too many failed sign-ins for this account or from your address. "
+               f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask the site's staff to unlock it.")
+    logger.warning("Sign-in locked out: username=%r ip=%s path=%s for %d min",
+                   getattr(request, _USERNAME_ATTR, None), getattr(request, "axes_ip_address", None),
+                   request.path, minutes)
+    if _wants_json(request):
+        response = error_response(429, "locked_out", message)
+    else:
+        response = render(request, "locked_out.html", {"message": message, "minutes": minutes}, status=429)
+    response["Retry-After"] = str(minutes * 60)
+    return response
