@@ -73,6 +73,8 @@ class LeaderboardApi(APIView):
             )
         except LookupError as exc:
             raise ApiError(404, "not_found", str(exc), {"challenge": ["Unknown challenge."]}) from None
+        if page_no > 1 and page.offset >= page.total:
+            raise ApiError(404, "invalid_page", f"No such page: this board has {page.total} rows.", {"page": ["Past the end."]})
 
         def link(n):
             params = {k: v for k, v in request.query_params.items()}

@@ -136,14 +136,16 @@ def leaderboard(
     offset, limit = max(0, int(offset)), max(1, int(limit))
     # One query for the page and its names (LEFT JOIN user -> volunteer profile),
     # served by the rank index; the size is the rank histogram's sum, not COUNT(*).
-    page = list(
+    total = _ranked_total(key)
+    # A page past the end is empty without asking: an offset from ?page=9223372036854775807
+    # would overflow the database's integer.
+    page = [] if offset >= total else list(
         Score.objects.filter(period=key, points__gt=0)
         .order_by(*_ranking_order())
         .values_list("volunteer_id", "points", "approved_photos", "volunteer__volunteer__id",
                      "volunteer__volunteer__display_name", "volunteer__volunteer__consent_public_credit")
         [offset:offset + limit]
     )
-    total = _ranked_total(key)
     viewer_id = viewer.pk if viewer is not None and getattr(viewer, "is_authenticated", False) else None
     rows = [
         LeaderboardRow(rank=offset + i + 1, display_name=_name(uid, vol_id, name, consent), points=points,

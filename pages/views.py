@@ -124,6 +124,8 @@ def leaderboard_page(request):
         )
     except (ValueError, LookupError):
         raise Http404("No such leaderboard.") from None
+    if page_number > 1 and board.offset >= board.total:
+        raise Http404("No such page.")
     query = f"challenge={challenge_id}" if challenge_id else f"period={board.period}"
     return render(request, "pages/leaderboard.html", {
         "board": board,
