@@ -1,13 +1,75 @@
+"""Health checks for load balancers, orchestrators and `make run`'s wait loop.
+
+- ``/healthz`` (readiness): 200 only when the database, the cache (throttle
+  counters, shared by all workers) and the file storage (local folder or S3)
+  each answer; otherwise 503 with a body naming which failed. A host that
+  cannot reach one of them should get no traffic.
+- ``/healthz/live`` (liveness): 200 as long as the process serves requests;
+  touches nothing, so a database outage does not get every web process
+  restarted.
+
+The answer names the failing part but not the error (the path is public);
+the error itself goes to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+
+from django.core.cache import cache
+from django.core.files.storage import FileSystemStorage, storages
 from django.db import connection
 from django.http import JsonResponse
-from django.urls import path
+
+logger = logging.getLogger("crowdlens.health")
 
 
-def healthz(request):
-    """Liveness and database reachability, for load balancers and `make run`'s wait loop."""
+def _database():
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
+
+
+def _cache():
+    key, value = "healthz-probe", uuid.uuid4().hex
+    cache.set(key, value, timeout=30)
+    if cache.get(key) != value:
+        raise RuntimeError("the cache did not return what was just written")
+
+
+def _storage():
+    storage = storages["default"]
+    if isinstance(storage, FileSystemStorage):
+        # exists() on a local path never fails: ask whether uploads could be written
+        # (the folder, or the nearest existing parent it would be created under).
+        folder = Path(storage.location)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise RuntimeError(f"{folder} is not a writable folder")
+        return
+    storage.exists("healthz-probe")  # S3: one HEAD request; a missing key is an answer too
+
+
+CHECKS = {"database": _database, "cache": _cache, "storage": _storage}
+
+
+def readiness(request):
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception:  # any failure of a dependency makes the host unready; the log says what
+            logger.exception("Health check %s failed", name)
+            results[name] = "failed"
+    failed = [name for name, result in results.items() if result != "ok"]
+    if failed:
+        return JsonResponse({"status": "unavailable", "failed": failed, "checks": results}, status=503)
+    return JsonResponse({"status": "ok", "checks": results})
+
+
+def liveness(request):
     return JsonResponse({"status": "ok"})
-
-
-urlpatterns = [path("", healthz, name="healthz")]

@@ -4,6 +4,7 @@ from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from config import health
 from config.errors import error_response
 
 
@@ -30,7 +31,8 @@ urlpatterns = [
     # its template still carries a small <style> block, allowed for this page only.
     path("api/docs/", csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="schema")),
          name="api-docs"),
-    path("healthz", include("config.health")),
+    path("healthz", health.readiness, name="healthz"),
+    path("healthz/live", health.liveness, name="healthz-live"),
     # Web pages (the pages app: home, leaderboard, gallery, camera, sign-in; newsletter's own pages).
     path("newsletter/", include("newsletter.pages_urls")),
     path("", include("pages.urls")),
