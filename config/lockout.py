@@ -3,12 +3,12 @@
 axes counts failed sign-ins per account and per client address (config.client_ip)
 in the database, so every worker and host sees the same counts. A client or an
 account that reaches LOGIN_FAILURE_LIMIT failures is locked out for
-LOGIN_LOCKOUT_MINUTES; every further LOGIN_FAILURE_LIMIT failures remembered
-within the last LOGIN_LOCKOUT_MAX_MINUTES double that, up to
-LOGIN_LOCKOUT_MAX_MINUTES. Failures while locked out count too (axes'
-AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT), so hammering on only
-lengthens the lock. Staff lift a lock in the admin (Axes > Access attempts:
-delete the row) or with `manage.py axes_reset_username NAME` / `axes_reset_ip IP`.
+LOGIN_LOCKOUT_MINUTES; each further round of LOGIN_FAILURE_LIMIT failures
+remembered (axes' failure log, within the last LOGIN_LOCKOUT_MAX_MINUTES)
+doubles the next lock, up to LOGIN_LOCKOUT_MAX_MINUTES. Attempts during a lock
+are refused and not counted, so the lock ends when the answer said. Staff lift
+a lock in the admin (Axes > Access attempts: delete the row) or with
+`manage.py axes_reset_username NAME` / `axes_reset_ip IP`.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def cool_off(request=None) -> timedelta:
     """AXES_COOLOFF_TIME: LOGIN_LOCKOUT_MINUTES, doubled per further LOGIN_FAILURE_LIMIT failures, capped.
 
     axes asks before it logs the failure it is recording, so that failure is
-    counted here as one more; a lock-out then never ends sooner than the
-    record it rests on expires.
+    counted here as one more: the record a lock rests on then expires no
+    sooner than the lock it starts.
     """
     base = timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES)
     cap = timedelta(minutes=settings.LOGIN_LOCKOUT_MAX_MINUTES)
@@ -79,12 +79,25 @@ def _wants_json(request) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
 
 
+def _minutes_left(request) -> int:
+    """Until the newest failure this lock rests on (by address or account) is older than the cool-off."""
+    from axes.models import AccessAttempt
+    from django.db.models import Max, Q
+
+    match = Q(ip_address=getattr(request, "axes_ip_address", None) or client_ip(request))
+    if username := getattr(request, _USERNAME_ATTR, None):
+        match |= Q(username=username)
+    newest = AccessAttempt.objects.filter(match).aggregate(newest=Max("attempt_time"))["newest"]
+    left = cool_off(request) - (timezone.now() - newest) if newest else cool_off(request)
+    return max(1, math.ceil(left.total_seconds() / 60))
+
+
 def lockout_response(request, original_response=None, credentials=None):
     """AXES_LOCKOUT_CALLABLE: 429 in the API's error shape, or a page that says what happened and for how long."""
-    minutes = max(1, math.ceil(cool_off(request).total_seconds() / 60))
+    minutes = _minutes_left(request)
     message = (f"Too many failed sign-ins for this account or from your address. "
                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask the site's staff to unlock it.")
-    logger.warning("Sign-in locked out: username=%r ip=%s path=%s for %d min",
+    logger.warning("Sign-in locked out: username=%r ip=%s path=%s for %d more min",
                    getattr(request, _USERNAME_ATTR, None), getattr(request, "axes_ip_address", None),
                    request.path, minutes)
     if _wants_json(request):

@@ -420,7 +420,7 @@ MIDDLEWARE += [
 # Sign-in brute force: django-axes records failures in the database (shared by
 # every worker and host), per account and per client address, and locks each
 # out after LOGIN_FAILURE_LIMIT failures for a cool-off that doubles with every
-# further LOGIN_FAILURE_LIMIT failures remembered in the last day (config.lockout).
+# further round of LOGIN_FAILURE_LIMIT failures remembered (config.lockout).
 # Its backend comes first, so every authenticate() given the request is checked:
 # the admin, the web sign-in and the API token endpoint.
 AUTHENTICATION_BACKENDS = [
@@ -436,6 +436,9 @@ AXES_COOLOFF_TIME = "config.lockout.cool_off"
 AXES_USE_ATTEMPT_EXPIRATION = True  # each record expires on its own (the cool-off differs per client)
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # the memory the growing cool-off counts
 AXES_RESET_ON_SUCCESS = False  # a success must not wipe a client's failures against other accounts
+# Attempts while locked out are refused without being counted: the lock ends
+# when the page said it would, even for an owner who kept trying.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
 AXES_VERBOSE = True
