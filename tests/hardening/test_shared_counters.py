@@ -1,0 +1,81 @@
+"""Throttle counters are shared by every worker process: the database cache by default, Redis with REDIS_URL.
+
+Each "worker" here is a separate Python process with the production settings
+(config.settings), as gunicorn's workers are.
+"""
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(var_dir: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "DEBUG", "TRUSTED_PROXY_COUNT")}
+    env.update(SECRET_KEY="shared-counters-test", CROWDLENS_VAR_DIR=str(var_dir), SIGNUP_RATE="3/hour",
+               DATABASE_URL=f"sqlite:///{var_dir / 'db.sqlite3'}", **extra)
+    return env
+
+
+def _run(args, env) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def _worker(env, requests: int) -> list[int]:
+    return [int(s) for s in _run(["-m", "tests.hardening.throttle_client", str(requests)], env).split()]
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory):
+    """A migrated SQLite installation, as `make migrate` leaves it."""
+    var_dir = tmp_path_factory.mktemp("installation")
+    _run(["manage.py", "migrate", "--noinput", "-v", "0"], _env(var_dir))
+    return var_dir
+
+
+def redis_listening() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+class TestDatabaseCache:
+    def test_migrate_creates_the_cache_table(self, installation):
+        with sqlite3.connect(installation / "db.sqlite3") as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "crowdlens_cache" in tables
+
+    def test_two_workers_share_one_count(self, installation):
+        env = _env(installation)
+        with sqlite3.connect(installation / "db.sqlite3") as db:
+            db.execute("DELETE FROM crowdlens_cache")
+        first = _worker(env, 2)
+        second = _worker(env, 2)
+        third = _worker(env, 1)
+        assert first == [400, 400]
+        assert second == [400, 429]  # 3/hour across both processes, not per process
+        assert third == [429]
+
+
+@pytest.mark.skipif(not redis_listening(), reason="no Redis on 127.0.0.1:6379 (the test set-up starts one)")
+class TestRedisCache:
+    def test_two_workers_share_one_count(self, installation):
+        env = _env(installation, REDIS_URL="redis://127.0.0.1:6379/0", CACHE_KEY_PREFIX=f"test-{uuid.uuid4().hex}")
+        assert _worker(env, 2) == [400, 400]
+        assert _worker(env, 2) == [400, 429]
+        # Nothing went to the database cache: Redis held the count.
+        with sqlite3.connect(installation / "db.sqlite3") as db:
+            assert db.execute("SELECT COUNT(*) FROM crowdlens_cache WHERE cache_key LIKE ?",
+                              (f"{env['CACHE_KEY_PREFIX']}%",)).fetchone()[0] == 0
