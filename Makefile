@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv run test test-fast migrate schema bench-upload bench-train bench-leaderboard bench-newsletter clean
+.PHONY: venv run test test-fast migrate schema audit bench-upload bench-train bench-leaderboard bench-newsletter clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test-fast: venv
 
 schema: venv
 	DEBUG=true $(BIN)/python manage.py spectacular --fail-on-warn --validate --file var/openapi.yaml
+
+# Every pinned package against published advisories (pip-audit asks PyPI's vulnerability
+# data, so it needs that service; --strict fails rather than skip what it cannot look up).
+audit: venv
+	$(BIN)/pip-audit --requirement constraints.txt --no-deps --disable-pip --strict --progress-spinner off
 
 bench-upload: venv
 	$(BIN)/python bench/upload.py
