@@ -124,8 +124,11 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                           "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "crowdlens")}}
 else:
+    # Past MAX_ENTRIES Django culls a third of the rows, live counters included
+    # (resetting those clients' limits): far above what a site without Redis sees.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "crowdlens_cache",
-                          "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "crowdlens")}}
+                          "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "crowdlens"),
+                          "OPTIONS": {"MAX_ENTRIES": env_int("CACHE_MAX_ENTRIES", 100_000, minimum=1000)}}}
 
 # --- files ----------------------------------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
