@@ -416,7 +416,7 @@ INSTALLED_APPS += [
     "csp",
 ]
 MIDDLEWARE += [
-    "csp.middleware.CSPMiddleware",
+    "config.csp.CSPMiddleware",
     "axes.middleware.AxesMiddleware",  # after AuthenticationMiddleware: turns a lock-out into its answer
 ]
 

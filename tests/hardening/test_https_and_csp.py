@@ -149,6 +149,13 @@ class TestContentSecurityPolicy:
         assert nonce and f'<script nonce="{nonce}">' in response.content.decode()
         assert scripts_obey(response.content.decode(), nonce) == []
 
+    def test_only_the_admin_may_use_inline_styles(self, client):
+        assert "'unsafe-inline'" not in policy(client.get("/leaderboard/"))["style-src"]
+        assert "'unsafe-inline'" not in policy(client.get("/signin/"))["style-src"]
+        admin = policy(client.get("/admin/login/"))
+        assert admin["style-src"] == ["'self'", "'unsafe-inline'"]
+        assert "'unsafe-inline'" not in admin["script-src"]
+
     def test_the_api_docs_script_is_served_as_a_file(self, client):
         page = client.get("/api/docs/")
         src = re.findall(r'<script src="([^"]+script[^"]*)"', page.content.decode())
