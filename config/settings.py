@@ -445,6 +445,16 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
 AXES_VERBOSE = True
+# axes keeps a row per failed and per successful sign-in; the scheduler prunes
+# both nightly. Failures must outlive the lock-out's memory (the growing cool-off counts them).
+LOGIN_LOG_KEEP_DAYS = env_int("LOGIN_LOG_KEEP_DAYS", 30, minimum=1)
+if LOGIN_LOG_KEEP_DAYS * 24 * 60 < LOGIN_LOCKOUT_MAX_MINUTES:
+    raise ImproperlyConfigured(f"LOGIN_LOG_KEEP_DAYS ({LOGIN_LOG_KEEP_DAYS}) must cover LOGIN_LOCKOUT_MAX_MINUTES "
+                               f"({LOGIN_LOCKOUT_MAX_MINUTES}), the failures a lock-out's length counts")
+SCHEDULER_JOBS.append({"id": "login-failures-prune", "command": ["axes_reset_failure_logs", "--age", str(LOGIN_LOG_KEEP_DAYS)],
+                       "hour": 4, "minute": 10})
+SCHEDULER_JOBS.append({"id": "login-successes-prune", "command": ["axes_reset_logs", "--age", str(LOGIN_LOG_KEEP_DAYS)],
+                       "hour": 4, "minute": 15})
 
 # Content-Security-Policy on every response (django-csp). Scripts only from our
 # own static files (the camera page's included); images may also come from S3

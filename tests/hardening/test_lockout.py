@@ -201,3 +201,21 @@ class TestLogging:
         assert sum("login failure" in m.lower() for m in messages) >= 5  # axes' own lines (names masked)
         assert any(m.startswith("Sign-in locked out") and "203.0.113.88" in m for m in messages)
         assert AccessFailureLog.objects.filter(ip_address="203.0.113.88").count() == 5  # the 6th was refused, not counted
+
+
+class TestPruning:
+    def test_the_scheduler_prunes_old_sign_in_records_and_keeps_recent_ones(self, admin_user, settings):
+        from axes.models import AccessLog
+
+        jobs = {job["id"]: job for job in settings.SCHEDULER_JOBS}
+        admin_sign_in(Client(), "guess")
+        admin_sign_in(Client(), ADMIN_PASSWORD)
+        age_records(31 * 24 * 60)
+        AccessLog.objects.update(attempt_time=F("attempt_time") - dt.timedelta(days=31))
+        admin_sign_in(Client(), "guess-again")
+        admin_sign_in(Client(), ADMIN_PASSWORD)
+        assert AccessFailureLog.objects.count() == 2 and AccessLog.objects.count() == 2
+
+        call_command(*jobs["login-failures-prune"]["command"])
+        call_command(*jobs["login-successes-prune"]["command"])
+        assert AccessFailureLog.objects.count() == 1 and AccessLog.objects.count() == 1
