@@ -147,27 +147,6 @@ class TestMediaPipeImageClassifier:
                     answers.append(photos.labels.index(max(categories, key=lambda c: c.score).category_name))
             assert answers == vr.predictions, variant
 
-    def test_it_agrees_when_handed_the_whole_photo_with_the_centre_square_as_region(self, first_run, photos):
-        """A camera frame as it comes: the region of interest is the manifest's centred square and
-        MediaPipe resizes it itself."""
-        from mediapipe.tasks.python.components.containers.rect import RectF
-        from mediapipe.tasks.python.vision.core.image_processing_options import ImageProcessingOptions
-
-        result, _, _ = first_run
-        vr = result.variants["float32"]
-        with classifier(vr.path) as clf:
-            answers = []
-            for example in photos.test:
-                pixels = np.asarray(load_rgb(example.path))
-                h, w = pixels.shape[:2]
-                side = min(h, w)
-                left, top = (w - side) / 2 / w, (h - side) / 2 / h
-                region = RectF(left=left, top=top, right=left + side / w, bottom=top + side / h)
-                categories = clf.classify(mp_image(pixels), ImageProcessingOptions(region_of_interest=region)
-                                          ).classifications[0].categories
-                answers.append(photos.labels.index(max(categories, key=lambda c: c.score).category_name))
-        assert answers == vr.predictions
-
     def test_the_converters_file_without_metadata_is_refused(self, first_run):
         """Why the metadata is there: the issue's report, reproduced on the bare float32 flatbuffer."""
         result, _, _ = first_run
