@@ -14,21 +14,19 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tests.training.ml.conftest import SIZE, tiny_hparams
-from training.ml import COREML, MemoryFeatureStore, ModelInfo, train_and_export
+from tests.training.ml.conftest import FIRST_RUN_INFO, SIZE, tiny_hparams
+from training.ml import COREML, VARIANTS, MemoryFeatureStore, train_and_export
 from training.ml import coreml
 
 pytestmark = pytest.mark.slow
 
-INFO = ModelInfo(version="run 7", license="CC BY 4.0")
+INFO = FIRST_RUN_INFO
 
 
 @pytest.fixture(scope="module")
-def coreml_run(photos, tmp_path_factory):
-    out = tmp_path_factory.mktemp("coreml-run")
-    result = train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
-                              hparams=tiny_hparams(variants=("float32", COREML)), feature_store=MemoryFeatureStore(),
-                              out_dir=out, log=lambda m: None, model_info=INFO)
+def coreml_run(first_run, tmp_path_factory):
+    """The Core ML package of the shared tiny run (exported beside its .tflite files)."""
+    result, _, _ = first_run
     package = coreml.unzip_package(result.coreml.path, tmp_path_factory.mktemp("unzipped"))
     return result, package
 
@@ -50,7 +48,8 @@ class TestCoreMLVariant:
     def test_it_is_exported_next_to_the_tflite_files(self, coreml_run):
         result, _ = coreml_run
         assert result.failed_variants == {}
-        assert set(result.variants) == {"float32"}  # evaluated in LiteRT; Core ML is not
+        assert set(result.variants) == set(VARIANTS)  # evaluated in LiteRT; Core ML is not
+        assert result.coreml.path.parent == result.variants["float32"].path.parent
         data = result.coreml.path.read_bytes()
         assert result.coreml.path.name == "model-coreml.mlpackage.zip"
         assert (result.coreml.size_bytes, result.coreml.sha256) == (len(data), hashlib.sha256(data).hexdigest())

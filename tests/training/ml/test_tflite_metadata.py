@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tests.training.ml.conftest import SIZE
+from tests.training.ml.conftest import FIRST_RUN_INFO, SIZE
 from training.ml import ModelInfo, tflite_metadata
 from training.ml.data import clean_view, load_rgb
 
@@ -90,9 +90,9 @@ class TestEveryVariantCarriesMetadata:
                 assert (found.input_mean, found.input_std) == ([127.5] * 3, [127.5] * 3), variant
             image = found.json["subgraph_metadata"][0]["input_tensor_metadata"][0]
             assert image["content"]["content_properties"]["color_space"] == "RGB"
-            default = ModelInfo()
+            info = FIRST_RUN_INFO
             assert (found.name, found.version, found.author, found.license, found.description) == (
-                default.name, default.version, default.author, default.license, default.description)
+                info.name, info.version, info.author, info.license, info.description)
 
     def test_the_check_refuses_a_file_that_disagrees_with_the_manifest(self, first_run, photos):
         result, _, _ = first_run
@@ -104,7 +104,7 @@ class TestEveryVariantCarriesMetadata:
         with pytest.raises(tflite_metadata.MetadataMismatch, match="normalisation"):
             tflite_metadata.check(flat, labels=photos.labels, input_spec=dataclasses.replace(spec, mean=[0.0] * 3))
         with pytest.raises(tflite_metadata.MetadataMismatch, match="general fields"):
-            tflite_metadata.check(flat, labels=photos.labels, input_spec=spec, info=ModelInfo(version="run 2"))
+            tflite_metadata.check(flat, labels=photos.labels, input_spec=spec, info=ModelInfo(version="run 8"))
 
     def test_a_file_without_metadata_is_refused_by_the_check(self, first_run, photos):
         from training.ml import export
