@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# mediapipe declares absl-py~=2.3 (for its command-line tools) and tensorflow-model-optimization
+	# absl-py~=1.2, so no resolver installs both; the metadata writers and the Tasks classifier we use
+	# import no absl, and their real dependencies are in pyproject.toml (docs/decisions.md).
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt mediapipe==1.2.2
 	touch $(STAMP)
 
 venv: $(STAMP)

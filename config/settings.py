@@ -309,7 +309,9 @@ def _env_opt_float(name: str, minimum: float | None = None, maximum: float | Non
     return env_float(name, 0.0, minimum=minimum, maximum=maximum) if os.environ.get(name, "").strip() else None
 
 
-TRAINING_VARIANT_NAMES = ("float32", "float16", "dynamic", "int8")
+TRAINING_TFLITE_VARIANTS = ("float32", "float16", "dynamic", "int8")
+# coreml: the zipped Core ML package for iOS, converted from the same model, not evaluated (docs/training-ml.md).
+TRAINING_VARIANT_NAMES = (*TRAINING_TFLITE_VARIANTS, "coreml")
 TRAINING_ALPHA = env_float("TRAINING_ALPHA", 0.35, minimum=0.1, maximum=1.4)
 TRAINING_INPUT_SIZE = env_int("TRAINING_INPUT_SIZE", 224, minimum=32)
 TRAINING_BASE_WEIGHTS = env_str("TRAINING_BASE_WEIGHTS", "imagenet").strip() or "imagenet"
@@ -318,7 +320,7 @@ TRAINING_MIN_PHOTOS_PER_LABEL = env_int("TRAINING_MIN_PHOTOS_PER_LABEL", 5, mini
 TRAINING_VAL_FRACTION = env_float("TRAINING_VAL_FRACTION", 0.15, minimum=0.0, maximum=0.5)
 TRAINING_TEST_FRACTION = env_float("TRAINING_TEST_FRACTION", 0.15, minimum=0.01, maximum=0.5)
 TRAINING_GATE_MARGIN = env_float("TRAINING_GATE_MARGIN", 1.0, minimum=0.0, maximum=100.0)  # accuracy points
-TRAINING_GATE_VARIANT = env_choice("TRAINING_GATE_VARIANT", "float32", set(TRAINING_VARIANT_NAMES))
+TRAINING_GATE_VARIANT = env_choice("TRAINING_GATE_VARIANT", "float32", set(TRAINING_TFLITE_VARIANTS))
 TRAINING_INT8_MAX_DROP = env_float("TRAINING_INT8_MAX_DROP", 1.0, minimum=0.0, maximum=100.0)  # accuracy points
 TRAINING_VARIANTS = tuple(env_list("TRAINING_VARIANTS", list(TRAINING_VARIANT_NAMES)))
 if not TRAINING_VARIANTS or set(TRAINING_VARIANTS) - set(TRAINING_VARIANT_NAMES) or TRAINING_GATE_VARIANT not in TRAINING_VARIANTS:

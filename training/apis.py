@@ -31,7 +31,8 @@ _MANIFEST_ERRORS = {
     404: OpenApiResponse(description="No such published version (or none published yet)"),
 }
 _VARIANT_PARAM = OpenApiParameter("variant", str, enum=list(settings.TRAINING_VARIANT_NAMES), required=False,
-                                  description="int8 | float16 | dynamic | float32 (default TRAINING_DEFAULT_VARIANT)")
+                                  description="int8 | float16 | dynamic | float32 (.tflite) or coreml (zipped Core ML "
+                                              "package) (default TRAINING_DEFAULT_VARIANT)")
 _ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
                                description="The ETag of the manifest the phone has; 304 when still current")
 _DOWNLOAD_ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
@@ -117,6 +118,9 @@ class ModelLatestApi(PublicApiView):
         version = selectors.model_in_service()
         if version is None:
             raise ApiError(404, "no_model", "No model has been published yet; check again after the nightly training.")
+        if selectors.model_file_get(version=version, variant=variant) is None:
+            # A variant can fail to export alone (coreml): phones asking for it keep the last version that has it.
+            version = selectors.model_version_latest_with(variant=variant, up_to=version) or version
         return _manifest_response(request, version, variant)
 
 
@@ -227,8 +231,14 @@ class AnyAcceptNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+def _download_name(version: int, variant: str, file: ModelFile) -> str:
+    """crowdlens-v12-int8.tflite, crowdlens-v12-coreml.mlpackage.zip: the stored file's extension."""
+    suffix = file.model_key.rsplit("/", 1)[-1].removeprefix("model")
+    return f"crowdlens-v{version}-{variant}{suffix}"
+
+
 class ModelDownloadApi(PublicApiView):
-    """The .tflite bytes: streamed from local storage (one byte range resumes), or a redirect to a presigned S3 URL."""
+    """The model file's bytes (.tflite, or the zipped Core ML package): streamed from local storage (one byte range resumes), or a redirect to a presigned S3 URL."""
 
     content_negotiation_class = AnyAcceptNegotiation
 
@@ -284,7 +294,7 @@ class ModelDownloadApi(PublicApiView):
                 raise
         response = FileResponse(handle if wanted is None else _ByteSlice(handle, last - first + 1),
                                 status=200 if wanted is None else 206, content_type="application/octet-stream",
-                                as_attachment=True, filename=f"crowdlens-v{version}-{variant}.tflite")
+                                as_attachment=True, filename=_download_name(version, variant, file))
         response["Content-Length"] = str(last - first + 1)
         if wanted is not None:
             response["Content-Range"] = f"bytes {first}-{last}/{size}"

@@ -29,6 +29,15 @@ def model_file_get(*, version: ModelVersion, variant: str) -> ModelFile | None:
     return version.files.filter(variant=variant).first()
 
 
+def model_version_latest_with(*, variant: str, up_to: ModelVersion) -> ModelVersion | None:
+    """The newest published version, not newer than `up_to` (the one in service: a rollback is
+    honoured), that has a `variant` file: what a phone asking for a variant that failed to export in
+    the latest runs (coreml) gets."""
+    return (ModelVersion.objects.filter(status=VersionStatus.PUBLISHED, version__lte=up_to.version,
+                                        files__variant=variant)
+            .order_by("-version").first())
+
+
 def model_versions_published(since=None, until=None) -> list[dict]:
     """Versions published in [since, until), oldest first, for the newsletter.
 

@@ -9,7 +9,8 @@ from rest_framework import serializers
 class VariantQuery(serializers.Serializer):
     variant = serializers.ChoiceField(
         choices=list(settings.TRAINING_VARIANT_NAMES), required=False,
-        help_text="Which export: int8 (smallest, uint8 input), float16, dynamic (int8 weights) or float32. "
+        help_text="Which export: int8 (smallest, uint8 input), float16, dynamic (int8 weights) or float32 "
+                  "(.tflite files), or coreml (a zipped Core ML .mlpackage for iOS). "
                   "Default: TRAINING_DEFAULT_VARIANT (int8).",
     )
 
@@ -32,16 +33,18 @@ class ClassMetricsOutput(serializers.Serializer):
 
 
 class VariantMetricsOutput(serializers.Serializer):
-    accuracy = serializers.FloatField(help_text="Top-1 of this very file in LiteRT on the version's test split")
-    latency_ms = serializers.FloatField(help_text="Mean CPU latency per image on the training host")
-    test_examples = serializers.IntegerField()
+    # null (and per_class empty) for coreml: Core ML runs only on Apple systems, so that file is not evaluated.
+    accuracy = serializers.FloatField(allow_null=True,
+                                      help_text="Top-1 of this very file in LiteRT on the version's test split")
+    latency_ms = serializers.FloatField(allow_null=True, help_text="Mean CPU latency per image on the training host")
+    test_examples = serializers.IntegerField(allow_null=True)
     per_class = serializers.DictField(child=ClassMetricsOutput(), help_text="label -> precision, recall, support")
 
 
 class ManifestOutput(serializers.Serializer):
     version = serializers.IntegerField()
     variant = serializers.CharField()
-    sha256 = serializers.CharField(help_text="sha256 of the .tflite bytes at download_url")
+    sha256 = serializers.CharField(help_text="sha256 of the file at download_url (.tflite, or the Core ML zip)")
     size = serializers.IntegerField(help_text="Bytes")
     download_url = serializers.URLField(help_text="Presigned (expires after S3_PRESIGN_TTL) on S3; served here otherwise")
     created_at = serializers.DateTimeField()

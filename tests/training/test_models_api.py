@@ -45,7 +45,7 @@ class TestModelLatestApi:
     def test_it_describes_the_model_in_service_for_each_variant(self, trained_result):
         version = publish(trained_result)
         result, _ = trained_result
-        for variant in django_settings.TRAINING_VARIANT_NAMES:
+        for variant in django_settings.TRAINING_TFLITE_VARIANTS:
             response = APIClient().get(f"/api/v1/models/latest/?variant={variant}")
             assert response.status_code == 200, response.content
             body = response.json()
@@ -62,6 +62,36 @@ class TestModelLatestApi:
             assert spec["dtype"] == ("uint8" if variant == "int8" else "float32")
             if variant == "int8":
                 assert spec["mean"] == [0.0, 0.0, 0.0] and spec["std"] == [1.0, 1.0, 1.0]
+
+    def test_it_describes_the_core_ml_package_like_the_others(self, trained_result):
+        version = publish(trained_result)
+        result, _ = trained_result
+        response = APIClient().get("/api/v1/models/latest/?variant=coreml")
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert (body["version"], body["variant"], body["labels"]) == (version.version, "coreml", result.labels)
+        assert (body["sha256"], body["size"]) == (result.coreml.sha256, result.coreml.size_bytes)
+        # Not evaluated (Core ML runs only on Apple systems): no figures rather than made-up ones.
+        assert body["metrics"] == {"accuracy": None, "latency_ms": None, "test_examples": None, "per_class": {}}
+        # Raw RGB pixels of the centred square: the package's ImageType normalises them itself.
+        assert body["input"] == {"height": 32, "width": 32, "resize": "center_crop", "dtype": "uint8",
+                                 "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+
+    def test_phones_asking_for_core_ml_get_the_last_version_that_has_it(self, trained_result):
+        """A run whose Core ML conversion failed publishes its .tflite files only."""
+        import dataclasses
+
+        with_coreml = publish(trained_result)
+        result, test = trained_result
+        without = publish((dataclasses.replace(result, coreml=None, failed_variants={"coreml": "failed"}), test))
+        client = APIClient()
+        coreml = client.get("/api/v1/models/latest/?variant=coreml")
+        assert coreml.status_code == 200 and coreml.json()["version"] == with_coreml.version
+        assert coreml["ETag"] == f'"v{with_coreml.version}-coreml-{result.coreml.sha256[:16]}"'
+        assert client.get("/api/v1/models/latest/?variant=int8").json()["version"] == without.version
+        # The version itself has no such file: asking for it by number says so.
+        missing = client.get(f"/api/v1/models/{without.version}/?variant=coreml")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "variant_not_available"
 
     def test_it_defaults_to_int8_and_refuses_an_unknown_variant(self, trained_result):
         publish(trained_result)
@@ -125,6 +155,22 @@ class TestModelDownloadApi:
             interpreter.invoke()
             output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
             assert manifest["labels"][int(np.argmax(output))] == manifest["labels"][expected]
+
+    def test_it_serves_the_core_ml_zip_with_sha256_etag_and_ranges(self, trained_result, tmp_path):
+        import zipfile
+
+        publish(trained_result)
+        result, _ = trained_result
+        client = APIClient()
+        manifest = client.get("/api/v1/models/latest/?variant=coreml").json()
+        response, body = fetch(client, manifest["download_url"])
+        assert response.status_code == 200 and body == result.coreml.path.read_bytes()
+        assert hashlib.sha256(body).hexdigest() == manifest["sha256"] and response["ETag"] == f'"{manifest["sha256"]}"'
+        assert f'filename="crowdlens-v{manifest["version"]}-coreml.mlpackage.zip"' in response["Content-Disposition"]
+        part, piece = fetch_range(client, manifest["download_url"], "bytes=100-")
+        assert part.status_code == 206 and piece == body[100:]
+        (tmp_path / "m.zip").write_bytes(body)
+        assert "model.mlpackage/Manifest.json" in zipfile.ZipFile(tmp_path / "m.zip").namelist()
 
     def test_it_serves_clients_that_accept_only_binary(self, trained_result):
         version = publish(trained_result)
@@ -277,14 +323,18 @@ class TestPublishing:
         version = publish(trained_result)
         result, _ = trained_result
         root = settings.MEDIA_ROOT
-        for variant in django_settings.TRAINING_VARIANT_NAMES:
+        files = {variant: (vr.path, vr.sha256) for variant, vr in result.variants.items()}
+        files["coreml"] = (result.coreml.path, result.coreml.sha256)
+        assert set(files) == set(django_settings.TRAINING_VARIANT_NAMES)
+        for variant, (path, sha) in files.items():
             folder = root / f"models/v{version.version}/{variant}"
-            assert (folder / "model.tflite").read_bytes() == result.variants[variant].path.read_bytes()
+            name = "model.mlpackage.zip" if variant == "coreml" else "model.tflite"
+            assert (folder / name).read_bytes() == path.read_bytes()
             assert (folder / "labels.txt").read_text().splitlines() == result.labels
             import json
 
             metadata = json.loads((folder / "metadata.json").read_text())
-            assert metadata["sha256"] == result.variants[variant].sha256 and metadata["version"] == version.version
+            assert metadata["sha256"] == sha and metadata["version"] == version.version
 
     def test_it_never_overwrites_a_published_key(self, trained_result):
         version = publish(trained_result)

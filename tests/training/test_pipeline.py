@@ -89,6 +89,42 @@ class TestTrainEndToEnd:
         assert ModelVersion.objects.count() == 1
 
 
+class TestCoreML:
+    def test_a_run_publishes_the_core_ml_package_and_a_failed_conversion_only_loses_that_file(
+            self, tiny_training, three_classes, monkeypatch):
+        tiny_training.TRAINING_VARIANTS = ("float32", "coreml")
+        tiny_training.TRAINING_DEFAULT_VARIANT = "float32"
+        call_command("train", "--no-progress")
+        first = TrainingRun.objects.get()
+        assert first.outcome == RunOutcome.PUBLISHED, first.decisions
+        client = APIClient()
+        manifest = client.get("/api/v1/models/latest/?variant=coreml").json()
+        assert manifest["version"] == 1 and manifest["input"]["dtype"] == "uint8"
+        body = download(client, manifest["download_url"])
+        assert hashlib.sha256(body).hexdigest() == manifest["sha256"] and body[:2] == b"PK"
+        # The .tflite file names the run in its metadata (the version number comes later).
+        float32 = download(client, client.get("/api/v1/models/latest/?variant=float32").json()["download_url"])
+        from training.ml import tflite_metadata
+
+        assert tflite_metadata.read(float32).version == f"run {first.pk}"
+
+        import coremltools as ct
+
+        def unsupported(*args, **kwargs):
+            raise NotImplementedError("Conversion for TF op 'Foo' not implemented.")
+
+        monkeypatch.setattr(ct, "convert", unsupported)
+        call_command("train", "--no-progress", "--force")
+        second = TrainingRun.objects.order_by("-id").first()
+        assert second.outcome == RunOutcome.PUBLISHED, second.decisions
+        failed = [d["detail"] for d in second.decisions if d["decision"] == "variant_failed"]
+        assert len(failed) == 1 and "coreml" in failed[0] and "Foo" in failed[0]
+        assert [f.variant for f in ModelVersion.objects.get(version=2).files.all()] == ["float32"]
+        assert client.get("/api/v1/models/latest/?variant=float32").json()["version"] == 2
+        # Phones asking for Core ML keep the last version that has it.
+        assert client.get("/api/v1/models/latest/?variant=coreml").json()["sha256"] == manifest["sha256"]
+
+
 class TestReleaseGate:
     def test_it_holds_back_a_worse_candidate_and_keeps_the_model_in_service(self, tiny_training, three_classes):
         tiny_training.TRAINING_VARIANTS = ("float32", "int8")

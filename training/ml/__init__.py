@@ -11,6 +11,10 @@ the types), kept backward compatible. Additions and precisions by the ML side:
 - `preprocess_for_inference` returns a batch of one, (1, H, W, 3), ready for `set_tensor`.
 - `evaluate_tflite`: `label_index` indexes `labels` (the file's output order); an index outside it
   (e.g. -1, a label the file does not know) counts as wrong and is left out of per-class figures.
+- TFLite Model Metadata in every .tflite file (tflite_metadata.py): `train_and_export(model_info=ModelInfo(...))`
+  gives its name, version, description, author and licence; labels and normalisation come from the run.
+- `COREML` in `HParams.variants` adds a Core ML package (coreml.py): `TrainResult.coreml`; a failed
+  conversion is named in `TrainResult.failed_variants` and fails nothing else.
 - `train_and_export` raises ValueError for inconsistent input (no labels, no training photos, a
   label index out of range, an unknown variant) before doing any work.
 
@@ -23,13 +27,16 @@ from __future__ import annotations
 import os
 
 from .types import (
+    COREML,
     VARIANTS,
     BackboneConfig,
+    CoreMLResult,
     Example,
     FeatureStore,
     HParams,
     InputSpec,
     MemoryFeatureStore,
+    ModelInfo,
     Stopped,
     TrainResult,
     VariantResult,
@@ -66,13 +73,16 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "COREML",
     "VARIANTS",
+    "CoreMLResult",
     "BackboneConfig",
     "Example",
     "FeatureStore",
     "HParams",
     "InputSpec",
     "MemoryFeatureStore",
+    "ModelInfo",
     "Stopped",
     "TrainResult",
     "VariantResult",

@@ -15,9 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import data
+from . import data, tflite_metadata
 from .model import full_model, tf_setup
-from .types import Example, InputSpec, VariantResult
+from .types import Example, InputSpec, ModelInfo, VariantResult
 
 
 def input_spec_for(variant: str, size: int) -> InputSpec:
@@ -35,14 +35,18 @@ def _converter(model, size: int):
 
 
 def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.ndarray] | None = None,
-            compact: bool = True) -> bytes:
+            compact: bool = True, labels: list[str] | None = None, info: ModelInfo | None = None) -> bytes:
     """The .tflite bytes of one variant (batch 1).
 
     float32/float16/dynamic take normalized float input; int8 is full-integer with raw uint8
     pixels in (normalization folded into the graph) and uint8 probabilities out, calibrated on
     `calibration_pixels` (uint8 HxWx3 clean views of training photos).
-    compact: pass the converter's file through `compact()` (every variant alike, so sizes compare
-    fairly); off only to look at what the converter wrote.
+    labels: write TFLite Model Metadata (tflite_metadata.write: `info`, the input spec's
+    normalisation, the labels as an associated file) into the converter's file, then read it back
+    and check it says the same (tflite_metadata.check). train_and_export always does.
+    compact: pass the file through `compact()` (every variant alike, so sizes compare fairly),
+    checked to compute bit-identical outputs to the converter's file; off only to look at what the
+    converter (and the metadata writer) wrote.
     """
     tf = tf_setup()
     if variant == "int8":
@@ -78,11 +82,17 @@ def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.
     with warnings.catch_warnings():
         # uint8 input with its range pinned above: the converter's "statistics ... not specified" is moot.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        flat = converter.convert()
+        converted = flat = converter.convert()
+    spec = input_spec_for(variant, size)
+    if labels is not None:
+        # Before compaction: MediaPipe's populator re-packs the flatbuffer with a plain builder, which
+        # would undo it; compact() keeps the metadata and the packed labels file.
+        flat = tflite_metadata.write(flat, labels=labels, input_spec=spec, info=info or ModelInfo())
     if compact:
-        compacted = _compact(flat)
-        _check_same_outputs(flat, compacted)
-        flat = compacted
+        flat = _compact(flat)
+        _check_same_outputs(converted, flat)
+    if labels is not None:
+        tflite_metadata.check(flat, labels=labels, input_spec=spec, info=info or ModelInfo())
     if variant == "int8":
         _check_raw_pixel_input(flat)
     return flat
@@ -124,14 +134,19 @@ def compact(flat: bytes) -> bytes:
     - Weight buffers (`Buffer.data`) are never shared, and are written 16-byte aligned as the
       schema asks (`force_align: 16`; the TF 2.21 converter aligns them only to 4).
 
+    - Files packed after the flatbuffer (TFLite Model Metadata's associated files, such as the
+      labels) are packed again after the compacted flatbuffer, with the same names and bytes.
+
     A file whose buffers or custom options live outside the flatbuffer (offset-based, for models
     over 2 GB) comes back unchanged.
     """
     from ai_edge_litert import schema_py_generated as schema
 
+    original = flat
+    flat, packed = tflite_metadata.split_associated_files(flat)
     model = schema.ModelT.InitFromPackedBuf(bytearray(flat), 0)
     if _has_offset_data(model):
-        return flat
+        return original
     _strip_strings(model)
     model.buffers = [_AlignedBuffer(buffer) for buffer in model.buffers or []]
     for subgraph in model.subgraphs or []:
@@ -145,7 +160,7 @@ def compact(flat: bytes) -> bytes:
                 op.builtinOptions2 = _SharedTable(op.builtinOptions2)
     builder = _compacting_builder()(len(flat) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_FILE_IDENTIFIER)
-    return bytes(builder.Output())
+    return tflite_metadata.append_associated_files(bytes(builder.Output()), packed)
 
 
 _compact = compact  # convert()'s keyword `compact` hides the function inside it

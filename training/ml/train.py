@@ -15,10 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import data, export
+from . import data, export, tflite_metadata
 from .features import cached_features
 from .model import POOLED, Head, bottom_model, build_backbone, cut_layer_name, set_top_trainable, tf_setup, trainable_model
-from .types import VARIANTS, Example, FeatureStore, HParams, Stopped, TrainResult
+from .types import COREML, VARIANTS, Example, FeatureStore, HParams, ModelInfo, Stopped, TrainResult
 
 
 def choose_strategy(counts: Counter, labels: list[str], hparams: HParams) -> str:
@@ -84,7 +84,7 @@ def _validate(train, val, test, labels, hparams):
         for example in split:
             if not 0 <= example.label_index < len(labels):
                 raise ValueError(f"example {example.key} has label index {example.label_index} outside 0..{len(labels) - 1}")
-    unknown = set(hparams.variants) - set(VARIANTS)
+    unknown = set(hparams.variants) - set(VARIANTS) - {COREML}
     if unknown:
         raise ValueError(f"unknown variants {sorted(unknown)}")
 
@@ -101,6 +101,7 @@ def train_and_export(
     progress: Callable[[str, float], None] = lambda phase, fraction: None,
     log: Callable[[str], None] = print,
     should_stop: Callable[[], bool] = lambda: False,
+    model_info: ModelInfo = ModelInfo(),
 ) -> TrainResult:
     _validate(train, val, test, labels, hparams)
     out_dir = Path(out_dir)
@@ -214,20 +215,38 @@ def train_and_export(
 
     # --- export every variant, then evaluate every written file -----------------------------
     calibration = _calibration_pixels(train, hparams)
+    tflite_variants = [v for v in hparams.variants if v != COREML]
+    exports = len(hparams.variants)
     paths = {}
-    for i, variant in enumerate(hparams.variants):
-        progress("export", i / len(hparams.variants))
-        flat = export.convert(base, head, variant=variant, size=size, calibration_pixels=calibration)
+    for i, variant in enumerate(tflite_variants):
+        progress("export", i / exports)
+        flat = export.convert(base, head, variant=variant, size=size, calibration_pixels=calibration,
+                              labels=list(labels), info=model_info)
         paths[variant] = export.write(flat, out_dir, variant)
+        if should_stop():
+            raise Stopped("stopped during export")
+    coreml_result, failed = None, {}
+    if COREML in hparams.variants:
+        from . import coreml
+
+        progress("export", len(tflite_variants) / exports)
+        try:
+            coreml_result = coreml.export(base, head, labels=list(labels), size=size, out_dir=out_dir, info=model_info)
+            log(f"coreml: {coreml_result.size_bytes} bytes (not evaluated: Core ML runs only on Apple systems)")
+        except coreml.CoreMLExportFailed as exc:
+            failed[COREML] = str(exc)
+            log(f"coreml: {exc}")
         if should_stop():
             raise Stopped("stopped during export")
     progress("export", 1.0)
     phase_done("export")
 
-    specs = {v: export.input_spec_for(v, size) for v in hparams.variants}
+    specs = {v: export.input_spec_for(v, size) for v in tflite_variants}
     results = {}
-    for i, variant in enumerate(hparams.variants):
-        progress("evaluate", i / len(hparams.variants))
+    for i, variant in enumerate(tflite_variants):
+        # The metadata is read back from the file that ships and checked against what the manifest will say.
+        tflite_metadata.check(paths[variant].read_bytes(), labels=labels, input_spec=specs[variant], info=model_info)
+        progress("evaluate", i / len(tflite_variants))
         results[variant] = export.evaluate_tflite(path=paths[variant], examples=test, labels=labels,
                                                   input_spec=specs[variant], variant=variant, should_stop=should_stop)
         log(f"{variant}: test accuracy {results[variant].accuracy:.3f}, {results[variant].size_bytes} bytes, "
@@ -240,8 +259,11 @@ def train_and_export(
     if small:
         notes.append("under 30 photos (prototype target): " + ", ".join(small))
     notes.append("hparams " + repr(asdict(hparams)))
+    if failed:
+        notes.append("not exported: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
     return TrainResult(strategy=strategy, labels=list(labels), variants=results, input_specs=specs, history=history,
-                       phase_seconds=phases, feature_stats=stats, notes=notes, phase_cpu_seconds=cpu)
+                       phase_seconds=phases, feature_stats=stats, notes=notes, phase_cpu_seconds=cpu,
+                       coreml=coreml_result, failed_variants=failed)
 
 
 def _calibration_pixels(train: list[Example], hparams: HParams) -> list[np.ndarray] | None:

@@ -17,7 +17,10 @@ import numpy as np
 # 2: training photos' rows hold only their augmented views (the clean one was computed and never drawn).
 FEATURE_FORMAT_VERSION = 2
 
-VARIANTS = ("float32", "float16", "dynamic", "int8")
+VARIANTS = ("float32", "float16", "dynamic", "int8")  # the .tflite files, in export order
+# The Core ML package: converted from the same model, not evaluated here (Core ML runs only on Apple
+# systems); asked for by naming it in HParams.variants.
+COREML = "coreml"
 
 # MobileNetV2 takes pixels scaled to [-1, 1]: (p - 127.5) / 127.5.
 MOBILENET_MEAN = [127.5, 127.5, 127.5]
@@ -91,7 +94,7 @@ class HParams:
     seed: int = 1234
     prune_sparsity: float = 0.0  # 0 = no pruning; tfmot, stripped before export
     int8_calibration_samples: int = 200
-    variants: tuple[str, ...] = VARIANTS
+    variants: tuple[str, ...] = VARIANTS  # any of VARIANTS, and COREML
     # Added by the ML side (backward compatible): augmented views per photo cached for training.
     augment_views: int = 6
     augment_flip: bool = True  # mirror images (as MediaPipe Model Maker does); turn off for labels with text or handedness
@@ -152,6 +155,30 @@ class InputSpec:
     std: list[float]
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """The general fields of the TFLite Model Metadata written into every exported file (and the
+    Core ML model's description). Not a hyper-parameter: the same training with another version
+    string is the same training."""
+
+    name: str = "Crowdlens image classifier"
+    version: str = "unversioned"  # the Django side passes the training run ("run 42")
+    description: str = ("Names the most prominent object in a photo among the labels of a Crowdlens "
+                        "installation; input: the largest centred square of the photo, resized.")
+    author: str = "Crowdlens"
+    license: str = "Terms of the Crowdlens installation that published it"
+
+
+@dataclass
+class CoreMLResult:
+    """The Core ML variant: a zipped .mlpackage (training/ml/coreml.py)."""
+
+    path: Path
+    size_bytes: int
+    sha256: str
+    input_spec: InputSpec  # what the phone hands the model: raw RGB pixels of the centred square
+
+
 @dataclass
 class TrainResult:
     strategy: str  # "head_only" | "fine_tune"
@@ -165,6 +192,11 @@ class TrainResult:
     # Added by the ML side: CPU seconds of this process per phase (all threads), steadier than wall
     # time on a shared machine.
     phase_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    # Added for the phone SDKs: the Core ML package when HParams.variants asked for it and the
+    # conversion worked; a variant that failed to export is left out of the results and named
+    # here with the reason (only COREML can fail alone: a .tflite failure fails the run).
+    coreml: CoreMLResult | None = None
+    failed_variants: dict[str, str] = field(default_factory=dict)
 
 
 class WeightsUnavailable(Exception):
@@ -187,4 +219,7 @@ __all__ = [
     "WeightsUnavailable",
     "Stopped",
     "VARIANTS",
+    "COREML",
+    "CoreMLResult",
+    "ModelInfo",
 ]

@@ -105,7 +105,13 @@ def _run_steps(run: TrainingRun, reporter: RunReporter, repeat_dataset: int | No
             train=examples["train"], val=examples["val"], test=examples["test"], labels=list(dataset.labels),
             hparams=hparams, feature_store=DbFeatureStore(), out_dir=tmp_path / "export",
             progress=reporter.progress, log=reporter.log, should_stop=reporter.should_stop,
+            # The files' TFLite metadata names the run: the version number is given only at publishing.
+            model_info=ml.ModelInfo(version=f"run {run.pk}"),
         )
+        for name, why in result.failed_variants.items():
+            # Only this variant is missing: the others are gated and published; phones asking for it
+            # keep getting the last version that has it.
+            reporter.decide("variant_failed", f"No {name} file in this run: {why}")
         run.strategy = result.strategy
         run.history = jsonable(result.history)
         run.feature_stats = jsonable(result.feature_stats)

@@ -25,9 +25,14 @@ class PublishError(Conflict):
     default_code = "publish_failed"
 
 
+def model_file_name(variant: str) -> str:
+    """The model file's name in storage and its extension in downloads."""
+    return "model.mlpackage.zip" if variant == ml.COREML else "model.tflite"
+
+
 def model_file_keys(version: int, variant: str) -> dict[str, str]:
     prefix = f"models/v{version}/{variant}"
-    return {"model_key": f"{prefix}/model.tflite", "labels_key": f"{prefix}/labels.txt",
+    return {"model_key": f"{prefix}/{model_file_name(variant)}", "labels_key": f"{prefix}/labels.txt",
             "metadata_key": f"{prefix}/metadata.json"}
 
 
@@ -59,11 +64,14 @@ def model_version_publish(*, run: TrainingRun, result: ml.TrainResult, dataset: 
     files: list[ModelFile] = []
     try:
         labels_txt = ("\n".join(result.labels) + "\n").encode()
-        for name, vr in result.variants.items():
+        exported = [(name, vr.path, result.input_specs[name]) for name, vr in result.variants.items()]
+        if result.coreml is not None:
+            exported.append((ml.COREML, result.coreml.path, result.coreml.input_spec))
+        for name, path, input_spec in exported:
             keys = model_file_keys(version.version, name)
-            data = Path(vr.path).read_bytes()
+            data = Path(path).read_bytes()
             sha = hashlib.sha256(data).hexdigest()
-            spec = dataclasses.asdict(result.input_specs[name])
+            spec = dataclasses.asdict(input_spec)
             metadata = {
                 "version": version.version, "variant": name, "sha256": sha, "size": len(data),
                 "labels": list(result.labels), "input": spec, "metrics": version.metrics.get(name, {}),

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.training.ml.images import LABELS, make_examples
-from training.ml import BackboneConfig, HParams, MemoryFeatureStore
+from training.ml import BackboneConfig, HParams, MemoryFeatureStore, ModelInfo
 
 SIZE = 48
+FIRST_RUN_INFO = ModelInfo(version="run 7", license="CC BY 4.0")
 
 
 def tiny_hparams(**changes) -> HParams:
@@ -53,11 +54,12 @@ def photos(tmp_path_factory) -> Photos:
 
 @pytest.fixture(scope="session")
 def first_run(photos, tmp_path_factory):
-    """A fine-tuning run exporting every variant, with its feature store."""
-    from training.ml import train_and_export
+    """A fine-tuning run exporting every variant (the Core ML package too), with its feature store."""
+    from training.ml import COREML, VARIANTS, train_and_export
 
     store = MemoryFeatureStore()
     out = tmp_path_factory.mktemp("run1")
     result = train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
-                              hparams=tiny_hparams(), feature_store=store, out_dir=out, log=lambda m: None)
+                              hparams=tiny_hparams(variants=(*VARIANTS, COREML)), feature_store=store, out_dir=out,
+                              log=lambda m: None, model_info=FIRST_RUN_INFO)
     return result, store, out
