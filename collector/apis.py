@@ -121,11 +121,15 @@ class MeApi(APIView):
         return Response(self._body(request))
 
     @extend_schema(
-        responses={204: OpenApiResponse(description="Account deleted; photos withdrawn, files deleted")},
+        responses={
+            204: OpenApiResponse(description="Account deleted; photos withdrawn, files deleted"),
+            **error_responses(s403="A staff account (code `staff_account`): staff are removed by another admin, "
+                                   "not through this API. Nothing is deleted."),
+        },
         tags=["volunteers"], summary="Delete the account",
     )
     def delete(self, request):
-        services.volunteer_delete(user=request.user)
+        services.volunteer_delete_own_account(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
