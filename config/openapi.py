@@ -25,6 +25,8 @@ owns, their own leaderboard row), whose credentials stay optional
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import permissions, serializers
@@ -104,6 +106,8 @@ class ApiSchema(AutoSchema):
             responses.setdefault(str(status), {"description": description})
         error_body = {"application/json": {"schema": self.resolve_serializer(ErrorSerializer, "response").ref}}
         for code, response in responses.items():
+            if not response.get("description"):
+                response["description"] = HTTPStatus(int(code)).phrase
             if code >= "400" and "content" not in response:
                 response["content"] = error_body
             if code == "429":
