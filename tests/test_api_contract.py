@@ -2,8 +2,9 @@
 
 Each request goes in-process to the real WSGI application (Django's full
 middleware stack, the real database, real files), signed in with a real
-token, against real data from the factories (labels, an approved and a
-pending photo, an open challenge). Three checks on every response:
+token (a reviewer's for the review operation), against real data from the
+factories (labels, approved and pending photos, today's challenge, a
+published model with its file). Three checks on every response:
 
 - ``not_a_server_error``: no 5xx, whatever the request;
 - ``status_code_conformance``: every status the API answers is documented;
@@ -29,7 +30,7 @@ from tests.factories import make_label, make_photo, make_reviewer, make_voluntee
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 # Generated examples per operation, on top of the deterministic coverage cases (about 1,000 requests in
-# all, well under a minute). API_CONTRACT_EXAMPLES=500 runs a deeper search by hand.
+# all, under a minute). API_CONTRACT_EXAMPLES=300 runs a deeper search by hand (several thousand requests, minutes).
 MAX_EXAMPLES = int(os.environ.get("API_CONTRACT_EXAMPLES", "10"))
 
 
@@ -59,6 +60,8 @@ def _published_model(labels: list[str]) -> None:
                              **keys)
 
 
+# transactional_db: each request commits as in production, so on_commit work (emails, file deletion)
+# runs, and the WSGI handler may close its connection between requests without losing the data.
 @pytest.fixture
 def api_data(transactional_db):
     """What a phone meets in a running installation: labels, photos of several states, today's challenge,
@@ -92,6 +95,8 @@ def api_schema(api_data):
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+# The health checks are off on purpose: the data fixture is shared by all examples of an operation
+# (function_scoped_fixture), and multipart bodies with image bytes are slow and large to generate.
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
           suppress_health_check=list(HealthCheck))
