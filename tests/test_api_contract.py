@@ -4,11 +4,12 @@ Each request goes in-process to the real WSGI application (Django's full
 middleware stack, the real database, real files), signed in with a real
 token (a reviewer's for the review operation), against real data from the
 factories (labels, approved and pending photos, today's challenge, a
-published model with its file). Three checks on every response:
+published model with its file). Four checks on every response:
 
 - ``not_a_server_error``: no 5xx, whatever the request;
 - ``status_code_conformance``: every status the API answers is documented;
-- ``response_schema_conformance``: the body matches the documented schema.
+- ``response_schema_conformance``: the body matches the documented schema;
+- ``content_type_conformance``: in the documented media type (JSON errors, not an HTML page).
 
 Bounded so that CI is deterministic and quick (see docs/decisions.md): a few
 generated examples per operation plus schemathesis' deterministic coverage
@@ -24,11 +25,15 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.factories import make_label, make_photo, make_reviewer, make_volunteer
 
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 # Generated examples per operation, on top of the deterministic coverage cases (about 1,000 requests in
 # all, under a minute). API_CONTRACT_EXAMPLES=300 runs a deeper search by hand (several thousand requests, minutes).
 MAX_EXAMPLES = int(os.environ.get("API_CONTRACT_EXAMPLES", "10"))
