@@ -47,7 +47,7 @@ def _published_model(labels: list[str]) -> None:
 
     from collector import storage
     from training.models import DatasetVersion, ModelFile, ModelVersion
-    from training.services import model_file_keys
+    from training.services.publishing import model_file_keys
 
     dataset = DatasetVersion.objects.create(fingerprint="contract", cutoff=timezone.now(), labels=labels)
     version = ModelVersion.objects.create(
