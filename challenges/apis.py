@@ -19,6 +19,7 @@ from challenges.serializers import (
     VoteOutput,
 )
 from config.errors import ApiError
+from config.openapi import error_responses
 
 
 class ChallengeTodayApi(APIView):
@@ -26,7 +27,7 @@ class ChallengeTodayApi(APIView):
 
     @extend_schema(
         responses={200: ChallengeOutput, 404: OpenApiResponse(description="No challenge is open right now")},
-        tags=["challenges"],
+        tags=["challenges"], summary="Today's open challenge",
     )
     def get(self, request):
         now = timezone.now()
@@ -41,7 +42,7 @@ class ChallengeListApi(APIView):
 
     @extend_schema(
         responses={200: ChallengeListOutput},
-        tags=["challenges"],
+        tags=["challenges"], summary="Recent and planned challenges",
         description="Challenges of the last 30 days and the next 7 (planned ahead), newest first.",
     )
     def get(self, request):
@@ -59,8 +60,12 @@ def _row(row) -> dict | None:
 
 class LeaderboardApi(APIView):
     permission_classes = [permissions.AllowAny]
+    credentials_optional = True  # signed in, the caller's own row comes with the page
 
-    @extend_schema(parameters=[LeaderboardQuery], responses={200: LeaderboardOutput}, tags=["leaderboards"])
+    @extend_schema(parameters=[LeaderboardQuery], responses={
+        200: LeaderboardOutput,
+        **error_responses(s404="No such challenge (`challenge`)."),
+    }, tags=["leaderboards"], summary="A page of the leaderboard of a period or a challenge")
     def get(self, request):
         query = LeaderboardQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -101,8 +106,13 @@ class VoteApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={201: VoteOutput, 200: OpenApiResponse(VoteOutput, description="Already voted: nothing changed")},
-        tags=["votes"],
+        responses={
+            201: VoteOutput, 200: OpenApiResponse(VoteOutput, description="Already voted: nothing changed"),
+            **error_responses(s403="The caller's own photo (code `own_photo`).",
+                              s404="No such photo, or not one the caller may see.",
+                              s409="The photo is not approved (code `not_approved`)."),
+        },
+        tags=["votes"], summary="Vote for an approved photo",
     )
     def post(self, request, photo_id: int):
         result = services.vote_cast(user=request.user, photo_id=photo_id)
@@ -111,7 +121,7 @@ class VoteApi(APIView):
             status=status.HTTP_201_CREATED if result.changed else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=None, responses={200: VoteOutput}, tags=["votes"])
+    @extend_schema(request=None, responses={200: VoteOutput}, tags=["votes"], summary="Take a vote back")
     def delete(self, request, photo_id: int):
         result = services.vote_withdraw(user=request.user, photo_id=photo_id)
         return Response({"photo_id": result.photo_id, "votes": result.votes, "voted": result.voted})

@@ -32,6 +32,8 @@ from collector.serializers import (
 )
 from collector.throttles import UploadThrottle
 from config.errors import ApiError
+from config.openapi import error_responses
+from config.pagination import PageNumberPagination
 from config.parsers import JSONParser  # depth-limited
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -49,7 +51,10 @@ class VolunteerRegisterApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "anon_signup"
 
-    @extend_schema(request=VolunteerRegisterInput, responses={201: VolunteerRegisterOutput}, tags=["volunteers"])
+    @extend_schema(request=VolunteerRegisterInput, responses={201: VolunteerRegisterOutput}, tags=["volunteers"],
+                   summary="Register a volunteer and get a token",
+                   description="The display name is also the username for signing in on the website. "
+                               "Without a password the token is the only way in.")
     def post(self, request):
         data = VolunteerRegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -66,7 +71,11 @@ class TokenApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "anon_signup"
 
-    @extend_schema(request=AuthTokenInput, responses={200: AuthTokenOutput}, tags=["volunteers"])
+    @extend_schema(request=AuthTokenInput, responses={
+        200: AuthTokenOutput,
+        **error_responses(s400="Invalid input, or a username and password that do not sign in "
+                               "(code `invalid_credentials`)."),
+    }, tags=["volunteers"], summary="Exchange a username and password for the account's token")
     def post(self, request):
         data = AuthTokenInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -95,11 +104,12 @@ class MeApi(APIView):
             "photos": selectors.photo_counts_for_user(user=user),
         }).data
 
-    @extend_schema(responses={200: MeOutput}, tags=["volunteers"])
+    @extend_schema(responses={200: MeOutput}, tags=["volunteers"], summary="The signed-in volunteer's account")
     def get(self, request):
         return Response(self._body(request))
 
-    @extend_schema(request=MeUpdateInput, responses={200: MeOutput}, tags=["volunteers"])
+    @extend_schema(request=MeUpdateInput, responses={200: MeOutput}, tags=["volunteers"],
+                   summary="Change the account's email or public-credit consent")
     def patch(self, request):
         data = MeUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -113,24 +123,30 @@ class MeApi(APIView):
         return Response(self._body(request))
 
     @extend_schema(
-        responses={204: OpenApiResponse(description="Account deleted; photos withdrawn, files deleted")},
-        tags=["volunteers"],
+        responses={
+            204: OpenApiResponse(description="Account deleted; photos withdrawn, files deleted"),
+            **error_responses(s403="A staff account (code `staff_account`): staff are removed by another admin, "
+                                   "not through this API. Nothing is deleted."),
+        },
+        tags=["volunteers"], summary="Delete the account",
     )
     def delete(self, request):
-        services.volunteer_delete(user=request.user)
+        services.volunteer_delete_own_account(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class LabelListApi(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses={200: LabelOutput(many=True)}, tags=["labels"])
+    @extend_schema(responses={200: LabelOutput(many=True)}, tags=["labels"],
+                   summary="The labels photos are collected for, with their progress")
     def get(self, request):
         return Response(LabelOutput(selectors.label_list_active(), many=True).data)
 
 
 class PhotoListCreateApi(APIView):
     parser_classes = [MultiPartParser]
+    pagination_class = PageNumberPagination
 
     def get_throttles(self):
         if self.request.method == "POST":
@@ -138,16 +154,14 @@ class PhotoListCreateApi(APIView):
         return []
 
     @extend_schema(
-        parameters=[PhotoStatusFilter, OpenApiParameter("page", OpenApiTypes.INT, required=False)],
+        parameters=[PhotoStatusFilter],
         responses={200: PhotoOutput(many=True)},
-        tags=["photos"],
+        tags=["photos"], summary="The signed-in volunteer's photos, newest first",
     )
     def get(self, request):
         query = PhotoStatusFilter(data=request.query_params)
         query.is_valid(raise_exception=True)
-        from rest_framework.pagination import PageNumberPagination
-
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         qs = selectors.photo_list_for_user(user=request.user, status=query.validated_data.get("status"))
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(PhotoOutput(page, many=True, context={"request": request}).data)
@@ -156,8 +170,21 @@ class PhotoListCreateApi(APIView):
         request={"multipart/form-data": PhotoUploadInput},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
                                      description="Retries with the same key and bytes return the original photo.")],
-        responses={201: PhotoOutput, 200: PhotoOutput},
-        tags=["photos"],
+        responses={
+            201: PhotoOutput,
+            200: OpenApiResponse(PhotoOutput, description="The same image (or Idempotency-Key) was sent before: "
+                                                          "the photo it made"),
+            **error_responses(
+                s400="Invalid fields or Idempotency-Key.",
+                s413="The request, or the image's pixels, are over the limit (code `too_large`, `too_many_pixels`).",
+                s415="The body is not multipart/form-data, or the image is not JPEG, PNG, WebP or HEIC "
+                     "(code `unsupported_media_type`, `unsupported`).",
+                s422="An unknown or inactive label, a challenge that is not open or is for another label, an image "
+                     "that cannot be decoded, an Idempotency-Key used for other bytes.",
+                s503="File storage is unavailable; nothing was recorded. Retry later.",
+            ),
+        },
+        tags=["photos"], summary="Upload a photo of a label",
     )
     def post(self, request):
         key = request.headers.get("Idempotency-Key")
@@ -187,7 +214,7 @@ class PhotoListCreateApi(APIView):
 
 
 class PhotoDetailApi(APIView):
-    @extend_schema(responses={200: PhotoOutput}, tags=["photos"])
+    @extend_schema(responses={200: PhotoOutput}, tags=["photos"], summary="One of the signed-in volunteer's photos")
     def get(self, request, photo_id: int):
         photo = selectors.photo_get_for_user(user=request.user, photo_id=photo_id)
         if photo is None:
@@ -199,8 +226,10 @@ class PhotoThumbnailApi(APIView):
     """The thumbnail's bytes: for the owner and reviewers, and for anyone once the photo is public."""
 
     permission_classes = [permissions.AllowAny]
+    credentials_optional = True  # the owner and reviewers see thumbnails of photos that are not public
 
-    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY}, tags=["photos"])
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY}, tags=["photos"],
+                   summary="A photo's thumbnail (JPEG)")
     def get(self, request, photo_id: int):
         photo = Photo.objects.filter(pk=photo_id).first()
         if photo is None or not photo.thumbnail_key or not selectors.photo_can_view(user=request.user, photo=photo):
@@ -219,7 +248,11 @@ class PhotoReviewApi(APIView):
     permission_classes = [IsReviewer]
     parser_classes = [JSONParser, FormParser]
 
-    @extend_schema(request=PhotoReviewInput, responses={200: PhotoOutput}, tags=["review"])
+    @extend_schema(request=PhotoReviewInput, responses={
+        200: PhotoOutput,
+        **error_responses(s403="Not a reviewer, or the reviewer's own photo (code `own_photo`).",
+                          s409="The photo was withdrawn by its volunteer (code `withdrawn`)."),
+    }, tags=["review"], summary="Approve, reject or relabel a photo (reviewers)")
     def post(self, request, photo_id: int):
         data = PhotoReviewInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -9,12 +9,20 @@ class VolunteerRegisterInput(serializers.Serializer):
     display_name = serializers.RegexField(
         r"^[\w.@+-]{2,40}$", max_length=40,
         error_messages={"invalid": "2 to 40 letters, digits or . @ + - _ (no spaces)."},
+        help_text="The public name and the username for signing in: 2 to 40 letters, digits or . @ + - _; "
+                  "unique whatever the case.",
     )
     password = serializers.CharField(required=False, allow_blank=True, write_only=True, max_length=128,
-                                     style={"input_type": "password"})
-    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
-    consent_training = serializers.BooleanField()
-    consent_public_credit = serializers.BooleanField(required=False, default=False)
+                                     style={"input_type": "password"},
+                                     help_text="At least 8 characters, not a common one. Optional: without it the "
+                                               "token is the only way in.")
+    email = serializers.EmailField(required=False, allow_blank=True, max_length=254,
+                                   help_text="Optional; used for the newsletter and account notices only.")
+    consent_training = serializers.BooleanField(
+        help_text="Must be true: the photos are collected to train models.")
+    consent_public_credit = serializers.BooleanField(
+        required=False, default=False,
+        help_text='Show the display name on leaderboards and galleries; otherwise "Volunteer #<n>".')
 
     def validate_password(self, value):
         if value:
@@ -29,54 +37,70 @@ class VolunteerRegisterInput(serializers.Serializer):
         return value
 
 
+_TOKEN_HELP = "The API token: send it as `Authorization: Token <token>`. It does not expire."
+
+
 class VolunteerRegisterOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    display_name = serializers.CharField()
-    token = serializers.CharField()
+    id = serializers.IntegerField(help_text="The account's id.")
+    display_name = serializers.CharField(help_text="The display name as registered.")
+    token = serializers.CharField(help_text=_TOKEN_HELP)
 
 
 class AuthTokenInput(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, style={"input_type": "password"})
+    username = serializers.CharField(max_length=150, help_text="The display name (or a staff username).")
+    password = serializers.CharField(max_length=128, style={"input_type": "password"},
+                                     help_text="The account's password.")
 
 
 class AuthTokenOutput(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text=_TOKEN_HELP)
 
 
 class PhotoCountsSerializer(serializers.Serializer):
-    pending = serializers.IntegerField()
-    approved = serializers.IntegerField()
-    rejected = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Photos waiting for review.")
+    approved = serializers.IntegerField(help_text="Photos approved (they count for training and points).")
+    rejected = serializers.IntegerField(help_text="Photos rejected by a reviewer.")
 
 
 class MeOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    display_name = serializers.CharField()
-    email = serializers.EmailField(allow_blank=True)
-    consent_training = serializers.BooleanField()
-    consent_public_credit = serializers.BooleanField()
-    is_reviewer = serializers.BooleanField()
-    date_joined = serializers.DateTimeField()
-    photos = PhotoCountsSerializer()
+    id = serializers.IntegerField(help_text="The account's id.")
+    display_name = serializers.CharField(help_text="The public name, also the username for signing in.")
+    # CharField, not EmailField: the schema's "format: email" would refuse the empty string sent for no email.
+    email = serializers.CharField(allow_blank=True, help_text="The account's email address; empty when none was given.")
+    consent_training = serializers.BooleanField(help_text="Consent to train models on the photos (always true).")
+    consent_public_credit = serializers.BooleanField(help_text="Whether the display name is shown publicly.")
+    is_reviewer = serializers.BooleanField(help_text="Whether the account may review photos.")
+    date_joined = serializers.DateTimeField(help_text="When the account was created.")
+    photos = PhotoCountsSerializer(help_text="The account's photos by review status.")
 
 
 class MeUpdateInput(serializers.Serializer):
-    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
-    consent_public_credit = serializers.BooleanField(required=False)
+    email = serializers.EmailField(required=False, allow_blank=True, max_length=254,
+                                   help_text="A new email address; empty removes it.")
+    consent_public_credit = serializers.BooleanField(required=False,
+                                                     help_text="Show the display name publicly (or stop).")
 
 
 class LabelOutput(serializers.ModelSerializer):
-    approved_count = serializers.IntegerField()
-    prototype_target = serializers.IntegerField(source="effective_prototype_target")
-    production_target = serializers.IntegerField(source="effective_production_target")
-    prototype_progress = serializers.SerializerMethodField()
-    production_progress = serializers.SerializerMethodField()
+    approved_count = serializers.IntegerField(help_text="Photos of this label approved so far.")
+    prototype_target = serializers.IntegerField(source="effective_prototype_target",
+                                                help_text="Approved photos needed for a first (prototype) model.")
+    production_target = serializers.IntegerField(source="effective_production_target",
+                                                 help_text="Approved photos needed for a production model.")
+    prototype_progress = serializers.SerializerMethodField(
+        help_text="approved_count / prototype_target, at most 1 (4 decimals).")
+    production_progress = serializers.SerializerMethodField(
+        help_text="approved_count / production_target, at most 1 (4 decimals).")
 
     class Meta:
         model = Label
         fields = ["slug", "name", "description", "approved_count", "prototype_target", "production_target",
                   "prototype_progress", "production_progress"]
+        extra_kwargs = {
+            "slug": {"help_text": "The label's identifier: what `label` means everywhere in the API."},
+            "name": {"help_text": "The label's name for people."},
+            "description": {"help_text": "What to photograph; may be empty."},
+        }
 
     def get_prototype_progress(self, label) -> float:
         return round(min(1.0, label.approved_count / label.effective_prototype_target), 4)
@@ -86,16 +110,24 @@ class LabelOutput(serializers.ModelSerializer):
 
 
 class PhotoUploadInput(serializers.Serializer):
-    image = serializers.FileField(allow_empty_file=False, max_length=255)
-    label = serializers.SlugField(max_length=64)
-    challenge = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1)
-    captured_at = serializers.DateTimeField(required=False, allow_null=True)
-    device_model = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    app_version = serializers.CharField(required=False, allow_blank=True, max_length=40)
-    predicted_label = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    predicted_confidence = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
+    image = serializers.FileField(allow_empty_file=False, max_length=255,
+                                  help_text="The photo: JPEG, PNG, WebP or HEIC, up to PHOTO_MAX_BYTES.")
+    label = serializers.SlugField(max_length=64, help_text="The slug of an active label (`slug` in the label list).")
+    challenge = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1,
+                                         help_text="The id of the open challenge this photo enters, if any.")
+    captured_at = serializers.DateTimeField(required=False, allow_null=True,
+                                            help_text="When the photo was taken, as the phone knows it.")
+    device_model = serializers.CharField(required=False, allow_blank=True, max_length=100,
+                                         help_text="The phone's model, for diagnostics.")
+    app_version = serializers.CharField(required=False, allow_blank=True, max_length=40,
+                                        help_text="The app's version, for diagnostics.")
+    predicted_label = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                            help_text="The label slug the on-device model predicted.")
+    predicted_confidence = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0,
+                                                  help_text="The on-device model's confidence, 0 to 1.")
     # The columns' ranges: a larger number is the client's mistake (400), not a database error (500).
-    model_version = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1)
+    model_version = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1,
+                                             help_text="The version of the on-device model that predicted.")
 
     def validate_predicted_confidence(self, value):
         if value is not None and value != value:  # NaN passes min/max comparisons
@@ -104,15 +136,29 @@ class PhotoUploadInput(serializers.Serializer):
 
 
 class PhotoOutput(serializers.ModelSerializer):
-    label = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    thumbnail_url = serializers.SerializerMethodField()
-    near_duplicate_of = serializers.PrimaryKeyRelatedField(read_only=True)
-    challenge = serializers.IntegerField(source="challenge_id", allow_null=True)
+    label = serializers.SlugRelatedField(slug_field="slug", read_only=True,
+                                         help_text="The slug of the photo's label (reviewers may have changed it).")
+    thumbnail_url = serializers.SerializerMethodField(help_text="Absolute URL of the JPEG thumbnail.")
+    near_duplicate_of = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="The id of an earlier photo this one looks almost the same as; null if none.")
+    challenge = serializers.IntegerField(source="challenge_id", allow_null=True,
+                                         help_text="The id of the challenge it entered; null if none.")
 
     class Meta:
         model = Photo
         fields = ["id", "status", "label", "sha256", "width", "height", "thumbnail_url", "near_duplicate_of",
                   "created_at", "challenge", "rejection_reason", "reviewed_at", "captured_at"]
+        extra_kwargs = {
+            "id": {"help_text": "The photo's id."},
+            "status": {"help_text": "Where the photo stands in review."},
+            "sha256": {"help_text": "SHA-256 of the uploaded bytes, hex: the same bytes are the same photo."},
+            "width": {"help_text": "Width in pixels as displayed (after EXIF orientation)."},
+            "height": {"help_text": "Height in pixels as displayed (after EXIF orientation)."},
+            "created_at": {"help_text": "When the photo was uploaded."},
+            "rejection_reason": {"help_text": "Why a reviewer rejected it; empty unless rejected."},
+            "reviewed_at": {"help_text": "When it was last reviewed; null while pending."},
+            "captured_at": {"help_text": "When the photo was taken, as the phone sent it; null if not sent."},
+        }
 
     def get_thumbnail_url(self, photo) -> str:
         path = photo.thumbnail_url
@@ -121,10 +167,13 @@ class PhotoOutput(serializers.ModelSerializer):
 
 
 class PhotoReviewInput(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=["approve", "reject"])
-    reason = serializers.ChoiceField(choices=RejectionReason.choices, required=False, allow_blank=True, default="")
-    label = serializers.SlugField(required=False, allow_blank=True, max_length=64)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    decision = serializers.ChoiceField(choices=["approve", "reject"], help_text="approve or reject.")
+    reason = serializers.ChoiceField(choices=RejectionReason.choices, required=False, allow_blank=True, default="",
+                                     help_text="Why it is rejected: required when rejecting.")
+    label = serializers.SlugField(required=False, allow_blank=True, max_length=64,
+                                  help_text="A label slug to relabel the photo with; empty keeps its label.")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="",
+                                 help_text="A note kept in the review history; the volunteer sees it on their page.")
 
     def validate(self, attrs):
         if attrs["decision"] == "reject" and not attrs.get("reason"):
@@ -133,4 +182,5 @@ class PhotoReviewInput(serializers.Serializer):
 
 
 class PhotoStatusFilter(serializers.Serializer):
-    status = serializers.ChoiceField(choices=PhotoStatus.choices, required=False)
+    status = serializers.ChoiceField(choices=PhotoStatus.choices, required=False,
+                                     help_text="Only photos in this review status; all when absent.")

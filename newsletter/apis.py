@@ -9,6 +9,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.errors import ApiError
+from config.openapi import error_responses
 from newsletter import selectors, services
 
 _SUBSCRIBE_ANSWER = ("If this address can receive the newsletter, a confirmation email is on its way. "
@@ -21,29 +22,29 @@ class SubscribeInput(serializers.Serializer):
 
 
 class DetailOutput(serializers.Serializer):
-    detail = serializers.CharField()
+    detail = serializers.CharField(help_text="What happens next, for people.")
 
 
 class TokenInput(serializers.Serializer):
-    token = serializers.CharField(max_length=300)
+    token = serializers.CharField(max_length=300, help_text="The token from the link in the email.")
 
 
 class SubscriptionOutput(serializers.Serializer):
-    status = serializers.CharField()
+    status = serializers.CharField(help_text="The subscription's status now: confirmed or unsubscribed.")
 
 
 class EditionListOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    subject = serializers.CharField()
-    period_start = serializers.DateTimeField()
-    period_end = serializers.DateTimeField()
-    sent_at = serializers.DateTimeField(allow_null=True)
-    web_url = serializers.CharField()
+    id = serializers.IntegerField(help_text="The edition's id.")
+    subject = serializers.CharField(help_text="The email's subject.")
+    period_start = serializers.DateTimeField(help_text="Start of the period the edition covers.")
+    period_end = serializers.DateTimeField(help_text="End of the period the edition covers.")
+    sent_at = serializers.DateTimeField(allow_null=True, help_text="When it was sent.")
+    web_url = serializers.CharField(help_text="Path of the edition's page in the web archive.")
 
 
 class EditionDetailOutput(EditionListOutput):
-    introduction = serializers.CharField()
-    content = serializers.JSONField()
+    introduction = serializers.CharField(help_text="The editor's introduction; may be empty.")
+    content = serializers.JSONField(help_text="The edition's sections, composed once for its period, as data.")
 
 
 def _edition_row(edition) -> dict:
@@ -59,10 +60,12 @@ class SubscribeApi(APIView):
     """Start a double opt-in. The answer is the same whether the address is new, pending or already confirmed."""
 
     permission_classes = [permissions.AllowAny]
+    credentials_optional = True  # signed in, the account's email is used when the body has none
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "newsletter_subscribe"
 
-    @extend_schema(request=SubscribeInput, responses={202: DetailOutput}, tags=["newsletter"])
+    @extend_schema(request=SubscribeInput, responses={202: DetailOutput}, tags=["newsletter"],
+                   summary="Subscribe an email address to the newsletter (double opt-in)")
     def post(self, request):
         data = SubscribeInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -75,7 +78,11 @@ class ConfirmApi(APIView):
     permission_classes = [permissions.AllowAny]
     authentication_classes = []
 
-    @extend_schema(request=TokenInput, responses={200: SubscriptionOutput}, tags=["newsletter"])
+    @extend_schema(request=TokenInput, responses={
+        200: SubscriptionOutput,
+        **error_responses(s400="Invalid input, or a confirmation token that is invalid or expired "
+                               "(code `invalid_token`)."),
+    }, tags=["newsletter"], summary="Confirm a subscription with the token from the confirmation email")
     def post(self, request):
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -90,7 +97,10 @@ class UnsubscribeApi(APIView):
     permission_classes = [permissions.AllowAny]
     authentication_classes = []
 
-    @extend_schema(request=TokenInput, responses={200: SubscriptionOutput}, tags=["newsletter"])
+    @extend_schema(request=TokenInput, responses={
+        200: SubscriptionOutput,
+        **error_responses(s400="Invalid input, or an unsubscribe token that is invalid (code `invalid_token`)."),
+    }, tags=["newsletter"], summary="Unsubscribe with the token from a newsletter email")
     def post(self, request):
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -105,7 +115,8 @@ class EditionListApi(APIView):
 
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses={200: EditionListOutput(many=True)}, tags=["newsletter"])
+    @extend_schema(responses={200: EditionListOutput(many=True)}, tags=["newsletter"],
+                   summary="The newsletter archive: editions sent, newest first")
     def get(self, request):
         editions = selectors.editions_public()[:200]
         return Response(EditionListOutput([_edition_row(e) for e in editions], many=True).data)
@@ -114,7 +125,7 @@ class EditionListApi(APIView):
 class EditionDetailApi(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses={200: EditionDetailOutput}, tags=["newsletter"])
+    @extend_schema(responses={200: EditionDetailOutput}, tags=["newsletter"], summary="One sent newsletter edition")
     def get(self, request, edition_id: int):
         edition = selectors.edition_get_public(edition_id=edition_id)
         if edition is None:

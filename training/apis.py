@@ -15,12 +15,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector import storage
 from config.errors import ApiError, error_response
+from config.pagination import PageNumberPagination
 from training import selectors
 from training.models import ModelFile, ModelVersion
 from training.serializers import ManifestOutput, ModelVersionOutput, VariantQuery

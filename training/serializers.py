@@ -16,8 +16,8 @@ class VariantQuery(serializers.Serializer):
 
 
 class InputSpecOutput(serializers.Serializer):
-    height = serializers.IntegerField()
-    width = serializers.IntegerField()
+    height = serializers.IntegerField(help_text="Input height in pixels.")
+    width = serializers.IntegerField(help_text="Input width in pixels.")
     resize = serializers.ChoiceField(choices=["center_crop", "stretch"],
                                      help_text="center_crop: crop the largest centred square, then resize.")
     dtype = serializers.ChoiceField(choices=["uint8", "float32"],
@@ -27,47 +27,47 @@ class InputSpecOutput(serializers.Serializer):
 
 
 class ClassMetricsOutput(serializers.Serializer):
-    precision = serializers.FloatField()
-    recall = serializers.FloatField()
-    support = serializers.IntegerField()
+    precision = serializers.FloatField(help_text="Of the test photos predicted as this label, the share that were.")
+    recall = serializers.FloatField(help_text="Of the test photos of this label, the share predicted as it.")
+    support = serializers.IntegerField(help_text="Test photos of this label.")
 
 
 class VariantMetricsOutput(serializers.Serializer):
     # null (and per_class empty) for coreml: Core ML runs only on Apple systems, so that file is not evaluated.
     accuracy = serializers.FloatField(allow_null=True,
-                                      help_text="Top-1 of this very file in LiteRT on the version's test split")
-    latency_ms = serializers.FloatField(allow_null=True, help_text="Mean CPU latency per image on the training host")
-    test_examples = serializers.IntegerField(allow_null=True)
+                                      help_text="Top-1 of this very file in LiteRT on the version's test split (null for coreml)")
+    latency_ms = serializers.FloatField(allow_null=True, help_text="Mean CPU latency per image on the training host (null for coreml)")
+    test_examples = serializers.IntegerField(allow_null=True, help_text="Photos in the version's test split (null for coreml)")
     per_class = serializers.DictField(child=ClassMetricsOutput(), help_text="label -> precision, recall, support")
 
 
 class ManifestOutput(serializers.Serializer):
-    version = serializers.IntegerField()
-    variant = serializers.CharField()
+    version = serializers.IntegerField(help_text="The model version number")
+    variant = serializers.CharField(help_text="The export this manifest describes (int8, float16, dynamic, float32, coreml)")
     sha256 = serializers.CharField(help_text="sha256 of the file at download_url (.tflite, or the Core ML zip)")
     size = serializers.IntegerField(help_text="Bytes")
     download_url = serializers.URLField(help_text="Presigned (expires after S3_PRESIGN_TTL) on S3; served here otherwise")
-    created_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField(help_text="When the version was trained")
     labels = serializers.ListField(child=serializers.CharField(), help_text="Label slugs in output-index order")
-    input = InputSpecOutput()
-    metrics = VariantMetricsOutput()
-    min_app_version = serializers.CharField()
+    input = InputSpecOutput(help_text="How to prepare a photo for this file's input tensor")
+    metrics = VariantMetricsOutput(help_text="This file's evaluation")
+    min_app_version = serializers.CharField(help_text="The oldest app version that can run it; empty: any")
 
 
 class ModelVariantSummaryOutput(serializers.Serializer):
-    variant = serializers.CharField()
-    sha256 = serializers.CharField()
-    size = serializers.IntegerField()
-    accuracy = serializers.FloatField(allow_null=True)
+    variant = serializers.CharField(help_text="int8, float16, dynamic or float32")
+    sha256 = serializers.CharField(help_text="sha256 of the .tflite bytes")
+    size = serializers.IntegerField(help_text="Bytes")
+    accuracy = serializers.FloatField(allow_null=True, help_text="Top-1 on the test split; null if not measured")
 
 
 class ModelVersionOutput(serializers.Serializer):
-    version = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
-    published_at = serializers.DateTimeField()
-    in_service = serializers.BooleanField()
-    strategy = serializers.CharField()
-    dataset_version = serializers.IntegerField()
-    labels = serializers.ListField(child=serializers.CharField())
-    min_app_version = serializers.CharField()
-    variants = ModelVariantSummaryOutput(many=True)
+    version = serializers.IntegerField(help_text="The model version number")
+    created_at = serializers.DateTimeField(help_text="When the version was trained")
+    published_at = serializers.DateTimeField(help_text="When it was published")
+    in_service = serializers.BooleanField(help_text="Whether this is the version phones get as latest")
+    strategy = serializers.CharField(help_text="How it was trained: head_only or fine_tune")
+    dataset_version = serializers.IntegerField(help_text="The id of the dataset version it was trained on")
+    labels = serializers.ListField(child=serializers.CharField(), help_text="Label slugs in output-index order")
+    min_app_version = serializers.CharField(help_text="The oldest app version that can run it; empty: any")
+    variants = ModelVariantSummaryOutput(many=True, help_text="The files published for this version")

@@ -16,6 +16,7 @@ from collector.services.review import (
 from collector.services.volunteers import (
     photos_withdraw_for_user,
     volunteer_delete,
+    volunteer_delete_own_account,
     volunteer_get_or_create_for_user,
     volunteer_register,
 )
@@ -23,5 +24,5 @@ from collector.services.volunteers import (
 __all__ = [
     "REVIEWERS_GROUP", "REVIEWER_PERMISSIONS", "LabelImportResult", "PhotoCreateResult", "labels_import",
     "photo_create", "photo_relabel", "photo_review", "photos_withdraw_for_user", "reviewers_group_sync",
-    "volunteer_delete", "volunteer_get_or_create_for_user", "volunteer_register",
+    "volunteer_delete", "volunteer_delete_own_account", "volunteer_get_or_create_for_user", "volunteer_register",
 ]

@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from collector import storage
 from collector.models import Photo, PhotoStatus, Volunteer
 from collector.signals import photo_status_changed
-from config.domain_errors import Invalid
+from config.domain_errors import Forbidden, Invalid
 
 User = get_user_model()
 
@@ -69,6 +69,18 @@ def volunteer_delete(*, user) -> int:
         withdrawn = photos_withdraw_for_user(user=user)
         user.delete()
     return withdrawn
+
+
+def volunteer_delete_own_account(*, user) -> int:
+    """The account holder deletes their own account (the phone API's DELETE /me/); see volunteer_delete.
+
+    Staff accounts are refused: a stolen or shared staff token must not be able
+    to erase a reviewer or the last superuser. Another admin removes them.
+    """
+    if user.is_staff or user.is_superuser:
+        raise Forbidden("Staff accounts are removed by another admin, not by the account itself.",
+                        code="staff_account")
+    return volunteer_delete(user=user)
 
 
 def photos_withdraw_for_user(*, user, notify: bool = True) -> int:

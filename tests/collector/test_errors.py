@@ -15,6 +15,12 @@ class TestErrorShape:
     def test_an_unknown_api_url_is_a_json_404(self, path):
         assert_error(Client().get(path), 404, "not_found")
 
+    @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+    def test_an_unknown_api_url_is_a_json_404_for_writes_too(self, method):
+        """With CSRF checks on, as for a real client: no HTML "CSRF verification failed" page (403)."""
+        response = getattr(Client(enforce_csrf_checks=True), method)("/api/v1/votes/abc/", HTTP_COOKIE="sessionid=x")
+        assert_error(response, 404, "not_found")
+
     def test_an_unknown_api_url_is_a_json_404_with_debug_on_too(self, settings):
         settings.DEBUG = True  # as under `make run`: Django's debug 404 page must not answer the API
         assert_error(Client().get("/api/v1/nope/"), 404, "not_found")

@@ -191,6 +191,43 @@ class TestDeleteAccount:
 
         return TestCase.captureOnCommitCallbacks(execute=True)
 
+    def test_a_staff_account_is_refused_and_nothing_is_deleted(self):
+        reviewer = make_reviewer("rita")
+        from collector.services import volunteer_get_or_create_for_user
+
+        photo = make_photo(volunteer=make_volunteer("tom"))  # someone else's, reviewed by rita below
+        own = make_photo(volunteer=volunteer_get_or_create_for_user(user=reviewer))
+        client = client_for(reviewer)
+        with self.captureOnCommit():
+            response = client.delete(self.url)
+        error = assert_error(response, 403, "staff_account")
+        assert "another admin" in error["message"]
+        assert User.objects.filter(pk=reviewer.pk, is_staff=True).exists()
+        assert Photo.objects.get(pk=own.pk).status == PhotoStatus.PENDING
+        assert client.get(self.url).status_code == 200, "the token still works"
+        review = client.post(f"/api/v1/photos/{photo.pk}/review/", {"decision": "approve"}, format="json")
+        assert review.status_code == 200, review.content
+
+    def test_the_last_superuser_survives_its_own_token(self):
+        admin = User.objects.create_superuser("root", "root@example.org", "root-pass-1")
+        with self.captureOnCommit():
+            response = client_for(admin).delete(self.url)
+        assert_error(response, 403, "staff_account")
+        assert list(User.objects.filter(is_superuser=True).values_list("username", flat=True)) == ["root"]
+
+    def test_a_superuser_without_staff_flag_is_refused_too(self):
+        admin = User.objects.create_user("boss", password="boss-pass-1", is_superuser=True)
+        assert_error(client_for(admin).delete(self.url), 403, "staff_account")
+        assert User.objects.filter(username="boss").exists()
+
+    def test_another_admin_still_removes_a_staff_account(self):
+        from collector.services import volunteer_delete
+
+        reviewer = make_reviewer("sam")
+        with self.captureOnCommit():
+            volunteer_delete(user=reviewer)
+        assert not User.objects.filter(username="sam").exists()
+
     def test_withdrawn_photos_are_no_reviewers_business(self):
         volunteer = make_volunteer("olga")
         photo = make_photo(volunteer=volunteer)

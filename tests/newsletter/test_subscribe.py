@@ -57,6 +57,23 @@ class TestSubscribeApi:
         subscriber.refresh_from_db()
         assert subscriber.status == "confirmed" and subscriber.confirmed_at is not None
 
+    def test_its_confirmation_email_wears_the_site_colours(self, smtp, django_capture_on_commit_callbacks):
+        """The HTML part uses the colours of the site's pages (static/css/site.css), inline: no stylesheet in mail."""
+        import re
+        from pathlib import Path
+
+        from django.conf import settings
+
+        css = (Path(settings.BASE_DIR) / "static" / "css" / "site.css").read_text()
+        colours = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{3,6})", css))
+        _subscribe(APIClient(), "ada@example.org", django_capture_on_commit_callbacks)
+        _text, html = parts(smtp.messages[0])
+        button = re.search(r'<a href="[^"]*/newsletter/confirm/[^"]*" style="([^"]*)"', html)
+        assert button, html
+        assert f"background:{colours['accent']}" in button.group(1)  # the site's primary colour
+        assert f"color:{colours['fg']}" in html and f"color:{colours['muted']}" in html
+        assert "<style" not in html and "var(--" not in html
+
     def test_it_answers_the_same_whether_the_address_is_new_pending_or_confirmed(
         self, smtp, django_capture_on_commit_callbacks
     ):

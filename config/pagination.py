@@ -1,0 +1,20 @@
+"""The one page shape of every paginated list in the API: ``?page=N`` in, ``{count, next, previous, results}`` out."""
+
+from __future__ import annotations
+
+from rest_framework import pagination
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    """DRF's page-number pagination, with its schema described for the clients generated from it."""
+
+    page_query_description = "Page number, from 1; past the last page is a 404."
+
+    def get_paginated_response_schema(self, schema):
+        described = super().get_paginated_response_schema(schema)
+        properties = described["properties"]
+        properties["count"]["description"] = "Items in the whole list (all pages)."
+        properties["next"]["description"] = "URL of the next page; null on the last page."
+        properties["previous"]["description"] = "URL of the previous page; null on the first page."
+        properties["results"] = {**properties["results"], "description": "The items of this page."}
+        return described
