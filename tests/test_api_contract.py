@@ -102,6 +102,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 # The health checks are off on purpose: the data fixture is shared by all examples of an operation
 # (function_scoped_fixture), and multipart bodies with image bytes are slow and large to generate.
+@pytest.mark.django_db(transaction=True)  # the throttle counters live in the database cache: cleared per test
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
           suppress_health_check=list(HealthCheck))
