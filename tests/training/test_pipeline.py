@@ -135,6 +135,9 @@ class TestReleaseGate:
         # The next night's candidate learns nothing (learning rate 0): the gate must keep v1.
         tiny_training.TRAINING_LEARNING_RATE_HEAD = 0.0
         tiny_training.TRAINING_LEARNING_RATE_FINE_TUNE = 0.0
+        # ~6 test photos cannot make any drop significant; the paired test is proven in test_gate.py, and
+        # alpha 1 counts every drop beyond the margin, so this test is about what holding back does.
+        tiny_training.TRAINING_GATE_ALPHA = 1.0
         call_command("train", "--no-progress", "--force")
         second = TrainingRun.objects.order_by("-id").first()
         assert second.status == RunStatus.SUCCEEDED and second.outcome == RunOutcome.HELD_BACK
