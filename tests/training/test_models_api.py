@@ -391,3 +391,18 @@ class TestRollback:
             ("rollback", second.version, first.version), ("forward", first.version, second.version),
         ]
         assert ModelVersion.objects.filter(in_service=True).count() == 1
+
+
+@pytest.mark.django_db
+class TestIdenticalFiles:
+    def test_files_byte_identical_to_the_model_in_service_are_recognised(self, trained_result):
+        from training.services.publishing import model_version_identical_in_service
+
+        result, _ = trained_result
+        assert model_version_identical_in_service(result=result) is None  # nothing in service yet
+        first = publish(trained_result)
+        assert model_version_identical_in_service(result=result) == first
+        second = publish(trained_result)  # a rollback target with the same files is still "identical"
+        model_version_put_in_service(version=first.version)
+        assert model_version_identical_in_service(result=result) == first
+        assert second.version == first.version + 1

@@ -151,6 +151,25 @@ class TestReleaseGate:
         assert APIClient().get("/api/v1/models/latest/").json()["version"] == 1
 
 
+class TestIdenticalRun:
+    def test_a_forced_run_whose_files_are_the_model_in_service_publishes_nothing(self, tiny_training, three_classes):
+        tiny_training.TRAINING_VARIANTS = ("float32", "int8")
+        tiny_training.TRAINING_DEFAULT_VARIANT = "int8"
+        call_command("train", "--no-progress")
+        first = TrainingRun.objects.get()
+        assert first.outcome == RunOutcome.PUBLISHED, first.decisions
+        etag = APIClient().get("/api/v1/models/latest/")["ETag"]
+        # Same photos, same settings, same seed, features from the cache: the same bytes come out.
+        call_command("train", "--no-progress", "--force")
+        second = TrainingRun.objects.order_by("-id").first()
+        assert second.metrics["int8"]["sha256"] == first.metrics["int8"]["sha256"]
+        assert second.status == RunStatus.SUCCEEDED and second.outcome == RunOutcome.IDENTICAL
+        assert second.decisions[-1]["decision"] == "identical"
+        assert second.decisions[-1]["detail"].startswith("Identical to v1")
+        assert second.model_version.version == 1 and ModelVersion.objects.count() == 1
+        assert APIClient().get("/api/v1/models/latest/", HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
 class TestExactlyOnce:
     def test_two_train_commands_at_the_same_moment_make_one_run(self, tiny_training, three_classes):
         if connection.vendor == "sqlite" and connection.is_in_memory_db():
