@@ -1,6 +1,9 @@
 """The release rules, on accuracies as the evaluation of exported files reports them."""
 
-from training.services.gate import gate_decide
+from pathlib import Path
+
+from training.ml.types import VariantResult
+from training.services.gate import correct_per_photo, gate_decide, paired_comparison
 
 
 class TestGateDecide:
@@ -36,11 +39,6 @@ class TestGateDecide:
 
 
 # --- the paired rules: photo by photo on the same test split -------------------------------------------
-
-from pathlib import Path  # noqa: E402
-
-from training.ml.types import VariantResult  # noqa: E402
-from training.services.gate import correct_per_photo, paired_comparison  # noqa: E402
 
 
 def _result(variant: str, predictions: list[int], truth: list[int]) -> VariantResult:
