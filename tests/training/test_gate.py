@@ -129,3 +129,13 @@ class TestPairedServiceRule:
         assert correct_per_photo(predictions=[0, 1], truth=[1, 0], file_labels=["a", "b"],
                                  truth_labels=["b", "a"]) == [True, True]
         assert paired_comparison(reference=[True, False], other=[False, False]).p_value == 0.5
+
+
+class TestInServiceLabelOrder:
+    def test_the_truth_is_put_in_the_old_files_label_order_and_unknown_labels_count_wrong(self):
+        from training.ml.types import Example
+        from training.services.gate import examples_in_label_order
+
+        today, old = ["apple", "bee", "cat"], ["apple", "cat"]  # "bee" is new since the model in service
+        examples = [Example(key=str(i), path=Path(f"/x/{i}"), label_index=i) for i in range(3)]
+        assert [e.label_index for e in examples_in_label_order(examples, today, old)] == [0, -1, 1]

@@ -13,6 +13,7 @@ photo is 1.7 points; a single photo more wrong (p = 0.5) never holds a model bac
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,12 @@ def correct_per_photo(*, predictions: list[int], truth: list[int], file_labels: 
         return [p == t for p, t in zip(predictions, truth)]
     return [0 <= p < len(file_labels) and 0 <= t < len(truth_labels) and file_labels[p] == truth_labels[t]
             for p, t in zip(predictions, truth)]
+
+
+def examples_in_label_order(examples: list[ml.Example], labels: list[str], other: list[str]) -> list[ml.Example]:
+    """``examples`` (label_index into ``labels``) with label_index into ``other``; -1 where ``other`` lacks it."""
+    position = {slug: i for i, slug in enumerate(other)}
+    return [dataclasses.replace(e, label_index=position.get(labels[e.label_index], -1)) for e in examples]
 
 
 def paired_comparison(*, reference: list[bool], other: list[bool]) -> PairedComparison | None:
@@ -158,8 +165,11 @@ def training_run_gate(*, run: TrainingRun, result: ml.TrainResult, test: list[ml
         local = folder / f"v{current.version}-{file.variant}.tflite"
         with storage.open_file(file.model_key) as handle:
             local.write_bytes(handle.read())
-        evaluation = ml.evaluate_tflite(path=local, examples=test, labels=list(current.labels),
-                                        input_spec=ml.InputSpec(**file.input_spec))
+        # The old file answers in its own label order: the truth must index that order (labels it never
+        # learnt become -1, counted wrong), or a new label would shift every later label's index.
+        evaluation = ml.evaluate_tflite(path=local, examples=examples_in_label_order(test, list(run.labels),
+                                                                                     list(current.labels)),
+                                        labels=list(current.labels), input_spec=ml.InputSpec(**file.input_spec))
         service_acc, service_version = evaluation.accuracy, current.version
         service_correct = correct_per_photo(predictions=evaluation.predictions, truth=truth,
                                             file_labels=list(current.labels), truth_labels=list(run.labels))
