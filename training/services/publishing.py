@@ -16,6 +16,7 @@ from django.utils import timezone
 from collector import storage
 from config.domain_errors import Conflict, NotFound
 from training import ml
+from training.ml.identity import content_sha256
 from training.models import (
     DatasetVersion,
     ModelFile,
@@ -113,17 +114,27 @@ def model_version_publish(*, run: TrainingRun, result: ml.TrainResult, dataset: 
 
 
 def model_version_identical_in_service(*, result: ml.TrainResult) -> ModelVersion | None:
-    """The version in service when every file ``result`` exported is byte for byte one of its files.
+    """The version in service when every .tflite file ``result`` exported computes exactly what its file does.
 
-    Then publishing would make phones download the same bytes again under a new number.
+    Then publishing would make phones download the same model again under a new number. Files are
+    compared byte for byte, and otherwise by ``content_sha256`` (the model without its metadata, which
+    names the run that wrote it). Another Core ML package needs no own check: it is converted from the
+    same weights.
     """
     current = ModelVersion.objects.filter(in_service=True, status=VersionStatus.PUBLISHED).first()
     if current is None or list(current.labels) != list(result.labels):
         return None
-    served = dict(current.files.values_list("variant", "sha256"))
+    served = {f.variant: f for f in current.files.all() if f.model_key.endswith(".tflite")}
     if set(served) != set(result.variants):
         return None
-    return current if all(served[name] == vr.sha256 for name, vr in result.variants.items()) else None
+    for name, vr in result.variants.items():
+        if served[name].sha256 == vr.sha256:
+            continue
+        with storage.open_file(served[name].model_key) as handle:
+            theirs = content_sha256(handle.read())
+        if theirs != content_sha256(Path(vr.path).read_bytes()):
+            return None
+    return current
 
 
 def _rollout_supersede(*, user) -> None:
