@@ -28,18 +28,18 @@ class LatestQuery(VariantQuery):
 
 
 class FieldAccuracyLabelOutput(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField(help_text="The label the reviewer approved (slug)")
     samples = serializers.IntegerField(help_text="Approved photos of this label the phone had classified")
     matched = serializers.IntegerField(help_text="Of those, how many the phone predicted as this label")
-    accuracy = serializers.FloatField()
+    accuracy = serializers.FloatField(help_text="matched / samples")
 
 
 class FieldAccuracyOutput(serializers.Serializer):
-    version = serializers.IntegerField()
+    version = serializers.IntegerField(help_text="The published model version the phones' predictions came from")
     samples = serializers.IntegerField(help_text="Approved photos uploaded with this version's own prediction")
     matched = serializers.IntegerField(help_text="Of those, how many predictions were the label the reviewer approved")
     accuracy = serializers.FloatField(allow_null=True, help_text="matched / samples; null without samples")
-    per_label = FieldAccuracyLabelOutput(many=True)
+    per_label = FieldAccuracyLabelOutput(many=True, help_text="The same per approved label, sorted by label")
 
 
 class InputSpecOutput(serializers.Serializer):
