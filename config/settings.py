@@ -322,6 +322,13 @@ TRAINING_TEST_FRACTION = env_float("TRAINING_TEST_FRACTION", 0.15, minimum=0.01,
 TRAINING_GATE_MARGIN = env_float("TRAINING_GATE_MARGIN", 1.0, minimum=0.0, maximum=100.0)  # accuracy points
 TRAINING_GATE_VARIANT = env_choice("TRAINING_GATE_VARIANT", "float32", set(TRAINING_TFLITE_VARIANTS))
 TRAINING_INT8_MAX_DROP = env_float("TRAINING_INT8_MAX_DROP", 1.0, minimum=0.0, maximum=100.0)  # accuracy points
+# The gate's paired (exact McNemar) test: a drop beyond a margin holds a model back only when p < this,
+# so a small test split is not held back for a photo or two (both rules: int8 vs float32, candidate vs in service).
+TRAINING_GATE_ALPHA = env_float("TRAINING_GATE_ALPHA", 0.05, minimum=0.0, maximum=1.0)
+# Mixed with a phone's install id to pick its staged-rollout bucket; changing it reshuffles every device.
+TRAINING_ROLLOUT_SALT = env_str("TRAINING_ROLLOUT_SALT", "crowdlens-rollout")
+# Field accuracy is quoted (newsletter) only from this many reviewed photos the phone had classified.
+TRAINING_FIELD_ACCURACY_MIN_SAMPLES = env_int("TRAINING_FIELD_ACCURACY_MIN_SAMPLES", 30, minimum=1)
 TRAINING_VARIANTS = tuple(env_list("TRAINING_VARIANTS", list(TRAINING_VARIANT_NAMES)))
 if not TRAINING_VARIANTS or set(TRAINING_VARIANTS) - set(TRAINING_VARIANT_NAMES) or TRAINING_GATE_VARIANT not in TRAINING_VARIANTS:
     raise ImproperlyConfigured(

@@ -138,9 +138,13 @@ def section_model_news(*, since: datetime, until: datetime, previous: dict | Non
          for slug, now in recall.items() if slug in old_recall and now > old_recall[slug] + 0.005),
         key=lambda row: row["now"] - row["before"], reverse=True,
     )[:5]
+    field = training_selectors.model_version_field_accuracy(version=current.version) if current is not None else None
     return {
         "versions": versions,
         "in_service": current.version if current is not None else None,
+        # What phones saw in the field, quoted only from enough reviewed photos to mean something.
+        "field": ({"version": field["version"], "accuracy": _plain(field["accuracy"]), "samples": field["samples"]}
+                  if field and field["samples"] >= settings.TRAINING_FIELD_ACCURACY_MIN_SAMPLES else None),
         "accuracy": _version_accuracy(current) if current is not None else None,
         "accuracy_before": before.get("accuracy"),
         "recall": recall,
@@ -233,6 +237,7 @@ def edition_render_context(edition: Edition) -> dict:
         "accuracy": accuracy,
         "accuracy_change": (accuracy - before) if accuracy is not None and before is not None else None,
         "improved_labels": model.get("improved") or [],
+        "field_accuracy": model.get("field"),
         "labels_needed": content.get("labels_needed") or [],
         "site_url": settings.SITE_URL,
         "archive_url": settings.SITE_URL + reverse("newsletter-archive-detail", kwargs={"edition_id": edition.pk}),

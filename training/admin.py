@@ -24,9 +24,11 @@ from django.utils.html import format_html, format_html_join
 
 from collector.admin_base import ReadOnlyAdmin
 from config.domain_errors import DomainError
+from training import selectors
 from training.models import (
     DatasetVersion,
     ModelVersion,
+    RolloutState,
     RunStatus,
     SchedulerJobRun,
     ServiceChange,
@@ -34,6 +36,13 @@ from training.models import (
     VersionStatus,
 )
 from training.services.publishing import model_version_put_in_service
+from training.services.rollout import (
+    rollout_complete,
+    rollout_halt,
+    rollout_rollback,
+    rollout_set_percent,
+    rollout_start,
+)
 from training.services.runs import training_run_cancel, training_run_request
 
 
@@ -95,14 +104,21 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         return super().changelist_view(request, extra_context)
 
     def request_view(self, request):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+        """GET: the confirmation page (whose settings apply); POST: queue the run."""
         if not self.has_request_permission(request):
             raise PermissionDenied
+        if request.method == "GET":
+            context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Start a training run?",
+                       "poll_seconds": settings.TRAINING_REQUEST_POLL_SECONDS,
+                       "changelist_url": reverse("admin:training_trainingrun_changelist")}
+            return TemplateResponse(request, "admin/training/trainingrun/request_confirmation.html", context)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["GET", "POST"])
         run, created = training_run_request(user=request.user)
         if created:
             self.message_user(request, f"Run #{run.pk} requested: the scheduler starts it within "
-                                       f"{settings.TRAINING_REQUEST_POLL_SECONDS} s (manage.py train --queued-only).",
+                                       f"{settings.TRAINING_REQUEST_POLL_SECONDS} s (manage.py train --queued-only), "
+                                       "with the scheduler's settings, not this web process's.",
                               messages.SUCCESS)
         else:
             self.message_user(request, f"Run #{run.pk} is already waiting for the scheduler.", messages.INFO)
@@ -295,9 +311,104 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     "accuracies", "run"]
     list_filter = ["status"]
     actions = ["put_in_service"]
-    fields = ["version", "status", "in_service", "published_at", "created_at", "strategy", "dataset_version", "run",
-              "labels", "min_app_version", "files_table", "history_table"]
+    fields = ["version", "status", "in_service", "rollout_state", "published_at", "created_at", "strategy",
+              "dataset_version", "run", "labels", "min_app_version", "files_table", "field_accuracy_table",
+              "history_table", "rollout_history"]
     readonly_fields = fields
+    change_form_template = "admin/training/modelversion/change_form.html"
+
+    def get_urls(self):
+        return [path("<int:version_id>/rollout/", self.admin_site.admin_view(self.rollout_view),
+                     name="training_modelversion_rollout"), *super().get_urls()]
+
+    def _rollout_actions(self, version: ModelVersion) -> list[tuple[str, str]]:
+        """What the admin may do with this version's rollout, as (action, label) for the form."""
+        rollout = selectors.rollout_open()
+        if rollout is not None and rollout.model_version_id == version.pk:
+            actions = [("percent", "Widen or narrow" if rollout.state == RolloutState.ACTIVE else "Resume")]
+            if rollout.state == RolloutState.ACTIVE:
+                actions.append(("halt", "Halt (every device gets the version in service)"))
+            return [*actions, ("complete", "Complete (in service for every device)"),
+                    ("rollback", "Roll back (end it; its devices go back)")]
+        if rollout is None and version.status == VersionStatus.PUBLISHED and not version.in_service:
+            return [("start", "Start a staged rollout")]
+        return []
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = self.get_object(request, object_id)
+        rollout = selectors.rollout_open()
+        allowed = version is not None and self.has_change_permission(request, version)
+        extra_context = {**(extra_context or {}),
+                         "rollout_actions": self._rollout_actions(version) if allowed else [],
+                         "rollout_percent": rollout.percent if rollout is not None else 10,
+                         "rollout_url": reverse("admin:training_modelversion_rollout", args=[version.pk]) if version else ""}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def rollout_view(self, request, version_id: int):
+        """GET: what the change would do, to confirm; POST: do it through training.services.rollout."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=version_id)
+        change_url = reverse("admin:training_modelversion_change", args=[version.pk])
+        data = request.POST if request.method == "POST" else request.GET
+        action = data.get("action", "")
+        if action not in dict(self._rollout_actions(version)):
+            self.message_user(request, f"That rollout change is not possible for {version} now.", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        percent = None
+        if action in ("start", "percent"):
+            try:
+                percent = int(data.get("percent", ""))
+            except ValueError:
+                percent = -1
+            if not 1 <= percent <= 100:
+                self.message_user(request, "The percentage must be a whole number from 1 to 100.", messages.ERROR)
+                return HttpResponseRedirect(change_url)
+        current = selectors.model_in_service()
+        base = f"v{current.version}" if current else "no version"
+        if request.method == "POST":
+            try:
+                if action == "start":
+                    rollout_start(version=version.version, percent=percent, user=request.user)
+                elif action == "percent":
+                    rollout_set_percent(percent=percent, user=request.user)
+                elif action == "halt":
+                    rollout_halt(user=request.user)
+                elif action == "complete":
+                    rollout_complete(user=request.user)
+                else:
+                    rollout_rollback(user=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            done = {"start": f"{version} now goes to {percent} % of devices (by install id); the others keep {base}.",
+                    "percent": f"{version} now goes to {percent} % of devices.",
+                    "halt": f"Rollout of {version} halted: every device gets {base}.",
+                    "complete": f"{version} is now in service for every device.",
+                    "rollback": f"Rollout of {version} rolled back: every device gets {base}."}[action]
+            if action == "percent" and percent == 100:
+                done = f"{version} is now in service for every device."
+            self.message_user(request, done, messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET", "POST"])
+        summary, verb = {
+            "start": (f"Start a staged rollout of {version} to {percent} % of devices?", f"roll {version} out to {percent} %"),
+            "percent": (f"Change the rollout of {version} to {percent} % of devices?", f"serve {version} to {percent} %"),
+            "halt": (f"Halt the rollout of {version}?", "halt it"),
+            "complete": (f"Put {version} in service for every device?", f"complete the rollout of {version}"),
+            "rollback": (f"Roll back the rollout of {version}?", "roll it back"),
+        }[action]
+        consequence = {
+            "halt": f"Every device gets {base} from its next check; the percentage is kept to resume later.",
+            "complete": f"Every device, with or without an install id, gets {version} from its next check.",
+            "rollback": f"The devices that had {version} get {base} again from their next check; the rollout ends.",
+        }.get(action, f"Phones that send an install id whose bucket (0-99) is under {percent} get {version}; "
+                      f"the others, and phones without an install id, keep {base}. Widening later keeps these devices.")
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "version": version, "title": summary,
+                   "summary": summary, "consequence": consequence, "verb": verb, "action": action, "percent": percent,
+                   "change_url": change_url}
+        return TemplateResponse(request, "admin/training/modelversion/rollout_confirmation.html", context)
 
     def has_change_permission(self, request, obj=None):
         return request.user.has_perm("training.change_modelversion")  # needed for the action; fields stay read-only
@@ -318,6 +429,32 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         return _table(["variant", "model", "size", "sha256", "labels", "metadata"],
                       [[f.variant, f.model_key, f"{f.size_bytes / 1024:.0f} KiB", f.sha256[:16] + "…", f.labels_key,
                         f.metadata_key] for f in obj.files.all()]) if obj.pk else "-"
+
+    @admin.display(description="Staged rollout")
+    def rollout_state(self, obj):
+        rollout = obj.rollouts.first() if obj.pk else None
+        if rollout is None:
+            return "-"
+        return f"{rollout.get_state_display()}: {rollout.percent} % of devices (since {rollout.created_at:%Y-%m-%d %H:%M})"
+
+    @admin.display(description="Rollout history")
+    def rollout_history(self, obj):
+        rows = [[c.created_at, c.action, "-" if c.percent_from is None else f"{c.percent_from} %", f"{c.percent_to} %",
+                 c.get_state_display(), c.changed_by or "-"]
+                for rollout in (obj.rollouts.prefetch_related("changes__changed_by") if obj.pk else [])
+                for c in rollout.changes.all()]
+        return _table(["when", "change", "from", "to", "state", "by"], rows) if rows else "-"
+
+    @admin.display(description="Field accuracy (phones' own predictions vs approved labels)")
+    def field_accuracy_table(self, obj):
+        if not obj.pk:
+            return "-"
+        field = selectors.model_version_field_accuracy(version=obj.version)
+        if not field["samples"]:
+            return "No approved photo was uploaded with this version's prediction yet."
+        rows = [[r["label"], f"{r['accuracy']:.1%}", r["matched"], r["samples"]] for r in field["per_label"]]
+        rows.append(["all labels", f"{field['accuracy']:.1%}", field["matched"], field["samples"]])
+        return _table(["approved label", "phone was right", "right", "photos"], rows)
 
     @admin.display(description="Service changes")
     def history_table(self, obj):

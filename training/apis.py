@@ -23,7 +23,14 @@ from config.errors import ApiError, error_response
 from config.pagination import PageNumberPagination
 from training import selectors
 from training.models import ModelFile, ModelVersion
-from training.serializers import ManifestOutput, ModelVersionOutput, VariantQuery
+from training.serializers import (
+    INSTALL_ID_PATTERN,
+    FieldAccuracyOutput,
+    LatestQuery,
+    ManifestOutput,
+    ModelVersionOutput,
+    VariantQuery,
+)
 
 _MANIFEST_ERRORS = {
     304: OpenApiResponse(description="Not modified: the If-None-Match ETag is still current"),
@@ -33,6 +40,10 @@ _MANIFEST_ERRORS = {
 _VARIANT_PARAM = OpenApiParameter("variant", str, enum=list(settings.TRAINING_VARIANT_NAMES), required=False,
                                   description="int8 | float16 | dynamic | float32 (.tflite) or coreml (zipped Core ML "
                                               "package) (default TRAINING_DEFAULT_VARIANT)")
+_INSTALL_ID_HEADER = OpenApiParameter(
+    "X-Install-Id", str, OpenApiParameter.HEADER, required=False, pattern=INSTALL_ID_PATTERN,
+    description="The phone's stable install id (wins over the install_id query parameter): picks its "
+                "staged-rollout bucket. Without one the phone gets the version in service for all.")
 _ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
                                description="The ETag of the manifest the phone has; 304 when still current")
 _DOWNLOAD_ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
@@ -76,6 +87,18 @@ def _download_url(request, version: ModelVersion, file: ModelFile) -> str:
     return request.build_absolute_uri(reverse("model-download", args=[version.version, file.variant]))
 
 
+def _latest_query(request) -> tuple[str, str | None]:
+    """(variant, install id) of a `latest` request; the X-Install-Id header wins over ?install_id=."""
+    data = request.query_params.copy()
+    header = request.headers.get("X-Install-Id")
+    if header is not None:
+        data["install_id"] = header
+    query = LatestQuery(data=data)
+    query.is_valid(raise_exception=True)
+    return (query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT,
+            query.validated_data.get("install_id"))
+
+
 def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResponse:
     file = selectors.model_file_get(version=version, variant=variant)
     if file is None:
@@ -106,16 +129,22 @@ def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResp
         response = Response(ManifestOutput(body).data)
     response["ETag"] = etag
     response["Cache-Control"] = "no-cache"  # always revalidate: cheap with If-None-Match
-    response["Vary"] = "Accept"
+    # The same URL answers devices differently during a staged rollout: caches key on the install id.
+    response["Vary"] = "Accept, X-Install-Id"
     return response
 
 
 class ModelLatestApi(PublicApiView):
-    @extend_schema(parameters=[_VARIANT_PARAM, _ETAG_PARAM], responses={200: ManifestOutput, **_MANIFEST_ERRORS},
-                   tags=["models"], summary="Manifest of the model in service")
+    @extend_schema(parameters=[LatestQuery, _INSTALL_ID_HEADER, _ETAG_PARAM],
+                   responses={200: ManifestOutput, **_MANIFEST_ERRORS,
+                              400: OpenApiResponse(description="Unknown variant or malformed install id")}, tags=["models"],
+                   summary="Manifest of the model this device should run",
+                   description="The version in service, or, during a staged rollout, the rollout's version for "
+                               "devices whose install id falls in its percentage. The ETag follows the version "
+                               "this device gets.")
     def get(self, request):
-        variant = _variant(request)
-        version = selectors.model_in_service()
+        variant, install_id = _latest_query(request)
+        version = selectors.model_for_device(install_id=install_id)
         if version is None:
             raise ApiError(404, "no_model", "No model has been published yet; check again after the nightly training.")
         if selectors.model_file_get(version=version, variant=variant) is None:
@@ -133,6 +162,22 @@ class ModelDetailApi(PublicApiView):
         if found is None:
             raise ApiError(404, "not_found", f"There is no published model version {version}.")
         return _manifest_response(request, found, variant)
+
+
+class ModelFieldAccuracyApi(APIView):
+    """Staff only: how the phones' own predictions with one version fared against the reviewers' labels."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses={200: FieldAccuracyOutput,
+                              401: OpenApiResponse(description="Not signed in"),
+                              403: OpenApiResponse(description="Not staff"),
+                              404: OpenApiResponse(description="No such published version")},
+                   tags=["models"], summary="Field accuracy of one published version (staff)")
+    def get(self, request, version: int):
+        if selectors.model_version_get_published(version=version) is None:
+            raise ApiError(404, "not_found", f"There is no published model version {version}.")
+        return Response(FieldAccuracyOutput(selectors.model_version_field_accuracy(version=version)).data)
 
 
 class ModelListApi(PublicApiView):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -45,6 +47,7 @@ class RunOutcome(models.TextChoices):
     NONE = "", "-"
     PUBLISHED = "published", "Published and put in service"
     HELD_BACK = "held_back", "Held back by the release gate"
+    IDENTICAL = "identical", "Identical to the model in service (nothing published)"
 
 
 class TrainingRun(models.Model):
@@ -216,3 +219,70 @@ class SchedulerJobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} @ {self.scheduled_for:%Y-%m-%d %H:%M}"
+
+
+class RolloutState(models.TextChoices):
+    ACTIVE = "active", "Active (a percentage of devices gets it)"
+    HALTED = "halted", "Halted (every device gets the version in service)"
+    COMPLETE = "complete", "Complete (put in service for every device)"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    SUPERSEDED = "superseded", "Ended by another change of the model in service"
+
+
+class Rollout(models.Model):
+    """A published version in service for ``percent`` of devices, beside the version in service for all.
+
+    At most one rollout is *open* (active or halted; ``open=True`` under a partial unique constraint).
+    A device's bucket (0-99) comes from its install id alone (``training.rollout.device_bucket``), so a
+    widened rollout keeps the devices it already had.
+    """
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="rollouts")
+    percent = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=16, choices=RolloutState.choices, default=RolloutState.ACTIVE)
+    open = models.BooleanField(null=True, default=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["open"], condition=Q(open=True), name="training_one_open_rollout"),
+            models.CheckConstraint(condition=Q(percent__gte=0, percent__lte=100), name="training_rollout_percent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} to {self.percent} % ({self.state})"
+
+    def serves(self, install_id: str | None) -> bool:
+        """Whether the device with this install id gets the rollout's version (none without an id)."""
+        return (self.state == RolloutState.ACTIVE and bool(install_id)
+                and device_bucket(install_id) < self.percent)
+
+
+def device_bucket(install_id: str) -> int:
+    """A device's rollout bucket, 0-99, from its install id alone.
+
+    The salt is the same for every rollout and version on purpose: a device in the first 10 % stays in
+    when the rollout widens to 50 %, and the next version's rollout reaches the same early devices.
+    """
+    digest = hashlib.sha256(f"{settings.TRAINING_ROLLOUT_SALT}:{install_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+class RolloutChange(models.Model):
+    """The history of a rollout: who changed what, when."""
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="changes")
+    action = models.CharField(max_length=16, help_text="start | widen | narrow | halt | resume | complete | rollback | end")
+    percent_from = models.PositiveSmallIntegerField(null=True, blank=True)
+    percent_to = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=16, choices=RolloutState.choices)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]

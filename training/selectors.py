@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import numpy as np
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from collector import selectors as collector_selectors
 from training.feature_store import DbFeatureStore
 from training.hparams import backbone_from_settings
-from training.models import ModelFile, ModelVersion, RunOutcome, RunStatus, TrainingRun, VersionStatus
+from training.models import (
+    ModelFile,
+    ModelVersion,
+    Rollout,
+    RolloutState,
+    RunOutcome,
+    RunStatus,
+    TrainingRun,
+    VersionStatus,
+)
 
 
 def model_in_service() -> ModelVersion | None:
     """The published version phones get from /api/v1/models/latest/ (after any rollback)."""
     return ModelVersion.objects.filter(in_service=True, status=VersionStatus.PUBLISHED).first()
+
+
+def rollout_open() -> Rollout | None:
+    """The staged rollout under way (active or halted), if any."""
+    return Rollout.objects.filter(open=True).select_related("model_version").first()
+
+
+def model_for_device(*, install_id: str | None) -> ModelVersion | None:
+    """The version /api/v1/models/latest/ gives this device: the rollout's when its bucket is inside the
+    rollout's percentage, else the version in service for all (so always that one without an install id)."""
+    current = model_in_service()
+    if current is None or not install_id:
+        return current
+    rollout = (Rollout.objects.filter(open=True, state=RolloutState.ACTIVE,
+                                      model_version__status=VersionStatus.PUBLISHED)
+               .select_related("model_version").first())
+    return rollout.model_version if rollout is not None and rollout.serves(install_id) else current
 
 
 def model_version_get_published(*, version: int) -> ModelVersion | None:
@@ -66,6 +92,24 @@ def model_versions_published(since=None, until=None) -> list[dict]:
             "new_labels": [slug for slug in mv.labels if slug not in (previous or [])],
         })
     return out
+
+
+def model_version_field_accuracy(*, version: int) -> dict:
+    """How often phones running ``version`` predicted the label the reviewer approved, overall and per label.
+
+    Counts approved photos that carry the phone's own prediction made with this version (uploads send
+    ``predicted_label`` and ``model_version``). One grouped query. ``accuracy`` is None without samples.
+    Returns {"version", "samples", "matched", "accuracy", "per_label": [{"label", "samples", "matched",
+    "accuracy"}] sorted by label}.
+    """
+    rows = (collector_selectors.photos_approved().filter(model_version=version).exclude(predicted_label="")
+            .values("label__slug").order_by("label__slug")
+            .annotate(samples=Count("id"), matched=Count("id", filter=Q(predicted_label=F("label__slug")))))
+    per_label = [{"label": r["label__slug"], "samples": r["samples"], "matched": r["matched"],
+                  "accuracy": r["matched"] / r["samples"]} for r in rows]
+    samples, matched = sum(r["samples"] for r in per_label), sum(r["matched"] for r in per_label)
+    return {"version": version, "samples": samples, "matched": matched,
+            "accuracy": matched / samples if samples else None, "per_label": per_label}
 
 
 def latest_recall_by_label() -> dict[str, float] | None:

@@ -15,6 +15,33 @@ class VariantQuery(serializers.Serializer):
     )
 
 
+INSTALL_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
+
+
+class LatestQuery(VariantQuery):
+    install_id = serializers.RegexField(
+        INSTALL_ID_PATTERN, required=False,
+        help_text="The phone's stable install id (1-128 printable ASCII characters, no spaces), e.g. a UUID made "
+                  "at first launch; the X-Install-Id header says the same and wins. It picks the device's "
+                  "staged-rollout bucket; without it the phone gets the version in service for all.",
+    )
+
+
+class FieldAccuracyLabelOutput(serializers.Serializer):
+    label = serializers.CharField(help_text="The label the reviewer approved (slug)")
+    samples = serializers.IntegerField(help_text="Approved photos of this label the phone had classified")
+    matched = serializers.IntegerField(help_text="Of those, how many the phone predicted as this label")
+    accuracy = serializers.FloatField(help_text="matched / samples")
+
+
+class FieldAccuracyOutput(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The published model version the phones' predictions came from")
+    samples = serializers.IntegerField(help_text="Approved photos uploaded with this version's own prediction")
+    matched = serializers.IntegerField(help_text="Of those, how many predictions were the label the reviewer approved")
+    accuracy = serializers.FloatField(allow_null=True, help_text="matched / samples; null without samples")
+    per_label = FieldAccuracyLabelOutput(many=True, help_text="The same per approved label, sorted by label")
+
+
 class InputSpecOutput(serializers.Serializer):
     height = serializers.IntegerField(help_text="Input height in pixels.")
     width = serializers.IntegerField(help_text="Input width in pixels.")

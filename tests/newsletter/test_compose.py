@@ -146,6 +146,28 @@ class TestModelNews:
         assert news["accuracy"] == pytest.approx(0.80) and news["accuracy_before"] == pytest.approx(0.70)
         assert news["improved"] == [{"label": "mug", "before": 0.5, "now": 0.75}]
 
+    def test_it_quotes_the_field_accuracy_of_the_model_in_service_once_there_are_enough_photos(self, settings):
+        from collector.models import Photo
+
+        since, until = _window()
+        settings.TRAINING_FIELD_ACCURACY_MIN_SAMPLES = 4
+        _model_version(5, accuracy=0.80, recall={"mug": 0.75})
+        label = make_label("mug")
+        photos = [approved_photo(volunteer=make_volunteer(), label=label) for _ in range(4)]
+        for photo, predicted in zip(photos[:3], ("mug", "mug", "cup")):  # the phone classified three of them
+            Photo.objects.filter(pk=photo.pk).update(predicted_label=predicted, model_version=5)
+
+        assert selectors.section_model_news(since=since, until=until, previous=None)["field"] is None  # 3 < 4
+
+        Photo.objects.filter(pk=photos[3].pk).update(predicted_label="mug", model_version=5)
+        news = selectors.section_model_news(since=since, until=until, previous=None)
+        assert news["field"] == {"version": 5, "accuracy": 0.75, "samples": 4}
+        edition = make_edition()
+        edition.content["model"] = news
+        rendered = emails.edition(edition).message(to="r@example.org", unsubscribe="https://x.example/u/").message()
+        for part in parts(_reparse(rendered)):
+            assert "model version 5 named 75" in part and "of 4 reviewed photos right" in part
+
     def test_it_says_so_when_there_is_no_model_yet(self):
         since, until = _window()
 

@@ -33,6 +33,17 @@ class TestTrainingRunAdmin:
         assert "Start a training run" in page
         assert 'value="41"' in page and "features" in page
 
+    def test_starting_a_run_asks_first_and_says_whose_settings_apply(self, admin_client):
+        import html
+        import re
+
+        page = re.sub(r"\s+", " ", html.unescape(admin_client.get("/admin/training/trainingrun/request/")
+                                                  .content.decode()))
+        assert "Start a forced training run" in page and "Yes, queue a training run" in page
+        assert "The scheduler's (or the worker's) settings apply" in page
+        assert "not this web process's or an admin's shell" in page
+        assert not TrainingRun.objects.exists()  # asking is not starting
+
     def test_the_start_button_queues_a_run_for_the_scheduler(self, admin_client, admin_user):
         response = admin_client.post("/admin/training/trainingrun/request/")
         assert response.status_code == 302

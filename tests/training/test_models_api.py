@@ -391,3 +391,65 @@ class TestRollback:
             ("rollback", second.version, first.version), ("forward", first.version, second.version),
         ]
         assert ModelVersion.objects.filter(in_service=True).count() == 1
+
+
+@pytest.mark.django_db
+class TestIdenticalFiles:
+    def test_files_byte_identical_to_the_model_in_service_are_recognised(self, trained_result):
+        from training.services.publishing import model_version_identical_in_service
+
+        result, _ = trained_result
+        assert model_version_identical_in_service(result=result) is None  # nothing in service yet
+        first = publish(trained_result)
+        assert model_version_identical_in_service(result=result) == first
+        second = publish(trained_result)  # a rollback target with the same files is still "identical"
+        model_version_put_in_service(version=first.version)
+        assert model_version_identical_in_service(result=result) == first
+        assert second.version == first.version + 1
+
+    def test_files_that_differ_only_in_metadata_are_the_same_model_and_a_weight_is_not(self, trained_result,
+                                                                                        tmp_path):
+        import dataclasses
+
+        from ai_edge_litert import schema_py_generated as schema
+        import flatbuffers
+
+        from training.ml.identity import content_sha256
+        from training.services.publishing import model_version_identical_in_service
+
+        result, _ = trained_result
+        first = publish(trained_result)
+
+        def rewritten(change) -> dict:
+            variants = {}
+            for name, vr in result.variants.items():
+                model = schema.ModelT.InitFromPackedBuf(bytearray(vr.path.read_bytes()), 0)
+                change(model)
+                builder = flatbuffers.Builder(1024)
+                builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+                path = tmp_path / f"{change.__name__}-{name}.tflite"
+                path.write_bytes(bytes(builder.Output()))
+                variants[name] = dataclasses.replace(vr, path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+            return variants
+
+        def metadata_naming_another_run(model):
+            buffer = schema.BufferT()
+            buffer.data = list(b"run 99")
+            model.buffers.append(buffer)
+            entry = schema.MetadataT()
+            entry.name, entry.buffer = "TFLITE_METADATA", len(model.buffers) - 1
+            model.metadata = [*(model.metadata or []), entry]
+
+        def one_weight_changed(model):
+            for buffer in model.buffers:
+                if buffer.data is not None and len(buffer.data) > 16:
+                    buffer.data[0] = (int(buffer.data[0]) + 1) % 256
+                    return
+
+        renamed = dataclasses.replace(result, variants=rewritten(metadata_naming_another_run))
+        assert renamed.variants["int8"].sha256 != first.files.get(variant="int8").sha256
+        assert model_version_identical_in_service(result=renamed) == first
+        changed = dataclasses.replace(result, variants=rewritten(one_weight_changed))
+        assert content_sha256(changed.variants["int8"].path.read_bytes()) != content_sha256(
+            result.variants["int8"].path.read_bytes())
+        assert model_version_identical_in_service(result=changed) is None

@@ -114,6 +114,9 @@ class TestCoreML:
             raise NotImplementedError("Conversion for TF op 'Foo' not implemented.")
 
         monkeypatch.setattr(ct, "convert", unsupported)
+        # A new approved photo: the same photos again would give the same float32 model, which publishes
+        # nothing (TestIdenticalRun).
+        three_classes.add("red-disc", 1)
         call_command("train", "--no-progress", "--force")
         second = TrainingRun.objects.order_by("-id").first()
         assert second.outcome == RunOutcome.PUBLISHED, second.decisions
@@ -135,6 +138,9 @@ class TestReleaseGate:
         # The next night's candidate learns nothing (learning rate 0): the gate must keep v1.
         tiny_training.TRAINING_LEARNING_RATE_HEAD = 0.0
         tiny_training.TRAINING_LEARNING_RATE_FINE_TUNE = 0.0
+        # ~6 test photos cannot make any drop significant; the paired test is proven in test_gate.py, and
+        # alpha 1 counts every drop beyond the margin, so this test is about what holding back does.
+        tiny_training.TRAINING_GATE_ALPHA = 1.0
         call_command("train", "--no-progress", "--force")
         second = TrainingRun.objects.order_by("-id").first()
         assert second.status == RunStatus.SUCCEEDED and second.outcome == RunOutcome.HELD_BACK
@@ -146,6 +152,24 @@ class TestReleaseGate:
         assert second.gate["service"]["accuracy"] == pytest.approx(first.metrics["float32"]["accuracy"])
         assert ModelVersion.objects.count() == 1
         assert APIClient().get("/api/v1/models/latest/").json()["version"] == 1
+
+
+class TestIdenticalRun:
+    def test_a_forced_run_whose_files_are_the_model_in_service_publishes_nothing(self, tiny_training, three_classes):
+        tiny_training.TRAINING_VARIANTS = ("float32", "int8")
+        tiny_training.TRAINING_DEFAULT_VARIANT = "int8"
+        call_command("train", "--no-progress")
+        first = TrainingRun.objects.get()
+        assert first.outcome == RunOutcome.PUBLISHED, first.decisions
+        etag = APIClient().get("/api/v1/models/latest/")["ETag"]
+        # Same photos, same settings, same seed, features from the cache: the same model comes out.
+        call_command("train", "--no-progress", "--force")
+        second = TrainingRun.objects.order_by("-id").first()
+        assert second.status == RunStatus.SUCCEEDED and second.outcome == RunOutcome.IDENTICAL
+        assert second.decisions[-1]["decision"] == "identical"
+        assert second.decisions[-1]["detail"].startswith("Identical to v1")
+        assert second.model_version.version == 1 and ModelVersion.objects.count() == 1
+        assert APIClient().get("/api/v1/models/latest/", HTTP_IF_NONE_MATCH=etag).status_code == 304
 
 
 class TestExactlyOnce:

@@ -26,7 +26,7 @@ from training.hparams import hparams_as_recorded, hparams_from_settings, jsonabl
 from training.models import DatasetVersion, RunOutcome, RunStatus, TrainingRun
 from training.services.datasets import SPLITS, DatasetUnavailable, dataset_version_freeze, dataset_version_reload
 from training.services.gate import training_run_gate
-from training.services.publishing import model_version_publish
+from training.services.publishing import model_version_identical_in_service, model_version_publish
 from training.services.reporter import Heartbeat, RunReporter, run_finish
 
 logger = logging.getLogger("training.services")
@@ -127,6 +127,13 @@ def _run_steps(run: TrainingRun, reporter: RunReporter, repeat_dataset: int | No
             with reporter.timed("embed"):
                 _embed_photos(examples, hparams, reporter)
 
+        identical = model_version_identical_in_service(result=result)
+        if identical is not None:
+            run.model_version = identical
+            reporter.decide("identical", f"Identical to v{identical.version}: every exported file is byte for byte "
+                                         f"the one in service, so no new version was published (phones would "
+                                         "download the same bytes under a new number).")
+            return run_finish(run, reporter, status=RunStatus.SUCCEEDED, outcome=RunOutcome.IDENTICAL)
         with reporter.timed("gate"):
             passed = training_run_gate(run=run, result=result, test=examples["test"], folder=tmp_path / "in-service",
                                        reporter=reporter)

@@ -16,7 +16,18 @@ from django.utils import timezone
 from collector import storage
 from config.domain_errors import Conflict, NotFound
 from training import ml
-from training.models import DatasetVersion, ModelFile, ModelVersion, ServiceChange, TrainingRun, VersionStatus
+from training.ml.identity import content_sha256
+from training.models import (
+    DatasetVersion,
+    ModelFile,
+    ModelVersion,
+    Rollout,
+    RolloutChange,
+    RolloutState,
+    ServiceChange,
+    TrainingRun,
+    VersionStatus,
+)
 
 
 class PublishError(Conflict):
@@ -98,7 +109,41 @@ def model_version_publish(*, run: TrainingRun, result: ml.TrainResult, dataset: 
         locked.save(update_fields=["status", "published_at", "in_service"])
         ServiceChange.objects.create(from_version=previous.version if previous else None, to_version=locked.version,
                                      reason="published")
+        _rollout_supersede(user=None)
     return locked
+
+
+def model_version_identical_in_service(*, result: ml.TrainResult) -> ModelVersion | None:
+    """The version in service when every .tflite file ``result`` exported computes exactly what its file does.
+
+    Then publishing would make phones download the same model again under a new number. Files are
+    compared byte for byte, and otherwise by ``content_sha256`` (the model without its metadata, which
+    names the run that wrote it). Another Core ML package needs no own check: it is converted from the
+    same weights.
+    """
+    current = ModelVersion.objects.filter(in_service=True, status=VersionStatus.PUBLISHED).first()
+    if current is None or list(current.labels) != list(result.labels):
+        return None
+    served = {f.variant: f for f in current.files.all() if f.model_key.endswith(".tflite")}
+    if set(served) != set(result.variants):
+        return None
+    for name, vr in result.variants.items():
+        if served[name].sha256 == vr.sha256:
+            continue
+        with storage.open_file(served[name].model_key) as handle:
+            theirs = content_sha256(handle.read())
+        if theirs != content_sha256(Path(vr.path).read_bytes()):
+            return None
+    return current
+
+
+def _rollout_supersede(*, user) -> None:
+    """A change of the version in service for all ends any staged rollout (inside the caller's transaction)."""
+    for rollout in Rollout.objects.select_for_update().filter(open=True):
+        rollout.state, rollout.open = RolloutState.SUPERSEDED, None
+        rollout.save(update_fields=["state", "open", "updated_at"])
+        RolloutChange.objects.create(rollout=rollout, action="end", percent_from=rollout.percent,
+                                     percent_to=rollout.percent, state=rollout.state, changed_by=user)
 
 
 def model_file_write_once(key: str, payload: bytes) -> None:
@@ -157,4 +202,5 @@ def model_version_put_in_service(*, version: int, user=None) -> ModelVersion:
         reason = "rollback" if current is not None and target.version < current.version else "forward"
         ServiceChange.objects.create(from_version=current.version if current else None, to_version=target.version,
                                      reason=reason, changed_by=user)
+        _rollout_supersede(user=user)
     return target
