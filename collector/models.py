@@ -193,6 +193,13 @@ class Photo(models.Model):
         return photo_thumbnail_url(self.pk)
 
     @property
+    def label_as_uploaded(self) -> Label:
+        """The label the volunteer sent: every relabel is recorded (PhotoReview), so the first record's
+        label_before is the original; a photo never relabelled still has it."""
+        first = self.reviews.exclude(label_before_id=models.F("label_after_id")).select_related("label_before").first()
+        return first.label_before if first is not None else self.label
+
+    @property
     def storage_keys(self) -> list[str]:
         return [k for k in (self.original_key, self.training_key, self.thumbnail_key) if k]
 
