@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from collector.models import Label, Photo, PhotoStatus, RejectionReason
+from collector.password_validation import password_problems
 
 
 class VolunteerRegisterInput(serializers.Serializer):
@@ -10,17 +11,23 @@ class VolunteerRegisterInput(serializers.Serializer):
         r"^[\w.@+-]{2,40}$", max_length=40,
         error_messages={"invalid": "2 to 40 letters, digits or . @ + - _ (no spaces)."},
     )
+    # Passwords are never trimmed (as in Django's own forms): "        " must reach the validators,
+    # not become "" (no password at all), and a password with a trailing space must sign in as typed.
     password = serializers.CharField(required=False, allow_blank=True, write_only=True, max_length=128,
-                                     style={"input_type": "password"})
+                                     trim_whitespace=False, style={"input_type": "password"},
+                                     help_text="Optional: without one the account signs in with its token only.")
     email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
     consent_training = serializers.BooleanField()
     consent_public_credit = serializers.BooleanField(required=False, default=False)
 
     def validate_password(self, value):
+        # Checked here as well as in volunteer_register so that one answer lists every field at fault.
         if value:
-            from django.contrib.auth.password_validation import validate_password
-
-            validate_password(value)
+            name, email = self.initial_data.get("display_name"), self.initial_data.get("email")
+            problems = password_problems(value, display_name=name if isinstance(name, str) else "",
+                                         email=email if isinstance(email, str) else "")
+            if problems:
+                raise serializers.ValidationError(problems)
         return value
 
     def validate_consent_training(self, value):
@@ -37,7 +44,7 @@ class VolunteerRegisterOutput(serializers.Serializer):
 
 class AuthTokenInput(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, style={"input_type": "password"})
+    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
 
 
 class AuthTokenOutput(serializers.Serializer):

@@ -73,6 +73,66 @@ class TestRegisterVolunteer:
         assert error["fields"]["password"]
         assert not User.objects.filter(username="frank").exists()
 
+    @pytest.mark.parametrize("password", ["Grace.Hopper", "hopper.grace1", "gracehopper!"])
+    def test_it_refuses_a_password_like_the_display_name(self, password):
+        response = APIClient().post(self.url, {"display_name": "grace.hopper", "password": password,
+                                               "consent_training": True}, format="json")
+        error = assert_error(response, 400, "invalid", ["password"])
+        assert "too similar" in " ".join(error["fields"]["password"])
+        assert not User.objects.filter(username="grace.hopper").exists()
+
+    def test_it_refuses_a_password_like_the_email(self):
+        response = APIClient().post(self.url, {"display_name": "gh", "password": "amazing.grace",
+                                               "email": "amazing.grace@example.org", "consent_training": True},
+                                    format="json")
+        assert_error(response, 400, "invalid", ["password"])
+        assert not User.objects.exists()
+
+    def test_it_refuses_an_all_digit_password(self):
+        response = APIClient().post(self.url, {"display_name": "ivy", "password": "8675309123",
+                                               "consent_training": True}, format="json")
+        error = assert_error(response, 400, "invalid", ["password"])
+        assert "entirely numeric" in " ".join(error["fields"]["password"])
+        assert not User.objects.filter(username="ivy").exists()
+
+    @pytest.mark.parametrize("password", [" " * 8, " " * 20, "\t \t \t \t "])
+    def test_it_refuses_a_password_of_spaces(self, password):
+        response = APIClient().post(self.url, {"display_name": "jude", "password": password,
+                                               "consent_training": True}, format="json")
+        error = assert_error(response, 400, "invalid", ["password"])
+        assert error["fields"]["password"] == ["A password cannot be only spaces."]
+        assert not User.objects.filter(username="jude").exists(), "no account without a usable password"
+
+    def test_a_password_is_kept_as_typed_spaces_included(self):
+        response = APIClient().post(self.url, {"display_name": "kit", "password": " quiet-harbour-7 ",
+                                               "consent_training": True}, format="json")
+        assert response.status_code == 201, response.content
+        as_typed = APIClient().post("/api/v1/auth/token/", {"username": "kit", "password": " quiet-harbour-7 "},
+                                    format="json")
+        trimmed = APIClient().post("/api/v1/auth/token/", {"username": "kit", "password": "quiet-harbour-7"},
+                                   format="json")
+        assert as_typed.status_code == 200 and trimmed.status_code == 400
+
+    @pytest.mark.parametrize("name", [
+        "\u0430lice",        # Cyrillic small a
+        "\u0391LICE",        # Greek capital alpha
+        "al\u0131ce",        # dotless i
+        "\uff41\uff4c\uff49\uff43\uff45",  # full width
+        "AL\u0406CE",        # Cyrillic capital byelorussian-ukrainian i
+    ])
+    def test_it_refuses_a_name_that_looks_like_a_taken_one(self, name):
+        make_volunteer("alice")
+        response = APIClient().post(self.url, {"display_name": name, "consent_training": True}, format="json")
+        error = assert_error(response, 400, "invalid", ["display_name"])
+        assert error["message"] == "That display name is taken."
+        assert list(Volunteer.objects.values_list("display_name", flat=True)) == ["alice"]
+
+    def test_names_that_only_share_letters_are_different(self):
+        make_volunteer("alice")
+        for name in ("alicia", "alice2", "malice"):
+            response = APIClient().post(self.url, {"display_name": name, "consent_training": True}, format="json")
+            assert response.status_code == 201, response.content
+
     def test_it_accepts_a_form_post(self):
         response = APIClient().post(self.url, {"display_name": "gina", "consent_training": "true"})
         assert response.status_code == 201, response.content
