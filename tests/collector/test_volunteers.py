@@ -138,6 +138,53 @@ class TestRegisterVolunteer:
         assert response.status_code == 201, response.content
 
 
+@pytest.mark.django_db(transaction=True)
+class TestRacingSignUps:
+    """Two sign-ups for look-alike names at once: the unique index decides, the loser gets the usual 400."""
+
+    @pytest.fixture(autouse=True)
+    def _real_database_only(self):
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            pytest.skip("row-level concurrency needs PostgreSQL (SQLite serialises writers)")
+
+    def test_one_wins_and_the_other_is_told_the_name_is_taken(self):
+        import threading
+        from unittest import mock
+
+        from django.db import connection
+
+        barrier = threading.Barrier(2, timeout=20)
+        manager_class = type(User.objects)
+        real = manager_class.create_user
+
+        def held(self, *args, **kwargs):
+            barrier.wait()  # both have passed the "is the name free?" check
+            return real(self, *args, **kwargs)
+
+        results = [None, None]
+
+        def sign_up(i, name):
+            try:
+                results[i] = APIClient().post("/api/v1/volunteers/", {"display_name": name, "consent_training": True},
+                                              format="json")
+            finally:
+                connection.close()
+
+        with mock.patch.object(manager_class, "create_user", held):
+            threads = [threading.Thread(target=sign_up, args=(i, name)) for i, name in enumerate(["zoe", "z\u043ee"])]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+
+        assert sorted(r.status_code for r in results) == [201, 400], [(r.status_code, r.content) for r in results]
+        loser = next(r for r in results if r.status_code == 400)
+        assert assert_error(loser, 400, "invalid", ["display_name"])["message"] == "That display name is taken."
+        assert Volunteer.objects.count() == 1 and User.objects.count() == 1
+
+
 @pytest.mark.django_db
 class TestToken:
     url = "/api/v1/auth/token/"
@@ -187,6 +234,13 @@ class TestMe:
 
     def test_it_says_who_reviews(self):
         assert client_for(make_reviewer()).get(self.url).json()["is_reviewer"] is True
+
+    def test_staff_whose_username_looks_like_a_volunteers_name_get_a_distinct_one(self):
+        make_volunteer("\u0430lice")  # Cyrillic а, registered first
+        staff = make_reviewer("alice")
+        response = client_for(staff).get(self.url)
+        assert response.status_code == 200, response.content
+        assert response.json()["display_name"] == f"alice-{staff.pk}"
 
     def test_it_updates_public_credit_consent(self):
         volunteer = make_volunteer("lee", consent_public_credit=True)
