@@ -146,7 +146,7 @@ def _photo_again(existing: Photo, *, label_slug: str) -> PhotoCreateResult:
     label" is the one the photo was uploaded with, or its label now, so that a
     retry after a reviewer relabelled the photo is still a retry.
     """
-    if label_slug in {existing.label.slug, existing.label_as_uploaded.slug}:
+    if label_slug == existing.label.slug or label_slug == existing.label_as_uploaded.slug:
         return PhotoCreateResult(existing, created=False)
     _label_active(label_slug)
     kept = existing.label.slug
