@@ -94,6 +94,7 @@ def seed(*, volunteers: int, photos: int, seed_value: int, now: dt.datetime) -> 
 
     from challenges import periods, services
     from challenges.models import Challenge, PointEntry, PointReason, Vote
+    from collector.lib.names import display_name_key
     from collector.models import Label, Photo, PhotoStatus, Volunteer
 
     User = get_user_model()
@@ -120,8 +121,10 @@ def seed(*, volunteers: int, photos: int, seed_value: int, now: dt.datetime) -> 
     _copy(User, ({"id": i, "password": "!", "username": f"bench{i}", "is_active": True, "is_staff": False,
                   "is_superuser": False, "date_joined": joined} for i in range(1, volunteers + 1)),
           volunteers, "users")
-    _copy(Volunteer, ({"id": i, "user_id": i, "display_name": f"bench{i}", "consent_training": True,
-                       "consent_public_credit": rng.random() < 0.8, "created_at": joined} for i in range(1, volunteers + 1)),
+    # COPY bypasses Volunteer.save(), which sets the unique display_name_key: set it here.
+    _copy(Volunteer, ({"id": i, "user_id": i, "display_name": f"bench{i}", "display_name_key": display_name_key(f"bench{i}"),
+                       "consent_training": True, "consent_public_credit": rng.random() < 0.8, "created_at": joined}
+                      for i in range(1, volunteers + 1)),
           volunteers, "volunteers")
 
     # Activity is skewed like real crowds: a few volunteers upload most photos.

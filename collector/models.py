@@ -3,9 +3,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
 from django.urls import reverse
 
+from collector.lib.names import display_name_key
 from config.domain_errors import NotFound
 
 
@@ -51,23 +51,31 @@ def public_name_for(user_id: int, *, display_name: str | None = None, consent_pu
     return f"Volunteer #{user_id}"
 
 
+# A 40-character name whose every character expands the most under NFKC and the skeleton (U+FDFA: 18).
+DISPLAY_NAME_KEY_MAX_LENGTH = 40 * 18
+
+
 class Volunteer(models.Model):
     """The volunteer side of a Django user: consents and public identity."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="volunteer")
     display_name = models.CharField(max_length=40, unique=True)
+    # The name as compared, never shown (collector.lib.names): "Bob", "bob" and "Воb" (Cyrillic В, о) are
+    # one name, even when two sign-ups race; the unique index is what decides the race. Set by save().
+    display_name_key = models.CharField(max_length=DISPLAY_NAME_KEY_MAX_LENGTH, unique=True, editable=False)
     consent_training = models.BooleanField(default=False)
     consent_public_credit = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        constraints = [
-            # "Bob" and "bob" are one name, even when two sign-ups race.
-            models.UniqueConstraint(Lower("display_name"), name="volunteer_display_name_ci_unique"),
-        ]
-
     def __str__(self) -> str:
         return self.display_name
+
+    def save(self, *args, **kwargs):
+        self.display_name_key = display_name_key(self.display_name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "display_name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "display_name_key"}
+        super().save(*args, **kwargs)
 
     @property
     def public_name(self) -> str:
@@ -191,6 +199,13 @@ class Photo(models.Model):
     @property
     def thumbnail_url(self) -> str:
         return photo_thumbnail_url(self.pk)
+
+    @property
+    def label_as_uploaded(self) -> Label:
+        """The label the volunteer sent: every relabel is recorded (PhotoReview), so the first record's
+        label_before is the original; a photo never relabelled still has it."""
+        first = self.reviews.exclude(label_before_id=models.F("label_after_id")).select_related("label_before").first()
+        return first.label_before if first is not None else self.label
 
     @property
     def storage_keys(self) -> list[str]:

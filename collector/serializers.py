@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from collector.models import Label, Photo, PhotoStatus, RejectionReason
+from collector.password_validation import password_problems
 
 
 class VolunteerRegisterInput(serializers.Serializer):
@@ -12,10 +13,12 @@ class VolunteerRegisterInput(serializers.Serializer):
         help_text="The public name and the username for signing in: 2 to 40 letters, digits or . @ + - _; "
                   "unique whatever the case.",
     )
+    # Passwords are never trimmed (as in Django's own forms): "        " must reach the validators,
+    # not become "" (no password at all), and a password with a trailing space must sign in as typed.
     password = serializers.CharField(required=False, allow_blank=True, write_only=True, max_length=128,
-                                     style={"input_type": "password"},
-                                     help_text="At least 8 characters, not a common one. Optional: without it the "
-                                               "token is the only way in.")
+                                     trim_whitespace=False, style={"input_type": "password"},
+                                     help_text="At least 8 characters, not a common one, not all digits or spaces, "
+                                               "not like the display name. Optional: without it the token is the only way in.")
     email = serializers.EmailField(required=False, allow_blank=True, max_length=254,
                                    help_text="Optional; used for the newsletter and account notices only.")
     consent_training = serializers.BooleanField(
@@ -25,10 +28,13 @@ class VolunteerRegisterInput(serializers.Serializer):
         help_text='Show the display name on leaderboards and galleries; otherwise "Volunteer #<n>".')
 
     def validate_password(self, value):
+        # Checked here as well as in volunteer_register so that one answer lists every field at fault.
         if value:
-            from django.contrib.auth.password_validation import validate_password
-
-            validate_password(value)
+            name, email = self.initial_data.get("display_name"), self.initial_data.get("email")
+            problems = password_problems(value, display_name=name if isinstance(name, str) else "",
+                                         email=email if isinstance(email, str) else "")
+            if problems:
+                raise serializers.ValidationError(problems)
         return value
 
     def validate_consent_training(self, value):
@@ -48,7 +54,7 @@ class VolunteerRegisterOutput(serializers.Serializer):
 
 class AuthTokenInput(serializers.Serializer):
     username = serializers.CharField(max_length=150, help_text="The display name (or a staff username).")
-    password = serializers.CharField(max_length=128, style={"input_type": "password"},
+    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"},
                                      help_text="The account's password.")
 
 

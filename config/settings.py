@@ -239,9 +239,14 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"RejectionReasonEnum": "collector.models.RejectionReason"},
 }
 
+# Volunteers sign in with their display name: the similarity check sees it (collector.password_validation).
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+     "OPTIONS": {"user_attributes": ("username", "display_name", "email", "first_name", "last_name")}},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "collector.password_validation.NotOnlyWhitespaceValidator"},
 ]
 LOGIN_URL = "/signin/"
 LOGIN_REDIRECT_URL = "/me/"

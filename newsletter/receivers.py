@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from newsletter.models import Subscriber
+from django.db.models import Q
+
+from newsletter.models import Subscriber, SubscriberStatus
 
 
 def forget_deleted_user(sender, instance, **kwargs):
-    """A volunteer who deletes their account leaves the newsletter too: the address they subscribed
-    with is personal data tied to that account, so it goes (with its delivery history)."""
-    Subscriber.objects.filter(user=instance).delete()
+    """A volunteer who deletes their account leaves the newsletter too, but takes only what is theirs.
+
+    A subscription linked to the account (they asked for it while signed in) goes, with its delivery
+    history, when it is for the account's own address, or when nobody confirmed it (a request that
+    leaves with its requester). A confirmed subscription for another address belongs to whoever
+    confirmed it from that mailbox: it stays, unlinked (the foreign key is SET_NULL).
+    """
+    own_address = Q(email__iexact=instance.email) if instance.email else Q(pk__in=[])
+    Subscriber.objects.filter(user=instance).filter(own_address | ~Q(status=SubscriberStatus.CONFIRMED)).delete()

@@ -53,7 +53,10 @@ def subscriber_subscribe(*, email: str, user=None, now: datetime | None = None) 
     with transaction.atomic():
         try:
             with transaction.atomic():
-                subscriber, _ = Subscriber.objects.get_or_create(email=address)
+                # Only the request that creates the subscription links it to the signed-in volunteer.
+                # An existing one keeps its link (or none): whoever asks again for an address cannot
+                # take over someone else's subscription (and, by deleting their account, delete it).
+                Subscriber.objects.get_or_create(email=address, defaults={"user": user})
         except IntegrityError:  # created by a concurrent request
             pass
         subscriber = Subscriber.objects.select_for_update().get(email=address)
@@ -62,9 +65,6 @@ def subscriber_subscribe(*, email: str, user=None, now: datetime | None = None) 
         recently = subscriber.confirmation_sent_at and (
             now - subscriber.confirmation_sent_at < timedelta(seconds=settings.NEWSLETTER_CONFIRM_RESEND_SECONDS))
         subscriber.status = SubscriberStatus.PENDING
-        if user is not None:
-            # Linked once the owner of the address confirms; a later confirmation keeps the link.
-            subscriber.user = user
         if not recently:
             subscriber.confirmation_sent_at = now
         subscriber.save()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.contrib.auth.password_validation import validate_password
+
+from collector.password_validation import password_problems
 
 
 class SignUpForm(forms.Form):
@@ -17,8 +18,11 @@ class SignUpForm(forms.Form):
         error_messages={"invalid": "Use 2 to 40 letters, digits or . @ + - _ (no spaces)."},
         widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}),
     )
+    # strip=False as in Django's own password fields: kept as typed, so it signs in as typed (the sign-in
+    # form does not strip either), and a password of spaces is refused by the validators, not made "".
     password = forms.CharField(
-        label="Password", min_length=8, max_length=128, help_text="At least 8 characters.",
+        label="Password", min_length=8, max_length=128, strip=False,
+        help_text="At least 8 characters, not only digits or spaces, and not like your display name or email.",
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     email = forms.EmailField(
@@ -36,6 +40,11 @@ class SignUpForm(forms.Form):
     )
 
     def clean_password(self):
+        # The same rules as the API (collector.password_validation), with the name and email as typed:
+        # checked here, not only in volunteer_register, so one answer shows every field at fault.
         password = self.cleaned_data["password"]
-        validate_password(password)
+        problems = password_problems(password, display_name=self.data.get("display_name", ""),
+                                     email=self.data.get("email", ""))
+        if problems:
+            raise forms.ValidationError(problems)
         return password

@@ -16,7 +16,7 @@ from collector.lib import images
 from collector.models import Label, Photo, PhotoStatus
 from collector.services.review import photo_decide_locked
 from collector.signals import photo_created, photo_upload_validating
-from config.domain_errors import TooLarge, Unprocessable, Unsupported
+from config.domain_errors import Conflict, TooLarge, Unprocessable, Unsupported
 
 
 # collector.lib.images names what is wrong with an image; each name is one domain kind.
@@ -55,12 +55,9 @@ def photo_create(
 
     existing = _photo_existing(user=user, sha256=sha256, idempotency_key=idempotency_key)
     if existing is not None:
-        return PhotoCreateResult(existing, created=False)
+        return _photo_again(existing, label_slug=label_slug)
 
-    label = Label.objects.filter(slug=label_slug).first()
-    if label is None or not label.active:
-        raise Unprocessable(f"There is no active label {label_slug!r}.", code="unknown_label",
-                            fields={"label": ["Unknown or inactive label."]})
+    label = _label_active(label_slug)
     photo_upload_validating.send(sender=Photo, user=user, label=label, challenge_id=challenge_id, now=timezone.now())
 
     try:
@@ -124,11 +121,41 @@ def photo_create(
         existing = _photo_existing(user=user, sha256=sha256, idempotency_key=idempotency_key)
         if existing is None:
             raise
-        return PhotoCreateResult(existing, created=False)
+        return _photo_again(existing, label_slug=label_slug)
     except BaseException:
         storage.delete_quietly(written)
         raise
     return PhotoCreateResult(photo, created=True)
+
+
+def _label_active(slug: str) -> Label:
+    label = Label.objects.filter(slug=slug).first()
+    if label is None or not label.active:
+        raise Unprocessable(f"There is no active label {slug!r}.", code="unknown_label",
+                            fields={"label": ["Unknown or inactive label."]})
+    return label
+
+
+def _photo_again(existing: Photo, *, label_slug: str) -> PhotoCreateResult:
+    """The answer to bytes this volunteer already sent.
+
+    The same label is a retry (the phone lost our answer): the original photo,
+    not created. Anything else must not look accepted: an unknown label is
+    refused exactly as for new bytes, and another label is a conflict naming
+    the photo and label we kept, so the phone can tell its user. "The same
+    label" is the one the photo was uploaded with, or its label now, so that a
+    retry after a reviewer relabelled the photo is still a retry.
+    """
+    if label_slug == existing.label.slug or label_slug == existing.label_as_uploaded.slug:
+        return PhotoCreateResult(existing, created=False)
+    _label_active(label_slug)
+    kept = existing.label.slug
+    raise Conflict(
+        f"This image was already uploaded as photo {existing.pk} with the label {kept!r}; it was not added again.",
+        code="duplicate_other_label",
+        fields={"label": [f"Already uploaded with the label {kept!r}."],
+                "existing_photo": [str(existing.pk)], "existing_label": [kept]},
+    )
 
 
 def _as_file(stream: BinaryIO):

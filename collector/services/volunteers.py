@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from collector import storage
-from collector.models import Photo, PhotoStatus, Volunteer
+from collector.lib.names import display_name_key
+from collector.models import DISPLAY_NAME_KEY_MAX_LENGTH, Photo, PhotoStatus, Volunteer
+from collector.password_validation import password_problems
 from collector.signals import photo_status_changed
-from config.domain_errors import Forbidden, Invalid
+from config.domain_errors import Conflict, Forbidden, Invalid
 
 User = get_user_model()
+
+
+_NAME_TAKEN = "That display name is taken."
 
 
 def volunteer_register(
@@ -23,38 +30,67 @@ def volunteer_register(
     consent_training: bool,
     consent_public_credit: bool = False,
 ) -> tuple[Volunteer, Token]:
+    """Create the account, its volunteer profile and its API token.
+
+    ``password`` None or "" makes an account without a usable password (it
+    signs in with its token only); any other password must pass the
+    validators, which see the display name and email
+    (collector.password_validation). The display name must differ from every
+    other by its key (collector.lib.names): the unique index on
+    Volunteer.display_name_key settles two sign-ups racing for one name.
+    """
     if not consent_training:
         raise Invalid("Consent to use the photos for training is required.",
                       fields={"consent_training": ["Must be true."]})
+    if password:
+        problems = password_problems(password, display_name=display_name, email=email)
+        if problems:
+            raise Invalid(problems[0], fields={"password": problems})
+    key = display_name_key(display_name)
+    if len(key) > DISPLAY_NAME_KEY_MAX_LENGTH:  # never for a name of 40 characters; guards other callers
+        raise Invalid("That display name is too long.", fields={"display_name": ["Too long."]})
     with transaction.atomic():
-        if User.objects.filter(username__iexact=display_name).exists():
-            raise Invalid("That display name is taken.", fields={"display_name": ["Already taken."]})
+        if (Volunteer.objects.filter(display_name_key=key).exists()
+                or User.objects.filter(username__iexact=display_name).exists()):
+            raise Invalid(_NAME_TAKEN, fields={"display_name": ["Already taken."]})
         try:
-            user = User.objects.create_user(username=display_name, email=email or "", password=password or None)
-            if not password:
-                user.set_unusable_password()
-                user.save(update_fields=["password"])
-            volunteer = Volunteer.objects.create(
-                user=user,
-                display_name=display_name,
-                consent_training=True,
-                consent_public_credit=consent_public_credit,
-            )
+            with transaction.atomic():
+                user = User.objects.create_user(username=display_name, email=email or "", password=password or None)
+                if not password:
+                    user.set_unusable_password()
+                    user.save(update_fields=["password"])
+                volunteer = Volunteer.objects.create(
+                    user=user,
+                    display_name=display_name,
+                    consent_training=True,
+                    consent_public_credit=consent_public_credit,
+                )
         except IntegrityError:
-            raise Invalid("That display name is taken.", fields={"display_name": ["Already taken."]}) from None
+            raise Invalid(_NAME_TAKEN, fields={"display_name": ["Already taken."]}) from None
         token = Token.objects.create(user=user)
     return volunteer, token
 
 
 def volunteer_get_or_create_for_user(*, user) -> Volunteer:
-    """Staff and operators who upload get a volunteer profile on first use."""
+    """Staff and operators who upload get a volunteer profile on first use.
+
+    Its display name is the username, or, when a volunteer already has a name
+    that looks the same, the username with "-<user id>" (then a random tail).
+    """
     try:
         return user.volunteer
     except Volunteer.DoesNotExist:
-        volunteer, _ = Volunteer.objects.get_or_create(
-            user=user, defaults={"display_name": user.username[:40], "consent_training": True}
-        )
-        return volunteer
+        pass
+    base = user.username[:40]
+    for name in (base, f"{base[:40 - len(str(user.pk)) - 1]}-{user.pk}", f"staff-{user.pk}-{secrets.token_hex(4)}"):
+        try:
+            with transaction.atomic():
+                volunteer, _ = Volunteer.objects.get_or_create(
+                    user=user, defaults={"display_name": name, "consent_training": True})
+            return volunteer
+        except IntegrityError:  # the name (by its key) belongs to someone else
+            continue
+    raise Conflict("Could not find a free display name for this account.", code="display_name_taken")
 
 
 def volunteer_delete(*, user) -> int:

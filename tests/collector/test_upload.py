@@ -12,7 +12,7 @@ from PIL import Image
 from collector.models import Photo
 from tests.collector import samples
 from tests.collector.asserts import assert_error
-from tests.factories import client_for, image_bytes, make_volunteer, upload
+from tests.factories import client_for, image_bytes, make_label, make_volunteer, upload
 
 CONTRACT_FIELDS = {"id", "status", "label", "sha256", "width", "height", "thumbnail_url", "near_duplicate_of",
                    "created_at"}
@@ -214,6 +214,56 @@ class TestIdempotency:
         assert second.status_code == 201
         assert second.json()["id"] != first["id"]
         assert second.json()["near_duplicate_of"] == first["id"]
+
+    def test_the_same_bytes_with_another_label_answer_409_naming_the_photo_kept(self, api, label, assert_no_orphans):
+        make_label("cup")
+        data = image_bytes()
+        first = upload(api, data, label="mug").json()
+
+        response = upload(api, data, label="cup")
+
+        error = assert_error(response, 409, "duplicate_other_label", fields=["label"])
+        assert error["fields"]["existing_photo"] == [str(first["id"])]
+        assert error["fields"]["existing_label"] == ["mug"]
+        assert Photo.objects.get().label.slug == "mug", "the photo kept its label"
+        assert len(assert_no_orphans()) == 3
+
+    def test_the_same_key_and_bytes_with_another_label_answer_409(self, api, label):
+        make_label("cup")
+        data = image_bytes()
+        first = upload(api, data, label="mug", key="k-1").json()
+
+        error = assert_error(upload(api, data, label="cup", key="k-1"), 409, "duplicate_other_label")
+
+        assert error["fields"]["existing_photo"] == [str(first["id"])]
+        assert Photo.objects.count() == 1
+
+    @pytest.mark.parametrize("other", ["unicorn", "retired"])
+    def test_the_same_bytes_with_an_unknown_label_are_refused_as_any_upload(self, api, label, other, assert_no_orphans):
+        make_label("retired", active=False)
+        data = image_bytes()
+        upload(api, data, label="mug")
+        fresh = upload(api, image_bytes(), label=other)
+
+        again = upload(api, data, label=other)
+
+        assert_error(fresh, 422, "unknown_label", fields=["label"])
+        assert_error(again, 422, "unknown_label", fields=["label"])
+        assert Photo.objects.count() == 1 and len(assert_no_orphans()) == 3
+
+    def test_a_retry_after_a_reviewer_relabelled_the_photo_is_still_a_retry(self, api, label):
+        from collector.services import photo_relabel
+        from tests.factories import make_reviewer
+
+        make_label("cup")
+        data = image_bytes()
+        first = upload(api, data, label="mug").json()
+        photo_relabel(photo_id=first["id"], reviewer=make_reviewer(), label_slug="cup")
+
+        again = upload(api, data, label="mug")
+
+        assert again.status_code == 200, again.content
+        assert again.json()["id"] == first["id"] and again.json()["label"] == "cup"
 
     @pytest.mark.parametrize("key", ["x" * 129, "has space", "ünïcode", ""])
     def test_it_refuses_a_malformed_key(self, api, label, key, assert_no_orphans):

@@ -73,9 +73,116 @@ class TestRegisterVolunteer:
         assert error["fields"]["password"]
         assert not User.objects.filter(username="frank").exists()
 
+    @pytest.mark.parametrize("password", ["Grace.Hopper", "hopper.grace1", "gracehopper!"])
+    def test_it_refuses_a_password_like_the_display_name(self, password):
+        response = APIClient().post(self.url, {"display_name": "grace.hopper", "password": password,
+                                               "consent_training": True}, format="json")
+        error = assert_error(response, 400, "invalid", ["password"])
+        assert "too similar" in " ".join(error["fields"]["password"])
+        assert not User.objects.filter(username="grace.hopper").exists()
+
+    def test_it_refuses_a_password_like_the_email(self):
+        response = APIClient().post(self.url, {"display_name": "gh", "password": "amazing.grace",
+                                               "email": "amazing.grace@example.org", "consent_training": True},
+                                    format="json")
+        assert_error(response, 400, "invalid", ["password"])
+        assert not User.objects.exists()
+
+    def test_it_refuses_an_all_digit_password(self):
+        response = APIClient().post(self.url, {"display_name": "ivy", "password": "8675309123",
+                                               "consent_training": True}, format="json")
+        error = assert_error(response, 400, "invalid", ["password"])
+        assert "entirely numeric" in " ".join(error["fields"]["password"])
+        assert not User.objects.filter(username="ivy").exists()
+
+    @pytest.mark.parametrize("password", [" " * 8, " " * 20, "\t \t \t \t "])
+    def test_it_refuses_a_password_of_spaces(self, password):
+        response = APIClient().post(self.url, {"display_name": "jude", "password": password,
+                                               "consent_training": True}, format="json")
+        error = assert_error(response, 400, "invalid", ["password"])
+        assert error["fields"]["password"] == ["A password cannot be only spaces."]
+        assert not User.objects.filter(username="jude").exists(), "no account without a usable password"
+
+    def test_a_password_is_kept_as_typed_spaces_included(self):
+        response = APIClient().post(self.url, {"display_name": "kit", "password": " quiet-harbour-7 ",
+                                               "consent_training": True}, format="json")
+        assert response.status_code == 201, response.content
+        as_typed = APIClient().post("/api/v1/auth/token/", {"username": "kit", "password": " quiet-harbour-7 "},
+                                    format="json")
+        trimmed = APIClient().post("/api/v1/auth/token/", {"username": "kit", "password": "quiet-harbour-7"},
+                                   format="json")
+        assert as_typed.status_code == 200 and trimmed.status_code == 400
+
+    @pytest.mark.parametrize("name", [
+        "\u0430lice",        # Cyrillic small a
+        "\u0391LICE",        # Greek capital alpha
+        "al\u0131ce",        # dotless i
+        "\uff41\uff4c\uff49\uff43\uff45",  # full width
+        "AL\u0406CE",        # Cyrillic capital byelorussian-ukrainian i
+    ])
+    def test_it_refuses_a_name_that_looks_like_a_taken_one(self, name):
+        make_volunteer("alice")
+        response = APIClient().post(self.url, {"display_name": name, "consent_training": True}, format="json")
+        error = assert_error(response, 400, "invalid", ["display_name"])
+        assert error["message"] == "That display name is taken."
+        assert list(Volunteer.objects.values_list("display_name", flat=True)) == ["alice"]
+
+    def test_names_that_only_share_letters_are_different(self):
+        make_volunteer("alice")
+        for name in ("alicia", "alice2", "malice"):
+            response = APIClient().post(self.url, {"display_name": name, "consent_training": True}, format="json")
+            assert response.status_code == 201, response.content
+
     def test_it_accepts_a_form_post(self):
         response = APIClient().post(self.url, {"display_name": "gina", "consent_training": "true"})
         assert response.status_code == 201, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+class TestRacingSignUps:
+    """Two sign-ups for look-alike names at once: the unique index decides, the loser gets the usual 400."""
+
+    @pytest.fixture(autouse=True)
+    def _real_database_only(self):
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            pytest.skip("row-level concurrency needs PostgreSQL (SQLite serialises writers)")
+
+    def test_one_wins_and_the_other_is_told_the_name_is_taken(self):
+        import threading
+        from unittest import mock
+
+        from django.db import connection
+
+        barrier = threading.Barrier(2, timeout=20)
+        manager_class = type(User.objects)
+        real = manager_class.create_user
+
+        def held(self, *args, **kwargs):
+            barrier.wait()  # both have passed the "is the name free?" check
+            return real(self, *args, **kwargs)
+
+        results = [None, None]
+
+        def sign_up(i, name):
+            try:
+                results[i] = APIClient().post("/api/v1/volunteers/", {"display_name": name, "consent_training": True},
+                                              format="json")
+            finally:
+                connection.close()
+
+        with mock.patch.object(manager_class, "create_user", held):
+            threads = [threading.Thread(target=sign_up, args=(i, name)) for i, name in enumerate(["zoe", "z\u043ee"])]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+
+        assert sorted(r.status_code for r in results) == [201, 400], [(r.status_code, r.content) for r in results]
+        loser = next(r for r in results if r.status_code == 400)
+        assert assert_error(loser, 400, "invalid", ["display_name"])["message"] == "That display name is taken."
+        assert Volunteer.objects.count() == 1 and User.objects.count() == 1
 
 
 @pytest.mark.django_db
@@ -127,6 +234,13 @@ class TestMe:
 
     def test_it_says_who_reviews(self):
         assert client_for(make_reviewer()).get(self.url).json()["is_reviewer"] is True
+
+    def test_staff_whose_username_looks_like_a_volunteers_name_get_a_distinct_one(self):
+        make_volunteer("\u0430lice")  # Cyrillic а, registered first
+        staff = make_reviewer("alice")
+        response = client_for(staff).get(self.url)
+        assert response.status_code == 200, response.content
+        assert response.json()["display_name"] == f"alice-{staff.pk}"
 
     def test_it_updates_public_credit_consent(self):
         volunteer = make_volunteer("lee", consent_public_credit=True)

@@ -237,3 +237,64 @@ class TestAccountDeletion:
         assert response.status_code == 204
         assert not Subscriber.objects.filter(pk=mine.pk).exists()
         assert Subscriber.objects.filter(pk=other.pk).exists()
+
+    def test_it_never_deletes_a_subscription_someone_else_confirmed(self, smtp, django_capture_on_commit_callbacks):
+        volunteer = make_volunteer(email="leaver@example.org")
+        client = client_for(volunteer.user)
+        _subscribe(client, "friend@example.org", django_capture_on_commit_callbacks)  # new: linked to them
+        _subscribe(client, "typo@example.org", django_capture_on_commit_callbacks)
+        friend = Subscriber.objects.get(email="friend@example.org")
+        assert friend.user == volunteer.user
+        confirmed = APIClient().post("/api/v1/newsletter/confirm/", {"token": tokens.confirm_token(friend.pk)},
+                                     format="json")  # the friend confirms from their mailbox
+        assert confirmed.status_code == 200
+
+        response = client.delete("/api/v1/me/")
+
+        assert response.status_code == 204
+        friend.refresh_from_db()
+        assert friend.status == "confirmed" and friend.user is None, "the friend's subscription stays, unlinked"
+        assert not Subscriber.objects.filter(email="typo@example.org").exists(), "an unconfirmed request leaves"
+
+
+class TestSubscriptionOwnership:
+    """A signed-in request for an address never takes over the subscription of whoever has it."""
+
+    @pytest.mark.parametrize("status", ["pending", "unsubscribed", "disabled"])
+    def test_the_api_never_relinks_another_volunteers_subscription(self, smtp, status,
+                                                                   django_capture_on_commit_callbacks):
+        owner = make_volunteer(email="owner@example.org")
+        theirs = make_subscriber("owner@example.org", status=status, user=owner.user)
+        intruder = make_volunteer()
+
+        response = _subscribe(client_for(intruder.user), "Owner@Example.org", django_capture_on_commit_callbacks)
+
+        assert response.status_code == 202
+        theirs.refresh_from_db()
+        assert theirs.user == owner.user
+        assert client_for(intruder.user).delete("/api/v1/me/").status_code == 204
+        assert Subscriber.objects.filter(pk=theirs.pk, user=owner.user).exists(), "deleting the intruder kept it"
+
+    def test_the_api_never_links_an_existing_anonymous_subscription(self, smtp, django_capture_on_commit_callbacks):
+        _subscribe(APIClient(), "anon@example.org", django_capture_on_commit_callbacks)
+        intruder = make_volunteer()
+
+        _subscribe(client_for(intruder.user), "anon@example.org", django_capture_on_commit_callbacks)
+
+        assert Subscriber.objects.get(email="anon@example.org").user is None
+        assert client_for(intruder.user).delete("/api/v1/me/").status_code == 204
+        assert Subscriber.objects.filter(email="anon@example.org").exists()
+
+    def test_the_form_never_relinks_another_volunteers_subscription(self, smtp, django_capture_on_commit_callbacks):
+        owner = make_volunteer(email="owner@example.org")
+        theirs = make_subscriber("owner@example.org", status="pending", user=owner.user)
+        intruder = make_volunteer()
+        browser = Client()
+        browser.force_login(intruder.user)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            page = browser.post("/newsletter/", {"email": "owner@example.org"})
+
+        assert page.status_code == 200
+        theirs.refresh_from_db()
+        assert theirs.user == owner.user

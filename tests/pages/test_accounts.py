@@ -55,6 +55,32 @@ class TestSignUp:
         assert "This password is too common." in html
         assert not get_user_model().objects.exists()
 
+    def test_it_refuses_a_name_that_looks_like_a_taken_one(self, client):
+        make_volunteer("maria")
+        response = client.post("/signup/", _signup_data(display_name="m\u0430ria"))  # Cyrillic а
+        assert response.status_code == 400
+        assert "Already taken." in response.content.decode()
+        assert list(Volunteer.objects.values_list("display_name", flat=True)) == ["maria"]
+
+    @pytest.mark.parametrize("password, reason", [
+        ("maria.lopez!", "too similar to the display name"),
+        ("Lopez.Maria", "too similar to the display name"),
+        ("9081726354", "entirely numeric"),
+        (" " * 12, "cannot be only spaces"),
+    ])
+    def test_it_refuses_a_password_like_the_name_all_digits_or_spaces(self, client, password, reason):
+        response = client.post("/signup/", _signup_data(display_name="maria.lopez", password=password))
+        assert response.status_code == 400
+        assert reason in response.content.decode()
+        assert not get_user_model().objects.exists()
+
+    def test_the_password_signs_in_as_typed_spaces_included(self, client):
+        response = client.post("/signup/", _signup_data(password="  a-long-password-1"))
+        assert response.status_code == 302
+        client.post("/signout/")
+        assert client.post("/signin/", {"username": "maria", "password": "a-long-password-1"}).status_code == 200
+        assert client.post("/signin/", {"username": "maria", "password": "  a-long-password-1"}).status_code == 302
+
     def test_it_follows_a_safe_next_and_ignores_another_host(self, client):
         response = client.post("/signup/", _signup_data(next="/gallery/"))
         assert response["Location"] == "/gallery/"

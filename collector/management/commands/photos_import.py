@@ -25,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
 from collector import services
+from collector.lib.names import display_name_key
 from collector.models import Label, PhotoStatus, Volunteer
 from config.domain_errors import DomainError, StorageUnavailable
 from config.progress import progress_bar
@@ -111,7 +112,7 @@ class Command(BaseCommand):
         self._report(imported, skipped, rejected, still_pending, approve)
 
     def _volunteer_user(self, name: str, *, create: bool):
-        profile = Volunteer.objects.select_related("user").filter(display_name__iexact=name).first()
+        profile = Volunteer.objects.select_related("user").filter(display_name_key=display_name_key(name)).first()
         if profile is not None:
             return profile.user
         user = User.objects.filter(username__iexact=name).first()
