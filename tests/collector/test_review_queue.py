@@ -8,6 +8,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
+from django.db import connection
 
 from collector import admin_queue
 from collector.models import Photo, PhotoReview, PhotoStatus
@@ -208,3 +209,27 @@ def test_public_names_follow_consent(db):
     Photo.objects.filter(pk=photo.pk).update(volunteer=None)
     assert admin_queue.volunteer_name(Photo.objects.get(pk=photo.pk)) == "a deleted account"
     assert get_user_model().objects.filter(pk=shy.user_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL=postgres://...)")
+def test_the_same_decision_sent_at_once_from_many_requests_is_recorded_once(db):
+    """A double click or a retry while the first request still runs: the row lock makes them take turns."""
+    from tests.challenges.test_concurrency import _race
+
+    photo = make_photo(label=make_label("mug"))
+    make_label("keys")
+    reviewer = group_reviewer("racer")
+    answers = []
+
+    def post(decision, **fields):
+        def job():
+            answers.append(decide(logged_in(reviewer), decision, [photo.pk], **fields).json()["results"][0])
+        return job
+
+    assert _race([post("approve")] * 6 + [post("relabel", label="keys")] * 4) == []
+    photo.refresh_from_db()
+    assert photo.status == PhotoStatus.APPROVED and photo.label.slug == "keys"
+    decisions = list(PhotoReview.objects.filter(photo=photo).values_list("decision", "label_before__slug",
+                                                                         "label_after__slug"))
+    assert sum(1 for a in answers if a["changed"]) == len(decisions) == 2  # one approval, one relabel
