@@ -137,8 +137,13 @@ class TestReviewByKeyboard:
         assert PhotoReview.objects.filter(photo=photos[0]).count() == 1
         # Focus went on to the next photo; Reject asks for the reason with real buttons.
         assert wait_for_pending_card(page) == photos[1].pk
+        reasons = page.locator("#reason-prompt")
+        assert not reasons.is_visible() and not page.locator("#label-prompt").is_visible()
         page.locator(f"#photo-{photos[1].pk}").get_by_role("button", name="Reject…").click()
+        assert reasons.is_visible() and reasons.inner_text().startswith(f"Reject photo #{photos[1].pk} as:")
+        assert not page.locator("#label-prompt").is_visible()
         page.get_by_role("button", name="2 Wrong label").click()
+        assert not reasons.is_visible()
         page.wait_for_function(f"() => document.getElementById('photo-{photos[1].pk}').dataset.state === 'rejected'")
         assert Photo.objects.get(pk=photos[1].pk).rejection_reason == "wrong_label"
         assert wait_for_pending_card(page) == photos[2].pk
