@@ -85,6 +85,20 @@ class TestQueuePage:
         assert f'<link rel="preload" as="image" href="/api/v1/photos/{third}/thumbnail/">' in html
         assert f'data-preload="/api/v1/photos/{third}/thumbnail/"' in html
 
+    def test_it_runs_a_constant_number_of_queries(self, reviewer, queue, django_assert_max_num_queries):
+        from django.db import connection as conn
+        from django.test.utils import CaptureQueriesContext
+
+        client = logged_in(reviewer)
+        client.get(QUEUE)  # warm caches (content types, sessions)
+        with CaptureQueriesContext(conn) as few:
+            client.get(QUEUE)
+        for i in range(30):
+            make_photo(volunteer=make_volunteer(f"more{i}", consent_public_credit=i % 2 == 0), label=queue["mug"])
+        with django_assert_max_num_queries(len(few.captured_queries)):
+            response = client.get(QUEUE)
+        assert len(card_ids(response)) == admin_queue.PAGE_SIZE
+
     def test_it_says_when_the_queue_is_empty(self, reviewer, db):
         html = logged_in(reviewer).get(QUEUE).content.decode()
         assert "the queue is empty" in html
