@@ -106,7 +106,8 @@ def queue_flow(page, ids: list[int]) -> float:
     started = time.perf_counter()
     for _ in ids:
         handle = page.wait_for_function("""() => { const a = document.activeElement;
-            return a && a.classList.contains('review-card') && a.dataset.state === 'pending' ? a.dataset.photoId : null }""")
+            return a && a.classList.contains('review-card') && a.dataset.state === 'pending'
+                ? a.dataset.photoId : null }""")
         photo_id = int(handle.json_value())
         if photo_id in plan:
             page.keyboard.press("r")

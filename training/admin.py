@@ -321,8 +321,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def history_table(self, obj):
         changes = ServiceChange.objects.filter(to_version=obj.version) | ServiceChange.objects.filter(from_version=obj.version)
         return _table(["when", "from", "to", "why", "by"],
-                      [[datetime_display(c.created_at), c.from_version or "-", c.to_version, c.reason, c.changed_by or "-"]
-                       for c in changes.order_by("id")])
+                      [[datetime_display(c.created_at), c.from_version or "-", c.to_version, c.reason,
+                        c.changed_by or "-"] for c in changes.order_by("id")])
 
     @admin.action(description="Put the selected version in service (rollback / forward)", permissions=["change"])
     def put_in_service(self, request, queryset):

@@ -209,7 +209,8 @@ class TestAdminLists:
                 page.goto(url + query)
                 # The page itself, and the results table, which the admin scrolls inside its own box.
                 width = page.evaluate("""() => Math.max(document.documentElement.scrollWidth, ...Array.from(
-                    document.querySelectorAll('#changelist .results'), e => e.scrollWidth - e.clientWidth + window.innerWidth))""")
+                    document.querySelectorAll('#changelist .results'),
+                    e => e.scrollWidth - e.clientWidth + window.innerWidth))""")
                 if width > DESKTOP:
                     wide[url + query] = width
                     screenshot(page, f"too-wide-{model._meta.model_name}")
