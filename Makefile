@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv run test test-fast migrate schema audit bench-upload bench-train bench-leaderboard bench-newsletter clean
+.PHONY: venv run test test-fast migrate schema audit bench-upload bench-train bench-leaderboard bench-newsletter bench-review clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-leaderboard: venv
 
 bench-newsletter: venv
 	$(BIN)/python bench/newsletter.py
+
+bench-review: venv
+	bash deploy/ensure-test-tools.sh
+	$(BIN)/python bench/review.py
 
 clean:
 	rm -rf $(VENV) var

@@ -28,7 +28,7 @@ from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionRe
 from config.domain_errors import DomainError
 
 REVIEW_PERMISSION = "collector.review_photo"
-LIST_THUMB_PX = 200  # the list: large enough to judge focus and subject
+LIST_THUMB_PX = 160  # the list: enough to recognise a photo (the review queue shows them at 300 px)
 PAGE_THUMB_PX = 480  # the review page: the full thumbnail (PHOTO_THUMBNAIL_SIZE)
 
 
@@ -93,6 +93,7 @@ class PhotoReviewInline(ReadOnlyMixin, admin.TabularInline):
     can_delete = False
     verbose_name = "decision"
     verbose_name_plural = "Review history (who decided what, when)"
+    template = "admin/collector/photo/review_history_inline.html"  # no empty columns; scrolls by keyboard
     fields = ["created_at", "reviewer", "decision", "reason", "label_before", "label_after", "note"]
     readonly_fields = fields
 
@@ -207,7 +208,10 @@ class PhotoAdmin(admin.ModelAdmin):
     # --- the review panel on a photo's page
 
     def get_urls(self):
+        from collector.admin_queue import review_urls  # the review queue page (it imports this module)
+
         return [
+            *review_urls(self),
             path("<int:photo_id>/decide/", self.admin_site.admin_view(self.decide_view), name="collector_photo_decide"),
             *super().get_urls(),
         ]

@@ -190,7 +190,9 @@ class Photo(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Photo {self.pk} ({self.label_id}, {self.status})"
+        # What the admin's titles and breadcrumbs show: "Photo #8 · Daisy · pending" (the label's name,
+        # not its database id, which meant nothing to a reviewer).
+        return f"Photo #{self.pk} · {self.label.name} · {self.status}"
 
     def is_owned_by(self, user) -> bool:
         """Whether ``user`` took this photo (never true for a withdrawn photo, whose owner is gone)."""

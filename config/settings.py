@@ -40,6 +40,7 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_TZ = True
 LANGUAGE_CODE = "en-us"
+FORMAT_MODULE_PATH = ["config.formats"]  # one date format in the admin: "2026-12-04 23:24" (config/formats)
 USE_I18N = False
 
 INSTALLED_APPS = [

@@ -8,6 +8,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from config import health
 from config.errors import error_response
 
+# The admin names the product (page titles, header, index); Django's defaults say "Django administration".
+admin.site.site_header = "Crowdlens"
+admin.site.site_title = "Crowdlens admin"
+admin.site.index_title = "Review, training, challenges and newsletter"
+# No app list down the side of every page: at 1280 px it took a quarter of the width and pushed the
+# lists into sideways scrolling; the breadcrumbs and the index lead everywhere it did.
+admin.site.enable_nav_sidebar = False
+
 
 @csrf_exempt  # it changes nothing; without this a POST gets Django's HTML "CSRF verification failed" page
 def api_not_found(request, *args, **kwargs):

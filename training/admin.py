@@ -19,11 +19,11 @@ from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedire
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from collector.admin_base import ReadOnlyAdmin
 from config.domain_errors import DomainError
+from config.formats import datetime_display
 from training import selectors
 from training.models import (
     DatasetVersion,
@@ -174,6 +174,8 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     def progress(self, obj):
         if obj.status in (RunStatus.QUEUED,):
             return "waiting for the scheduler"
+        if obj.status == RunStatus.SKIPPED:
+            return "skipped: nothing was trained"  # a bar would suggest work that never happened
         if obj.status == RunStatus.CANCELLED and obj.started_at is None:
             return "cancelled before it started"
         return format_html('<progress value="{}" max="100"></progress> {}% {}', round(obj.percent), round(obj.percent),
@@ -183,7 +185,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     def cancel_state(self, obj):
         if obj.cancel_requested_at is None:
             return "-"
-        asked = (f"requested at {timezone.localtime(obj.cancel_requested_at):%Y-%m-%d %H:%M:%S} "
+        asked = (f"requested at {datetime_display(obj.cancel_requested_at)} "
                  f"by {obj.cancel_requested_by or 'a deleted user'}")
         if obj.status == RunStatus.RUNNING:
             return f"Cancel {asked}; the run stops at its next check (within seconds)."
@@ -244,7 +246,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     def decisions_list(self, obj):
         if not obj.decisions:
             return "-"
-        return _table(["when", "decision", "detail"], [[d["at"][:19].replace("T", " "), d["decision"], d["detail"]]
+        return _table(["when", "decision", "detail"], [[datetime_display(d["at"]), d["decision"], d["detail"]]
                                                        for d in obj.decisions])
 
     @admin.display(description="Time per phase")
@@ -411,7 +413,9 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/training/modelversion/rollout_confirmation.html", context)
 
     def has_change_permission(self, request, obj=None):
-        return request.user.has_perm("training.change_modelversion")  # needed for the action; fields stay read-only
+        # The list's put-in-service action needs the change permission; a version's own page changes nothing,
+        # so it opens read-only (no Save buttons; a POST to it is refused).
+        return obj is None and request.user.has_perm("training.change_modelversion")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("dataset_version", "run")
@@ -460,8 +464,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def history_table(self, obj):
         changes = ServiceChange.objects.filter(to_version=obj.version) | ServiceChange.objects.filter(from_version=obj.version)
         return _table(["when", "from", "to", "why", "by"],
-                      [[c.created_at, c.from_version or "-", c.to_version, c.reason, c.changed_by or "-"]
-                       for c in changes.order_by("id")])
+                      [[datetime_display(c.created_at), c.from_version or "-", c.to_version, c.reason,
+                        c.changed_by or "-"] for c in changes.order_by("id")])
 
     @admin.action(description="Put the selected version in service (rollback / forward)", permissions=["change"])
     def put_in_service(self, request, queryset):
