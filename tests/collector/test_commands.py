@@ -408,9 +408,69 @@ class TestReviewersGroupCommand:
 
     def test_it_refuses_unknown_users_and_changes_nothing(self):
         User.objects.create_user("ann", password="x-pass-12345")
-        with pytest.raises(CommandError, match="No such user: ghost"):
+        with pytest.raises(CommandError, match="No such user: ghost. To create a new reviewer, add --create") as exc:
             run("reviewers_group", "--add", "ann", "ghost")
+        assert "CROWDLENS_REVIEWER_PASSWORD" in str(exc.value)
         assert not User.objects.get(username="ann").groups.exists()
+
+    def test_it_creates_a_new_reviewer_with_the_password_from_the_environment(self, monkeypatch, client):
+        monkeypatch.setenv("CROWDLENS_REVIEWER_PASSWORD", "correct-horse-battery-9")
+        out, _ = run("reviewers_group", "--add", "rita", "--create", "--email", "rita@example.org")
+        assert "Created staff user rita." in out and "Members (1): rita" in out
+        rita = User.objects.get(username="rita")
+        assert rita.is_staff and not rita.is_superuser and rita.email == "rita@example.org"
+        assert rita.has_perm("collector.review_photo")
+        # She can sign in to the admin and open the review queue with that password.
+        assert client.login(username="rita", password="correct-horse-battery-9")
+        assert client.get(reverse("admin:collector_photo_changelist")).status_code == 200
+
+    def test_it_asks_for_the_password_at_a_terminal(self, monkeypatch):
+        monkeypatch.delenv("CROWDLENS_REVIEWER_PASSWORD", raising=False)
+        answers = iter(["correct-horse-battery-9", "correct-horse-battery-9"])
+        monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+        out, _ = run("reviewers_group", "--add", "rita", "--create", stdin=_Tty())
+        assert "Created staff user rita." in out
+        assert User.objects.get(username="rita").check_password("correct-horse-battery-9")
+
+    def test_it_refuses_to_create_without_a_password_and_changes_nothing(self, monkeypatch):
+        monkeypatch.delenv("CROWDLENS_REVIEWER_PASSWORD", raising=False)
+        with pytest.raises(CommandError, match="No password for the new user rita: set CROWDLENS_REVIEWER_PASSWORD"):
+            run("reviewers_group", "--add", "rita", "--create", stdin=io.StringIO(""))
+        assert not User.objects.filter(username="rita").exists()
+
+    def test_it_refuses_a_weak_password_and_changes_nothing(self, monkeypatch):
+        User.objects.create_user("ann", password="x-pass-12345")
+        monkeypatch.setenv("CROWDLENS_REVIEWER_PASSWORD", "12345")
+        with pytest.raises(CommandError, match="The password for rita is refused: This password is too short"):
+            run("reviewers_group", "--add", "ann", "rita", "--create")
+        assert not User.objects.filter(username="rita").exists()
+        assert not User.objects.get(username="ann").groups.exists()
+
+    def test_it_refuses_two_differing_passwords(self, monkeypatch):
+        monkeypatch.delenv("CROWDLENS_REVIEWER_PASSWORD", raising=False)
+        answers = iter(["correct-horse-battery-9", "correct-horse-battery-8"])
+        monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+        with pytest.raises(CommandError, match="The two passwords for rita differ"):
+            run("reviewers_group", "--add", "rita", "--create", stdin=_Tty())
+        assert not User.objects.filter(username="rita").exists()
+
+    def test_it_shares_no_environment_password_between_two_new_accounts(self, monkeypatch):
+        monkeypatch.setenv("CROWDLENS_REVIEWER_PASSWORD", "correct-horse-battery-9")
+        with pytest.raises(CommandError, match="one new reviewer per run"):
+            run("reviewers_group", "--add", "rita", "rob", "--create")
+        assert not User.objects.filter(username__in=["rita", "rob"]).exists()
+
+    def test_it_refuses_a_name_taken_in_another_letter_case(self, monkeypatch):
+        make_volunteer("Rita")
+        monkeypatch.setenv("CROWDLENS_REVIEWER_PASSWORD", "correct-horse-battery-9")
+        with pytest.raises(CommandError, match="The user name 'rita' is taken"):
+            run("reviewers_group", "--add", "rita", "--create")
+        assert not User.objects.filter(username="rita").exists()
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 
 # --- storage_sweep ---------------------------------------------------------
