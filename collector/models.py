@@ -58,6 +58,11 @@ class Volunteer(models.Model):
     display_name = models.CharField(max_length=40, unique=True)
     consent_training = models.BooleanField(default=False)
     consent_public_credit = models.BooleanField(default=False)
+    is_bootstrap = models.BooleanField(
+        default=False,
+        help_text="An account that only holds photos brought in by photos_import: they train models, "
+                  "but earn no points and the account never appears on a leaderboard.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -68,6 +73,11 @@ class Volunteer(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    def takes_part(self) -> bool:
+        """Whether a person signs in with this account to take part as a volunteer (a usable password,
+        not staff): such an account is never made a bootstrap account, which would take away their points."""
+        return self.user.has_usable_password() and not self.user.is_staff
 
     @property
     def public_name(self) -> str:

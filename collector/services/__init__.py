@@ -18,6 +18,7 @@ from collector.services.volunteers import (
     photos_withdraw_for_user,
     volunteer_delete,
     volunteer_get_or_create_for_user,
+    volunteer_mark_bootstrap,
     volunteer_register,
 )
 
@@ -25,5 +26,5 @@ __all__ = [
     "REVIEWERS_GROUP", "REVIEWER_PERMISSIONS", "LabelImportResult", "PhotoCreateResult", "labels_import",
     "photo_create", "photo_relabel", "photo_review", "photos_withdraw_for_user", "reviewer_account_create",
     "reviewers_group_sync",
-    "volunteer_delete", "volunteer_get_or_create_for_user", "volunteer_register",
+    "volunteer_delete", "volunteer_get_or_create_for_user", "volunteer_mark_bootstrap", "volunteer_register",
 ]

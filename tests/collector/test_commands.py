@@ -124,7 +124,8 @@ class TestPhotosImport:
     def test_it_imports_the_tree_as_pending_photos_and_reports(self, tree, labels, settings):
         volunteer = make_volunteer("importer")
         out, err = run("photos_import", str(tree), "--volunteer", "importer")
-        assert "Imported 3 photos (pending review); 0 already imported (skipped); 2 rejected." in out
+        assert ("Imported 3 photos (pending review); 0 already imported (skipped); 0 duplicates inside the folder; "
+                "2 rejected.") in out
         assert "rejected keys/readme.jpg: The file is not a JPEG, PNG, WebP or HEIC/HEIF image." in out
         assert "rejected notes.txt: not inside a label folder" in out
         assert "100%" in err and "4/4" in err  # the progress bar over the four candidate files
@@ -142,6 +143,34 @@ class TestPhotosImport:
         assert "Imported 0 photos (pending review); 3 already imported (skipped)" in out
         assert Photo.objects.count() == 3
         assert stored_files(settings.MEDIA_ROOT) == files
+
+    def test_it_tells_duplicates_inside_the_folder_apart_from_already_imported(self, tree, labels):
+        make_volunteer("importer")
+        write(tree / "mug" / "copy-of-one.jpg", (tree / "mug" / "one.jpg").read_bytes())
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer")
+        assert ("Imported 3 photos (pending review); 0 already imported (skipped); 1 duplicate inside the folder; "
+                "2 rejected.") in out
+        one = Photo.objects.get(label__slug="mug", byte_size=(tree / "mug" / "one.jpg").stat().st_size)
+        assert f"duplicate mug/one.jpg: the same bytes as another file of this folder (photo {one.pk})" in out
+        assert Photo.objects.count() == 3
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer")
+        assert "Imported 0 photos (pending review); 4 already imported (skipped); 0 duplicates inside the folder" in out
+
+    def test_it_makes_the_volunteer_a_bootstrap_account(self, tree, labels):
+        volunteer = make_volunteer("importer")
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer", "--approve")
+        assert "importer is a bootstrap account now: its photos train models but earn no points" in out
+        volunteer.refresh_from_db()
+        assert volunteer.is_bootstrap
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer", "--approve")
+        assert "bootstrap account now" not in out  # said once
+
+    def test_it_refuses_an_account_a_volunteer_signs_in_with(self, tree, labels):
+        volunteer = make_volunteer("maria", password="a-long-password-1")
+        with pytest.raises(CommandError, match="maria signs in as a volunteer.*--create-volunteer. Nothing was imported"):
+            run("photos_import", str(tree), "--volunteer", "maria", "--approve")
+        volunteer.refresh_from_db()
+        assert not volunteer.is_bootstrap and Photo.objects.count() == 0
 
     def test_it_approves_with_an_audit_row(self, tree, labels):
         volunteer = make_volunteer("importer")
