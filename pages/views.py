@@ -97,6 +97,8 @@ def home(request):
     best = [] if featured else challenge_selectors.best_photos(limit=6)
     return render(request, "pages/home.html", {
         "challenge": challenge,
+        # No challenge: the labels asked for, most needed first (the order the rotation picks by).
+        "needed_labels": [] if challenge else challenge_selectors.labels_most_needed(),
         "board": board,
         "board_own_outside": _own_outside(board),
         "featured": featured,
