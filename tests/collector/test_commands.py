@@ -165,6 +165,13 @@ class TestPhotosImport:
         out, _ = run("photos_import", str(tree), "--volunteer", "importer", "--approve")
         assert "bootstrap account now" not in out  # said once
 
+    def test_the_admin_lists_bootstrap_accounts_apart(self, tree, labels, admin_client):
+        make_volunteer("importer")
+        make_volunteer("maria", password="a-long-password-1")
+        run("photos_import", str(tree), "--volunteer", "importer", "--approve")
+        html = admin_client.get(reverse("admin:collector_volunteer_changelist") + "?is_bootstrap__exact=1").content.decode()
+        assert ">importer<" in html and ">maria<" not in html
+
     def test_it_refuses_an_account_a_volunteer_signs_in_with(self, tree, labels):
         volunteer = make_volunteer("maria", password="a-long-password-1")
         with pytest.raises(CommandError, match="maria signs in as a volunteer.*--create-volunteer. Nothing was imported"):

@@ -48,7 +48,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("dir", help="Folder with one subfolder per label (its name is the label's slug)")
         parser.add_argument("--volunteer", required=True, metavar="NAME",
-                            help="Display name (or username) of the account the photos are credited to")
+                            help="Display name (or username) of the account the photos are credited to; it becomes "
+                                 "a bootstrap account (its photos earn no points, it is on no leaderboard)")
         parser.add_argument("--approve", action="store_true",
                             help="Mark the imported photos approved (a labelled set you already trust)")
         parser.add_argument("--operator", metavar="USERNAME",
