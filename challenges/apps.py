@@ -12,11 +12,13 @@ class ChallengesConfig(AppConfig):
 
         from challenges import receivers
         from collector.models import Photo
-        from collector.signals import photo_status_changed, photo_upload_validating
+        from collector.signals import photo_status_changed, photo_upload_validating, volunteer_became_bootstrap
 
         photo_upload_validating.connect(receivers.validate_challenge_entry,
                                         dispatch_uid="challenges.validate_challenge_entry")
         photo_status_changed.connect(receivers.settle_points, dispatch_uid="challenges.settle_points")
+        volunteer_became_bootstrap.connect(receivers.take_back_bootstrap_points,
+                                           dispatch_uid="challenges.take_back_bootstrap_points")
         pre_delete.connect(receivers.forget_user_scores, sender=get_user_model(),
                            dispatch_uid="challenges.forget_user_scores")
         pre_delete.connect(receivers.revoke_photo_points, sender=Photo, dispatch_uid="challenges.revoke_photo_points")

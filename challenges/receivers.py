@@ -22,6 +22,11 @@ def settle_points(sender, *, photo, old_status, new_status, old_label_id=None, r
                                      old_label_id=old_label_id, reviewer=reviewer)
 
 
+def take_back_bootstrap_points(sender, *, user, **kwargs):
+    """An account became photos_import's bootstrap account: what its photos earned leaves the boards."""
+    services.bootstrap_points_take_back(user_id=user.pk)
+
+
 def revoke_photo_points(sender, instance, **kwargs):
     """A photo row deleted (admin): its points leave the boards before the ledger loses the link."""
     services.photo_points_revoke(photo_id=instance.pk)

@@ -7,6 +7,7 @@ newsletter. Nothing here writes.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import asdict, dataclass, field
 
 from django.db import connection
@@ -19,7 +20,10 @@ from challenges.models import (
     Challenge, Feature, PointEntry, RankBucket, RankBucketChange, Score, Vote,
 )
 from collector import selectors as collector_selectors
-from collector.models import Photo, Volunteer, public_name_for
+from collector.models import Label, Photo, Volunteer, public_name_for
+from training import selectors as training_selectors
+
+logger = logging.getLogger(__name__)
 
 # In the gallery a staff feature weighs as much as this many votes.
 FEATURE_WEIGHT_IN_VOTES = 5
@@ -52,6 +56,41 @@ def challenge_list(*, past_days: int = 30, upcoming_days: int = 7, now: dt.datet
         .filter(date__gte=today - dt.timedelta(days=past_days), date__lte=today + dt.timedelta(days=upcoming_days))
         .order_by("-date")
     )
+
+
+# --- which labels are needed most ---------------------------------------------
+
+
+def latest_recall_by_label() -> dict[str, float] | None:
+    """What the latest training run measured per label, or None. A failure there must not stop the daily
+    job or the home page: labels are then ordered by targets (logged)."""
+    try:
+        return training_selectors.latest_recall_by_label() or None
+    except Exception:
+        logger.exception("training.selectors.latest_recall_by_label failed; choosing by targets instead")
+        return None
+
+
+def label_need_key(label: Label, recall: dict[str, float] | None) -> tuple:
+    """Sort key, most needed first: the one rule the daily challenge is chosen by and the home page lists by.
+
+    With a training run: lowest recall first (a label the run did not know counts as 0). Always then:
+    furthest below the targets (under the prototype target first, by the share of it reached, then by the
+    share of the production target reached); ties go to the alphabetically first slug. ``label`` carries
+    ``approved_count`` (collector.selectors.label_list_active)."""
+    approved = getattr(label, "approved_count", 0)
+    if approved < label.effective_prototype_target:
+        target = (0, approved / label.effective_prototype_target)
+    else:
+        target = (1, approved / label.effective_production_target)
+    by_recall = (float(recall.get(label.slug, 0.0)),) if recall else ()
+    return (*by_recall, target, label.slug)
+
+
+def labels_most_needed() -> list[Label]:
+    """Active labels, the one the model needs most first (each with ``approved_count``)."""
+    recall = latest_recall_by_label()
+    return sorted(collector_selectors.label_list_active(), key=lambda label: label_need_key(label, recall))
 
 
 # --- leaderboards -----------------------------------------------------------
@@ -360,6 +399,7 @@ def challenge_winners(*, since, until, top: int = 3) -> list[ChallengeResult]:
 
 
 __all__ = [
+    "latest_recall_by_label", "label_need_key", "labels_most_needed",
     "challenge_today", "challenge_get", "challenge_list", "leaderboard", "ledger_scores", "points_history",
     "points_total", "photo_vote_counts", "user_voted", "best_photos", "featured_photos", "challenge_winners",
     "LeaderboardPage", "LeaderboardRow", "GalleryPhoto", "ChallengeResult",

@@ -71,10 +71,11 @@ class VolunteerAdmin(admin.ModelAdmin):
 
     list_display = ["display_name", "email", "consent_training", "consent_public_credit", "approved", "pending",
                     "rejected", "created_at"]
-    list_filter = ["consent_public_credit"]
+    list_filter = ["consent_public_credit", "is_bootstrap"]
     search_fields = ["display_name", "user__email"]
     list_select_related = ["user"]
-    readonly_fields = ["user", "display_name", "consent_training", "consent_public_credit", "created_at", "photos_link"]
+    readonly_fields = ["user", "display_name", "consent_training", "consent_public_credit", "is_bootstrap", "created_at",
+                       "photos_link"]
     fields = readonly_fields
     actions = ["delete_accounts"]
 

@@ -65,6 +65,11 @@ class Volunteer(models.Model):
     display_name_key = models.CharField(max_length=DISPLAY_NAME_KEY_MAX_LENGTH, unique=True, editable=False)
     consent_training = models.BooleanField(default=False)
     consent_public_credit = models.BooleanField(default=False)
+    is_bootstrap = models.BooleanField(
+        default=False,
+        help_text="An account that only holds photos brought in by photos_import: they train models, "
+                  "but earn no points and the account never appears on a leaderboard.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -76,6 +81,11 @@ class Volunteer(models.Model):
         if update_fields is not None and "display_name" in update_fields:
             kwargs["update_fields"] = {*update_fields, "display_name_key"}
         super().save(*args, **kwargs)
+
+    def takes_part(self) -> bool:
+        """Whether a person signs in with this account to take part as a volunteer (a usable password,
+        not staff): such an account is never made a bootstrap account, which would take away their points."""
+        return self.user.has_usable_password() and not self.user.is_staff
 
     @property
     def public_name(self) -> str:

@@ -14,6 +14,16 @@ def label_list_active() -> QuerySet[Label]:
     ).order_by("slug")
 
 
+def volunteer_is_bootstrap(*, user_id: int) -> bool:
+    """Whether the account is photos_import's bootstrap account (its photos earn no points)."""
+    return Volunteer.objects.filter(user_id=user_id, is_bootstrap=True).exists()
+
+
+def bootstrap_user_ids() -> list[int]:
+    """User ids of every bootstrap account (a handful at most: one per imported set)."""
+    return list(Volunteer.objects.filter(is_bootstrap=True).values_list("user_id", flat=True))
+
+
 def label_get(*, slug: str) -> Label | None:
     return Label.objects.filter(slug=slug).first()
 

@@ -1,6 +1,6 @@
 """How collector tells other apps about photos without importing them.
 
-All three are sent inside the database transaction that makes the change, so
+All are sent inside the database transaction that makes the change, so
 a receiver's writes (points, for example) commit or roll back with it.
 Receiving apps connect to them in their AppConfig.ready (docs/decisions.md).
 """
@@ -18,3 +18,8 @@ photo_created = Signal()
 # A photo's status or label changed. kwargs: photo, old_status, new_status,
 # old_label_id, reviewer (a user or None).
 photo_status_changed = Signal()
+
+# A volunteer account became a bootstrap account (photos_import): its photos
+# keep training models but earn nothing from now on, points already earned
+# included. kwargs: user.
+volunteer_became_bootstrap = Signal()

@@ -97,6 +97,8 @@ def home(request):
     best = [] if featured else challenge_selectors.best_photos(limit=6)
     return render(request, "pages/home.html", {
         "challenge": challenge,
+        # No challenge: the labels asked for, most needed first (the order the rotation picks by).
+        "needed_labels": [] if challenge else challenge_selectors.labels_most_needed(),
         "board": board,
         "board_own_outside": _own_outside(board),
         "featured": featured,
@@ -274,11 +276,21 @@ def me(request):
 # --- the camera page ----------------------------------------------------------
 
 
-@login_required
 @require_http_methods(["GET", "POST"])
 def capture(request):
     """The camera page. With JavaScript the upload goes to POST /api/v1/photos/ (progress, retries);
-    without it the form posts here and the same service stores the photo."""
+    without it the form posts here and the same service stores the photo.
+
+    Signed out, it says what the page is for and offers sign-up or sign-in, both coming back here
+    (with the label or challenge the link chose); a form posted after the session ended is refused
+    (403) on the same page, nothing stored."""
+    if not request.user.is_authenticated:
+        back = request.get_full_path() if request.method == "GET" else "/capture/"
+        return render(request, "pages/capture_signed_out.html", {
+            "next": back,
+            "challenge": challenge_selectors.challenge_today(),
+            "session_ended": request.method == "POST",
+        }, status=403 if request.method == "POST" else 200)
     labels = list(collector_selectors.label_list_active())
     challenge = challenge_selectors.challenge_today()
     selected = request.POST.get("target") or request.GET.get("target") or ("challenge" if challenge else "")

@@ -16,7 +16,9 @@ from challenges.services.challenges import (
 )
 from challenges.services.features import photo_feature, photo_unfeature
 from challenges.services.novelty import NoveltyResult, novelty_award, novelty_points
-from challenges.services.points import on_photo_status_changed, photo_points_revoke, photo_points_settle
+from challenges.services.points import (
+    bootstrap_points_take_back, on_photo_status_changed, photo_points_revoke, photo_points_settle,
+)
 from challenges.services.scores import (
     rank_buckets_compact, rank_buckets_rebuild, scores_forget_user, scores_recompute,
 )
@@ -26,7 +28,7 @@ __all__ = [
     "LabelChoice", "challenge_create", "challenge_entry_check", "challenge_label_choose", "challenge_open_for_today",
     "photo_feature", "photo_unfeature",
     "NoveltyResult", "novelty_award", "novelty_points",
-    "on_photo_status_changed", "photo_points_revoke", "photo_points_settle",
+    "bootstrap_points_take_back", "on_photo_status_changed", "photo_points_revoke", "photo_points_settle",
     "rank_buckets_compact", "rank_buckets_rebuild", "scores_forget_user", "scores_recompute",
     "VoteResult", "vote_cast", "vote_withdraw",
 ]

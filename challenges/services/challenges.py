@@ -4,31 +4,17 @@ checking that an upload entering a challenge may enter it."""
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from challenges import periods
+from challenges import periods, selectors
 from challenges.models import Challenge
 from collector import selectors as collector_selectors
 from collector.models import Label
 from config.domain_errors import Unprocessable
-from training import selectors as training_selectors
-
-logger = logging.getLogger(__name__)
-
-
-def _latest_recall_by_label() -> dict[str, float] | None:
-    """What the latest training run measured. A failure there must not stop the daily job: the
-    challenge is then chosen by targets (logged)."""
-    try:
-        return training_selectors.latest_recall_by_label() or None
-    except Exception:
-        logger.exception("training.selectors.latest_recall_by_label failed; choosing by targets instead")
-        return None
 
 
 @dataclass(frozen=True)
@@ -63,26 +49,15 @@ def challenge_label_choose(*, day: dt.date) -> LabelChoice | None:
         label = min(labels, key=lambda l: (last_used.get(l.pk, dt.date.min), l.slug))
         return LabelChoice(label, f"every label had a challenge within {window} days; {label.slug} had one longest ago")
 
-    recall = _latest_recall_by_label()
+    recall = selectors.latest_recall_by_label()
+    label = min(candidates, key=lambda l: selectors.label_need_key(l, recall))
     if recall:
-        def by_recall(label):
-            return (float(recall.get(label.slug, 0.0)), _target_key(label), label.slug)
-
-        label = min(candidates, key=by_recall)
         return LabelChoice(label, f"lowest recall in the latest training run ({float(recall.get(label.slug, 0.0)):.2f})")
-    label = min(candidates, key=lambda l: (_target_key(l), l.slug))
     return LabelChoice(
         label,
         f"furthest below its targets ({label.approved_count} approved; prototype target "
         f"{label.effective_prototype_target}, production target {label.effective_production_target})",
     )
-
-
-def _target_key(label) -> tuple[int, float]:
-    approved = getattr(label, "approved_count", 0)
-    if approved < label.effective_prototype_target:
-        return 0, approved / label.effective_prototype_target
-    return 1, approved / label.effective_production_target
 
 
 def _article(word: str) -> str:

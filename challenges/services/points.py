@@ -13,6 +13,8 @@ How points stay exact (docs/challenges.md has the long version):
   transaction (``challenges.services.scores.scores_add``).
 * Partial unique indexes on the ledger (one active grant per photo and
   reason, one per vote) back this up inside the database.
+* A bootstrap account's photos (photos_import: data, not fame) should hold
+  nothing, so settling takes back whatever they held and grants nothing new.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from django.utils import timezone
 from challenges import periods
 from challenges.models import Challenge, Feature, PhotoNovelty, PointEntry, PointReason, Vote
 from challenges.services.scores import scores_add
+from collector import selectors as collector_selectors
 from collector.models import Photo, PhotoStatus
 
 
@@ -84,6 +87,8 @@ def _photo_targets(photo: Photo) -> tuple[dict[tuple[str, int | None], tuple[int
     """What the photo's owner should hold for it now: {(reason, vote id): (points, actor id)}, and its challenge."""
     if photo.status != PhotoStatus.APPROVED or photo.volunteer_id is None:
         return {}, None
+    if collector_selectors.volunteer_is_bootstrap(user_id=photo.volunteer_id):
+        return {}, None  # imported data earns its account no fame
     challenge = _entered_challenge(photo)
     targets: dict[tuple[str, int | None], tuple[int, int | None]] = {
         (PointReason.APPROVED, None): (settings.POINTS_PHOTO_APPROVED, photo.reviewed_by_id),
@@ -160,6 +165,25 @@ def photo_points_revoke(*, photo_id: int, now: dt.datetime | None = None) -> int
         if photo is None:
             return 0
         return photo_settle_locked(photo=photo, now=now, note="photo deleted", revoke_all=True)
+
+
+def bootstrap_points_take_back(*, user_id: int | None = None, now: dt.datetime | None = None) -> int:
+    """Take back every point still held for photos of bootstrap accounts (one account, or all of them).
+
+    Run when an account becomes one (collector's volunteer_became_bootstrap) and by every challenges_rotate,
+    which repairs installations whose import accounts were marked by the migration. Each photo is
+    settled under its row lock, in its own transaction; returns the ledger rows written (0: nothing held).
+    """
+    now = now or timezone.now()
+    users = [user_id] if user_id is not None else collector_selectors.bootstrap_user_ids()
+    if not users:
+        return 0
+    photo_ids = (PointEntry.objects.filter(volunteer_id__in=users, active=True, photo__isnull=False)
+                 .order_by("photo_id").values_list("photo_id", flat=True).distinct())
+    written = 0
+    for photo_id in list(photo_ids):
+        written += photo_points_settle(photo_id=photo_id, now=now, note="bootstrap import: no points")
+    return written
 
 
 def on_photo_status_changed(*, photo: Photo, old_status: str, new_status: str, old_label_id: int | None,

@@ -11,6 +11,7 @@ from collector.services.review import (
     REVIEWERS_GROUP,
     photo_relabel,
     photo_review,
+    reviewer_account_create,
     reviewers_group_sync,
 )
 from collector.services.volunteers import (
@@ -18,11 +19,14 @@ from collector.services.volunteers import (
     volunteer_delete,
     volunteer_delete_own_account,
     volunteer_get_or_create_for_user,
+    volunteer_mark_bootstrap,
     volunteer_register,
 )
 
 __all__ = [
     "REVIEWERS_GROUP", "REVIEWER_PERMISSIONS", "LabelImportResult", "PhotoCreateResult", "labels_import",
-    "photo_create", "photo_relabel", "photo_review", "photos_withdraw_for_user", "reviewers_group_sync",
-    "volunteer_delete", "volunteer_delete_own_account", "volunteer_get_or_create_for_user", "volunteer_register",
+    "photo_create", "photo_relabel", "photo_review", "photos_withdraw_for_user", "reviewer_account_create",
+    "reviewers_group_sync",
+    "volunteer_delete", "volunteer_delete_own_account", "volunteer_get_or_create_for_user", "volunteer_mark_bootstrap",
+    "volunteer_register",
 ]

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason
 from collector.signals import photo_status_changed
-from config.domain_errors import Conflict, Forbidden, Invalid
+from config.domain_errors import Conflict, Forbidden, Invalid, NotFound
 
 User = get_user_model()
 
@@ -101,11 +101,36 @@ REVIEWER_PERMISSIONS = (
 )
 
 
+def reviewer_account_create(*, username: str, password: str, email: str = ""):
+    """A new staff account for a reviewer (reviewers_group_sync then puts it in the group).
+
+    The name passes Django's username rules and is free in any letter case (as a
+    volunteer's is); the password passes AUTH_PASSWORD_VALIDATORS. Raises Invalid.
+    """
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    try:
+        User.username_validator(username)
+    except ValidationError as exc:
+        raise Invalid(f"{username!r} cannot be a user name: {' '.join(exc.messages)}",
+                      fields={"username": exc.messages}) from None
+    if User.objects.filter(username__iexact=username).exists():
+        raise Invalid(f"The user name {username!r} is taken.", fields={"username": ["Already taken."]})
+    candidate = User(username=username, email=email)
+    try:
+        validate_password(password, user=candidate)
+    except ValidationError as exc:
+        raise Invalid(f"The password for {username} is refused: {' '.join(exc.messages)}",
+                      fields={"password": exc.messages}) from None
+    return User.objects.create_user(username=username, email=email, password=password, is_staff=True)
+
+
 def reviewers_group_sync(*, add_usernames: list[str] = (), remove_usernames: list[str] = ()):
     """Create the Reviewers group (or put missing permissions back) and add or remove members.
 
     Members become staff (the admin needs it). Unknown usernames raise
-    ValueError before anything changes.
+    NotFound (``fields["usernames"]`` lists them) before anything changes.
     """
     from django.contrib.auth.models import Group, Permission
 
@@ -113,7 +138,7 @@ def reviewers_group_sync(*, add_usernames: list[str] = (), remove_usernames: lis
     users = {u.username: u for u in User.objects.filter(username__in=wanted)}
     missing = sorted(wanted - users.keys())
     if missing:
-        raise ValueError("No such user: " + ", ".join(missing))
+        raise NotFound("No such user: " + ", ".join(missing), code="no_such_user", fields={"usernames": missing})
     with transaction.atomic():
         group, _ = Group.objects.get_or_create(name=REVIEWERS_GROUP)
         perms = []

@@ -1,4 +1,5 @@
-"""Volunteers: sign-up, the profile staff get on first upload, account deletion and photo withdrawal."""
+"""Volunteers: sign-up, the profile staff get on first upload, bootstrap accounts, account deletion and photo
+withdrawal."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collector import storage
 from collector.lib.names import display_name_key
 from collector.models import DISPLAY_NAME_KEY_MAX_LENGTH, Photo, PhotoStatus, Volunteer
 from collector.password_validation import password_problems
-from collector.signals import photo_status_changed
+from collector.signals import photo_status_changed, volunteer_became_bootstrap
 from config.domain_errors import Conflict, Forbidden, Invalid
 
 User = get_user_model()
@@ -150,3 +151,27 @@ def photos_withdraw_for_user(*, user, notify: bool = True) -> int:
         )
         transaction.on_commit(lambda: storage.delete_quietly(keys))
     return len(photos)
+
+
+def volunteer_mark_bootstrap(*, user) -> bool:
+    """Make ``user``'s volunteer profile a bootstrap account (photos_import's): its photos train models but
+    earn no points, so it never appears on a leaderboard. Returns True when it was not one before.
+
+    Refuses (Conflict) an account a person signs in with to take part (Volunteer.takes_part): their
+    points would go. Receivers of volunteer_became_bootstrap take back what the account had earned,
+    in this transaction.
+    """
+    with transaction.atomic():
+        volunteer = volunteer_get_or_create_for_user(user=user)
+        volunteer = Volunteer.objects.select_for_update().select_related("user").get(pk=volunteer.pk)
+        if volunteer.is_bootstrap:
+            return False
+        if volunteer.takes_part():
+            raise Conflict(
+                f"{volunteer.display_name} signs in as a volunteer. Imported photos earn no points, so they go to "
+                "an account of their own: pass a new name with --create-volunteer.", code="takes_part",
+            )
+        volunteer.is_bootstrap = True
+        volunteer.save(update_fields=["is_bootstrap"])
+        volunteer_became_bootstrap.send(sender=Volunteer, user=volunteer.user)
+    return True

@@ -1,5 +1,10 @@
 // Camera page: upload with a progress bar and automatic retries.
-// Without this script the form still posts to /capture/ (see challenges/views.py).
+// Without this script the form still posts to /capture/ (see pages/views.py).
+// For screen readers: every step and the final result ("Sent! Photo 5 of Mug:
+// pending review") is written to the polite live region #upload-status and
+// stays there until the next photo is picked; the Upload button is never
+// disabled (that would drop the focus to the page's body) but marked
+// aria-disabled while busy, and a second press is ignored.
 // With it the upload goes to the phone app's API, POST /api/v1/photos/, with
 // one Idempotency-Key per photo, so a retry after a lost response never
 // creates a second photo.
@@ -66,10 +71,15 @@
     data.append("image", file, file.name || "photo.jpg");
     data.append("label", option.getAttribute("data-label"));
     if (option.getAttribute("data-challenge")) data.append("challenge", option.getAttribute("data-challenge"));
-    busy = true;
-    button.disabled = true;
+    setBusy(true);
     send(data, 1);
   });
+
+  function setBusy(on) {
+    busy = on;
+    if (on) button.setAttribute("aria-disabled", "true");
+    else button.removeAttribute("aria-disabled");
+  }
 
   function send(data, attempt) {
     var xhr = new XMLHttpRequest();
@@ -96,8 +106,7 @@
 
   function done(status, body, xhr, data, attempt) {
     if (status === 200 || status === 201) {
-      busy = false;
-      button.disabled = false;
+      setBusy(false);
       progress.value = 100;
       showResult(body, status === 200);
       key = null; // the next photo gets a new key
@@ -119,8 +128,7 @@
       }
       return;
     }
-    busy = false;
-    button.disabled = false;
+    setBusy(false);
     progress.hidden = true;
     var message = body && body.error && body.error.message;
     say(message || (status === 0 ? "Could not reach the server. Check your connection and press Upload again." :
@@ -129,7 +137,6 @@
   }
 
   function showResult(photo, repeated) {
-    statusBox.textContent = "";
     progress.hidden = true;
     var img = document.getElementById("result-img");
     img.src = photo.thumbnail_url;
@@ -137,15 +144,20 @@
     text.textContent = "";
     text.setAttribute("data-photo-id", photo.id);
     text.appendChild(document.createTextNode("Photo " + photo.id + " of "));
+    var labelName = target.options[target.selectedIndex].textContent.replace(/^Today's challenge: /, "");
     var strong = document.createElement("strong");
-    strong.textContent = target.options[target.selectedIndex].textContent.replace(/^Today's challenge: /, "");
+    strong.textContent = labelName;
     text.appendChild(strong);
     text.appendChild(document.createTextNode(": "));
     var badge = document.createElement("span");
     badge.className = "badge " + photo.status;
-    badge.textContent = photo.status === "pending" ? "Pending review" : photo.status;
+    var statusText = photo.status === "pending" ? "Pending review" : photo.status;
+    badge.textContent = statusText;
     text.appendChild(badge);
     if (repeated) text.appendChild(document.createTextNode(" (already received earlier)"));
+    // The live region's last word, kept until the next photo is picked.
+    say("Sent! Photo " + photo.id + " of " + labelName + ": " + statusText.toLowerCase() +
+        (repeated ? " (already received earlier)." : "."));
     document.getElementById("another").href = "/capture/?target=" + encodeURIComponent(target.value);
     result.hidden = false;
     result.scrollIntoView({ behavior: "smooth", block: "start" });

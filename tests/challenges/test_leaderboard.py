@@ -1,14 +1,20 @@
 """Leaderboards: periods, ranks, tie-break, own row, names, the API, recompute."""
 
 import datetime as dt
+import importlib
+import io
+from pathlib import Path
 
 import pytest
+from django.apps import apps
+from django.core.management import call_command
 from django.utils import timezone
 
 from challenges import selectors, services
 from challenges.models import PointEntry, Score
 from tests.challenges.helpers import approved_photo, make_challenge, upload_photo, review
-from tests.factories import client_for, make_volunteer
+from collector.models import Photo, PhotoStatus, Volunteer
+from tests.factories import client_for, image_bytes, make_label, make_volunteer
 
 pytestmark = pytest.mark.django_db
 UTC = dt.timezone.utc
@@ -225,3 +231,94 @@ class TestCompactCommand:
         assert [selectors.leaderboard(period="all", viewer=v.user, limit=1).own_row.rank for v in volunteers] == ranks
         job = next(j for j in settings.SCHEDULER_JOBS if j["id"] == "challenges_compact")
         assert job["command"] == ["challenges_compact"] and job["minute"].startswith("*/")
+
+
+def _labelled_folder(root: Path, photos: int) -> Path:
+    for i in range(photos):
+        path = root / "mug" / f"{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image_bytes(size=(64, 48), seed=1000 + i))
+    return root
+
+
+class TestBootstrapImport:
+    """photos_import --approve brings data, not fame: its account earns nothing and is on no board."""
+
+    def test_imported_photos_earn_no_points_and_the_importer_is_on_no_board(self, client, tmp_path):
+        make_label("mug")
+        maria = make_volunteer("maria")
+        approved_photo(volunteer=maria)
+        out = io.StringIO()
+        call_command("photos_import", str(_labelled_folder(tmp_path / "set", 5)), "--volunteer", "flowers-set",
+                     "--create-volunteer", "--approve", stdout=out, stderr=io.StringIO())
+        assert "Imported 5 photos (approved)" in out.getvalue()
+        importer = Volunteer.objects.get(display_name="flowers-set")
+        assert Photo.objects.filter(volunteer=importer.user, status=PhotoStatus.APPROVED).count() == 5
+        for period in ("day", "week", "month", "all"):
+            body = client.get(f"/api/v1/leaderboard/?period={period}").json()
+            assert [r["display_name"] for r in body["results"]] == ["maria"], period
+            assert body["count"] == 1
+        assert not PointEntry.objects.filter(volunteer=importer.user).exists()
+        # Rebuilt from the ledger, the boards stay the same.
+        call_command("challenges_rotate", "--recompute", stdout=io.StringIO(), stderr=io.StringIO())
+        assert [r["display_name"] for r in client.get("/api/v1/leaderboard/?period=all").json()["results"]] == ["maria"]
+
+    def test_votes_for_imported_photos_earn_nothing_either(self, tmp_path):
+        make_label("mug")
+        call_command("photos_import", str(_labelled_folder(tmp_path / "set", 1)), "--volunteer", "flowers-set",
+                     "--create-volunteer", "--approve", stdout=io.StringIO(), stderr=io.StringIO())
+        photo = Photo.objects.get()
+        Volunteer.objects.filter(user=photo.volunteer).update(consent_public_credit=True)  # shown, so votable
+        services.vote_cast(user=make_volunteer("fan").user, photo_id=photo.pk)
+        assert not PointEntry.objects.filter(volunteer=photo.volunteer).exists()
+        assert selectors.leaderboard(period="all").total == 0
+
+    def test_an_existing_installation_loses_the_importers_points_on_the_next_rotation(self, client, tmp_path):
+        """Before the rule, the import's approvals earned points ("Volunteer #5" led with 4,980); the migration
+        marks such accounts and challenges_rotate takes the points back."""
+        make_label("mug")
+        maria = make_volunteer("maria")
+        approved_photo(volunteer=maria)
+        importer = make_volunteer("flowers-set", consent_public_credit=False)
+        from collector import services as collector_services
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        for i in range(3):  # the old import path: photo_create approving its own photos, no bootstrap mark
+            collector_services.photo_create(
+                user=importer.user, image_file=SimpleUploadedFile("p.jpg", image_bytes(size=(64, 48), seed=50 + i)),
+                label_slug="mug", auto_approve_by=importer.user)
+        names = [r["display_name"] for r in client.get("/api/v1/leaderboard/?period=all").json()["results"]]
+        assert names == [f"Volunteer #{importer.user_id}", "maria"]  # what the operator saw
+
+        migration = importlib.import_module("collector.migrations.0008_volunteer_is_bootstrap")
+        migration.mark_import_accounts(apps, None)
+        importer.refresh_from_db()
+        assert importer.is_bootstrap
+        maria.refresh_from_db()
+        assert not maria.is_bootstrap
+
+        out = io.StringIO()
+        call_command("challenges_rotate", stdout=out, stderr=io.StringIO())
+        assert "Bootstrap accounts (photos_import): 3 ledger rows took back their points." in out.getvalue()
+        body = client.get("/api/v1/leaderboard/?period=all").json()
+        assert [r["display_name"] for r in body["results"]] == ["maria"] and body["count"] == 1
+        assert sum(PointEntry.objects.filter(volunteer=importer.user).values_list("points", flat=True)) == 0
+        assert selectors.ledger_scores(period="all") == [(maria.user_id, 10, 1)]
+        services.scores_recompute()
+        assert [r["display_name"] for r in client.get("/api/v1/leaderboard/?period=all").json()["results"]] == ["maria"]
+        out = io.StringIO()
+        call_command("challenges_rotate", stdout=out, stderr=io.StringIO())
+        assert "Bootstrap accounts" not in out.getvalue()  # nothing left to take back
+
+    def test_the_migration_leaves_a_volunteer_who_signs_in_alone(self):
+        make_label("mug")
+        person = make_volunteer("person", password="a-long-password-1")
+        from collector import services as collector_services
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        collector_services.photo_create(
+            user=person.user, image_file=SimpleUploadedFile("p.jpg", image_bytes(size=(64, 48), seed=7)),
+            label_slug="mug", auto_approve_by=person.user)
+        importlib.import_module("collector.migrations.0008_volunteer_is_bootstrap").mark_import_accounts(apps, None)
+        person.refresh_from_db()
+        assert not person.is_bootstrap

@@ -124,7 +124,8 @@ class TestPhotosImport:
     def test_it_imports_the_tree_as_pending_photos_and_reports(self, tree, labels, settings):
         volunteer = make_volunteer("importer")
         out, err = run("photos_import", str(tree), "--volunteer", "importer")
-        assert "Imported 3 photos (pending review); 0 already imported (skipped); 2 rejected." in out
+        assert ("Imported 3 photos (pending review); 0 already imported (skipped); 0 duplicates inside the folder; "
+                "2 rejected.") in out
         assert "rejected keys/readme.jpg: The file is not a JPEG, PNG, WebP or HEIC/HEIF image." in out
         assert "rejected notes.txt: not inside a label folder" in out
         assert "100%" in err and "4/4" in err  # the progress bar over the four candidate files
@@ -142,6 +143,41 @@ class TestPhotosImport:
         assert "Imported 0 photos (pending review); 3 already imported (skipped)" in out
         assert Photo.objects.count() == 3
         assert stored_files(settings.MEDIA_ROOT) == files
+
+    def test_it_tells_duplicates_inside_the_folder_apart_from_already_imported(self, tree, labels):
+        make_volunteer("importer")
+        write(tree / "mug" / "copy-of-one.jpg", (tree / "mug" / "one.jpg").read_bytes())
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer")
+        assert ("Imported 3 photos (pending review); 0 already imported (skipped); 1 duplicate inside the folder; "
+                "2 rejected.") in out
+        one = Photo.objects.get(label__slug="mug", byte_size=(tree / "mug" / "one.jpg").stat().st_size)
+        assert f"duplicate mug/one.jpg: the same bytes as another file of this folder (photo {one.pk})" in out
+        assert Photo.objects.count() == 3
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer")
+        assert "Imported 0 photos (pending review); 4 already imported (skipped); 0 duplicates inside the folder" in out
+
+    def test_it_makes_the_volunteer_a_bootstrap_account(self, tree, labels):
+        volunteer = make_volunteer("importer")
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer", "--approve")
+        assert "importer is a bootstrap account now: its photos train models but earn no points" in out
+        volunteer.refresh_from_db()
+        assert volunteer.is_bootstrap
+        out, _ = run("photos_import", str(tree), "--volunteer", "importer", "--approve")
+        assert "bootstrap account now" not in out  # said once
+
+    def test_the_admin_lists_bootstrap_accounts_apart(self, tree, labels, admin_client):
+        make_volunteer("importer")
+        make_volunteer("maria", password="a-long-password-1")
+        run("photos_import", str(tree), "--volunteer", "importer", "--approve")
+        html = admin_client.get(reverse("admin:collector_volunteer_changelist") + "?is_bootstrap__exact=1").content.decode()
+        assert ">importer<" in html and ">maria<" not in html
+
+    def test_it_refuses_an_account_a_volunteer_signs_in_with(self, tree, labels):
+        volunteer = make_volunteer("maria", password="a-long-password-1")
+        with pytest.raises(CommandError, match="maria signs in as a volunteer.*--create-volunteer. Nothing was imported"):
+            run("photos_import", str(tree), "--volunteer", "maria", "--approve")
+        volunteer.refresh_from_db()
+        assert not volunteer.is_bootstrap and Photo.objects.count() == 0
 
     def test_it_approves_with_an_audit_row(self, tree, labels):
         volunteer = make_volunteer("importer")
@@ -408,9 +444,69 @@ class TestReviewersGroupCommand:
 
     def test_it_refuses_unknown_users_and_changes_nothing(self):
         User.objects.create_user("ann", password="x-pass-12345")
-        with pytest.raises(CommandError, match="No such user: ghost"):
+        with pytest.raises(CommandError, match="No such user: ghost. To create a new reviewer, add --create") as exc:
             run("reviewers_group", "--add", "ann", "ghost")
+        assert "CROWDLENS_REVIEWER_PASSWORD" in str(exc.value)
         assert not User.objects.get(username="ann").groups.exists()
+
+    def test_it_creates_a_new_reviewer_with_the_password_from_the_environment(self, monkeypatch, client):
+        monkeypatch.setenv("CROWDLENS_REVIEWER_PASSWORD", "correct-horse-battery-9")
+        out, _ = run("reviewers_group", "--add", "rita", "--create", "--email", "rita@example.org")
+        assert "Created staff user rita." in out and "Members (1): rita" in out
+        rita = User.objects.get(username="rita")
+        assert rita.is_staff and not rita.is_superuser and rita.email == "rita@example.org"
+        assert rita.has_perm("collector.review_photo")
+        # She can sign in to the admin and open the review queue with that password.
+        assert client.login(username="rita", password="correct-horse-battery-9")
+        assert client.get(reverse("admin:collector_photo_changelist")).status_code == 200
+
+    def test_it_asks_for_the_password_at_a_terminal(self, monkeypatch):
+        monkeypatch.delenv("CROWDLENS_REVIEWER_PASSWORD", raising=False)
+        answers = iter(["correct-horse-battery-9", "correct-horse-battery-9"])
+        monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+        out, _ = run("reviewers_group", "--add", "rita", "--create", stdin=_Tty())
+        assert "Created staff user rita." in out
+        assert User.objects.get(username="rita").check_password("correct-horse-battery-9")
+
+    def test_it_refuses_to_create_without_a_password_and_changes_nothing(self, monkeypatch):
+        monkeypatch.delenv("CROWDLENS_REVIEWER_PASSWORD", raising=False)
+        with pytest.raises(CommandError, match="No password for the new user rita: set CROWDLENS_REVIEWER_PASSWORD"):
+            run("reviewers_group", "--add", "rita", "--create", stdin=io.StringIO(""))
+        assert not User.objects.filter(username="rita").exists()
+
+    def test_it_refuses_a_weak_password_and_changes_nothing(self, monkeypatch):
+        User.objects.create_user("ann", password="x-pass-12345")
+        monkeypatch.setenv("CROWDLENS_REVIEWER_PASSWORD", "12345")
+        with pytest.raises(CommandError, match="The password for rita is refused: This password is too short"):
+            run("reviewers_group", "--add", "ann", "rita", "--create")
+        assert not User.objects.filter(username="rita").exists()
+        assert not User.objects.get(username="ann").groups.exists()
+
+    def test_it_refuses_two_differing_passwords(self, monkeypatch):
+        monkeypatch.delenv("CROWDLENS_REVIEWER_PASSWORD", raising=False)
+        answers = iter(["correct-horse-battery-9", "correct-horse-battery-8"])
+        monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+        with pytest.raises(CommandError, match="The two passwords for rita differ"):
+            run("reviewers_group", "--add", "rita", "--create", stdin=_Tty())
+        assert not User.objects.filter(username="rita").exists()
+
+    def test_it_shares_no_environment_password_between_two_new_accounts(self, monkeypatch):
+        monkeypatch.setenv("CROWDLENS_REVIEWER_PASSWORD", "correct-horse-battery-9")
+        with pytest.raises(CommandError, match="one new reviewer per run"):
+            run("reviewers_group", "--add", "rita", "rob", "--create")
+        assert not User.objects.filter(username__in=["rita", "rob"]).exists()
+
+    def test_it_refuses_a_name_taken_in_another_letter_case(self, monkeypatch):
+        make_volunteer("Rita")
+        monkeypatch.setenv("CROWDLENS_REVIEWER_PASSWORD", "correct-horse-battery-9")
+        with pytest.raises(CommandError, match="The user name 'rita' is taken"):
+            run("reviewers_group", "--add", "rita", "--create")
+        assert not User.objects.filter(username="rita").exists()
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 
 # --- storage_sweep ---------------------------------------------------------

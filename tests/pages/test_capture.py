@@ -17,10 +17,32 @@ def signed_in(client):
 
 
 class TestCapturePage:
-    def test_it_sends_anonymous_visitors_to_sign_in(self, client):
-        response = client.get("/capture/")
-        assert response.status_code == 302
-        assert response["Location"] == "/signin/?next=/capture/"
+    def test_it_tells_a_signed_out_visitor_what_it_is_and_offers_sign_up_or_sign_in(self, client):
+        response = client.get("/capture/?target=mug")
+        assert response.status_code == 200
+        html = response.content.decode()
+        text = " ".join(html.split())
+        assert "This is the camera page: you photograph an everyday object" in text
+        assert '<a class="btn" href="/signup/?next=/capture/%3Ftarget%3Dmug">Join as a volunteer</a>' in html
+        assert '<a class="btn secondary" href="/signin/?next=/capture/%3Ftarget%3Dmug">Sign in</a>' in html
+        assert 'type="file"' not in html  # no camera form that could not be sent
+
+    def test_sign_up_from_there_leads_back_to_the_camera_with_the_label_chosen(self, client):
+        make_label("mug")
+        response = client.post("/signup/", {
+            "display_name": "newbie", "password": "a-long-password-1", "consent_training": "on",
+            "next": "/capture/?target=mug"})
+        assert response.status_code == 302 and response["Location"] == "/capture/?target=mug"
+        html = client.get(response["Location"]).content.decode()
+        assert '<option value="mug" data-label="mug" selected>' in html
+
+    def test_a_form_posted_after_signing_out_stores_nothing_and_says_why(self, client):
+        make_label("mug")
+        response = client.post("/capture/", {"target": "mug", "image": SimpleUploadedFile(
+            "p.jpg", image_bytes(), content_type="image/jpeg")})
+        assert response.status_code == 403
+        assert "You were signed out, so the photo was not sent." in response.content.decode()
+        assert Photo.objects.count() == 0
 
     def test_it_offers_the_camera_and_the_active_labels(self, client, signed_in):
         make_label("mug")

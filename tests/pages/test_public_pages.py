@@ -62,10 +62,34 @@ class TestHome:
         assert "<html" not in html and "Challenge leaderboard" in html
         assert 'data-live-src="/?fragment=board"' in client.get("/").content.decode()
 
-    def test_it_invites_to_photograph_anything_when_no_challenge_is_open(self, client):
+    def test_it_lists_the_labels_asked_for_most_needed_first_when_no_challenge_is_open(self, client):
+        mug, keys = make_label("mug", prototype_target=4), make_label("keys", prototype_target=4)
+        make_label("plant", prototype_target=4)
+        make_label("retired", active=False)
+        ana = make_volunteer("ana")
+        for _ in range(3):
+            make_photo(volunteer=ana, label=mug, status=PhotoStatus.APPROVED)
+        make_photo(volunteer=ana, label=keys, status=PhotoStatus.APPROVED)
         response = client.get("/")
         assert response.status_code == 200
-        assert "There is no challenge right now" in _text(response)
+        text = _text(response)
+        assert "There is no challenge right now" in text
+        # plant has none of its 4, keys 1, mug 3: the order the daily rotation picks by; inactive labels are not asked for.
+        assert re.search(r"Plant \(0 approved photos\) Keys \(1 approved photo\) Mug \(3 approved photos\)", text), text
+        assert "Retired" not in text
+        html = response.content.decode()
+        assert '<a href="/capture/?target=plant">Plant</a>' in html
+        # The link opens the camera with that label chosen.
+        ana.user.set_password("a-long-password-1")
+        ana.user.save()
+        client.force_login(ana.user)
+        capture = client.get("/capture/?target=plant").content.decode()
+        assert re.search(r'<option value="plant" data-label="plant" selected>', capture)
+
+    def test_it_says_there_is_nothing_to_photograph_before_any_label_exists(self, client):
+        response = client.get("/")
+        assert response.status_code == 200
+        assert "There is nothing to photograph yet" in _text(response)
         assert "No photos to show yet." in _text(response)
 
 

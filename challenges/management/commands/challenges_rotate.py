@@ -1,5 +1,8 @@
 """Open today's challenge (choosing its label unless staff planned it) and award novelty bonuses.
 
+It also takes back any point still held by photos of bootstrap accounts (photos_import's: data, not
+fame), so an installation upgraded with such points loses them from the boards on the next run.
+
 Run daily by the scheduler at CHALLENGE_ROTATE_AT; safe to run by hand, twice,
 or in two processes at once: the challenge's unique date decides who creates
 it, and each photo's novelty row is created once.
@@ -46,6 +49,9 @@ class Command(BaseCommand):
                 f"Novelty: {result.labels_scored} labels, {result.photos_scored} photos scored, "
                 f"{result.photos_awarded} earned a bonus."
             )
+        taken_back = services.bootstrap_points_take_back(now=when)
+        if taken_back:
+            self.stdout.write(f"Bootstrap accounts (photos_import): {taken_back} ledger rows took back their points.")
         if recompute:
             rows = services.scores_recompute(progress=True)
             self.stdout.write(f"Scores rebuilt from the ledger: {rows} rows.")

@@ -7,6 +7,12 @@ photo_create recognises bytes the volunteer already has, so a rerun (or a
 second copy running at the same time) imports nothing twice, and the command
 can be stopped and restarted at any point.
 
+The volunteer becomes a bootstrap account (collector.services.volunteer_mark_bootstrap):
+an imported folder is data, not anyone's work on the challenges, so its photos
+train models but earn no points and the account never appears on a
+leaderboard. An account a person signs in with to take part is refused; the
+import goes to an account of its own (--create-volunteer).
+
 Exit status: 0 when the tree was processed, even if some files were refused
 (they are listed with the reason); non-zero only on fatal errors (no such
 folder or volunteer, unknown labels, storage down).
@@ -43,7 +49,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("dir", help="Folder with one subfolder per label (its name is the label's slug)")
         parser.add_argument("--volunteer", required=True, metavar="NAME",
-                            help="Display name (or username) of the account the photos are credited to")
+                            help="Display name (or username) of the account the photos are credited to; it becomes "
+                                 "a bootstrap account (its photos earn no points, it is on no leaderboard)")
         parser.add_argument("--approve", action="store_true",
                             help="Mark the imported photos approved (a labelled set you already trust)")
         parser.add_argument("--operator", metavar="USERNAME",
@@ -58,16 +65,17 @@ class Command(BaseCommand):
         root = Path(dir)
         if not root.is_dir():
             raise CommandError(f"No such folder: {root}")
-        user = self._volunteer_user(volunteer, create=create_volunteer)
-        approver = self._approver(operator, user) if approve else None
         if operator and not approve:
             raise CommandError("--operator only makes sense with --approve")
+        user = self._volunteer_user(volunteer, create=create_volunteer)
+        approver = self._approver(operator, user) if approve else None
 
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         stray = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
         if not folders:
             raise CommandError(f"{root} has no label folders: expected {root}/<label>/<photo files>")
         slugs = self._labels(folders, create=create_labels)
+        self._mark_bootstrap(user)
         work = [
             (path, slugs[folder.name])
             for folder in folders
@@ -77,6 +85,8 @@ class Command(BaseCommand):
 
         imported: Counter[str] = Counter()
         skipped, rejected, still_pending = 0, [], 0
+        created_now: set[int] = set()  # photos this run created: a second file with their bytes is a duplicate
+        duplicates: list[tuple[Path, int]] = []
         bar = progress_bar(work, unit="photo", desc="Importing", file=getattr(self.stderr, "_out", sys.stderr),
                    disable=verbosity == 0 or not work)
         for path, slug in bar:
@@ -92,7 +102,7 @@ class Command(BaseCommand):
                     )
             except StorageUnavailable as exc:
                 bar.close()
-                self._report(imported, skipped, rejected, still_pending, approve)
+                self._report(imported, skipped, duplicates, rejected, still_pending, approve)
                 raise CommandError(f"{exc.message} Stopped at {rel}; rerun to continue.") from None
             except DomainError as exc:  # refused by a rule (format, size, label...): the next file
                 rejected.append((rel, exc.message))
@@ -102,6 +112,9 @@ class Command(BaseCommand):
                 continue
             if result.created:
                 imported[slug] += 1
+                created_now.add(result.photo.pk)
+            elif result.photo.pk in created_now:
+                duplicates.append((rel, result.photo.pk))
             else:
                 skipped += 1
                 if approve and result.photo.status == PhotoStatus.PENDING:
@@ -109,7 +122,16 @@ class Command(BaseCommand):
         bar.close()
         for name in stray:
             rejected.append((Path(name), "not inside a label folder"))
-        self._report(imported, skipped, rejected, still_pending, approve)
+        self._report(imported, skipped, duplicates, rejected, still_pending, approve)
+
+    def _mark_bootstrap(self, user) -> None:
+        try:
+            changed = services.volunteer_mark_bootstrap(user=user)
+        except DomainError as exc:
+            raise CommandError(f"{exc.message} Nothing was imported.") from None
+        if changed:
+            self.stdout.write(f"{user.volunteer.display_name} is a bootstrap account now: its photos train models "
+                              "but earn no points, and it never appears on a leaderboard.")
 
     def _volunteer_user(self, name: str, *, create: bool):
         profile = Volunteer.objects.select_related("user").filter(display_name_key=display_name_key(name)).first()
@@ -159,13 +181,18 @@ class Command(BaseCommand):
             self.stdout.write("Created labels: " + ", ".join(missing))
         return slugs
 
-    def _report(self, imported: Counter, skipped: int, rejected: list, still_pending: int, approve: bool) -> None:
+    def _report(self, imported: Counter, skipped: int, duplicates: list, rejected: list, still_pending: int,
+                approve: bool) -> None:
         total = sum(imported.values())
         state = "approved" if approve else "pending review"
         self.stdout.write(f"Imported {total} photo{'s' if total != 1 else ''} ({state}); "
-                          f"{skipped} already imported (skipped); {len(rejected)} rejected.")
+                          f"{skipped} already imported (skipped); "
+                          f"{len(duplicates)} duplicate{'s' if len(duplicates) != 1 else ''} inside the folder; "
+                          f"{len(rejected)} rejected.")
         for slug, count in sorted(imported.items()):
             self.stdout.write(f"  {slug}: {count}")
+        for rel, photo_id in duplicates:
+            self.stdout.write(f"  duplicate {rel}: the same bytes as another file of this folder (photo {photo_id})")
         if still_pending:
             self.stdout.write(f"{still_pending} of the already imported photos are still pending review "
                               "(imported earlier without --approve): review them in the admin.")
