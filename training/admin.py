@@ -27,6 +27,7 @@ from config.domain_errors import DomainError
 from training.models import (
     DatasetVersion,
     ModelVersion,
+    ProcessHeartbeat,
     RunStatus,
     SchedulerJobRun,
     ServiceChange,
@@ -100,7 +101,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         if not self.has_request_permission(request):
             raise PermissionDenied
         run, created = training_run_request(user=request.user)
-        if created:
+        if created and settings.TRAINING_WORKER == "remote":
+            self.message_user(request, f"Run #{run.pk} requested: a training worker (manage.py trainworker) takes it "
+                                       f"within {settings.TRAINING_WORKER_POLL_SECONDS} s.", messages.SUCCESS)
+        elif created:
             self.message_user(request, f"Run #{run.pk} requested: the scheduler starts it within "
                                        f"{settings.TRAINING_REQUEST_POLL_SECONDS} s (manage.py train --queued-only).",
                               messages.SUCCESS)
@@ -157,7 +161,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     @admin.display(description="Progress")
     def progress(self, obj):
         if obj.status in (RunStatus.QUEUED,):
-            return "waiting for the scheduler"
+            return "waiting for a training worker" if settings.TRAINING_WORKER == "remote" else "waiting for the scheduler"
         if obj.status == RunStatus.CANCELLED and obj.started_at is None:
             return "cancelled before it started"
         return format_html('<progress value="{}" max="100"></progress> {}% {}', round(obj.percent), round(obj.percent),
@@ -357,3 +361,21 @@ class SchedulerJobRunAdmin(ReadOnlyAdmin):
     list_filter = ["job_id"]
     fields = ["job_id", "scheduled_for", "started_at", "finished_at", "exit_code", "output_tail"]
     readonly_fields = fields
+
+
+@admin.register(ProcessHeartbeat)
+class ProcessHeartbeatAdmin(ReadOnlyAdmin):
+    """The scheduler and the training workers side by side: is each alive, where, doing what, on which devices."""
+
+    list_display = ["kind", "alive", "host", "pid", "state", "device_list", "beat_at", "started_at"]
+    list_filter = ["kind"]
+    fields = ["kind", "host", "pid", "state", "device_list", "started_at", "beat_at", "stopped_at"]
+    readonly_fields = fields
+
+    @admin.display(description="Alive", boolean=True)
+    def alive(self, obj):
+        return obj.is_alive(now=timezone.now(), interval=settings.PROCESS_HEARTBEAT_SECONDS)
+
+    @admin.display(description="Devices")
+    def device_list(self, obj):
+        return ", ".join(f"{d.get('name')} ({d.get('type')})" for d in obj.devices) or "-"

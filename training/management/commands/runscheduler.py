@@ -4,7 +4,8 @@ Runs every entry of settings.SCHEDULER_JOBS as `python manage.py <argv>` at its
 time in TIME_ZONE (APScheduler 3 BlockingScheduler, misfire grace and
 coalescing), catches up once on a time missed while it was down (within
 SCHEDULER_MISFIRE_GRACE), and starts runs admins requested. SIGTERM/SIGINT stop
-it cleanly: no new jobs, running jobs get SIGTERM and are waited for.
+it cleanly: no new jobs, running jobs get SIGTERM and are waited for. Its heartbeat
+row (training.models.ProcessHeartbeat) shows in the admin beside the training workers'.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from training import scheduling
+from training.models import ProcessHeartbeat
+from training.workers import ProcessBeat
 
 logger = logging.getLogger("crowdlens.scheduler")
 
@@ -67,6 +70,10 @@ class Command(BaseCommand):
                               f"hour {job['hour']} minute {job['minute']} {settings.TIME_ZONE}"
                               + (f" on {job['day_of_week']}" if job.get("day_of_week") else ""))
         self.stdout.flush() if hasattr(self.stdout, "flush") else None
-        scheduler.start()
-        scheduling.children_stop()
+        beat = ProcessBeat(ProcessHeartbeat.Kind.SCHEDULER).start()
+        try:
+            scheduler.start()
+            scheduling.children_stop()
+        finally:
+            beat.stop()
         self.stdout.write("Scheduler stopped.")
