@@ -235,23 +235,30 @@ class LocalCluster:
                                           ).status_code == 200, timeout=120, what=f"web host {index}")
         self.start_nginx()
 
-    def start_web_host(self, index: int) -> subprocess.Popen:
-        name = f"web{index}"
+    def start_web_host(self, index: int, *, name: str | None = None, port: int | None = None,
+                       **env: str) -> subprocess.Popen:
+        name = name or f"web{index}"
         env = self.env(CROWDLENS_VAR_DIR=str(self.host_folder(name) / "var"),
-                       GUNICORN_BIND=f"127.0.0.1:{self.web_ports[index]}",
-                       GUNICORN_WORKERS=str(self.gunicorn_workers), GUNICORN_THREADS="2")
+                       GUNICORN_BIND=f"127.0.0.1:{port or self.web_ports[index]}",
+                       GUNICORN_WORKERS=str(self.gunicorn_workers), GUNICORN_THREADS="2", **env)
         return self.spawn(name, [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "config.wsgi"], cwd=ROOT, env=env)
 
-    def start_nginx(self, upstream_ports: list[int] | None = None) -> None:
-        folder = self.host_folder("nginx")
+    def start_nginx(self, name: str = "nginx", upstream_ports: list[int] | None = None) -> str:
+        """nginx in front of the web hosts (all, or those on ``upstream_ports``); its https base URL.
+
+        The first one takes the cluster's ports (``url()``); another (the bench's one-host nginx) gets its own."""
+        folder = self.host_folder(name)
+        first = name == "nginx"
+        http_port, https_port = (self.http_port, self.https_port) if first else (free_port(), free_port())
         upstreams = [f"--upstream=127.0.0.1:{p}" for p in (upstream_ports or self.web_ports)]
         site = subprocess.run(
             [sys.executable, "deploy/nginx_site.py", "--server-name", "localhost", *upstreams,
-             "--http-port", str(self.http_port), "--https-port", str(self.https_port),
+             "--http-port", str(http_port), "--https-port", str(https_port),
              "--certificate", str(self.ca_file), "--certificate-key", str(self.ca_file.parent / "key.pem"),
              "--static-root", str(self.static_root)],
             cwd=ROOT, env=self.env(), capture_output=True, text=True, check=True, timeout=120).stdout
-        (folder / "site.conf").write_text(site)
+        # Two nginx in one cluster (the bench) need their own TLS session cache zone.
+        (folder / "site.conf").write_text(site.replace("shared:crowdlens_tls:", f"shared:crowdlens_tls_{name}:"))
         temp = "\n".join(f"  {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         # Run as root (a container), nginx's workers would drop to "nobody" and could not read this folder.
         user = "user root;\n" if os.geteuid() == 0 else ""
@@ -260,10 +267,12 @@ class LocalCluster:
             f"daemon off;\nevents {{ worker_connections 1024; }}\n"
             f"http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n"
             f"  access_log {folder / 'access.log'};\n{temp}\n  include {folder / 'site.conf'};\n}}\n")
-        self.spawn("nginx", [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")],
+        self.spawn(name, [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")],
                    cwd=folder, env=self.env())
-        wait_for(lambda: requests.get(self.url("/healthz"), verify=str(self.ca_file), timeout=5).status_code == 200,
-                 timeout=60, what="nginx")
+        base = f"https://localhost:{https_port}"
+        wait_for(lambda: requests.get(f"{base}/healthz", verify=str(self.ca_file), timeout=5).status_code == 200,
+                 timeout=60, what=name)
+        return base
 
     def start_scheduler(self, **env: str) -> subprocess.Popen:
         folder = self.host_folder("scheduler")

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "nginx" / "crowdlens.conf.template"
 PROXY_HEADERS = HERE / "nginx" / "proxy_headers.conf"
+UNAVAILABLE = {"error": {"code": "unavailable", "fields": {},
+                         "message": "The service is briefly unavailable; nothing may have been recorded. Retry shortly."}}
 
 
 def render(*, server_name: str, upstreams: list[str], http_port: int = 80, https_port: int = 443,
@@ -46,6 +48,7 @@ def render(*, server_name: str, upstreams: list[str], http_port: int = 80, https
         "photo_max_bytes": str(settings.PHOTO_MAX_BYTES),
         "client_max_body_size": str(settings.REQUEST_MAX_BYTES),
         "too_large_body": json.dumps(too_large, separators=(",", ":")),
+        "unavailable_body": json.dumps(UNAVAILABLE, separators=(",", ":")),
         "static_url": settings.STATIC_URL,
         "static_root": str(static_root or settings.STATIC_ROOT).rstrip("/"),
         "proxy_headers": str(proxy_headers or PROXY_HEADERS),

@@ -41,8 +41,10 @@ class Command(BaseCommand):
         for job in jobs:
             scheduler.add_job(scheduling.scheduled_job_run, scheduling.job_trigger(job), args=[job], id=job["id"],
                               name=" ".join(job["command"]))
-        scheduler.add_job(scheduling.training_requests_poll, IntervalTrigger(seconds=settings.TRAINING_REQUEST_POLL_SECONDS),
-                          id="training-requests", name="start runs requested in the admin")
+        if settings.TRAINING_WORKER == "local":  # remote: trainworkers take requested runs
+            scheduler.add_job(scheduling.training_requests_poll,
+                              IntervalTrigger(seconds=settings.TRAINING_REQUEST_POLL_SECONDS),
+                              id="training-requests", name="start runs requested in the admin")
         now = timezone.now()
         missed = scheduling.jobs_missed(jobs, now=now)
         for job, scheduled_for, covers in scheduling.catch_up_plan(missed):
