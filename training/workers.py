@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from training.services import execute, runs
@@ -99,7 +99,12 @@ def trainworker_loop(*, stop: threading.Event, beat: ProcessBeat, once: bool = F
     poll = settings.TRAINING_WORKER_POLL_SECONDS if poll_seconds is None else poll_seconds
     done: list[TrainingRun] = []
     while not stop.is_set():
-        run = runs.training_run_claim(queued_only=True)
+        try:
+            run = runs.training_run_claim(queued_only=True)
+        except DatabaseError:  # the database restarting must not end the worker: look again after the poll
+            logger.exception("Could not look for a queued run")
+            connection.close()
+            run = None
         if run is not None:
             logger.info("Claimed run #%s (%s)", run.pk, run.trigger)
             beat.set_state(f"training run #{run.pk}")

@@ -175,3 +175,25 @@ class TestTrainworkerProcess:
         assert ("No GPU found: training on the CPU." in output) or ("Training on /physical_device:GPU:0." in output)
         assert "Training worker stopped." in output
         assert rows(file_db, "SELECT state, stopped_at IS NOT NULL FROM training_processheartbeat") == [("stopped", 1)]
+
+
+@pytest.mark.django_db
+class TestTrainworkerLoopResilience:
+    def test_a_database_error_while_looking_for_work_does_not_end_the_worker(self, beat, monkeypatch):
+        from django.db import OperationalError
+
+        queued, _ = runs.training_run_request(trigger="scheduler", force=False)
+        real_claim, calls = runs.training_run_claim, []
+
+        def flaky_claim(**kwargs):
+            calls.append(kwargs)
+            if len(calls) == 1:
+                raise OperationalError("server closed the connection unexpectedly")
+            return real_claim(**kwargs)
+
+        monkeypatch.setattr(runs, "training_run_claim", flaky_claim)
+        stop = threading.Event()
+        monkeypatch.setattr(execute, "training_run_execute",
+                            lambda *, run, on_log, stop_event: (stop.set(), run)[1])
+        done = workers.trainworker_loop(stop=stop, beat=beat, poll_seconds=0.01)
+        assert len(calls) == 2 and [r.pk for r in done] == [queued.pk]
