@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv run test test-fast migrate schema bench-upload bench-train bench-leaderboard bench-newsletter clean
+.PHONY: venv run test test-fast migrate schema bench-upload bench-nginx bench-train bench-leaderboard bench-newsletter clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ schema: venv
 
 bench-upload: venv
 	$(BIN)/python bench/upload.py
+
+# Needs PostgreSQL and Redis on 127.0.0.1 and Debian's nginx (deploy/ensure-test-tools.sh).
+bench-nginx: venv
+	$(BIN)/python bench/nginx_upload.py
 
 bench-train: venv
 	$(BIN)/python bench/train.py
