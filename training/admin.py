@@ -45,6 +45,18 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return format_html('<table class="training-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
 
 
+def _processes_now() -> list[ProcessHeartbeat]:
+    """The latest heartbeat per (kind, host) that has not stopped: who trains and schedules, and whether they live."""
+    now, interval = timezone.now(), settings.PROCESS_HEARTBEAT_SECONDS
+    latest: dict[tuple[str, str], ProcessHeartbeat] = {}
+    for row in ProcessHeartbeat.objects.filter(stopped_at=None).order_by("-beat_at")[:50]:
+        latest.setdefault((row.kind, row.host), row)
+    for row in latest.values():
+        row.alive = row.is_alive(now=now, interval=interval)
+        row.gpus = ", ".join(d.get("name", "") for d in row.devices if d.get("type") == "GPU")
+    return sorted(latest.values(), key=lambda r: (r.kind, r.host))
+
+
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnlyAdmin):
     list_display = ["id", "status", "outcome", "trigger", "progress", "dataset_link", "strategy", "gate_accuracy",
@@ -92,7 +104,8 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         extra_context = {**(extra_context or {}), "can_request_run": self.has_request_permission(request),
                          "request_url": reverse("admin:training_trainingrun_request"),
                          "active_run": TrainingRun.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.QUEUED])
-                         .order_by("id").first()}
+                         .order_by("id").first(),
+                         "processes": _processes_now(), "processes_url": reverse("admin:training_processheartbeat_changelist")}
         return super().changelist_view(request, extra_context)
 
     def request_view(self, request):

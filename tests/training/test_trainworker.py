@@ -197,3 +197,24 @@ class TestTrainworkerLoopResilience:
                             lambda *, run, on_log, stop_event: (stop.set(), run)[1])
         done = workers.trainworker_loop(stop=stop, beat=beat, poll_seconds=0.01)
         assert len(calls) == 2 and [r.pk for r in done] == [queued.pk]
+
+
+@pytest.mark.django_db
+class TestHeartbeatsOnTheRunsList:
+    def test_the_runs_list_says_which_processes_live_and_which_went_silent(self, admin_client, settings):
+        settings.PROCESS_HEARTBEAT_SECONDS = 30
+        now = timezone.now()
+        ProcessHeartbeat.objects.create(kind="scheduler", host="sched-1", pid=11, started_at=now, beat_at=now,
+                                        state="idle")
+        ProcessHeartbeat.objects.create(kind="trainworker", host="gpu-1", pid=22, started_at=now, beat_at=now,
+                                        state="training run #7",
+                                        devices=[{"name": "/physical_device:GPU:0", "type": "GPU"}])
+        ProcessHeartbeat.objects.create(kind="trainworker", host="gpu-2", pid=33, started_at=now,
+                                        beat_at=now - timedelta(minutes=5))
+        ProcessHeartbeat.objects.create(kind="trainworker", host="gpu-3", pid=44, started_at=now, beat_at=now,
+                                        stopped_at=now, state="stopped")
+        page = admin_client.get("/admin/training/trainingrun/").content.decode()
+        assert "Scheduler (runscheduler) on sched-1 alive, idle" in page
+        assert "Training worker (trainworker) on gpu-1 alive, training run #7 (/physical_device:GPU:0)" in page
+        assert "Training worker (trainworker) on gpu-2 <strong>silent since" in page
+        assert "gpu-3" not in page  # stopped cleanly: not a process anyone waits for

@@ -16,6 +16,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from collector import storage
 from training import workers
 from training.models import ProcessHeartbeat
 
@@ -42,6 +43,9 @@ class Command(BaseCommand):
         gpus = [d["name"] for d in devices if d["type"] == "GPU"]
         self.stdout.write("TensorFlow devices: " + ", ".join(f"{d['name']} ({d['type']})" for d in devices))
         self.stdout.write(f"Training on {gpus[0]}." if gpus else "No GPU found: training on the CPU.")
+        if not storage.is_remote():
+            self.stdout.write(f"Note: storage is a local folder ({settings.MEDIA_ROOT}); this worker sees the photos only "
+                              "on the host that holds it. A training host of its own needs S3_BUCKET.")
         if settings.TRAINING_WORKER != "remote":
             self.stdout.write("Note: TRAINING_WORKER is 'local' here; the scheduler host then also starts queued runs "
                               "itself. Set TRAINING_WORKER=remote on every host of the installation.")
