@@ -219,6 +219,13 @@ class LocalCluster:
             raise RuntimeError(f"manage.py {' '.join(argv)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
+    def scheduler_jobs(self) -> list[dict]:
+        """settings.SCHEDULER_JOBS as the installation's environment makes them."""
+        import json
+
+        code = "import json; from django.conf import settings; print(json.dumps(settings.SCHEDULER_JOBS))"
+        return json.loads(self.manage("shell", "-c", code).stdout.strip().splitlines()[-1])
+
     def host_folder(self, name: str) -> Path:
         folder = self.root / name
         folder.mkdir(exist_ok=True)
