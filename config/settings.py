@@ -364,8 +364,16 @@ TRAINING_AUGMENT_FLIP = env_bool("TRAINING_AUGMENT_FLIP", True)
 TRAINING_MIXUP_ALPHA = _env_opt_float("TRAINING_MIXUP_ALPHA", minimum=0.0)
 TRAINING_TF_THREADS = env_int("TRAINING_TF_THREADS", 0, minimum=0)  # 0 = min(4, CPUs)
 TRAINING_EMBEDDINGS = env_bool("TRAINING_EMBEDDINGS", True)  # pooled embeddings for challenges' novelty score
+# local: the scheduler host trains (today's one-machine behaviour). remote: the nightly job and the admin's
+# button only queue a run; `manage.py trainworker` on a GPU host takes it (docs/deploy.md).
+TRAINING_WORKER = env_choice("TRAINING_WORKER", "local", {"local", "remote"})
+TRAINING_WORKER_POLL_SECONDS = env_int("TRAINING_WORKER_POLL_SECONDS", 15, minimum=1)
+# The scheduler and every trainworker write a heartbeat row this often (admin: "Process heartbeats").
+PROCESS_HEARTBEAT_SECONDS = env_int("PROCESS_HEARTBEAT_SECONDS", 30, minimum=1)
 SCHEDULER_JOBS.append(
-    {"id": "training-nightly", "command": ["train", "--trigger", "scheduler"], "hour": TRAINING_NIGHTLY_AT[0], "minute": TRAINING_NIGHTLY_AT[1]}
+    {"id": "training-nightly",
+     "command": ["train", "--trigger", "scheduler", *(["--enqueue"] if TRAINING_WORKER == "remote" else [])],
+     "hour": TRAINING_NIGHTLY_AT[0], "minute": TRAINING_NIGHTLY_AT[1]}
 )
 # --- challenges (issue 4) -------------------------------------------------
 # See docs/challenges.md. Day boundaries are in TIME_ZONE.

@@ -28,6 +28,7 @@ from training import selectors
 from training.models import (
     DatasetVersion,
     ModelVersion,
+    ProcessHeartbeat,
     RolloutState,
     RunStatus,
     SchedulerJobRun,
@@ -51,6 +52,18 @@ def _table(headers: list[str], rows: list[list]) -> str:
     body = format_html_join("", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((c,) for c in row)),)
                                                 for row in rows))
     return format_html('<table class="training-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
+
+
+def _processes_now() -> list[ProcessHeartbeat]:
+    """The latest heartbeat per (kind, host) that has not stopped: who trains and schedules, and whether they live."""
+    now, interval = timezone.now(), settings.PROCESS_HEARTBEAT_SECONDS
+    latest: dict[tuple[str, str], ProcessHeartbeat] = {}
+    for row in ProcessHeartbeat.objects.filter(stopped_at=None).order_by("-beat_at")[:50]:
+        latest.setdefault((row.kind, row.host), row)
+    for row in latest.values():
+        row.alive = row.is_alive(now=now, interval=interval)
+        row.gpus = ", ".join(d.get("name", "") for d in row.devices if d.get("type") == "GPU")
+    return sorted(latest.values(), key=lambda r: (r.kind, r.host))
 
 
 @admin.register(TrainingRun)
@@ -100,7 +113,8 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         extra_context = {**(extra_context or {}), "can_request_run": self.has_request_permission(request),
                          "request_url": reverse("admin:training_trainingrun_request"),
                          "active_run": TrainingRun.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.QUEUED])
-                         .order_by("id").first()}
+                         .order_by("id").first(),
+                         "processes": _processes_now(), "processes_url": reverse("admin:training_processheartbeat_changelist")}
         return super().changelist_view(request, extra_context)
 
     def request_view(self, request):
@@ -115,7 +129,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["GET", "POST"])
         run, created = training_run_request(user=request.user)
-        if created:
+        if created and settings.TRAINING_WORKER == "remote":
+            self.message_user(request, f"Run #{run.pk} requested: a training worker (manage.py trainworker) takes it "
+                                       f"within {settings.TRAINING_WORKER_POLL_SECONDS} s.", messages.SUCCESS)
+        elif created:
             self.message_user(request, f"Run #{run.pk} requested: the scheduler starts it within "
                                        f"{settings.TRAINING_REQUEST_POLL_SECONDS} s (manage.py train --queued-only), "
                                        "with the scheduler's settings, not this web process's.",
@@ -173,7 +190,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     @admin.display(description="Progress")
     def progress(self, obj):
         if obj.status in (RunStatus.QUEUED,):
-            return "waiting for the scheduler"
+            return "waiting for a training worker" if settings.TRAINING_WORKER == "remote" else "waiting for the scheduler"
         if obj.status == RunStatus.SKIPPED:
             return "skipped: nothing was trained"  # a bar would suggest work that never happened
         if obj.status == RunStatus.CANCELLED and obj.started_at is None:
@@ -498,3 +515,21 @@ class SchedulerJobRunAdmin(ReadOnlyAdmin):
     list_filter = ["job_id"]
     fields = ["job_id", "scheduled_for", "started_at", "finished_at", "exit_code", "output_tail"]
     readonly_fields = fields
+
+
+@admin.register(ProcessHeartbeat)
+class ProcessHeartbeatAdmin(ReadOnlyAdmin):
+    """The scheduler and the training workers side by side: is each alive, where, doing what, on which devices."""
+
+    list_display = ["kind", "alive", "host", "pid", "state", "device_list", "beat_at", "started_at"]
+    list_filter = ["kind"]
+    fields = ["kind", "host", "pid", "state", "device_list", "started_at", "beat_at", "stopped_at"]
+    readonly_fields = fields
+
+    @admin.display(description="Alive", boolean=True)
+    def alive(self, obj):
+        return obj.is_alive(now=timezone.now(), interval=settings.PROCESS_HEARTBEAT_SECONDS)
+
+    @admin.display(description="Devices")
+    def device_list(self, obj):
+        return ", ".join(f"{d.get('name')} ({d.get('type')})" for d in obj.devices) or "-"

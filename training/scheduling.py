@@ -162,9 +162,12 @@ def _release_connection() -> None:
 
 
 def training_requests_poll() -> int | None:
-    """Start the run an admin asked for, if one waits and none is running."""
+    """Start the run an admin asked for, if one waits and none is running (TRAINING_WORKER=local only:
+    with remote, a trainworker takes queued runs)."""
     from training import selectors
 
+    if settings.TRAINING_WORKER != "local":
+        return None
     try:
         if not selectors.training_run_queued_exists() or selectors.training_run_active() is not None:
             return None

@@ -44,13 +44,14 @@ def training_runs_fail_stale(*, now=None) -> list[int]:
     return failed
 
 
-def training_run_request(*, user=None) -> tuple[TrainingRun, bool]:
-    """An admin asks for a run: a queued row that the scheduler (or any `train`) picks up. One at a time."""
+def training_run_request(*, user=None, trigger: str = "admin", force: bool = True) -> tuple[TrainingRun, bool]:
+    """Queue a run (an admin's button; the nightly job when TRAINING_WORKER=remote): a queued row that the
+    scheduler's `train --queued-only` or a `trainworker` picks up. One waits at a time: asking again returns it."""
     with transaction.atomic():
         existing = TrainingRun.objects.filter(status=RunStatus.QUEUED).order_by("id").first()
         if existing is not None:
             return existing, False
-        run = TrainingRun.objects.create(status=RunStatus.QUEUED, trigger="admin", force=True, requested_by=user)
+        run = TrainingRun.objects.create(status=RunStatus.QUEUED, trigger=trigger, force=force, requested_by=user)
     return run, True
 
 

@@ -4,7 +4,8 @@ Runs every entry of settings.SCHEDULER_JOBS as `python manage.py <argv>` at its
 time in TIME_ZONE (APScheduler 3 BlockingScheduler, misfire grace and
 coalescing), catches up once on a time missed while it was down (within
 SCHEDULER_MISFIRE_GRACE), and starts runs admins requested. SIGTERM/SIGINT stop
-it cleanly: no new jobs, running jobs get SIGTERM and are waited for.
+it cleanly: no new jobs, running jobs get SIGTERM and are waited for. Its heartbeat
+row (training.models.ProcessHeartbeat) shows in the admin beside the training workers'.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from training import scheduling
+from training.models import ProcessHeartbeat
+from training.workers import ProcessBeat
 
 logger = logging.getLogger("crowdlens.scheduler")
 
@@ -38,8 +41,10 @@ class Command(BaseCommand):
         for job in jobs:
             scheduler.add_job(scheduling.scheduled_job_run, scheduling.job_trigger(job), args=[job], id=job["id"],
                               name=" ".join(job["command"]))
-        scheduler.add_job(scheduling.training_requests_poll, IntervalTrigger(seconds=settings.TRAINING_REQUEST_POLL_SECONDS),
-                          id="training-requests", name="start runs requested in the admin")
+        if settings.TRAINING_WORKER == "local":  # remote: trainworkers take requested runs
+            scheduler.add_job(scheduling.training_requests_poll,
+                              IntervalTrigger(seconds=settings.TRAINING_REQUEST_POLL_SECONDS),
+                              id="training-requests", name="start runs requested in the admin")
         now = timezone.now()
         missed = scheduling.jobs_missed(jobs, now=now)
         for job, scheduled_for, covers in scheduling.catch_up_plan(missed):
@@ -67,6 +72,10 @@ class Command(BaseCommand):
                               f"hour {job['hour']} minute {job['minute']} {settings.TIME_ZONE}"
                               + (f" on {job['day_of_week']}" if job.get("day_of_week") else ""))
         self.stdout.flush() if hasattr(self.stdout, "flush") else None
-        scheduler.start()
-        scheduling.children_stop()
+        beat = ProcessBeat(ProcessHeartbeat.Kind.SCHEDULER).start()
+        try:
+            scheduler.start()
+            scheduling.children_stop()
+        finally:
+            beat.stop()
         self.stdout.write("Scheduler stopped.")

@@ -1,4 +1,7 @@
-"""`manage.py train [--force]`: the nightly training job, by hand or from the scheduler.
+"""`manage.py train [--force] [--enqueue]`: the nightly training job, by hand or from the scheduler.
+
+With --enqueue (the nightly job when TRAINING_WORKER=remote) it only queues the
+run for a `trainworker` on the training host and exits.
 
 Claims the one active-run slot in the database (a second copy says so and
 exits 0), shows a progress bar, and exits non-zero when the run fails.
@@ -17,7 +20,7 @@ from tqdm import tqdm
 from config.progress import progress_bar
 from training import selectors
 from training.services.execute import training_run_execute
-from training.services.runs import training_run_claim
+from training.services.runs import training_run_claim, training_run_request
 from training.models import RunStatus
 
 
@@ -31,11 +34,21 @@ class Command(BaseCommand):
         parser.add_argument("--queued-only", action="store_true",
                             help="Only pick up a run an admin requested; do nothing when there is none.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar (log lines only).")
+        parser.add_argument("--enqueue", action="store_true",
+                            help="Only queue the run for a training worker (the nightly job when TRAINING_WORKER=remote).")
         parser.add_argument("--dataset-version", type=int, metavar="N",
                             help="Repeat a run on exactly dataset version N (refused if any of its photos left).")
 
     def handle(self, *args, force: bool, trigger: str, queued_only: bool, no_progress: bool,
-               dataset_version: int | None = None, **options):
+               dataset_version: int | None = None, enqueue: bool = False, **options):
+        if enqueue:
+            if dataset_version is not None:
+                raise CommandError("--enqueue cannot repeat a dataset version; run `train --dataset-version` on the "
+                                   "training host.")
+            run, created = training_run_request(trigger=trigger, force=force)
+            self.stdout.write(f"Run #{run.pk} queued for a training worker (manage.py trainworker)." if created
+                              else f"Run #{run.pk} is already queued; nothing added.")
+            return
         stop = threading.Event()
         previous = {}
         if threading.current_thread() is threading.main_thread():

@@ -1,0 +1,61 @@
+"""deploy/nginx_site.py: the nginx site agrees with the settings the web hosts run with."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(settings.BASE_DIR)
+EXAMPLE_ARGS = ["--upstream", "10.0.0.11:8000", "--upstream", "10.0.0.12:8000", "--static-root", "/srv/crowdlens/static",
+                "--proxy-headers", "/srv/crowdlens/app/deploy/nginx/proxy_headers.conf"]
+
+
+def render(*args: str, **env: str) -> str:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PHOTO_", "STATIC_", "DJANGO_SETTINGS"))}
+    result = subprocess.run([sys.executable, "deploy/nginx_site.py", *args], cwd=ROOT, capture_output=True, text=True,
+                            env={**base, "SECRET_KEY": "x", "SITE_URL": "https://crowdlens.example.org", **env},
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def directive(conf: str, name: str) -> str:
+    return re.search(rf"^\s*{name} ([^;]+);", conf, re.MULTILINE).group(1)
+
+
+class TestNginxSite:
+    def test_the_shipped_example_is_the_rendering_of_the_default_settings(self):
+        shipped = (ROOT / "deploy/nginx/crowdlens.conf.example").read_text()
+        assert render(*EXAMPLE_ARGS) == shipped, "render it again: python deploy/nginx_site.py " + " ".join(EXAMPLE_ARGS)
+        assert directive(shipped, "client_max_body_size") == str(25 * 1024 * 1024 + 1024 * 1024)
+
+    def test_the_body_limit_follows_photo_max_bytes(self):
+        conf = render(PHOTO_MAX_BYTES=str(4 * 1024 * 1024))
+        assert directive(conf, "client_max_body_size") == str(5 * 1024 * 1024)  # = REQUEST_MAX_BYTES
+        assert "larger than the limit of 4194304 bytes" in conf
+        assert "server 127.0.0.1:8000 " in conf and "server_name crowdlens.example.org;" in conf
+
+    def test_nginx_forwards_the_address_it_saw_and_the_scheme(self):
+        headers = (ROOT / "deploy/nginx/proxy_headers.conf").read_text()
+        # Appended, never replaced: with TRUSTED_PROXY_COUNT=1 the web hosts take the right-most address.
+        assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in headers
+        assert "proxy_set_header X-Forwarded-Proto $scheme;" in headers
+
+    @pytest.mark.skipif(not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists(),
+                        reason="Debian's nginx is not installed (deploy/ensure-test-tools.sh installs it)")
+    def test_nginx_accepts_the_rendered_site(self, tmp_path):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                        "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                       check=True, capture_output=True, timeout=60)
+        site = tmp_path / "site.conf"
+        site.write_text(render("--certificate", str(tmp_path / "cert.pem"), "--certificate-key", str(tmp_path / "key.pem"),
+                               "--static-root", str(tmp_path)))
+        (tmp_path / "nginx.conf").write_text(f"events {{}}\nhttp {{ include /etc/nginx/mime.types; include {site}; }}\n")
+        result = subprocess.run(["/usr/sbin/nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                                 "-e", str(tmp_path / "error.log")], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "syntax is ok" in result.stderr, result.stderr
