@@ -3,6 +3,9 @@
 Defaults run on a laptop with nothing else installed: SQLite and local files
 under ./var/, console email. Production sets DATABASE_URL (PostgreSQL),
 S3_BUCKET, SECRET_KEY and DEBUG=false.
+
+Over 400 lines on purpose: every setting of every app is read here, in one place, each with its
+validation (healthchecks' habit); the sections follow README's settings tables.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ themselves while the run is in progress. "Cancel this run" on a queued or
 running run's page (after a confirmation page) cancels it through
 ``training.services.runs.training_run_cancel``. Charts are drawn by ``training.charts``,
 imported only when an admin asks for one: matplotlib stays out of the web process until then.
+
+Over 400 lines on purpose: five small admins (runs, dataset versions, model versions with their
+rollout and service-change forms, the scheduler's record, process heartbeats) share the table and
+confirmation helpers at the top; each is short. Split the model-version admin out if it grows.
 """
 
 from __future__ import annotations
