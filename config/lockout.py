@@ -31,15 +31,18 @@ _USERNAME_ATTR = "crowdlens_login_username"
 
 
 class LockoutBackend(AxesStandaloneBackend):
-    """axes' check before every authenticate(); remembers the username for the cool-off.
+    """axes' check before every authenticate() made for a request; remembers the username for the cool-off.
 
     axes asks for the cool-off with the request alone; the API token endpoint's
     username is in a JSON body (not request.POST), so it is kept on the request here.
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
-        if request is not None:
-            setattr(request, _USERNAME_ATTR, username)
+        if request is None:
+            # Not a sign-in over the network (a management command checking a password, the test
+            # client's login()): nobody to lock out; axes itself would refuse to answer.
+            return None
+        setattr(request, _USERNAME_ATTR, username)
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 

@@ -23,6 +23,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedire
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from collector.admin_base import ReadOnlyAdmin
@@ -360,7 +361,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = self.get_object(request, object_id)
         rollout = selectors.rollout_open()
-        allowed = version is not None and self.has_change_permission(request, version)
+        allowed = version is not None and self._may_change_versions(request)
         extra_context = {**(extra_context or {}),
                          "rollout_actions": self._rollout_actions(version) if allowed else [],
                          "rollout_percent": rollout.percent if rollout is not None else 10,
@@ -369,7 +370,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     def rollout_view(self, request, version_id: int):
         """GET: what the change would do, to confirm; POST: do it through training.services.rollout."""
-        if not self.has_change_permission(request):
+        if not self._may_change_versions(request):
             raise PermissionDenied
         version = get_object_or_404(ModelVersion, pk=version_id)
         change_url = reverse("admin:training_modelversion_change", args=[version.pk])
@@ -434,9 +435,14 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/training/modelversion/rollout_confirmation.html", context)
 
     def has_change_permission(self, request, obj=None):
-        # The list's put-in-service action needs the change permission; a version's own page changes nothing,
-        # so it opens read-only (no Save buttons; a POST to it is refused).
-        return obj is None and request.user.has_perm("training.change_modelversion")
+        # The list's put-in-service action needs the change permission; a version's own page changes nothing
+        # by its form, so it opens read-only (no Save buttons; a POST to it is refused).
+        return obj is None and self._may_change_versions(request)
+
+    @staticmethod
+    def _may_change_versions(request) -> bool:
+        """Putting in service and staged rollouts (their own confirmed forms) need the change permission."""
+        return request.user.has_perm("training.change_modelversion")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("dataset_version", "run")
