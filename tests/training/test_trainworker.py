@@ -177,22 +177,27 @@ class TestTrainworkerProcess:
         assert rows(file_db, "SELECT state, stopped_at IS NOT NULL FROM training_processheartbeat") == [("stopped", 1)]
 
 
-@pytest.mark.django_db
+# The worker runs in autocommit, as `manage.py trainworker` does: inside the test-case transaction
+# the connection it closes after the error could not be reopened (PostgreSQL).
+@pytest.mark.django_db(transaction=True)
 class TestTrainworkerLoopResilience:
     def test_a_database_error_while_looking_for_work_does_not_end_the_worker(self, beat, monkeypatch):
         from django.db import OperationalError
 
         queued, _ = runs.training_run_request(trigger="scheduler", force=False)
         real_claim, calls = runs.training_run_claim, []
+        stop = threading.Event()
 
         def flaky_claim(**kwargs):
             calls.append(kwargs)
             if len(calls) == 1:
                 raise OperationalError("server closed the connection unexpectedly")
+            if len(calls) > 3:  # the loop never recovered: end it so the assertion below says so
+                stop.set()
+                return None
             return real_claim(**kwargs)
 
         monkeypatch.setattr(runs, "training_run_claim", flaky_claim)
-        stop = threading.Event()
         monkeypatch.setattr(execute, "training_run_execute",
                             lambda *, run, on_log, stop_event: (stop.set(), run)[1])
         done = workers.trainworker_loop(stop=stop, beat=beat, poll_seconds=0.01)
