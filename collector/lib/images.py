@@ -177,7 +177,7 @@ def thumbnail_of(image: Image.Image, longest: int) -> Image.Image:
 def dhash(image: Image.Image) -> int:
     """64-bit difference hash: robust to re-encoding, resizing and small edits."""
     small = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
-    pixels = list(small.getdata())
+    pixels = small.tobytes()  # one byte per pixel ("L"), row by row
     value = 0
     for row in range(8):
         for col in range(8):

@@ -117,9 +117,12 @@ def photo_create(
     except IntegrityError:
         # Lost a race with an identical request (same key or same bytes):
         # answer with the winner's photo and take our files back.
+        # Or an admin deleted the label (one without photos) while these bytes were on their way.
         storage.delete_quietly(written)
         existing = _photo_existing(user=user, sha256=sha256, idempotency_key=idempotency_key)
         if existing is None:
+            if not Label.objects.filter(pk=label.pk).exists():
+                _label_active(label_slug)  # raises the same 422 as a label that never existed
             raise
         return _photo_again(existing, label_slug=label_slug)
     except BaseException:

@@ -29,9 +29,13 @@ def decide_url(photo) -> str:
 
 
 def group_reviewer(username="rita") -> User:
-    """A reviewer the way an operator makes one: staff in the Reviewers group (created by a migration)."""
+    """A reviewer the way an operator makes one (`manage.py reviewers_group --add`): staff in the Reviewers group.
+
+    Through the command's service, not the migration's row: a transactional test's flush removes that row."""
+    from collector.services import reviewers_group_sync
+
     user = User.objects.create_user(username=username, password="review-pass-1", is_staff=True)
-    user.groups.add(Group.objects.get(name=REVIEWERS_GROUP))
+    reviewers_group_sync(add_usernames=[username])
     return User.objects.get(pk=user.pk)
 
 

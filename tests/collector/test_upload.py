@@ -350,3 +350,22 @@ class TestRacingUploads:
         assert results[0].json()["id"] == results[1].json()["id"]
         assert Photo.objects.count() == 1
         assert len(assert_no_orphans()) == 3, "the loser's files were removed"
+
+
+@pytest.mark.django_db(transaction=True)
+class TestLabelDeletedDuringTheUpload:
+    def test_it_answers_the_unknown_label_error_and_keeps_no_file(self, api, label, assert_no_orphans):
+        """An admin deletes a label that has no photos yet while a phone's upload of it is being processed."""
+        from collector.models import Label
+        from collector.signals import photo_upload_validating
+
+        def delete_label(**kwargs):
+            Label.objects.filter(pk=kwargs["label"].pk).delete()
+
+        photo_upload_validating.connect(delete_label, dispatch_uid="test-delete-label")
+        try:
+            response = upload(api, image_bytes(size=(400, 300)), label="mug")
+        finally:
+            photo_upload_validating.disconnect(dispatch_uid="test-delete-label")
+        assert_error(response, 422, "unknown_label", fields=["label"])
+        assert Photo.objects.count() == 0 and assert_no_orphans() == []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.ml.images import LABELS, make_examples
+from tests.training.images import TRAINABLE, make_examples
 from training.ml import BackboneConfig, HParams, MemoryFeatureStore, ModelInfo
 
 SIZE = 48
@@ -48,7 +48,7 @@ def photos(tmp_path_factory) -> Photos:
         train=make_examples(root / "train", 16, seed=1),
         val=make_examples(root / "val", 4, seed=2),
         test=make_examples(root / "test", 6, seed=3),
-        labels=list(LABELS),
+        labels=list(TRAINABLE),
     )
 
 

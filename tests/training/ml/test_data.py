@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.training.ml.conftest import tiny_hparams
-from tests.training.ml.images import make_examples
+from tests.training.images import make_examples
 from training.ml import BackboneConfig, InputSpec, MemoryFeatureStore, embed, preprocess_for_inference
 from training.ml import data
 

@@ -11,7 +11,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from tests.training.ml.conftest import SIZE, tiny_hparams
-from tests.training.ml.images import make_examples
+from tests.training.images import make_examples
 from training.ml import MemoryFeatureStore, Stopped, evaluate_tflite, preprocess_for_inference, train_and_export
 from training.ml.data import load_rgb
 
