@@ -164,9 +164,14 @@ class ApprovedPhotoAdmin(admin.ModelAdmin):
     def feature_photos(self, request, queryset):
         done = 0
         for photo in queryset:
-            services.photo_feature(photo_id=photo.pk, staff_user=request.user)
+            try:
+                services.photo_feature(photo_id=photo.pk, staff_user=request.user)
+            except DomainError as exc:  # e.g. un-approved by another reviewer since the list was drawn
+                self.message_user(request, f"Photo {photo.pk} not featured: {exc.message}", messages.ERROR)
+                continue
             done += 1
-        self.message_user(request, f"Featured {done} photo(s).", messages.SUCCESS)
+        if done:
+            self.message_user(request, f"Featured {done} photo(s).", messages.SUCCESS)
 
     def has_add_permission(self, request):
         return False

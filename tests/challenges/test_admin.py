@@ -74,6 +74,27 @@ class TestGalleryAdmin:
         assert Feature.objects.filter(photo=photo).exists()
         assert points_of(owner.user) == 10 + 25
 
+    def test_a_photo_rejected_meanwhile_is_reported_and_the_others_are_featured(self, staff_client, monkeypatch):
+        from challenges import services
+        from collector.models import Photo, PhotoStatus
+
+        first, second = approved_photo(volunteer=make_volunteer("ann")), approved_photo(volunteer=make_volunteer("bo"))
+        real = services.photo_feature
+
+        def another_reviewer_rejects_first_meanwhile(*, photo_id, staff_user):
+            if photo_id == first.pk:
+                Photo.objects.filter(pk=photo_id).update(status=PhotoStatus.REJECTED)
+            return real(photo_id=photo_id, staff_user=staff_user)
+
+        monkeypatch.setattr(services, "photo_feature", another_reviewer_rejects_first_meanwhile)
+        response = staff_client.post("/admin/challenges/approvedphoto/", {
+            "action": "feature_photos", "_selected_action": [first.pk, second.pk]}, follow=True)
+        page = response.content.decode()
+        assert response.status_code == 200
+        assert f"Photo {first.pk} not featured: Only approved photos can be featured." in page
+        assert "Featured 1 photo(s)." in page
+        assert list(Feature.objects.values_list("photo_id", flat=True)) == [second.pk]
+
     def test_removing_a_feature_in_the_admin_takes_its_points_back(self, staff_client):
         owner = make_volunteer()
         photo = approved_photo(volunteer=owner)
