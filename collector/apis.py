@@ -12,7 +12,7 @@ from rest_framework import permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from config.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from collector import selectors, services, storage

@@ -2,7 +2,7 @@
 both count against the same cache bucket, so neither is a way around the other's limit."""
 
 from django.conf import settings
-from rest_framework.throttling import UserRateThrottle
+from config.throttling import UserRateThrottle
 
 
 class UploadThrottle(UserRateThrottle):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from config.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.errors import ApiError

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from rest_framework.throttling import ScopedRateThrottle
+from config.throttling import ScopedRateThrottle
 
 from config.domain_errors import DomainError
 from newsletter import emails, selectors, services, tokens

@@ -25,7 +25,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
-from rest_framework.throttling import ScopedRateThrottle
+from config.throttling import ScopedRateThrottle
 
 from challenges import periods
 from challenges import selectors as challenge_selectors

@@ -9,6 +9,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -102,3 +104,79 @@ class TestManyClients:
         assert allowed("1.1.1.1")  # its key sorts first: the first a cull would drop
         assert all(allowed(f"10.0.{i // 250}.{i % 250}") for i in range(400))
         assert not allowed("1.1.1.1")
+
+
+class _SlowReads:
+    """A cache that takes 50 ms to answer a read of a request history: a worker slowed by load, which
+    is when two workers serving one client both read the history before either writes it back."""
+
+    def __init__(self, cache):
+        self._cache = cache
+
+    def get(self, key, default=None):
+        value = self._cache.get(key, default)
+        if not key.endswith(":lock"):
+            time.sleep(0.05)
+        return value
+
+    def __getattr__(self, name):
+        return getattr(self._cache, name)
+
+
+def _burst(cache, requests: int, rate: str) -> list[bool]:
+    """``requests`` requests of one client, each on its own thread (worker), released at the same instant."""
+    from types import SimpleNamespace
+
+    from django.contrib.auth.models import AnonymousUser
+    from django.db import connection
+    from django.test import RequestFactory
+
+    from config.throttling import ScopedRateThrottle
+
+    class Throttle(ScopedRateThrottle):
+        THROTTLE_RATES = {"burst": rate}
+
+    Throttle.cache = _SlowReads(cache)
+    view = SimpleNamespace(throttle_scope="burst")
+    barrier, answers = threading.Barrier(requests), []
+
+    def one():
+        request = RequestFactory().post("/", REMOTE_ADDR="203.0.113.9")
+        request.user = AnonymousUser()
+        barrier.wait()
+        try:
+            answers.append(Throttle().allow_request(request, view))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one) for _ in range(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
+class TestSimultaneousRequests:
+    """One client's requests reaching several workers in the same instant: the rate holds exactly."""
+
+    @pytest.mark.skipif(not redis_listening(), reason="no Redis on 127.0.0.1:6379 (the test set-up starts one)")
+    def test_a_burst_gets_exactly_the_rate_with_redis(self):
+        from django.core.cache.backends.redis import RedisCache
+
+        cache = RedisCache("redis://127.0.0.1:6379/0", {"KEY_PREFIX": f"burst-{uuid.uuid4().hex}"})
+        answers = _burst(cache, 8, "3/hour")
+        assert len(answers) == 8 and answers.count(True) == 3
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_burst_gets_exactly_the_rate_with_the_database_cache(self):
+        from django.core.cache import caches
+        from django.db import connection
+
+        if connection.vendor == "sqlite" and connection.is_in_memory_db():
+            pytest.skip("shared-cache in-memory SQLite locks tables between threads; run with "
+                        "DATABASE_URL=postgres://... (or a file database)")
+        cache = caches["default"]
+        assert type(cache).__name__ == "DatabaseCache"
+        answers = _burst(cache, 8, "3/hour")
+        assert len(answers) == 8 and answers.count(True) == 3

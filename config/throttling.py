@@ -1,0 +1,58 @@
+"""Rate throttles whose count holds when a client's requests reach several workers at the same instant.
+
+DRF's ``SimpleRateThrottle`` reads the client's list of request times from the cache, decides, and
+writes the list back: two workers serving one client at the same moment both read the list before
+either writes it, and both let the request through. A burst of N simultaneous requests could pass
+N-1 over the rate. Here that read-decide-write runs under a per-client lock taken with the cache's
+``add`` (Redis' ``SET NX``; the database cache's INSERT on its primary key), so requests of one client
+take turns; different clients never wait for each other.
+
+The lock expires by itself (``LOCK_SECONDS``) should a worker die holding it. A request that cannot
+get the lock within ``WAIT_SECONDS`` (a burst of one client far beyond any phone's) is refused as
+throttled: on doubt a limit refuses, and the answer is the throttle's usual 429 with Retry-After.
+Every app imports its throttles from here (docs/operations.md, "Counters every worker shares").
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from rest_framework import throttling
+
+LOCK_SECONDS = 5
+WAIT_SECONDS = 2.0
+_POLL_SECONDS = 0.005
+
+
+class _TakingTurns(throttling.SimpleRateThrottle):
+    """One decision at a time per cache key. Listed after DRF's class, so that a ScopedRateThrottle
+    has read its view's scope and rate before this runs (MRO: DRF's class, this, SimpleRateThrottle)."""
+
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        lock, token = f"{key}:lock", uuid.uuid4().hex
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not self.cache.add(lock, token, LOCK_SECONDS):
+            if time.monotonic() >= deadline:
+                self.key, self.now = key, self.timer()
+                self.history = self.cache.get(key, [])
+                return self.throttle_failure()
+            time.sleep(_POLL_SECONDS)
+        try:
+            return super().allow_request(request, view)
+        finally:
+            if self.cache.get(lock) == token:  # not a lock that expired and another request took since
+                self.cache.delete(lock)
+
+
+class ScopedRateThrottle(throttling.ScopedRateThrottle, _TakingTurns):
+    """DRF's ScopedRateThrottle (rate by the view's ``throttle_scope``), taking turns per client."""
+
+
+class UserRateThrottle(throttling.UserRateThrottle, _TakingTurns):
+    """DRF's UserRateThrottle (per user, per address when anonymous), taking turns per client."""
