@@ -141,6 +141,8 @@ def main() -> int:
                 r = session.post(f"{base}/api/v1/photos/", verify=verify, timeout=120,
                                  headers={"Authorization": f"Token {token}"},
                                  files={"image": ("p.jpg", data, "image/jpeg")}, data={"label": "mug"})
+                if r.status_code != 201:
+                    print(f"upload answered {r.status_code}: {r.text[:300]}", flush=True)
                 return r.status_code
             return send
 
@@ -172,8 +174,9 @@ def main() -> int:
 
         def send_signup(base):
             def send(session, _):
-                return session.post(f"{base}/api/v1/volunteers/", json={}, timeout=60,
-                                    headers={"Host": "localhost"}).status_code
+                # Straight to gunicorn, as nginx would forward it (the site redirects plain http to https).
+                return session.post(f"{base}/api/v1/volunteers/", json={}, timeout=60, allow_redirects=False,
+                                    headers={"Host": "localhost", "X-Forwarded-Proto": "https"}).status_code
             return send
 
         for base, _ in hosts.values():  # warm both (imports, connections) outside the figures

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "nginx" / "crowdlens.conf.template"
 PROXY_HEADERS = HERE / "nginx" / "proxy_headers.conf"
+# nginx reuses an idle connection to a web host for this long; gunicorn's keepalive must be longer.
+UPSTREAM_KEEPALIVE_SECONDS = 60
 UNAVAILABLE = {"error": {"code": "unavailable", "fields": {},
                          "message": "The service is briefly unavailable; nothing may have been recorded. Retry shortly."}}
 
@@ -42,6 +44,7 @@ def render(*, server_name: str, upstreams: list[str], http_port: int = 80, https
         "upstream_servers": "\n".join(f"    server {u} max_fails=1 fail_timeout=10s;" for u in upstreams),
         "http_port": str(http_port),
         "https_port": str(https_port),
+        "upstream_keepalive_timeout": str(UPSTREAM_KEEPALIVE_SECONDS),
         "https_port_suffix": "" if https_port == 443 else f":{https_port}",
         "tls_certificate": certificate,
         "tls_certificate_key": certificate_key,

@@ -10,6 +10,7 @@ tests do goes through nginx over TLS, as a phone's requests would.
 from __future__ import annotations
 
 import hashlib
+import runpy
 import http.client
 import shutil
 import ssl
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 
 from tests.training.conftest import CLASSES, class_image
 
@@ -162,9 +162,24 @@ class TestAcrossHosts:
         assert response.getheader("Content-Type").startswith("application/json")
         assert b'"code":"too_large"' in body and b"2097152 bytes" in body
 
-    @pytest.mark.xfail(not hasattr(settings, "TRUSTED_PROXY_COUNT"), strict=False,
-                       reason="TRUSTED_PROXY_COUNT (the hardening part of issue 12) is not in this branch yet: "
-                              "without it DRF keys anonymous throttles on the whole X-Forwarded-For")
+    def test_a_web_host_keeps_an_idle_connection_longer_than_nginx_reuses_it(self, cluster):
+        """nginx keeps connections to the web hosts open between requests (upstream keepalive, reused for up
+        to UPSTREAM_KEEPALIVE_SECONDS). Were gunicorn to close an idle one first (its default: after 2 s), a
+        POST sent on it at that moment would get nginx's 502, which the site answers as 503."""
+        from deploy.nginx_site import UPSTREAM_KEEPALIVE_SECONDS
+
+        conn = http.client.HTTPConnection("127.0.0.1", cluster.web_ports[0], timeout=30)
+        headers = {"Host": "localhost", "X-Forwarded-Proto": "https"}
+        for _ in range(2):
+            conn.request("GET", "/healthz/live", headers=headers)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200 and not response.will_close
+            time.sleep(3)  # past gunicorn's default keep-alive
+        conn.close()
+        gunicorn = runpy.run_path(str(Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"))
+        assert gunicorn["keepalive"] > UPSTREAM_KEEPALIVE_SECONDS
+
     def test_a_forged_x_forwarded_for_does_not_escape_a_throttle_through_nginx(self, cluster, people):
         anonymous = Phone(cluster)
         statuses = []
