@@ -22,7 +22,7 @@ from rest_framework import throttling
 
 LOCK_SECONDS = 5
 WAIT_SECONDS = 2.0
-_POLL_SECONDS = 0.005
+_FIRST_POLL_SECONDS, _MAX_POLL_SECONDS = 0.0005, 0.005  # a decision holds the lock ~1 ms: look again soon
 
 
 class _TakingTurns(throttling.SimpleRateThrottle):
@@ -36,13 +36,14 @@ class _TakingTurns(throttling.SimpleRateThrottle):
         if key is None:
             return True
         lock, token = f"{key}:lock", uuid.uuid4().hex
-        deadline = time.monotonic() + WAIT_SECONDS
+        deadline, poll = time.monotonic() + WAIT_SECONDS, _FIRST_POLL_SECONDS
         while not self.cache.add(lock, token, LOCK_SECONDS):
             if time.monotonic() >= deadline:
                 self.key, self.now = key, self.timer()
                 self.history = self.cache.get(key, [])
                 return self.throttle_failure()
-            time.sleep(_POLL_SECONDS)
+            time.sleep(poll)
+            poll = min(poll * 2, _MAX_POLL_SECONDS)
         try:
             return super().allow_request(request, view)
         finally:
