@@ -2,6 +2,9 @@
 
 Used by the API (challenges.apis), the web pages (pages.views) and the
 newsletter. Nothing here writes.
+
+Over 400 lines on purpose: one concept (what the challenges app lets others read), one reader per
+answer; the leaderboard readers share their rank query, which a split by page would scatter.
 """
 
 from __future__ import annotations
