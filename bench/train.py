@@ -1,6 +1,6 @@
 """Benchmark of the nightly training on real photos (../shared/data, never needed by tests).
 
-    .venv/bin/python bench/train.py                       # the full benchmark (about 10 minutes on 2 cores)
+    .venv/bin/python bench/train.py                       # the full benchmark (about 6 minutes on 2 quiet cores)
     .venv/bin/python bench/train.py --per-class 200 --skip-incremental --variants float32   # quick experiment
     .venv/bin/python bench/train.py --set epochs_fine_tune=10 --set fine_tune_layers=3
 
