@@ -11,7 +11,8 @@ is made of, so a new view is documented without anyone remembering to:
   permissions require a signed-in caller and none is);
 - a permission stricter than "signed in", or session authentication on an
   unsafe method (CSRF): 403;
-- path parameters: 404; throttles: 429.
+- path parameters: 404; throttles: 429;
+- every operation: 503 (the database or the file storage did not answer; nothing was recorded).
 
 Errors a view answers for other reasons (a conflict, an unknown label) are
 declared on the view with ``extend_schema(responses={**error_responses(...)})``.
@@ -138,6 +139,7 @@ class ApiSchema(AutoSchema):
             statuses.add(403)
         if view.get_throttles():
             statuses.add(429)
+        statuses.add(503)  # config.errors answers it for any view when the database or storage is down
         return {status: ERROR_DESCRIPTIONS[status] for status in sorted(statuses)}
 
     def _resolve_path_parameters(self, variables):

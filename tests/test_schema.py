@@ -130,6 +130,7 @@ class TestSchemaDocumentsTheApi:
                 assert {400, 413, 415} <= statuses(name), name
             if "{" in name:
                 assert 404 in statuses(name), name
+            assert 503 in statuses(name), name  # any operation, with the database down (test_database_unavailable)
         assert statuses("POST /api/v1/photos/") >= {400, 401, 403, 413, 415, 422, 429, 503}
         assert statuses("POST /api/v1/auth/token/") >= {400, 429}
         assert "invalid_credentials" in ops["POST /api/v1/auth/token/"]["responses"]["400"]["description"]
