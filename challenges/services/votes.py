@@ -37,7 +37,7 @@ def vote_cast(*, user, photo_id: int, now: dt.datetime | None = None) -> VoteRes
     now = now or timezone.now()
     with transaction.atomic():
         photo = _photo_for_vote(user=user, photo_id=photo_id)
-        if photo.volunteer_id == user.pk:
+        if photo.is_owned_by(user):
             raise Forbidden("You cannot vote for your own photo.", code="own_photo")
         if photo.status != PhotoStatus.APPROVED:
             raise Conflict("Only approved photos can be voted for.", code="not_approved")

@@ -171,6 +171,17 @@ class TestIdenticalRun:
         assert second.model_version.version == 1 and ModelVersion.objects.count() == 1
         assert APIClient().get("/api/v1/models/latest/", HTTP_IF_NONE_MATCH=etag).status_code == 304
 
+    def test_a_run_that_adds_the_core_ml_package_is_published(self, tiny_training, three_classes):
+        tiny_training.TRAINING_VARIANTS = ("float32", "int8")
+        tiny_training.TRAINING_DEFAULT_VARIANT = "int8"
+        call_command("train", "--no-progress")
+        # The operator turns Core ML on: the same .tflite files come out, and iOS gets its first package.
+        tiny_training.TRAINING_VARIANTS = ("float32", "int8", "coreml")
+        call_command("train", "--no-progress", "--force")
+        second = TrainingRun.objects.order_by("-id").first()
+        assert second.outcome != RunOutcome.IDENTICAL, second.decisions
+        assert APIClient().get("/api/v1/models/latest/", {"variant": "coreml"}).status_code == 200
+
 
 class TestExactlyOnce:
     def test_two_train_commands_at_the_same_moment_make_one_run(self, tiny_training, three_classes):

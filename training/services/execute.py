@@ -130,9 +130,10 @@ def _run_steps(run: TrainingRun, reporter: RunReporter, repeat_dataset: int | No
         identical = model_version_identical_in_service(result=result)
         if identical is not None:
             run.model_version = identical
-            reporter.decide("identical", f"Identical to v{identical.version}: every exported file is byte for byte "
-                                         f"the one in service, so no new version was published (phones would "
-                                         "download the same bytes under a new number).")
+            reporter.decide("identical", f"Identical to v{identical.version}: every exported model computes exactly "
+                                         f"what the one in service does (only the metadata naming the run "
+                                         "differs), so no new version was published (phones would download "
+                                         "the same model under a new number).")
             return run_finish(run, reporter, status=RunStatus.SUCCEEDED, outcome=RunOutcome.IDENTICAL)
         with reporter.timed("gate"):
             passed = training_run_gate(run=run, result=result, test=examples["test"], folder=tmp_path / "in-service",

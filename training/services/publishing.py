@@ -118,14 +118,17 @@ def model_version_identical_in_service(*, result: ml.TrainResult) -> ModelVersio
 
     Then publishing would make phones download the same model again under a new number. Files are
     compared byte for byte, and otherwise by ``content_sha256`` (the model without its metadata, which
-    names the run that wrote it). Another Core ML package needs no own check: it is converted from the
-    same weights.
+    names the run that wrote it). A Core ML package needs no own check (it is converted from the same
+    weights), but a run that has one where the version in service has none is not identical: it brings
+    iOS its first file.
     """
     current = ModelVersion.objects.filter(in_service=True, status=VersionStatus.PUBLISHED).first()
     if current is None or list(current.labels) != list(result.labels):
         return None
     served = {f.variant: f for f in current.files.all() if f.model_key.endswith(".tflite")}
     if set(served) != set(result.variants):
+        return None
+    if result.coreml is not None and not current.files.filter(variant=ml.COREML).exists():
         return None
     for name, vr in result.variants.items():
         if served[name].sha256 == vr.sha256:
