@@ -91,3 +91,11 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     [rows] = list(_tables(sample))
     assert [_cells(line) for _, line in rows] == [2, 2, 3]
     assert list(_links(sample)) == ["../elsewhere.md"]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_it_cites_no_slide_number_a_reader_cannot_see(path):
+    """The talk's slides are not in the repository: "slide 20" means nothing to a reader; say what it says."""
+    cited = [f"line {n}: {line.strip()[:80]}" for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"\bslides? \d", line, re.IGNORECASE)]
+    assert not cited, "\n".join(cited)

@@ -68,9 +68,9 @@ def novelty_award(*, now: dt.datetime | None = None, progress: bool = False) -> 
     label_ids = [lid for lid, ids in by_label.items() if any(pid not in scored for pid in ids)]
     iterator = label_ids
     if progress:
-        from tqdm import tqdm
+        from config.progress import progress_bar  # a bar at a terminal, a line every few seconds in a log
 
-        iterator = tqdm(label_ids, desc="novelty", unit="label")
+        iterator = progress_bar(label_ids, desc="novelty", unit="label")
     for label_id in iterator:
         ids = by_label[label_id]
         if len(ids) < settings.NOVELTY_MIN_PHOTOS:

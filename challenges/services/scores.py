@@ -152,9 +152,9 @@ def _scores_recompute_portable(*, progress: bool, batch_size: int) -> int:
             if p or n]
     chunks = range(0, len(rows), batch_size)
     if progress:
-        from tqdm import tqdm
+        from config.progress import progress_bar  # a bar at a terminal, a line every few seconds in a log
 
-        chunks = tqdm(chunks, desc="scores", unit="batch")
+        chunks = progress_bar(chunks, desc="scores", unit="batch")
     for start in chunks:
         Score.objects.bulk_create(rows[start:start + batch_size])
     return len(rows)
