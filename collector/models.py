@@ -121,6 +121,12 @@ class PhotoQuerySet(models.QuerySet):
         return photo
 
 
+def volunteer_is(volunteer_id: int | None, user) -> bool:
+    """Whether the photo of ``volunteer_id`` was taken by ``user``: the rule behind Photo.is_owned_by, for
+    rows read without their Photo (galleries). A withdrawn photo (no volunteer) belongs to nobody."""
+    return volunteer_id is not None and volunteer_id == getattr(user, "pk", None)
+
+
 def photo_thumbnail_url(photo_id: int) -> str:
     """The thumbnail's path (the API view checks who may see it: owner, reviewers, anyone once public)."""
     return reverse("photo-thumbnail", kwargs={"photo_id": photo_id})
@@ -206,7 +212,7 @@ class Photo(models.Model):
 
     def is_owned_by(self, user) -> bool:
         """Whether ``user`` took this photo (never true for a withdrawn photo, whose owner is gone)."""
-        return self.volunteer_id is not None and self.volunteer_id == getattr(user, "pk", None)
+        return volunteer_is(self.volunteer_id, user)
 
     @property
     def thumbnail_url(self) -> str:

@@ -6,6 +6,7 @@ from django.db.models import Count, Q, QuerySet
 
 from collector.models import Label, Photo, PhotoStatus, Volunteer
 from collector.models import photo_thumbnail_url  # noqa: F401  (the one thumbnail URL rule, for other apps)
+from collector.models import volunteer_is  # noqa: F401  (the one "who took this photo" rule, for other apps)
 
 
 def label_list_active() -> QuerySet[Label]:

@@ -187,6 +187,24 @@ class TestRolloutAdmin:
         admin_client.post(url, {"action": "rollback"})
         assert Rollout.objects.get().state == RolloutState.ROLLED_BACK
 
+    def test_staff_halt_a_rollout_and_complete_another_from_the_admin(self, admin_client):
+        published(1, in_service=True)
+        v2 = published(2)
+        url = f"/admin/training/modelversion/{v2.pk}/rollout/"
+        admin_client.post(url, {"action": "start", "percent": "10"})
+        assert "Halt the rollout of v2?" in admin_client.get(url, {"action": "halt"}).content.decode()
+        assert Rollout.objects.get().state != RolloutState.HALTED  # asking is not doing
+        admin_client.post(url, {"action": "halt"})
+        assert Rollout.objects.get().state == RolloutState.HALTED
+        assert APIClient().get("/api/v1/models/latest/", HTTP_X_INSTALL_ID="any-phone").json()["version"] == 1
+        admin_client.post(url, {"action": "rollback"})  # a halted rollout is still open: end it to start another
+        v3 = published(3)
+        url = f"/admin/training/modelversion/{v3.pk}/rollout/"
+        admin_client.post(url, {"action": "start", "percent": "20"})
+        admin_client.post(url, {"action": "complete"})
+        assert Rollout.objects.get(model_version=v3).state == RolloutState.COMPLETE
+        assert APIClient().get("/api/v1/models/latest/").json()["version"] == 3
+
     def test_a_bad_percentage_changes_nothing(self, admin_client):
         published(1, in_service=True)
         v2 = published(2)
