@@ -400,7 +400,9 @@ SCHEDULER_JOBS.append(
      "hour": CHALLENGE_ROTATE_AT[0], "minute": CHALLENGE_ROTATE_AT[1]}
 )
 SCHEDULER_JOBS.append(
-    {"id": "challenges_compact", "command": ["challenges_compact"],
+    # Also opens today's challenge when none is open (labels imported after the
+    # rotation ran): run_at_start so a restarted scheduler asks at once.
+    {"id": "challenges_compact", "command": ["challenges_compact"], "run_at_start": True,
      "hour": "*", "minute": f"*/{CHALLENGE_COMPACT_EVERY_MINUTES}"}
 )
 # --- newsletter (issue 5) -------------------------------------------------

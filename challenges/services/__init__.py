@@ -13,6 +13,7 @@ behind it may move without their callers changing.
 
 from challenges.services.challenges import (
     LabelChoice, challenge_create, challenge_entry_check, challenge_label_choose, challenge_open_for_today,
+    challenge_open_if_none,
 )
 from challenges.services.features import photo_feature, photo_unfeature
 from challenges.services.novelty import NoveltyResult, novelty_award, novelty_points
@@ -26,6 +27,7 @@ from challenges.services.votes import VoteResult, vote_cast, vote_withdraw
 
 __all__ = [
     "LabelChoice", "challenge_create", "challenge_entry_check", "challenge_label_choose", "challenge_open_for_today",
+    "challenge_open_if_none",
     "photo_feature", "photo_unfeature",
     "NoveltyResult", "novelty_award", "novelty_points",
     "bootstrap_points_take_back", "on_photo_status_changed", "photo_points_revoke", "photo_points_settle",

@@ -104,6 +104,20 @@ def challenge_open_for_today(*, now: dt.datetime | None = None) -> Challenge | N
     return challenge
 
 
+def challenge_open_if_none(*, now: dt.datetime | None = None) -> Challenge | None:
+    """Open the current day's challenge when none is open yet; the challenge it opened, else None.
+
+    The rotate job opens it at CHALLENGE_ROTATE_AT (and when the scheduler
+    starts); this catches the installation whose labels came after that run
+    (README's first steps import them after `make run`). One indexed query when
+    a challenge is open, so the scheduler can ask every few minutes.
+    """
+    now = now or timezone.now()
+    if Challenge.objects.filter(date=periods.challenge_date_at(now), opened_at__isnull=False).exists():
+        return None
+    return challenge_open_for_today(now=now)
+
+
 def challenge_entry_check(*, challenge_id, label: Label, now: dt.datetime) -> Challenge:
     """Refuse (Unprocessable) an upload entering a challenge that is unknown, not open at ``now``, or for another label."""
     try:

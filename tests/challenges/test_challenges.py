@@ -93,6 +93,30 @@ class TestRotateCommand:
         assert challenge.ends_at == dt.datetime(2026, 3, 11, tzinfo=UTC)
         assert "mug" in out.getvalue()
 
+    def test_labels_imported_after_the_rotation_get_a_challenge_at_the_next_compaction(self, settings):
+        # README's first steps: `make run` (the scheduler rotates at once, with no label yet), then labels_import.
+        out = StringIO()
+        call_command("challenges_rotate", stdout=out)
+        assert "No active label" in out.getvalue() and not Challenge.objects.exists()
+        make_label("mug", name="Mug")
+        out = StringIO()
+        call_command("challenges_compact", stdout=out)
+        challenge = Challenge.objects.get()
+        assert challenge.label.slug == "mug" and challenge.opened_at is not None
+        assert "No challenge was open: opened" in out.getvalue()
+        out = StringIO()
+        call_command("challenges_compact", stdout=out)  # one open: nothing more to do
+        assert "opened" not in out.getvalue() and Challenge.objects.count() == 1
+        job = next(j for j in settings.SCHEDULER_JOBS if j["id"] == "challenges_compact")
+        assert job["run_at_start"] is True  # a restarted scheduler asks at once, not minutes later
+
+    def test_a_challenge_planned_for_today_but_not_yet_opened_is_opened_by_the_compaction(self):
+        planned = make_challenge(label=make_label("mug"))
+        assert planned.opened_at is None
+        call_command("challenges_compact", stdout=StringIO())
+        planned.refresh_from_db()
+        assert planned.opened_at is not None and Challenge.objects.count() == 1
+
     def test_running_twice_creates_one_challenge(self):
         make_label("mug")
         call_command("challenges_rotate", "--now", "2026-03-10T00:00:05+00:00", stdout=StringIO())
