@@ -150,6 +150,42 @@ class TestReviewByKeyboard:
         assert page.js_errors == []
 
 
+BUTTON_LOOK = """(button) => {
+    const style = getComputedStyle(button);
+    const primary = getComputedStyle(document.documentElement).getPropertyValue("--default-button-bg").trim();
+    const probe = document.createElement("span");  // the variable's colour as the browser writes colours
+    probe.style.color = primary; document.body.appendChild(probe);
+    const primaryColour = getComputedStyle(probe).color; probe.remove();
+    return {background: style.backgroundColor, weight: Number(style.fontWeight), primary: primaryColour};
+}"""
+
+
+class TestApproveIsTheStrongestAction:
+    def test_approve_is_drawn_as_the_primary_button_and_no_weaker_than_reject_or_relabel(self, browser_as):
+        """The action a reviewer takes most is the admin's primary (default) button, bold, on the queue's cards,
+        its selection bar and a photo's own page; Reject and Relabel are the admin's ordinary buttons."""
+        photos, copy, decided = audit_data()
+        group_reviewer("rita")
+        page = browser_as("rita", "review-pass-1")
+        looks = {}
+        page.goto(QUEUE)
+        wait_for_pending_card(page)
+        card = page.locator(f"#photo-{photos[0].pk}")
+        looks["card approve"] = card.get_by_role("button", name="Approve").evaluate(BUTTON_LOOK)
+        looks["card reject"] = card.get_by_role("button", name="Reject…").evaluate(BUTTON_LOOK)
+        looks["selection approve"] = page.get_by_role("button", name="Approve selected").evaluate(BUTTON_LOOK)
+        page.goto(f"/admin/collector/photo/{copy.pk}/change/")
+        looks["page approve"] = page.locator("#approve-button").evaluate(BUTTON_LOOK)
+        looks["page reject"] = page.locator("#reject-button").evaluate(BUTTON_LOOK)
+        looks["page relabel"] = page.get_by_role("button", name="Relabel only").evaluate(BUTTON_LOOK)
+        for name in ("card approve", "selection approve", "page approve"):
+            assert looks[name]["background"] == looks[name]["primary"], (name, looks[name])
+            assert looks[name]["weight"] >= 700, (name, looks[name])
+        for name in ("card reject", "page reject", "page relabel"):
+            assert looks[name]["background"] != looks[name]["primary"], (name, looks[name])
+            assert looks[name]["weight"] < looks["page approve"]["weight"], (name, looks[name])
+
+
 def audit_data():
     """Enough rows that every review page has its tables, filters, history and near-duplicate links."""
     daisy, tulip = make_label("daisy"), make_label("tulip")
