@@ -60,7 +60,7 @@ def _row(row) -> dict | None:
 
 class LeaderboardApi(APIView):
     permission_classes = [permissions.AllowAny]
-    credentials_optional = True  # signed in, the caller's own row comes with the page
+    credentials_optional = "the caller's own row comes with the page (`own`)"
 
     @extend_schema(parameters=[LeaderboardQuery], responses={
         200: LeaderboardOutput,

@@ -226,7 +226,7 @@ class PhotoThumbnailApi(APIView):
     """The thumbnail's bytes: for the owner and reviewers, and for anyone once the photo is public."""
 
     permission_classes = [permissions.AllowAny]
-    credentials_optional = True  # the owner and reviewers see thumbnails of photos that are not public
+    credentials_optional = "the owner and reviewers also get thumbnails of photos not yet public"
 
     @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY}, tags=["photos"],
                    summary="A photo's thumbnail (JPEG)")

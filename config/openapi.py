@@ -19,9 +19,11 @@ declared on the view with ``extend_schema(responses={**error_responses(...)})``.
 Every 4xx/5xx response gets the one error body (``Error``, produced by
 config.errors). Public (AllowAny) operations are marked as needing no
 credentials (``security: []``: no lock), except views that answer more to a
-signed-in caller (``credentials_optional = True``: a thumbnail the caller
-owns, their own leaderboard row), whose credentials stay optional
-(``[{tokenAuth}, {cookieAuth}, {}]``) so generated clients still send them.
+signed-in caller (``credentials_optional = "what a signed-in caller also
+gets"``: a thumbnail the caller owns, their own leaderboard row), whose
+credentials stay optional (``[{tokenAuth}, {cookieAuth}, {}]``) so generated
+clients still send them, and whose description says they work without any
+(docs/decisions.md, issue 11).
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ class ApiSchema(AutoSchema):
         if self._is_public():
             # Not "[{}]" (auth optional): clients and Swagger UI then show no lock at all.
             operation["security"] = []
+        elif extra := getattr(self.view, "credentials_optional", None):
+            note = f"Public: works without credentials. Signed in, {extra}."
+            operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
         responses = operation["responses"]
         for status, description in self._implied_errors(operation).items():
             responses.setdefault(str(status), {"description": description})

@@ -60,7 +60,7 @@ class SubscribeApi(APIView):
     """Start a double opt-in. The answer is the same whether the address is new, pending or already confirmed."""
 
     permission_classes = [permissions.AllowAny]
-    credentials_optional = True  # signed in, the account's email is used when the body has none
+    credentials_optional = "the account's email is used when the body has none"
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "newsletter_subscribe"
 

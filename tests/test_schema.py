@@ -161,6 +161,7 @@ class TestSchemaDocumentsTheApi:
             security = ops[f"{method} {path}"]["security"]
             if getattr(instance, "credentials_optional", False):
                 assert {} in security, (method, path)
+                assert "Public: works without credentials. Signed in, " in ops[f"{method} {path}"]["description"]
             else:
                 assert security == [], (method, path)
         assert checked >= 10
