@@ -28,7 +28,7 @@ logger = logging.getLogger("crowdlens.errors")
 
 
 class ApiError(exceptions.APIException):
-    """An error with an explicit code and status: ``raise ApiError(422, "wrong_label", "...")``."""
+    """An error with an explicit code and status: ``raise ApiError(404, "no_challenge", "...")``."""
 
     def __init__(self, status_code: int, code: str, message: str, fields: dict | None = None):
         self.status_code = status_code

@@ -99,3 +99,72 @@ def test_it_cites_no_slide_number_a_reader_cannot_see(path):
     cited = [f"line {n}: {line.strip()[:80]}" for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if re.search(r"\bslides? \d", line, re.IGNORECASE)]
     assert not cited, "\n".join(cited)
+
+
+# --- README's error table against the codes the API sends --------------------------------------------------------
+
+API_APPS = ("collector", "challenges", "newsletter", "training", "pages", "config")
+# Codes raised where only a command or the admin reaches them, never an API request (why, each).
+NOT_FROM_THE_API = {
+    "no_such_user": "reviewers_group --add (a command)",
+    "takes_part": "photos_import's bootstrap account check (a command)",
+    "display_name_taken": "a free display name for a new account: sign-up answers 400 on fields.display_name first",
+    "password_only_whitespace": "a password validator's code: the API answers it as 400 invalid on fields.password",
+    "invalid_percent": "the rollout admin", "no_rollout": "the rollout admin", "no_model_in_service": "the rollout admin",
+    "already_in_service": "the rollout admin", "rollout_open": "the rollout admin",
+    "run_publishing": "cancelling a run in the admin", "run_finished": "cancelling a run in the admin",
+}
+
+
+def _readme_error_table() -> dict[str, set[str]]:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("| Status | When | Codes you will meet |")
+    table = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        table[cells[0]] = set(re.findall(r"`([a-z_]+)`", cells[2]))
+    return table
+
+
+def _source(apps=API_APPS) -> str:
+    return "\n".join(path.read_text(encoding="utf-8") for app in apps for path in (ROOT / app).rglob("*.py")
+                     if "migrations" not in path.parts)
+
+
+def _raised_codes() -> set[tuple[str, str]]:
+    """(code, status) for every domain error raised with a code and every ApiError or error response made with
+    one in the apps (a 500 is a bug, not part of the contract)."""
+    from collector.services.photos import _IMAGE_ERROR_KIND
+    from config.errors import STATUS_BY_KIND
+
+    statuses = {kind.__name__: str(status) for kind, status in STATUS_BY_KIND}
+    source = _source()
+    # One raise statement: from "raise Kind(" up to its code=, never across another raise.
+    found = {(code, statuses[kind]) for kind, code in re.findall(
+        r"raise (\w+)\((?:(?!raise ).)*?code=\"([a-z_]+)\"", source, flags=re.S) if kind in statuses}
+    found |= {(code, status) for status, code in re.findall(r"(?:ApiError|error_response)\((\d{3}), \"([a-z_]+)\"", source)}
+    found |= {(code, statuses[kind.__name__]) for code, kind in _IMAGE_ERROR_KIND.items()}
+    return {(code, status) for code, status in found if status != "500"}
+
+
+def test_readme_lists_every_error_code_the_api_sends_under_its_status():
+    table = _readme_error_table()
+    missing = sorted((code, status) for code, status in _raised_codes()
+                     if code not in NOT_FROM_THE_API and code not in table.get(status, set()))
+    assert missing == [], f"README's error table lacks these (code, status): {missing}"
+
+
+def test_readme_names_no_error_code_the_api_never_sends():
+    from rest_framework import exceptions
+
+    from config.errors import _DEFAULT_CODES
+
+    source = _source()
+    drf = {cls.default_code for cls in vars(exceptions).values()
+           if isinstance(cls, type) and issubclass(cls, exceptions.APIException)}
+    sent = {code for code, _ in _raised_codes()} | set(_DEFAULT_CODES.values()) | drf
+    invented = {code for codes in _readme_error_table().values() for code in codes
+                if code not in sent and f'"{code}"' not in source}
+    assert invented == set()
