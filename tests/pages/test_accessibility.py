@@ -195,3 +195,47 @@ class TestCameraPageForScreenReaders:
             assert_accessible(page, "camera page after an upload")
         finally:
             context.close()
+
+
+def test_the_pages_a_link_or_a_mistake_lands_on_have_no_axe_violation(chromium, live_server, site, settings):
+    """Pages reached from an email or by a mistake: the newsletter's confirm and unsubscribe pages (before and
+    after their button, and with a broken link), a page that does not exist and the sign-in lock-out."""
+    from newsletter import services as newsletter_services
+    from newsletter import tokens
+
+    from newsletter.models import Subscriber
+
+    newsletter_services.subscriber_subscribe(email="reader@example.org")
+    subscriber = Subscriber.objects.get(email="reader@example.org")
+    settings.LOGIN_FAILURE_LIMIT = settings.AXES_FAILURE_LIMIT = 2
+    for viewport in WIDTHS.values():
+        context, page = _browser_page(chromium, live_server, viewport)
+        where = f"at {viewport['width']} px"
+        try:
+            page.goto(f"/newsletter/confirm/{tokens.confirm_token(subscriber.pk)}/")
+            assert_accessible(page, f"newsletter confirm {where}")
+            page.get_by_role("button").first.click()
+            page.wait_for_load_state()
+            assert_accessible(page, f"newsletter confirmed {where}")
+            page.goto(f"/newsletter/unsubscribe/{tokens.unsubscribe_token(subscriber.pk)}/")
+            assert_accessible(page, f"newsletter unsubscribe {where}")
+            page.get_by_role("button").first.click()
+            page.wait_for_load_state()
+            assert_accessible(page, f"newsletter unsubscribed {where}")
+            page.goto("/newsletter/unsubscribe/not-a-token/")
+            assert_accessible(page, f"newsletter broken link {where}")
+            assert page.goto("/no-such-page/").status == 404
+            assert_accessible(page, f"404 {where}")
+            for _ in range(3):
+                page.goto("/signin/")
+                page.get_by_label("Display name").fill("maria")
+                page.get_by_label("Password").fill("not-her-password")
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_load_state()
+            assert "Too many failed sign-ins" in page.content()
+            assert_accessible(page, f"locked out {where}")
+        finally:
+            context.close()
+        from axes.models import AccessAttempt
+
+        AccessAttempt.objects.all().delete()
