@@ -9,14 +9,19 @@ end. Entries further left were written by the client itself and are never
 believed. A chain shorter than that (a request that bypassed a proxy, such as
 a health check) yields its leftmost entry.
 
-DRF's throttles apply the same rule through NUM_PROXIES (set from the same
-variable in settings); tests/hardening/test_client_ip.py checks that DRF's
-get_ident and this function agree, so the rule is written once here and DRF's
-copy cannot drift from it unnoticed. django-axes reaches it through
-AXES_CLIENT_IP_CALLABLE.
+The chosen hop must be an IP address. Anything else ("unknown", a name, an
+address with a port, garbage a client put where a proxy was expected) is not
+believed: the client is then REMOTE_ADDR, the nearest proxy. Otherwise every
+distinct string would be a fresh throttle and lock-out bucket.
+
+The throttles (config.throttling) and django-axes (AXES_CLIENT_IP_CALLABLE)
+both call this function, so the rule is written once. DRF's NUM_PROXIES is set
+from the same variable for any DRF class used directly.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from django.conf import settings
 
@@ -28,5 +33,9 @@ def client_ip(request) -> str:
     if not trusted or not forwarded:
         return remote_addr
     hops = forwarded.split(",")  # REMOTE_ADDR, the last proxy, is hop N itself
-    return hops[-min(trusted, len(hops))].strip()
+    chosen = hops[-min(trusted, len(hops))].strip()
+    try:
+        return str(ipaddress.ip_address(chosen))
+    except ValueError:
+        return remote_addr
 

@@ -50,7 +50,10 @@ def _storage():
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
             raise RuntimeError(f"{folder} is not a writable folder")
         return
-    storage.exists("healthz-probe")  # S3: one HEAD request; a missing key is an answer too
+    # S3: one HEAD request on the bucket. Not exists() on a key: a HEAD of a key in a bucket that
+    # does not exist answers 404 too, which exists() reads as "no such key", so a deleted or
+    # misnamed bucket would pass. HeadBucket needs s3:ListBucket, which storage_sweep needs anyway.
+    storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
 
 
 CHECKS = {"database": _database, "cache": _cache, "storage": _storage}

@@ -20,6 +20,8 @@ import uuid
 
 from rest_framework import throttling
 
+from config.client_ip import client_ip
+
 LOCK_SECONDS = 5
 WAIT_SECONDS = 2.0
 _FIRST_POLL_SECONDS, _MAX_POLL_SECONDS = 0.0005, 0.005  # a decision holds the lock ~1 ms: look again soon
@@ -28,6 +30,10 @@ _FIRST_POLL_SECONDS, _MAX_POLL_SECONDS = 0.0005, 0.005  # a decision holds the l
 class _TakingTurns(throttling.SimpleRateThrottle):
     """One decision at a time per cache key. Listed after DRF's class, so that a ScopedRateThrottle
     has read its view's scope and rate before this runs (MRO: DRF's class, this, SimpleRateThrottle)."""
+
+    def get_ident(self, request):
+        """The client as config.client_ip decides (the one rule, a validated address), not DRF's copy of it."""
+        return client_ip(request)
 
     def allow_request(self, request, view):
         if self.rate is None:

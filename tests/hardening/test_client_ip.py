@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 
 from config.client_ip import client_ip
+from collector.throttles import UploadThrottle
+from config.throttling import ScopedRateThrottle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +44,12 @@ CASES = [
     (2, "6.6.6.6, 198.51.100.7, 10.0.0.2", "10.0.0.1", "198.51.100.7"),
     (2, "198.51.100.7", "10.0.0.1", "198.51.100.7"),  # shorter than the proxies: its leftmost entry
     (3, "2001:db8::1, 10.0.0.3, 10.0.0.2", "10.0.0.1", "2001:db8::1"),
+    # Not an address where one is expected: not believed, the nearest proxy is the client.
+    (1, "not-an-address", "10.0.0.1", "10.0.0.1"),
+    (1, "198.51.100.7, unknown", "10.0.0.1", "10.0.0.1"),
+    (1, "198.51.100.7:4711", "10.0.0.1", "10.0.0.1"),
+    (2, "evil.example, 10.0.0.2", "10.0.0.1", "10.0.0.1"),
+    (1, "2001:DB8:0:0::7", "10.0.0.1", "2001:db8::7"),  # written one way, whatever the spelling
 ]
 
 
@@ -53,8 +60,8 @@ class TestClientIp:
         extra = {"REMOTE_ADDR": remote, **({"HTTP_X_FORWARDED_FOR": xff} if xff is not None else {})}
         request = RequestFactory().get("/", **extra)
         assert client_ip(request) == expected
-        # DRF's throttles key on the same address (NUM_PROXIES follows TRUSTED_PROXY_COUNT).
-        assert BaseThrottle().get_ident(request) == expected
+        # The throttles key on the same address.
+        assert ScopedRateThrottle().get_ident(request) == UploadThrottle().get_ident(request) == expected
 
 
 def _settings_value(expr: str, **env) -> subprocess.CompletedProcess:
