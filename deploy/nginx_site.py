@@ -7,7 +7,7 @@
 The upload limit comes from the settings the web hosts run with (PHOTO_MAX_BYTES
 and REQUEST_MAX_BYTES), so nginx and Django refuse the same bodies; render again
 after changing PHOTO_MAX_BYTES. deploy/nginx/crowdlens.conf.example is this
-script's output for the defaults (tests/test_deploy.py checks they agree).
+script's output for the defaults (tests/deploy/test_nginx_site.py checks they agree).
 """
 
 from __future__ import annotations
@@ -37,6 +37,13 @@ def render(*, server_name: str, upstreams: list[str], http_port: int = 80, https
 
     if not upstreams:
         raise ValueError("at least one upstream web host is needed")
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted < 1:
+        raise ValueError(
+            "TRUSTED_PROXY_COUNT is 0 in the web hosts' settings, but this nginx is a proxy in front of them: "
+            "every client would share nginx's address (one throttle, one sign-in lock-out for all). "
+            "Set TRUSTED_PROXY_COUNT=1 in /etc/crowdlens.env (2 with a load balancer in front of nginx) "
+            "and render again.")
     too_large = {"error": {"code": "too_large", "fields": {},
                            "message": f"The upload is larger than the limit of {settings.PHOTO_MAX_BYTES} bytes."}}
     values = {
@@ -55,6 +62,10 @@ def render(*, server_name: str, upstreams: list[str], http_port: int = 80, https
         "static_url": settings.STATIC_URL,
         "static_root": str(static_root or settings.STATIC_ROOT).rstrip("/"),
         "proxy_headers": str(proxy_headers or PROXY_HEADERS),
+        "trusted_proxy_count": str(trusted),
+        "proxy_chain": ("nginx is the only proxy; the web hosts take the right-most address" if trusted == 1 else
+                        f"{trusted - 1} more in front of nginx, each appending what it saw; the web hosts take the "
+                        f"address {trusted} from the right"),
     }
     return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], TEMPLATE.read_text(encoding="utf-8"))
 
@@ -63,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE.parent))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
 
-    default_name = urlsplit(settings.SITE_URL).hostname or "localhost"
+    try:
+        default_name = urlsplit(settings.SITE_URL).hostname or "localhost"
+    except ImproperlyConfigured as exc:  # the web hosts' environment is what it renders for: say what is missing
+        sys.stderr.write(f"nginx_site: {exc}\n(run it with the environment the web hosts use, /etc/crowdlens.env)\n")
+        return 2
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server-name", default=default_name, help=f"default: SITE_URL's host ({default_name})")
     parser.add_argument("--upstream", action="append", default=[], metavar="HOST:PORT",
@@ -77,11 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy-headers", help=f"path of proxy_headers.conf (default: {PROXY_HEADERS})")
     args = parser.parse_args(argv)
     live = f"/etc/letsencrypt/live/{args.server_name}"
-    sys.stdout.write(render(server_name=args.server_name, upstreams=args.upstream or ["127.0.0.1:8000"],
-                            http_port=args.http_port, https_port=args.https_port,
-                            certificate=args.certificate or f"{live}/fullchain.pem",
-                            certificate_key=args.certificate_key or f"{live}/privkey.pem",
-                            static_root=args.static_root, proxy_headers=args.proxy_headers))
+    try:
+        site = render(server_name=args.server_name, upstreams=args.upstream or ["127.0.0.1:8000"],
+                      http_port=args.http_port, https_port=args.https_port,
+                      certificate=args.certificate or f"{live}/fullchain.pem",
+                      certificate_key=args.certificate_key or f"{live}/privkey.pem",
+                      static_root=args.static_root, proxy_headers=args.proxy_headers)
+    except ValueError as exc:
+        sys.stderr.write(f"nginx_site: {exc}\n")
+        return 2
+    sys.stdout.write(site)
     return 0
 
 

@@ -16,12 +16,18 @@ EXAMPLE_ARGS = ["--upstream", "10.0.0.11:8000", "--upstream", "10.0.0.12:8000", 
 
 
 def render(*args: str, **env: str) -> str:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PHOTO_", "STATIC_", "DJANGO_SETTINGS"))}
-    result = subprocess.run([sys.executable, "deploy/nginx_site.py", *args], cwd=ROOT, capture_output=True, text=True,
-                            env={**base, "SECRET_KEY": "x", "SITE_URL": "https://crowdlens.example.org", **env},
-                            timeout=120)
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("PHOTO_", "STATIC_", "DJANGO_SETTINGS", "TRUSTED_PROXY"))}
+    result = run_renderer(*args, base=base, **env)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def run_renderer(*args: str, base: dict, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "deploy/nginx_site.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**base, "SECRET_KEY": "x", "SITE_URL": "https://crowdlens.example.org",
+                               "TRUSTED_PROXY_COUNT": "1", **env},
+                          timeout=120)
 
 
 def directive(conf: str, name: str) -> str:
@@ -45,6 +51,27 @@ class TestNginxSite:
         # Appended, never replaced: with TRUSTED_PROXY_COUNT=1 the web hosts take the right-most address.
         assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in headers
         assert "proxy_set_header X-Forwarded-Proto $scheme;" in headers
+
+    def test_it_refuses_web_hosts_that_trust_no_proxy(self):
+        """nginx in front and TRUSTED_PROXY_COUNT=0: every client would be nginx's address to the web hosts."""
+        done = run_renderer(base={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+                            TRUSTED_PROXY_COUNT="0")
+        assert done.returncode == 2 and done.stdout == ""
+        assert "TRUSTED_PROXY_COUNT is 0" in done.stderr and "Set TRUSTED_PROXY_COUNT=1" in done.stderr
+
+    def test_it_says_which_proxy_chain_it_was_rendered_for(self):
+        assert "Rendered for TRUSTED_PROXY_COUNT=1: nginx is the only proxy" in render()
+        two = render(TRUSTED_PROXY_COUNT="2")
+        assert "Rendered for TRUSTED_PROXY_COUNT=2: 1 more in front of nginx" in two
+        assert "take the address 2 from the right" in two
+
+    def test_plain_http_passes_both_health_checks_and_redirects_the_rest(self):
+        conf = render()
+        plain = conf[conf.index("listen 80;"):conf.index("listen 443 ssl")]
+        health = re.search(r"location ~ (\S+) \{\s*proxy_pass http://crowdlens_web;", plain).group(1)
+        assert [bool(re.search(health, p)) for p in ("/healthz", "/healthz/live", "/healthz/x", "/healthzz", "/")] == [
+            True, True, False, False, False]
+        assert "return 301 https://" in plain
 
     @pytest.mark.skipif(not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists(),
                         reason="Debian's nginx is not installed (deploy/ensure-test-tools.sh installs it)")
