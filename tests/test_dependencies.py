@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Package: the first version without the advisories that made us pin it (pyproject's comment says which).
-AT_LEAST = {"pillow": (12, 2), "setuptools": (78, 1, 1), "django": (5, 2, 19)}
+AT_LEAST = {"pillow": (12, 2), "setuptools": (78, 1, 1)}
 
 
 def _name(requirement: str) -> str:
