@@ -7,7 +7,9 @@ N-1 over the rate. Here that read-decide-write runs under a per-client lock take
 ``add`` (Redis' ``SET NX``; the database cache's INSERT on its primary key), so requests of one client
 take turns; different clients never wait for each other.
 
-The lock expires by itself (``LOCK_SECONDS``) should a worker die holding it. A request that cannot
+The lock expires by itself (``LOCK_SECONDS``) should a worker die holding it; that is shorter than a
+request waits for it (``WAIT_SECONDS``), so the requests of a client whose previous request died with
+its host (the deployment test kills one mid-upload) get the lock, not a 429. A request that cannot
 get the lock within ``WAIT_SECONDS`` (a burst of one client far beyond any phone's) is refused as
 throttled: on doubt a limit refuses, and the answer is the throttle's usual 429 with Retry-After.
 Every app imports its throttles from here (docs/operations.md, "Counters every worker shares").
@@ -22,8 +24,8 @@ from rest_framework import throttling
 
 from config.client_ip import client_ip
 
-LOCK_SECONDS = 5
-WAIT_SECONDS = 2.0
+LOCK_SECONDS = 1  # a decision holds it ~1 ms; a dead worker's lock frees itself within a second
+WAIT_SECONDS = 2.0  # longer than LOCK_SECONDS (see above)
 _FIRST_POLL_SECONDS, _MAX_POLL_SECONDS = 0.0005, 0.005  # a decision holds the lock ~1 ms: look again soon
 
 

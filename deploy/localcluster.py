@@ -2,13 +2,20 @@
 
 Used by the deployment test (tests/deploy/test_cluster.py) and bench/nginx_upload.py:
 
-    with LocalCluster(Path(tmp), web_hosts=2) as cluster:   # PostgreSQL and Redis must already run
+    with LocalCluster(Path(tmp), web_hosts=2, services="own") as cluster:  # its own PostgreSQL and Redis
         cluster.start_web()                                  # migrate, collectstatic, gunicorn per host, nginx
         requests.get(cluster.url("/healthz"), verify=cluster.ca_file)
         cluster.start_scheduler(); cluster.start_trainworker()
 
-- PostgreSQL (``pg_url``, a fresh database created and dropped here) and Redis
-  (``redis_url``, one database number, emptied at start) are shared by all.
+- PostgreSQL and Redis are shared by all. ``services="own"`` (the test) starts
+  both as child processes on free ports: a throw-away PostgreSQL cluster
+  (initdb into a temporary folder, removed at close; run as the ``postgres``
+  user when we are root, since PostgreSQL refuses to run as root) and a
+  redis-server that keeps nothing on disk. ``services="machine"`` (the default,
+  bench/nginx_upload.py) uses the servers already running on the machine:
+  ``pg_url`` (a fresh database created and dropped here) and ``redis_url``
+  (one database number, emptied at start). ``own_services_missing()`` says
+  what "own" lacks (deploy/ensure-test-tools.sh installs it).
 - S3: moto's server mode as its own process; a fresh bucket.
 - Each web "host" is a gunicorn (deploy/gunicorn.conf.py) on its own port with
   its own CROWDLENS_VAR_DIR; nginx runs the site rendered by
@@ -24,11 +31,14 @@ production) plus its per-host bits; logs go to ``<root>/<name>.log``.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,10 +65,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(check, *, timeout: float, what: str, interval: float = 0.3):
+def wait_for(check, *, timeout: float, what: str, interval: float = 0.3, process: subprocess.Popen | None = None):
+    """Call ``check`` until it returns something true; with ``process``, give up as soon as that process is gone."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before it was ready (last error: {last!r})")
         try:
             result = check()
             if result:
@@ -69,14 +82,55 @@ def wait_for(check, *, timeout: float, what: str, interval: float = 0.3):
     raise TimeoutError(f"{what} not ready after {timeout:.0f} s (last error: {last!r})")
 
 
+def postgres_bin_dir() -> Path | None:
+    """The folder of the PostgreSQL server programs (initdb, postgres): initdb's on PATH, else the newest
+    /usr/lib/postgresql/<version>/bin (Debian keeps them off PATH)."""
+    initdb = shutil.which("initdb")
+    if initdb and (Path(initdb).resolve().parent / "postgres").exists():
+        return Path(initdb).resolve().parent
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb") if (p.parent / "postgres").exists()]
+    version = lambda path: [int(n) for n in re.findall(r"\d+", path.parent.name)]  # noqa: E731
+    return max(found, key=version) if found else None
+
+
+def redis_server() -> str | None:
+    return shutil.which("redis-server") or next(
+        (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.access(p, os.X_OK)), None)
+
+
+def own_services_missing() -> list[str]:
+    """What ``services="own"`` needs and this machine lacks (empty when nothing)."""
+    missing = []
+    if postgres_bin_dir() is None:
+        missing.append("the PostgreSQL server (initdb, postgres)")
+    elif os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            missing.append("the postgres user (PostgreSQL refuses to run as root)")
+    if redis_server() is None:
+        missing.append("redis-server")
+    return missing
+
+
 class LocalCluster:
-    def __init__(self, root: Path, *, web_hosts: int = 2, pg_url: str = "postgres://postgres@127.0.0.1:5432",
-                 redis_url: str = "redis://127.0.0.1:6379/13", env: dict[str, str] | None = None,
-                 gunicorn_workers: int = 2):
+    def __init__(self, root: Path, *, web_hosts: int = 2, services: str = "machine",
+                 pg_url: str = "postgres://postgres@127.0.0.1:5432", redis_url: str = "redis://127.0.0.1:6379/13",
+                 env: dict[str, str] | None = None, gunicorn_workers: int = 2):
+        if services not in ("own", "machine"):
+            raise ValueError(f"services must be 'own' or 'machine', not {services!r}")
         self.root = Path(root)
+        self.services = services
         self.db_name = f"crowdlens_cluster_{secrets.token_hex(4)}"
+        if services == "own":  # our own servers, on ports of their own (started in __enter__)
+            pg_url = f"postgres://postgres@127.0.0.1:{free_port()}"
+            redis_url = f"redis://127.0.0.1:{free_port()}/0"
         self.pg_url = pg_url.rstrip("/")
         self.redis_url = redis_url
+        self.pg_data: Path | None = None  # own PostgreSQL's temporary folder
+        self.startup_seconds: dict[str, float] = {}  # own services: how long each took to answer
         self.web_ports = [free_port() for _ in range(web_hosts)]
         self.http_port, self.https_port = free_port(), free_port()
         self.gunicorn_workers = gunicorn_workers
@@ -112,6 +166,9 @@ class LocalCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         self.secret_key = secrets.token_urlsafe(50)
         try:
+            if self.services == "own":
+                self._postgres_start()
+                self._redis_start()
             self._database_create()
             self._redis_empty()
             self._s3_start()
@@ -126,13 +183,20 @@ class LocalCluster:
 
     def close(self) -> None:
         for name in reversed(list(self.processes)):
-            self.stop(name)
+            # PostgreSQL's SIGTERM waits for every client to leave; SIGINT is its fast shutdown.
+            self.stop(name, signal.SIGINT if name == "postgres" else signal.SIGTERM)
+        if self.services == "own":
+            self._db_created = False  # went with the server
+            if self.pg_data is not None:
+                shutil.rmtree(self.pg_data, ignore_errors=True)
+                self.pg_data = None
         self._database_drop()
 
-    def spawn(self, name: str, argv: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    def spawn(self, name: str, argv: list[str], *, cwd: Path, env: dict[str, str], **popen) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "ab")
         # Its own session: "killing the host" kills the whole process group (gunicorn's workers too).
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   **popen)
         log.close()
         self.processes[name] = process
         return process
@@ -163,6 +227,63 @@ class LocalCluster:
         return "\n".join(f"----- {name} -----\n{self.log(name)}" for name in self.processes)
 
     # --- shared services ---------------------------------------------------------------
+    def _postgres_start(self) -> None:
+        """A throw-away PostgreSQL cluster of our own: initdb into a temporary folder, then the server as a child.
+
+        The folder comes from tempfile (not from the cluster's root: pytest's /tmp/pytest-of-root is mode 700, out
+        of the postgres user's reach). Neither initdb nor the server runs as root, so as root both run as postgres."""
+        import psycopg
+
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            raise RuntimeError("PostgreSQL's server programs are not installed (deploy/ensure-test-tools.sh)")
+        started = time.monotonic()
+        self.pg_data = Path(tempfile.mkdtemp(prefix="crowdlens-cluster-pg-"))
+        as_user: dict = {}
+        if os.geteuid() == 0:
+            import pwd
+
+            postgres = pwd.getpwnam("postgres")
+            os.chown(self.pg_data, postgres.pw_uid, postgres.pw_gid)
+            as_user = {"user": postgres.pw_uid, "group": postgres.pw_gid, "extra_groups": []}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(self.pg_data)}
+        initdb = subprocess.run(
+            [str(bin_dir / "initdb"), "-D", str(self.pg_data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+             "--locale=C", "--no-sync"],
+            cwd=self.pg_data, env=env, capture_output=True, text=True, timeout=300, **as_user)
+        (self.root / "postgres-initdb.log").write_text(initdb.stdout + initdb.stderr)
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout}\n{initdb.stderr}")
+        initialised = time.monotonic()
+        port = self.pg_url.rsplit(":", 1)[1]
+        process = self.spawn(
+            "postgres",
+            [str(bin_dir / "postgres"), "-D", str(self.pg_data), "-p", port, "-k", str(self.pg_data),
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "full_page_writes=off"],
+            cwd=self.pg_data, env=env, **as_user)
+        wait_for(lambda: psycopg.connect(f"{self.pg_url}/postgres", connect_timeout=2).close() or True,
+                 timeout=120, what="PostgreSQL", process=process)
+        self.startup_seconds["postgres initdb"] = initialised - started
+        self.startup_seconds["postgres"] = time.monotonic() - started
+
+    def _redis_start(self) -> None:
+        import redis
+
+        executable = redis_server()
+        if executable is None:
+            raise RuntimeError("redis-server is not installed (deploy/ensure-test-tools.sh)")
+        started = time.monotonic()
+        port = self.redis_url.rsplit(":", 1)[1].split("/")[0]
+        folder = self.host_folder("redis")
+        # Nothing on disk: no RDB snapshots, no append-only file.
+        process = self.spawn("redis", [executable, "--port", port, "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no", "--dir", str(folder)], cwd=folder,
+                             env={k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")})
+        wait_for(lambda: redis.Redis.from_url(self.redis_url, socket_connect_timeout=2).ping(), timeout=60,
+                 what="Redis", process=process)
+        self.startup_seconds["redis"] = time.monotonic() - started
+
     def _database_create(self) -> None:
         import psycopg
 

@@ -22,6 +22,14 @@ class DbFeatureStore:
             found.update({row.sha256: bytes(row.data) for row in rows.only("sha256", "data")})
         return found
 
+    def present(self, keys: list[str], cache_id: str) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), self.chunk):
+            found.update(FeatureCache.objects.filter(cache_id=cache_id, sha256__in=unique[i:i + self.chunk])
+                         .values_list("sha256", flat=True))
+        return found
+
     def put_many(self, items: dict[str, bytes], cache_id: str) -> None:
         rows = [FeatureCache(sha256=k, cache_id=cache_id, data=v) for k, v in items.items()]
         for i in range(0, len(rows), self.chunk):

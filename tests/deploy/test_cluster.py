@@ -1,10 +1,12 @@
 """Proof of docs/deploy.md: Crowdlens as separate processes, as it runs across hosts.
 
-PostgreSQL (a fresh database on 127.0.0.1:5432) and Redis (127.0.0.1:6379)
-already run on the machine; deploy/localcluster.py starts moto's S3 server,
-two gunicorn "hosts" behind nginx (Debian's, the site from deploy/nginx/),
-the scheduler and a trainworker, each in its own folder. Everything the
-tests do goes through nginx over TLS, as a phone's requests would.
+deploy/localcluster.py starts, as separate processes on free ports, its own
+PostgreSQL (a throw-away cluster, run as the postgres user when the tests run
+as root) and Redis, moto's S3 server, two gunicorn "hosts" behind nginx
+(Debian's, the site from deploy/nginx/), the scheduler and a trainworker,
+each in its own folder; nothing depends on servers already running on the
+machine. Everything the tests do goes through nginx over TLS, as a phone's
+requests would.
 """
 
 from __future__ import annotations
@@ -35,18 +37,15 @@ PHOTOS_PER_LABEL = 8
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from deploy.localcluster import LocalCluster
+    from deploy.localcluster import LocalCluster, own_services_missing
 
-    try:
-        import psycopg
-
-        psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", connect_timeout=3).close()
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL is not running on 127.0.0.1:5432: {exc}")
+    missing = own_services_missing()
+    if missing:
+        pytest.skip(f"Not installed: {', '.join(missing)} (deploy/ensure-test-tools.sh installs them)")
     root = tmp_path_factory.mktemp("cluster")
     env = {"SIGNUP_RATE": f"{SIGNUP_RATE}/hour", "PHOTO_UPLOAD_RATE": "1000/hour",
            "PHOTO_MAX_BYTES": str(2 * 1024 * 1024)}
-    with LocalCluster(root, web_hosts=2, env=env) as cluster:
+    with LocalCluster(root, web_hosts=2, services="own", env=env) as cluster:
         try:
             cluster.start_web()
             yield cluster
@@ -162,6 +161,19 @@ class TestAcrossHosts:
         assert response.getheader("Content-Type").startswith("application/json")
         assert b'"code":"too_large"' in body and b"2097152 bytes" in body
 
+    def test_plain_http_answers_both_health_checks_and_redirects_the_rest_to_https(self, cluster):
+        """A load balancer probing nginx's port 80 gets the readiness and the liveness answer, not a redirect."""
+        answers = {}
+        for path in ("/healthz", "/healthz/live", "/api/v1/labels/"):
+            conn = http.client.HTTPConnection("127.0.0.1", cluster.http_port, timeout=30)
+            conn.request("GET", path, headers={"Host": "localhost"})
+            response = conn.getresponse()
+            answers[path] = (response.status, response.getheader("Location"), response.read())
+            conn.close()
+        assert answers["/healthz"][0] == 200 and b'"status": "ok"' in answers["/healthz"][2]
+        assert answers["/healthz/live"][:2] == (200, None)
+        assert answers["/api/v1/labels/"][:2] == (301, f"https://localhost:{cluster.https_port}/api/v1/labels/")
+
     def test_a_web_host_keeps_an_idle_connection_longer_than_nginx_reuses_it(self, cluster):
         """nginx keeps connections to the web hosts open between requests (upstream keepalive, reused for up
         to UPSTREAM_KEEPALIVE_SECONDS). Were gunicorn to close an idle one first (its default: after 2 s), a
@@ -234,7 +246,8 @@ class TestAcrossHosts:
         missing = [(pid, key) for pid, keys in rows.items() for key in keys if key not in stored]
         assert not missing, missing
 
-        # With every web host gone, nginx still serves the static files itself; the app is a 502.
+        # With every web host gone, nginx still serves the static files itself; the app is nginx's 502,
+        # which the site answers as 503 in the error shape.
         cluster.kill_host("web1")
         css = next(p for p in cluster.static_root.rglob("*.css"))
         static = phone.get("/static/" + str(css.relative_to(cluster.static_root)))

@@ -145,22 +145,31 @@ def cached_features(
 _backbones: dict[tuple, object] = {}
 
 
-def embed(*, paths: list[Path], backbone: BackboneConfig, feature_store: FeatureStore, keys: list[str]) -> dict[str, np.ndarray]:
-    """Pooled backbone embedding (float32 vector) of the clean view of each photo, cached."""
+def embed(*, paths: list[Path], backbone: BackboneConfig, feature_store: FeatureStore, keys: list[str],
+          progress: Callable[[float], None] = lambda fraction: None) -> tuple[int, int]:
+    """Store the pooled backbone embedding (float32 vector) of the clean view of each photo not stored yet.
+
+    (computed, already stored). Nothing is read back or returned: the night only makes sure every
+    photo has one (challenges read them from the store), so memory stays bounded however many photos
+    there are: the store is asked which keys it holds (keys only), and only the missing photos are
+    computed, PHOTOS_PER_BATCH at a time, into a scratch file (cached_features).
+    """
     if len(paths) != len(keys):
         raise ValueError("paths and keys must have the same length")
-    identity = (backbone, backbone.weights_identity())
     cache_id = features_cache_id(backbone, POOLED, augmented=0, hparams=None)
-    stored = feature_store.get_many(list(dict.fromkeys(keys)), cache_id)
-    if len(stored) < len(set(keys)):
+    unique = list(dict.fromkeys(keys))
+    stored = feature_store.present(unique, cache_id)
+    path_of = dict(zip(keys, paths))
+    missing = [k for k in unique if k not in stored]
+    if missing:
+        identity = (backbone, backbone.weights_identity())
         if identity not in _backbones:
             base = build_backbone(backbone)
             _backbones.clear()
             _backbones[identity] = (base, bottom_model(base, POOLED))
         base, bottom = _backbones[identity]
-        result = cached_features(keys=keys, paths=paths, base=base, backbone=backbone, cut=POOLED, augmented=0,
-                                 hparams=None, feature_store=feature_store, bottom=bottom)
-        with result.features as features:
-            vectors = features.read(range(len(keys)))[:, 0] if keys else []
-        return {k: vectors[i] for i, k in enumerate(keys)}
-    return {k: decode(stored[k])[0] for k in keys}
+        result = cached_features(keys=missing, paths=[path_of[k] for k in missing], base=base, backbone=backbone,
+                                 cut=POOLED, augmented=0, hparams=None, feature_store=feature_store, bottom=bottom,
+                                 progress=progress)
+        result.features.close()
+    return len(missing), len(unique) - len(missing)

@@ -117,6 +117,10 @@ class FeatureStore(Protocol):
 
     def put_many(self, items: dict[str, bytes], cache_id: str) -> None: ...
 
+    def present(self, keys: list[str], cache_id: str) -> set[str]:
+        """Which of ``keys`` are stored, without reading what is stored."""
+        ...
+
 
 class MemoryFeatureStore:
     """A FeatureStore in a dict: for tests, benchmarks and one-off runs."""
@@ -130,6 +134,9 @@ class MemoryFeatureStore:
     def put_many(self, items: dict[str, bytes], cache_id: str) -> None:
         for k, v in items.items():
             self.rows[(cache_id, k)] = v
+
+    def present(self, keys: list[str], cache_id: str) -> set[str]:
+        return {k for k in keys if (cache_id, k) in self.rows}
 
 
 @dataclass

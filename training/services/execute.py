@@ -180,8 +180,10 @@ def _embed_photos(examples: dict[str, list[ml.Example]], hparams: ml.HParams, re
     """Pooled embeddings of every photo into the feature cache (only new ones are computed), for challenges."""
     every = [e for split in SPLITS for e in examples[split]]
     try:
-        ml.embed(paths=[e.path for e in every], keys=[e.key for e in every], backbone=hparams.backbone,
-                 feature_store=DbFeatureStore())
+        computed, stored = ml.embed(paths=[e.path for e in every], keys=[e.key for e in every],
+                                    backbone=hparams.backbone, feature_store=DbFeatureStore(),
+                                    progress=lambda fraction: reporter.progress("embed", fraction))
+        reporter.log(f"Embeddings for challenges: {computed} computed, {stored} already stored.")
     except Exception as exc:  # novelty scores are a nicety; the model still ships
         reporter.log(f"Embeddings for challenges were not computed: {type(exc).__name__}: {exc}")
 

@@ -10,6 +10,7 @@ from tests.training.ml.conftest import tiny_hparams
 from tests.training.images import make_examples
 from training.ml import BackboneConfig, InputSpec, MemoryFeatureStore, embed, preprocess_for_inference
 from training.ml import data
+from training.ml.features import decode
 
 
 def photo(tmp_path, width=90, height=60):
@@ -94,9 +95,24 @@ class TestEmbed:
         backbone = BackboneConfig(alpha=0.35, input_size=32, base_weights="none")
         store = MemoryFeatureStore()
         keys, paths = [e.key for e in examples], [e.path for e in examples]
-        first = embed(paths=paths, backbone=backbone, feature_store=store, keys=keys)
-        assert set(first) == set(keys) and all(v.shape == (1280,) and v.dtype == np.float32 for v in first.values())
+        assert embed(paths=paths, backbone=backbone, feature_store=store, keys=keys) == (len(keys), 0)
         assert len(store.rows) == len(keys)
-        again = embed(paths=[tmp_path / "gone.jpg"] * len(keys), backbone=backbone, feature_store=store, keys=keys)
-        for k in keys:  # read from the store: the files are not opened again
-            assert np.array_equal(again[k], first[k])
+        vectors = {k: decode(blob)[0] for k, blob in store.get_many(keys, next(iter(store.rows))[0]).items()}
+        assert set(vectors) == set(keys) and all(v.shape == (1280,) for v in vectors.values())
+        assert len({v.tobytes() for v in vectors.values()}) == len(keys)  # each photo its own
+
+        class KeysOnly(MemoryFeatureStore):
+            """The second night asks which photos have one, and reads no stored vector back."""
+
+            def get_many(self, keys, cache_id):
+                assert not self.present(keys, cache_id), "stored embeddings were read back"
+                return super().get_many(keys, cache_id)
+
+        again = KeysOnly()
+        again.rows = dict(store.rows)
+        # Stored already: the files (gone now) are not opened, nothing is computed.
+        assert embed(paths=[tmp_path / "gone.jpg"] * len(keys), backbone=backbone, feature_store=again,
+                     keys=keys) == (0, len(keys))
+        new = make_examples(tmp_path / "new", 1, seed=1)[:1]
+        assert embed(paths=[*paths, new[0].path], backbone=backbone, feature_store=again,
+                     keys=[*keys, new[0].key]) == (1, len(keys))
