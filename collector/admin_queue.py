@@ -27,7 +27,7 @@ from collector import services
 from collector.admin_review import is_reviewer
 from collector.models import Label, Photo, PhotoStatus, RejectionReason, public_name_for
 from config.domain_errors import DomainError
-from config.errors import ApiError, error_response
+from config.errors import error_response
 
 PAGE_SIZE = 24  # photos in the grid; as many again are preloaded for the next page
 DECISIONS = ("approve", "reject", "relabel")
@@ -185,9 +185,8 @@ def _decide_one(user, photo_id: int, decision: str, reason: str, label: Label | 
                 photo = services.photo_relabel(photo_id=photo_id, reviewer=user, label_slug=label.slug)
             elif changed:
                 photo = services.photo_review(photo_id=photo_id, reviewer=user, decision=decision, reason=reason)
-    except (DomainError, ApiError) as exc:
-        text = getattr(exc, "message", None) or str(getattr(exc, "detail", exc))
-        return Outcome(photo_id, ok=False, changed=False, message=f"Photo #{photo_id}: {text}")
+    except DomainError as exc:  # services raise domain errors only (no HTTP knowledge below the views)
+        return Outcome(photo_id, ok=False, changed=False, message=f"Photo #{photo_id}: {exc.message}")
     photo = Photo.objects.select_related("label").get(pk=photo.pk)
     state = photo.get_status_display().lower()
     if photo.rejection_reason:
