@@ -18,12 +18,10 @@ Errors a view answers for other reasons (a conflict, an unknown label) are
 declared on the view with ``extend_schema(responses={**error_responses(...)})``.
 Every 4xx/5xx response gets the one error body (``Error``, produced by
 config.errors). Public (AllowAny) operations are marked as needing no
-credentials (``security: []``: no lock), except views that answer more to a
-signed-in caller (``credentials_optional = "what a signed-in caller also
-gets"``: a thumbnail the caller owns, their own leaderboard row), whose
-credentials stay optional (``[{tokenAuth}, {cookieAuth}, {}]``) so generated
-clients still send them, and whose description says they work without any
-(docs/decisions.md, issue 11).
+credentials (``security: []``: no lock in Swagger UI), also those that answer
+more to a signed-in caller (``credentials_optional = "what a signed-in caller
+also gets"``: a thumbnail the caller owns, their own leaderboard row), whose
+description says what a token sent anyway adds (docs/decisions.md, issue 11).
 """
 
 from __future__ import annotations
@@ -94,8 +92,7 @@ def error_responses(*statuses: int, **descriptions: str) -> dict[int, OpenApiRes
 
 class ApiSchema(AutoSchema):
     def _is_public(self) -> bool:
-        return (any(isinstance(p, permissions.AllowAny) for p in self.view.get_permissions())
-                and not getattr(self.view, "credentials_optional", False))
+        return any(isinstance(p, permissions.AllowAny) for p in self.view.get_permissions())
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
@@ -104,9 +101,10 @@ class ApiSchema(AutoSchema):
         if self._is_public():
             # Not "[{}]" (auth optional): clients and Swagger UI then show no lock at all.
             operation["security"] = []
-        elif extra := getattr(self.view, "credentials_optional", None):
-            note = f"Public: works without credentials. Signed in, {extra}."
-            operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
+            if extra := getattr(self.view, "credentials_optional", None):
+                note = (f"Public: works without credentials. A caller who sends their token anyway "
+                        f"(`Authorization: Token …`) or session cookie also gets this: {extra}.")
+                operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
         responses = operation["responses"]
         for status, description in self._implied_errors(operation).items():
             responses.setdefault(str(status), {"description": description})
