@@ -32,24 +32,25 @@ class _Lines:
         self.last = float("-inf")
         self.force = True  # the first state is shown at once
         self.pending = ""
+        self.shown = ""  # a state already written is not written again (an empty or instant loop: one line)
 
     def write(self, text: str) -> None:
         line = text.replace("\r", "").strip()
-        if not line:
+        if not line or line == self.shown:
             return
         now = time.monotonic()
         if self.force or now - self.last >= self.every:
             self.stream.write(line + "\n")
             self.stream.flush()
-            self.last, self.force, self.pending = now, False, ""
+            self.last, self.force, self.pending, self.shown = now, False, "", line
         else:
             self.pending = line
 
     def finish(self) -> None:
-        if self.pending:
+        if self.pending and self.pending != self.shown:
             self.stream.write(self.pending + "\n")
             self.stream.flush()
-            self.pending = ""
+        self.pending = ""
 
     def flush(self) -> None:
         self.stream.flush()

@@ -472,7 +472,9 @@ AXES_RESET_ON_SUCCESS = False  # a success must not wipe a client's failures aga
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
-AXES_VERBOSE = True
+# Not verbose: no "AXES: BEGIN" INFO line from every process start (each scheduled command is one);
+# failures and lock-outs are still logged, naming the username and address they count against.
+AXES_VERBOSE = False
 # axes keeps a row per failed and per successful sign-in; the scheduler prunes
 # both nightly. Failures must outlive the lock-out's memory (the growing cool-off counts them).
 LOGIN_LOG_KEEP_DAYS = env_int("LOGIN_LOG_KEEP_DAYS", 30, minimum=1)

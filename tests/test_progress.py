@@ -35,6 +35,15 @@ def test_it_shows_progress_even_where_tqdm_would_hide_it():
     assert "3/3" in log.getvalue()
 
 
+def test_nothing_to_do_is_one_line_not_two(monkeypatch):
+    """The scheduler's log showed "novelty: 0label [00:00, ?label/s]" twice for a rotation with no label."""
+    monkeypatch.setattr("config.progress.time.monotonic", lambda: 1000.0)
+    log = FakeClockLog()
+    for _ in progress_bar([], desc="novelty", unit="label", file=log):
+        pass
+    assert log.getvalue().splitlines() == ["novelty: 0label [00:00, ?label/s]"]
+
+
 def test_disable_silences_it():
     log = FakeClockLog()
     bar = progress_bar(total=3, file=log, disable=True)

@@ -235,6 +235,7 @@ class TestRunschedulerProcess:
         # the rotate job was added and ran, so they would be here.
         assert "Adding job tentatively" not in output and "Running job" not in output, output
         assert "executed successfully" not in output
+        assert "AXES: BEGIN" not in output  # django-axes' start-up line, once per process (every scheduled command)
 
     def test_two_processes_claiming_the_run_at_once_make_one(self, file_db, tmp_path):
         """The training claim across processes on a file SQLite database (PostgreSQL: test_runs.py)."""
