@@ -88,34 +88,50 @@ def challenge_open_for_today(*, now: dt.datetime | None = None) -> Challenge | N
     the unique date decides who creates it. None when there is no active label.
     """
     now = now or timezone.now()
-    day = periods.challenge_date_at(now)
+    challenge, _ = _challenge_open(day=periods.challenge_date_at(now), now=now)
+    return challenge
+
+
+def _challenge_open(*, day: dt.date, now: dt.datetime) -> tuple[Challenge | None, bool]:
+    """(the day's challenge or None without an active label, whether this call is the one that opened it)."""
     challenge = Challenge.objects.filter(date=day).first()
     if challenge is None:
         choice = challenge_label_choose(day=day)
         if choice is None:
-            return None
+            return None, False
         try:
             with transaction.atomic():
                 challenge = challenge_create(day=day, label=choice.label, selection_note=choice.reason)
         except IntegrityError:
             challenge = Challenge.objects.get(date=day)
-    Challenge.objects.filter(pk=challenge.pk, opened_at__isnull=True).update(opened_at=now)
+    opened = Challenge.objects.filter(pk=challenge.pk, opened_at__isnull=True).update(opened_at=now) == 1
     challenge.refresh_from_db()
-    return challenge
+    return challenge, opened
 
 
 def challenge_open_if_none(*, now: dt.datetime | None = None) -> Challenge | None:
-    """Open the current day's challenge when none is open yet; the challenge it opened, else None.
+    """Open the current day's challenge when none is open yet; the challenge, if this call opened it.
 
     The rotate job opens it at CHALLENGE_ROTATE_AT (and when the scheduler
     starts); this catches the installation whose labels came after that run
-    (README's first steps import them after `make run`). One indexed query when
-    a challenge is open, so the scheduler can ask every few minutes.
+    (README's first steps import them after `make run`), and a challenge
+    planned for today that no rotation opened. A day without any challenge
+    gets one only when an active label was created since the day began: a
+    day that staff emptied (deleting its challenge) stays empty, as before.
+    One indexed query when a challenge is open, so the scheduler can ask
+    every few minutes.
     """
     now = now or timezone.now()
-    if Challenge.objects.filter(date=periods.challenge_date_at(now), opened_at__isnull=False).exists():
-        return None
-    return challenge_open_for_today(now=now)
+    day = periods.challenge_date_at(now)
+    opened_at = list(Challenge.objects.filter(date=day).values_list("opened_at", flat=True))
+    if opened_at and opened_at[0] is not None:
+        return None  # open already
+    if not opened_at:  # no challenge today: only for labels that came after the day's rotation
+        day_start, _ = periods.challenge_window(day)
+        if not Label.objects.filter(active=True, created_at__gte=day_start).exists():
+            return None
+    challenge, opened = _challenge_open(day=day, now=now)
+    return challenge if opened else None
 
 
 def challenge_entry_check(*, challenge_id, label: Label, now: dt.datetime) -> Challenge:

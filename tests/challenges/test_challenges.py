@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from challenges import periods, services
 from challenges.models import Challenge
+from collector.models import Label
 from config.domain_errors import Unprocessable
 from tests.challenges.helpers import approved_photo, make_challenge
 from tests.factories import client_for, make_label, make_volunteer, upload
@@ -116,6 +117,25 @@ class TestRotateCommand:
         call_command("challenges_compact", stdout=StringIO())
         planned.refresh_from_db()
         assert planned.opened_at is not None and Challenge.objects.count() == 1
+
+    def test_a_day_staff_emptied_stays_empty(self):
+        """Staff deleted today's challenge (to plan another, or none): compaction does not bring one back,
+        since every label was there before the day began."""
+        make_label("mug")
+        Label.objects.update(created_at=timezone.now() - dt.timedelta(days=2))
+        call_command("challenges_rotate", stdout=StringIO())
+        Challenge.objects.all().delete()
+        out = StringIO()
+        call_command("challenges_compact", stdout=out)
+        assert not Challenge.objects.exists() and "opened" not in out.getvalue()
+
+    def test_compaction_says_it_opened_a_challenge_only_when_it_did(self):
+        make_label("mug")
+        assert services.challenge_open_if_none() is not None
+        Challenge.objects.update(opened_at=None)  # planned, not yet opened
+        assert services.challenge_open_if_none() is not None
+        assert services.challenge_open_if_none() is None  # open: nothing to do
+        assert Challenge.objects.count() == 1
 
     def test_running_twice_creates_one_challenge(self):
         make_label("mug")
