@@ -117,7 +117,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- clients and shared counters (see docs/operations.md) ------------------
 # How many reverse proxies in front of the site append to X-Forwarded-For.
 # 0: the socket's peer is the client and X-Forwarded-For is ignored (anyone can
-# forge it). config.client_ip holds the rule; DRF applies it via NUM_PROXIES.
+# forge it). config.client_ip holds the rule; the throttles and django-axes call it.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 
 # Throttle counters, lock-outs and the like must be shared by every worker and
@@ -227,7 +227,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"uploads": PHOTO_UPLOAD_RATE, "anon_signup": env_str("SIGNUP_RATE", "30/hour")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    # DRF's throttles key anonymous clients by config.client_ip's rule (tests check they agree).
+    # Our throttles (config.throttling) ask config.client_ip; this is for any DRF class used as it is.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {

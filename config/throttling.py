@@ -24,8 +24,10 @@ from rest_framework import throttling
 
 from config.client_ip import client_ip
 
-LOCK_SECONDS = 1  # a decision holds it ~1 ms; a dead worker's lock frees itself within a second
-WAIT_SECONDS = 2.0  # longer than LOCK_SECONDS (see above)
+# A decision holds the lock ~1 ms. A dead worker's lock frees itself after LOCK_SECONDS in Redis, and
+# after 1-2 s in Django's database cache (it stores expiry times in whole seconds: measured 1.15-1.83 s).
+LOCK_SECONDS = 1
+WAIT_SECONDS = 3.0  # longer than a dead worker's lock lasts in either cache (see above)
 _FIRST_POLL_SECONDS, _MAX_POLL_SECONDS = 0.0005, 0.005  # a decision holds the lock ~1 ms: look again soon
 
 

@@ -172,4 +172,5 @@ def embed(*, paths: list[Path], backbone: BackboneConfig, feature_store: Feature
                                  cut=POOLED, augmented=0, hparams=None, feature_store=feature_store, bottom=bottom,
                                  progress=progress)
         result.features.close()
-    return len(missing), len(unique) - len(missing)
+        return result.computed, len(unique) - result.computed  # another process may have stored some meanwhile
+    return 0, len(unique)
