@@ -14,21 +14,18 @@ class DbFeatureStore:
 
     chunk = 500  # SQLite's limit on query variables
 
-    def get_many(self, keys: list[str], cache_id: str) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
+    def _rows(self, keys: list[str], cache_id: str):
+        """The stored rows of ``keys``, one query per ``chunk`` distinct keys."""
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), self.chunk):
-            rows = FeatureCache.objects.filter(cache_id=cache_id, sha256__in=unique[i:i + self.chunk])
-            found.update({row.sha256: bytes(row.data) for row in rows.only("sha256", "data")})
-        return found
+            yield FeatureCache.objects.filter(cache_id=cache_id, sha256__in=unique[i:i + self.chunk])
+
+    def get_many(self, keys: list[str], cache_id: str) -> dict[str, bytes]:
+        return {row.sha256: bytes(row.data) for rows in self._rows(keys, cache_id)
+                for row in rows.only("sha256", "data")}
 
     def present(self, keys: list[str], cache_id: str) -> set[str]:
-        found: set[str] = set()
-        unique = list(dict.fromkeys(keys))
-        for i in range(0, len(unique), self.chunk):
-            found.update(FeatureCache.objects.filter(cache_id=cache_id, sha256__in=unique[i:i + self.chunk])
-                         .values_list("sha256", flat=True))
-        return found
+        return {sha256 for rows in self._rows(keys, cache_id) for sha256 in rows.values_list("sha256", flat=True)}
 
     def put_many(self, items: dict[str, bytes], cache_id: str) -> None:
         rows = [FeatureCache(sha256=k, cache_id=cache_id, data=v) for k, v in items.items()]
