@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector import storage
-from config.errors import ApiError
+from config.domain_errors import Invalid
 from config.urls import handler400, handler403, handler404, handler500  # noqa: F401
 from config.urls import urlpatterns as production_urlpatterns
 
@@ -27,7 +27,7 @@ class BaselineUploadApi(APIView):
     def post(self, request):
         upload = request.data.get("image")
         if upload is None:
-            raise ApiError(400, "invalid", "image is required")
+            raise Invalid("image is required", fields={"image": ["Required."]})
         key = default_storage.save(f"bench/{storage.new_photo_prefix()}/original", upload)
         upload.seek(0)
         with Image.open(upload) as image:

@@ -18,7 +18,7 @@ from challenges.serializers import (
     LeaderboardQuery,
     VoteOutput,
 )
-from config.errors import ApiError
+from config.domain_errors import NotFound
 from config.openapi import error_responses
 
 
@@ -26,14 +26,14 @@ class ChallengeTodayApi(APIView):
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
-        responses={200: ChallengeOutput, 404: OpenApiResponse(description="No challenge is open right now")},
+        responses={200: ChallengeOutput, **error_responses("no_challenge", s404="No challenge is open right now.")},
         tags=["challenges"], summary="Today's open challenge",
     )
     def get(self, request):
         now = timezone.now()
         challenge = selectors.challenge_today(now=now)
         if challenge is None:
-            raise ApiError(404, "no_challenge", "There is no challenge open right now.")
+            raise NotFound("There is no challenge open right now.", code="no_challenge")
         return Response(ChallengeOutput(challenge, context={"now": now}).data)
 
 
@@ -64,7 +64,7 @@ class LeaderboardApi(APIView):
 
     @extend_schema(parameters=[LeaderboardQuery], responses={
         200: LeaderboardOutput,
-        **error_responses(s404="No such challenge (`challenge`)."),
+        **error_responses("not_found", "invalid_page", s404="No such challenge (`challenge`), or a page past the last."),
     }, tags=["leaderboards"], summary="A page of the leaderboard of a period or a challenge")
     def get(self, request):
         query = LeaderboardQuery(data=request.query_params)
@@ -77,9 +77,10 @@ class LeaderboardApi(APIView):
                 viewer=request.user if request.user.is_authenticated else None,
             )
         except LookupError as exc:
-            raise ApiError(404, "not_found", str(exc), {"challenge": ["Unknown challenge."]}) from None
+            raise NotFound(str(exc), fields={"challenge": ["Unknown challenge."]}) from None
         if page_no > 1 and page.offset >= page.total:
-            raise ApiError(404, "invalid_page", f"No such page: this board has {page.total} rows.", {"page": ["Past the end."]})
+            raise NotFound(f"No such page: this board has {page.total} rows.", code="invalid_page",
+                           fields={"page": ["Past the end."]})
 
         def link(n):
             params = {k: v for k, v in request.query_params.items()}
@@ -108,9 +109,9 @@ class VoteApi(APIView):
         request=None,
         responses={
             201: VoteOutput, 200: OpenApiResponse(VoteOutput, description="Already voted: nothing changed"),
-            **error_responses(s403="The caller's own photo (code `own_photo`).",
+            **error_responses("own_photo", "not_approved", s403="The caller's own photo.",
                               s404="No such photo, or not one the caller may see.",
-                              s409="The photo is not approved (code `not_approved`)."),
+                              s409="The photo is not approved."),
         },
         tags=["votes"], summary="Vote for an approved photo",
     )

@@ -31,7 +31,7 @@ from collector.serializers import (
     VolunteerRegisterOutput,
 )
 from collector.throttles import UploadThrottle
-from config.errors import ApiError
+from config.domain_errors import Invalid, NotFound
 from config.openapi import error_responses
 from config.pagination import PageNumberPagination
 from config.parsers import JSONParser  # depth-limited
@@ -73,8 +73,8 @@ class TokenApi(APIView):
 
     @extend_schema(request=AuthTokenInput, responses={
         200: AuthTokenOutput,
-        **error_responses(s400="Invalid input, or a username and password that do not sign in "
-                               "(code `invalid_credentials`)."),
+        **error_responses("invalid", "invalid_credentials",
+                          s400="Invalid input, or a username and password that do not sign in."),
     }, tags=["volunteers"], summary="Exchange a username and password for the account's token")
     def post(self, request):
         data = AuthTokenInput(data=request.data)
@@ -82,7 +82,7 @@ class TokenApi(APIView):
         # Django's request, not DRF's wrapper: axes marks a lock-out on it for its middleware (config.lockout).
         user = authenticate(request._request, **data.validated_data)
         if user is None or not user.is_active:
-            raise ApiError(400, "invalid_credentials", "Unable to sign in with those credentials.")
+            raise Invalid("Unable to sign in with those credentials.", code="invalid_credentials")
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 
@@ -125,8 +125,8 @@ class MeApi(APIView):
     @extend_schema(
         responses={
             204: OpenApiResponse(description="Account deleted; photos withdrawn, files deleted"),
-            **error_responses(s403="A staff account (code `staff_account`): staff are removed by another admin, "
-                                   "not through this API. Nothing is deleted."),
+            **error_responses("staff_account", s403="A staff account: staff are removed by another admin, "
+                                                    "not through this API. Nothing is deleted."),
         },
         tags=["volunteers"], summary="Delete the account",
     )
@@ -175,13 +175,16 @@ class PhotoListCreateApi(APIView):
             200: OpenApiResponse(PhotoOutput, description="The same image (or Idempotency-Key) was sent before: "
                                                           "the photo it made"),
             **error_responses(
+                "too_large", "too_many_pixels", "unsupported_media_type", "unsupported", "unknown_label", "corrupt",
+                "unknown_challenge", "challenge_not_open", "challenge_closed", "challenge_wrong_label",
+                "idempotency_key_reused", "duplicate_other_label", "database_unavailable", "storage_unavailable",
                 s400="Invalid fields or Idempotency-Key.",
-                s413="The request, or the image's pixels, are over the limit (code `too_large`, `too_many_pixels`).",
-                s415="The body is not multipart/form-data, or the image is not JPEG, PNG, WebP or HEIC "
-                     "(code `unsupported_media_type`, `unsupported`).",
+                s413="The request, or the image's pixels, are over the limit.",
+                s415="The body is not multipart/form-data, or the image is not JPEG, PNG, WebP or HEIC.",
+                s409="These bytes were already sent with another label.",
                 s422="An unknown or inactive label, a challenge that is not open or is for another label, an image "
                      "that cannot be decoded, an Idempotency-Key used for other bytes.",
-                s503="File storage is unavailable; nothing was recorded. Retry later.",
+                s503="The database or the file storage is unavailable; nothing was recorded. Retry later.",
             ),
         },
         tags=["photos"], summary="Upload a photo of a label",
@@ -189,8 +192,8 @@ class PhotoListCreateApi(APIView):
     def post(self, request):
         key = request.headers.get("Idempotency-Key")
         if key is not None and not _IDEMPOTENCY_KEY.match(key):
-            raise ApiError(400, "invalid", "Idempotency-Key must be 1 to 128 printable ASCII characters.",
-                           {"Idempotency-Key": ["Invalid."]})
+            raise Invalid("Idempotency-Key must be 1 to 128 printable ASCII characters.",
+                          fields={"Idempotency-Key": ["Invalid."]})
         data = PhotoUploadInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -218,7 +221,7 @@ class PhotoDetailApi(APIView):
     def get(self, request, photo_id: int):
         photo = selectors.photo_get_for_user(user=request.user, photo_id=photo_id)
         if photo is None:
-            raise ApiError(404, "not_found", "Not found.")
+            raise NotFound("Not found.")
         return Response(PhotoOutput(photo, context={"request": request}).data)
 
 
@@ -233,11 +236,11 @@ class PhotoThumbnailApi(APIView):
     def get(self, request, photo_id: int):
         photo = Photo.objects.filter(pk=photo_id).first()
         if photo is None or not photo.thumbnail_key or not selectors.photo_can_view(user=request.user, photo=photo):
-            raise ApiError(404, "not_found", "Not found.")
+            raise NotFound("Not found.")
         try:
             handle = storage.open_file(photo.thumbnail_key)
         except FileNotFoundError:
-            raise ApiError(404, "not_found", "Not found.") from None
+            raise NotFound("Not found.") from None
         response = FileResponse(handle, content_type="image/jpeg")
         public = selectors.photo_is_public(photo)
         response["Cache-Control"] = "public, max-age=86400" if public else "private, max-age=3600"
@@ -250,8 +253,9 @@ class PhotoReviewApi(APIView):
 
     @extend_schema(request=PhotoReviewInput, responses={
         200: PhotoOutput,
-        **error_responses(s403="Not a reviewer, or the reviewer's own photo (code `own_photo`).",
-                          s409="The photo was withdrawn by its volunteer (code `withdrawn`)."),
+        **error_responses("permission_denied", "own_photo", "withdrawn",
+                          s403="Not a reviewer, or the reviewer's own photo.",
+                          s409="The photo was withdrawn by its volunteer."),
     }, tags=["review"], summary="Approve, reject or relabel a photo (reviewers)")
     def post(self, request, photo_id: int):
         data = PhotoReviewInput(data=request.data)

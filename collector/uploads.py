@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
-from config.errors import RequestTooLarge
+from config.domain_errors import TooLarge
 
 
 class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
@@ -22,5 +22,5 @@ class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
         self._received += len(raw_data)
         if self._received > settings.PHOTO_MAX_BYTES:
             self.file.close()
-            raise RequestTooLarge(settings.PHOTO_MAX_BYTES)
+            raise TooLarge(f"The request is larger than the limit of {settings.PHOTO_MAX_BYTES} bytes.")
         return super().receive_data_chunk(raw_data, start)

@@ -10,6 +10,9 @@ table; the pages and the admin show ``message``.
     raise Conflict("This photo was withdrawn by its volunteer.", code="withdrawn")
     raise Invalid("That display name is taken.", fields={"display_name": ["Already taken."]})
 
+Every code is registered, with what it means, in ``config.error_codes``:
+raising one that is not fails at once (``UnknownErrorCode``).
+
 This module imports nothing from Django or DRF, so every app (and lib/ code)
 may raise these.
 """
@@ -26,6 +29,9 @@ class DomainError(Exception):
     def __init__(self, message: str | None = None, *, code: str | None = None, fields: dict | None = None):
         self.message = message or self.default_message
         self.code = code or self.default_code
+        from config.error_codes import registered  # the registry imports the kinds below
+
+        registered(self.code, type(self))
         self.fields = {key: [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
                        for key, value in (fields or {}).items()}
         super().__init__(self.message)

@@ -2,8 +2,8 @@
 
     {"error": {"code": "...", "message": "...", "fields": {...}}}
 
-Services raise ``config.domain_errors.DomainError`` subclasses, which know
-nothing of HTTP; ``STATUS_BY_KIND`` below is the one table that gives each
+Services and views raise ``config.domain_errors.DomainError`` subclasses,
+which know nothing of HTTP, with a code registered in ``config.error_codes``; ``STATUS_BY_KIND`` below is the one table that gives each
 kind its status. DRF exceptions pass through ``api_exception_handler``;
 Django's own 404/500 handlers and the request-size middleware use
 ``error_response`` so that errors raised outside DRF (unknown URLs, bodies too
@@ -22,24 +22,19 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config import domain_errors
+from config import domain_errors, error_codes
 
 logger = logging.getLogger("crowdlens.errors")
 
 
-class ApiError(exceptions.APIException):
-    """An error with an explicit code and status: ``raise ApiError(404, "no_challenge", "...")``."""
+class _HttpError(exceptions.APIException):
+    """A domain error on its way out through DRF: its status, code, message and fields."""
 
-    def __init__(self, status_code: int, code: str, message: str, fields: dict | None = None):
-        self.status_code = status_code
-        self.code = code
-        self.fields = fields or {}
-        super().__init__(detail=message, code=code)
-
-
-class RequestTooLarge(ApiError):
-    def __init__(self, limit: int):
-        super().__init__(413, "too_large", f"The request is larger than the limit of {limit} bytes.")
+    def __init__(self, exc: domain_errors.DomainError):
+        self.status_code = status_for(exc)
+        self.code = exc.code
+        self.fields = exc.fields
+        super().__init__(detail=exc.message, code=exc.code)
 
 
 # The one place a domain error's kind becomes an HTTP status (most specific first).
@@ -56,15 +51,17 @@ STATUS_BY_KIND: tuple[tuple[type[domain_errors.DomainError], int], ...] = (
 )
 
 
-def status_for(exc: domain_errors.DomainError) -> int:
-    for kind, status_code in STATUS_BY_KIND:
-        if isinstance(exc, kind):
+def status_for(exc: domain_errors.DomainError | type[domain_errors.DomainError]) -> int:
+    kind = exc if isinstance(exc, type) else type(exc)
+    for base, status_code in STATUS_BY_KIND:
+        if issubclass(kind, base):
             return status_code
     return 400
 
 
-def api_error_from(exc: domain_errors.DomainError) -> ApiError:
-    return ApiError(status_for(exc), exc.code, exc.message, exc.fields)
+def status_of(entry: error_codes.ErrorCode) -> int:
+    """The status a registered code is answered with."""
+    return entry.status if entry.kind is None else status_for(entry.kind)
 
 
 _DEFAULT_CODES = {
@@ -85,7 +82,9 @@ _DEFAULT_CODES = {
 
 
 def error_body(status_code: int, code: str | None, message: str, fields: dict | None = None) -> dict:
-    return {"error": {"code": code or _DEFAULT_CODES.get(status_code, "error"), "message": message, "fields": fields or {}}}
+    code = code or _DEFAULT_CODES.get(status_code, "error")
+    error_codes.registered(code)  # every code a client can see is documented (config.error_codes)
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
 def error_response(status_code: int, code: str | None, message: str, fields: dict | None = None) -> JsonResponse:
@@ -109,32 +108,32 @@ def _flatten(detail) -> dict:
 
 
 def api_exception_handler(exc, context):
+    if isinstance(exc, OperationalError):
+        # The database is unreachable or locked past its busy timeout: the
+        # client can retry, and nothing was committed.
+        logger.warning("Database unavailable in API view: %s", exc)
+        exc = domain_errors.Unavailable("The database is busy or unreachable; nothing was recorded. Retry later.",
+                                        code="database_unavailable")
+    elif isinstance(exc, RequestDataTooBig):
+        # Form fields (not files) larger than DATA_UPLOAD_MAX_MEMORY_SIZE.
+        exc = domain_errors.TooLarge("The form fields of this request are too large.")
+    elif isinstance(exc, SuspiciousOperation):
+        # TooManyFieldsSent, TooManyFilesSent, a malformed multipart body...: the
+        # client's fault, raised while DRF parses request.data inside the view.
+        exc = domain_errors.Invalid("The request body could not be read.", code="bad_request")
     if isinstance(exc, domain_errors.DomainError):
-        exc = api_error_from(exc)
+        exc = _HttpError(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, RequestDataTooBig):
-        # Form fields (not files) larger than DATA_UPLOAD_MAX_MEMORY_SIZE.
-        exc = ApiError(413, "too_large", "The form fields of this request are too large.")
-    elif isinstance(exc, SuspiciousOperation):
-        # TooManyFieldsSent, TooManyFilesSent, a malformed multipart body...: the
-        # client's fault, raised while DRF parses request.data inside the view.
-        exc = ApiError(400, "bad_request", "The request body could not be read.")
-
-    elif isinstance(exc, OperationalError):
-        # The database is unreachable or locked past its busy timeout: the
-        # client can retry, and nothing was committed.
-        logger.warning("Database unavailable in API view: %s", exc)
-        exc = ApiError(503, "database_unavailable", "The database is busy or unreachable; nothing was recorded. Retry later.")
 
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("Unexpected error in API view", exc_info=exc)
         return Response(error_body(500, "server_error", "Something went wrong on our side; it has been logged."), status=500)
 
-    if isinstance(exc, ApiError):
+    if isinstance(exc, _HttpError):
         body = error_body(exc.status_code, exc.code, str(exc.detail), exc.fields)
     elif isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail) if isinstance(exc.detail, dict) else {}
@@ -151,8 +150,8 @@ def api_exception_handler(exc, context):
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = getattr(detail, "code", None)
-        if code in (None, "error", "invalid") or not isinstance(code, str):
-            code = None
+        if code in (None, "error", "invalid") or not isinstance(code, str) or code not in error_codes.CODES:
+            code = None  # a library's own code that we do not document: the status's code instead
         body = error_body(response.status_code, code, str(detail))
     response.data = body
     return response
@@ -194,5 +193,4 @@ def handler400(request, exception=None):
     return bad_request(request, exception)
 
 
-__all__ = ["ApiError", "RequestTooLarge", "STATUS_BY_KIND", "api_error_from", "api_exception_handler",
-           "error_response", "status", "status_for"]
+__all__ = ["STATUS_BY_KIND", "api_exception_handler", "error_response", "status", "status_for", "status_of"]

@@ -33,12 +33,15 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import permissions, serializers
 from rest_framework.authentication import SessionAuthentication
 
+from config import error_codes
+from config.errors import status_of
+
 
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="Stable code for programs: invalid, invalid_credentials, invalid_token, not_authenticated, "
-                  "authentication_failed, permission_denied, not_found, too_large, unsupported, "
-                  "unsupported_media_type, throttled, or one named by the operation (unknown_label, withdrawn...).")
+        help_text="Stable code for programs, one of: " + ", ".join(
+            code for code, entry in error_codes.CODES.items() if not entry.reached_by and entry.status != 500)
+        + ". Each operation's error responses name the codes it answers with.")
     message = serializers.CharField(help_text="A sentence for people, in English; may change, do not parse it.")
     fields = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
@@ -78,15 +81,29 @@ PATH_PARAMETER_DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int, **descriptions: str) -> dict[int, OpenApiResponse]:
+def error_responses(*codes: str | int, **descriptions: str) -> dict[int, OpenApiResponse]:
     """``extend_schema`` responses for errors a view answers beyond those its classes imply.
 
-    ``error_responses(409, 422)`` uses the generic descriptions; pass ``s409="..."``
-    to say what the conflict is for this operation.
+    ``error_responses("withdrawn", 422)`` declares the status of each code
+    (config.error_codes) and lists the codes with what each means; a bare
+    status uses the generic description. Pass ``s409="..."`` to say what the
+    conflict is for this operation; the codes' list follows it.
     """
-    out = {status: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[status]) for status in statuses}
-    for key, description in descriptions.items():
-        out[int(key.removeprefix("s"))] = OpenApiResponse(ErrorSerializer, description=description)
+    by_status: dict[int, list[error_codes.ErrorCode]] = {}
+    for code in codes:
+        if isinstance(code, int):
+            by_status.setdefault(code, [])
+        else:
+            entry = error_codes.registered(code)
+            by_status.setdefault(status_of(entry), []).append(entry)
+    for key in descriptions:
+        by_status.setdefault(int(key.removeprefix("s")), [])
+    out = {}
+    for status, entries in by_status.items():
+        text = descriptions.get(f"s{status}") or ERROR_DESCRIPTIONS[status]
+        if entries:
+            text += " Codes: " + "; ".join(f"`{e.code}`: {e.meaning}" for e in entries)
+        out[status] = OpenApiResponse(ErrorSerializer, description=text)
     return out
 
 

@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from config.domain_errors import DomainError
 from newsletter import emails, selectors, services
 from newsletter.models import Delivery, Edition, EditionStatus, Subscriber
 
@@ -104,7 +105,7 @@ class EditionAdmin(admin.ModelAdmin):
         for edition in queryset:
             try:
                 services.edition_send_test(edition_id=edition.pk, to_email=request.user.email)
-            except services.SendTestError as exc:
+            except DomainError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return
             self.message_user(request, f"Test of “{edition.subject}” sent to {request.user.email}.", messages.SUCCESS)

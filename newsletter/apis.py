@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from config.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from config.errors import ApiError
+from config.domain_errors import Invalid, NotFound
 from config.openapi import error_responses
 from newsletter import selectors, services
 
@@ -80,16 +80,16 @@ class ConfirmApi(APIView):
 
     @extend_schema(request=TokenInput, responses={
         200: SubscriptionOutput,
-        **error_responses(s400="Invalid input, or a confirmation token that is invalid or expired "
-                               "(code `invalid_token`)."),
+        **error_responses("invalid", "invalid_token",
+                          s400="Invalid input, or a confirmation token that is invalid or expired."),
     }, tags=["newsletter"], summary="Confirm a subscription with the token from the confirmation email")
     def post(self, request):
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
         subscriber = services.subscriber_confirm(token=data.validated_data["token"])
         if subscriber is None or subscriber.status != "confirmed":
-            raise ApiError(400, "invalid_token", "This confirmation link is invalid or has expired.",
-                           {"token": ["Invalid or expired."]})
+            raise Invalid("This confirmation link is invalid or has expired.", code="invalid_token",
+                          fields={"token": ["Invalid or expired."]})
         return Response({"status": subscriber.status})
 
 
@@ -99,14 +99,14 @@ class UnsubscribeApi(APIView):
 
     @extend_schema(request=TokenInput, responses={
         200: SubscriptionOutput,
-        **error_responses(s400="Invalid input, or an unsubscribe token that is invalid (code `invalid_token`)."),
+        **error_responses("invalid", "invalid_token", s400="Invalid input, or an unsubscribe token that is invalid."),
     }, tags=["newsletter"], summary="Unsubscribe with the token from a newsletter email")
     def post(self, request):
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
         subscriber = services.subscriber_unsubscribe(token=data.validated_data["token"])
         if subscriber is None:
-            raise ApiError(400, "invalid_token", "This unsubscribe link is invalid.", {"token": ["Invalid."]})
+            raise Invalid("This unsubscribe link is invalid.", code="invalid_token", fields={"token": ["Invalid."]})
         return Response({"status": subscriber.status})
 
 
@@ -129,5 +129,5 @@ class EditionDetailApi(APIView):
     def get(self, request, edition_id: int):
         edition = selectors.edition_get_public(edition_id=edition_id)
         if edition is None:
-            raise ApiError(404, "not_found", "Not found.")
+            raise NotFound("Not found.")
         return Response(EditionDetailOutput(_edition_row(edition)).data)

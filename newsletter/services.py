@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.domain_errors import Invalid
+from config.domain_errors import Invalid, Unavailable
 from newsletter import emails, selectors, tokens
 from newsletter.models import Edition, EditionStatus, Subscriber, SubscriberStatus
 
@@ -156,19 +156,15 @@ def edition_release(*, edition_id: int, user=None, now: datetime | None = None) 
     return True
 
 
-class SendTestError(Exception):
-    pass
-
-
 def edition_send_test(*, edition_id: int, to_email: str) -> None:
     """Send the edition to one staff address, marked [Test]; no delivery row, no effect on subscribers."""
     edition = Edition.objects.get(pk=edition_id)
     try:
         address = email_normalize(to_email)
     except Invalid:
-        raise SendTestError("Your account has no valid email address; set one first.") from None
+        raise Invalid("Your account has no valid email address; set one first.", fields={"email": ["Not valid."]}) from None
     message = emails.edition(edition, test=True).message(to=address, unsubscribe=emails.unsubscribe_url(0))
     try:
         message.send(fail_silently=False)
     except (smtplib.SMTPException, OSError, BadHeaderError, ValueError) as exc:
-        raise SendTestError(f"The mail server refused the test: {exc}") from exc
+        raise Unavailable(f"The mail server refused the test: {exc}", code="mail_unavailable") from exc

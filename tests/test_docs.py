@@ -101,108 +101,50 @@ def test_it_cites_no_slide_number_a_reader_cannot_see(path):
     assert not cited, "\n".join(cited)
 
 
-# --- README's error table against the codes the API sends --------------------------------------------------------
-
-API_APPS = ("collector", "challenges", "newsletter", "training", "pages", "config")
-# Codes raised where only a command or the admin reaches them, never an API request (why, each).
-NOT_FROM_THE_API = {
-    "no_such_user": "reviewers_group --add (a command)",
-    "takes_part": "photos_import's bootstrap account check (a command)",
-    "display_name_taken": "a free display name for a staff account's first /me/: only after three name "
-                          "collisions in a row (sign-up answers 400 on fields.display_name instead)",
-    "invalid_percent": "the rollout admin", "no_rollout": "the rollout admin", "no_model_in_service": "the rollout admin",
-    "already_in_service": "the rollout admin", "rollout_open": "the rollout admin",
-    "run_publishing": "cancelling a run in the admin", "run_finished": "cancelling a run in the admin",
-    "dataset_unavailable": "the training run's dataset step (a run's failure, shown in the admin)",
-    "publish_failed": "the training run's publish step (a run's failure, shown in the admin)",
-}
+# --- the reference pages and the error-code registry ---------------------------------------------------------------
 
 
-def _readme_error_table() -> dict[str, set[str]]:
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    start = lines.index("| Status | When | Codes you will meet |")
-    table = {}
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        table[cells[0]] = set(re.findall(r"`([a-z_]+)`", cells[2]))
-    return table
+def test_the_reference_pages_say_what_the_code_says():
+    """docs/reference/ is rendered from the declarations (error codes, settings, commands, API): no page drifts."""
+    from config import reference
+
+    assert reference.drift() == [], "run `manage.py docs_reference` and commit docs/reference/"
 
 
-def _trees():
-    import ast
-
-    for app in API_APPS:
-        for path in (ROOT / app).rglob("*.py"):
-            if "migrations" not in path.parts:
-                yield ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-
-
-def _name(node) -> str | None:
-    import ast
-
-    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
-
-
-def _raised_codes() -> set[tuple[str, str]]:
-    """(code, status) the API can answer: every domain error made in the apps (its code= or its kind's default
-    code), every ApiError(status, code) and error_response(status, code) call, the image errors, and what DRF's
-    own exceptions send. Read from the code's syntax tree: docstrings and comments do not count. A 500 is a bug,
-    not part of the contract."""
-    import ast
-
+def test_every_code_a_client_can_meet_is_registered_under_its_status():
+    """DRF's own exceptions, each domain kind's default code, the image errors and the handler's fallbacks."""
     from rest_framework import exceptions
 
     from collector.services.photos import _IMAGE_ERROR_KIND
-    from config.errors import STATUS_BY_KIND
+    from config.error_codes import CODES, registered
+    from config.errors import _DEFAULT_CODES, STATUS_BY_KIND, status_of
 
-    trees = list(_trees())
-    # Kinds: the base kinds, then every class the apps derive from one (with its own default_code).
-    kinds = {kind.__name__: (str(status), kind.default_code) for kind, status in STATUS_BY_KIND}
-    derived = {}
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef) and node.bases:
-                code = next((stmt.value.value for stmt in node.body if isinstance(stmt, ast.Assign)
-                             and any(_name(t) == "default_code" for t in stmt.targets)
-                             and isinstance(stmt.value, ast.Constant)), None)
-                derived[node.name] = (_name(node.bases[0]), code)
-    while any(name not in kinds and base in kinds for name, (base, _) in derived.items()):
-        for name, (base, code) in derived.items():
-            if name not in kinds and base in kinds:
-                kinds[name] = (kinds[base][0], code or kinds[base][1])
-    found = set()
-    for tree in trees:
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Call):
-                continue
-            called = _name(node.func)
-            if called in kinds and called not in ("ApiError",):
-                code = next((k.value.value for k in node.keywords if k.arg == "code"
-                             and isinstance(k.value, ast.Constant)), kinds[called][1])
-                found.add((code, kinds[called][0]))
-            elif called in ("ApiError", "error_response") and len(node.args) >= 2 and all(
-                    isinstance(a, ast.Constant) for a in node.args[:2]):
-                found.add((node.args[1].value, str(node.args[0].value)))
-    found |= {(code, kinds[kind.__name__][0]) for code, kind in _IMAGE_ERROR_KIND.items()}
-    found |= {(cls.default_code, str(cls.status_code)) for cls in vars(exceptions).values()
-              if isinstance(cls, type) and issubclass(cls, exceptions.APIException) and cls is not exceptions.APIException}
-    found = {(code, status) for code, status in found if status != "500"}
-    # DRF's ValidationError says "invalid" (config.errors keeps it); its base kind's "error" is never sent.
-    return {(code, status) for code, status in found if code != "error"}
+    drf = {(cls.default_code, cls.status_code) for cls in vars(exceptions).values()
+           if isinstance(cls, type) and issubclass(cls, exceptions.APIException) and cls is not exceptions.APIException
+           and cls.default_code != "error"}
+    assert {(code, status_of(registered(code))) for code, _ in drf} == drf
+    for kind, status in STATUS_BY_KIND:
+        assert status_of(registered(kind.default_code, kind)) == status
+    for code, kind in _IMAGE_ERROR_KIND.items():
+        registered(code, kind)
+    assert {status: status_of(CODES[code]) for status, code in _DEFAULT_CODES.items()} == {
+        status: status for status in _DEFAULT_CODES}
 
 
-def test_readme_lists_every_error_code_the_api_sends_under_its_status():
-    table = _readme_error_table()
-    missing = sorted((code, status) for code, status in _raised_codes()
-                     if code not in NOT_FROM_THE_API and code not in table.get(status, set()))
-    assert missing == [], f"README's error table lacks these (code, status): {missing}"
+def test_a_code_that_is_not_registered_cannot_be_raised():
+    from config.domain_errors import Conflict, NotFound
+    from config.error_codes import UnknownErrorCode
+
+    with pytest.raises(UnknownErrorCode, match="not registered"):
+        NotFound("Gone.", code="gone_fishing")
+    with pytest.raises(UnknownErrorCode, match="registered for Conflict"):
+        NotFound("Withdrawn.", code="withdrawn")  # a code answers with one status, always
+    assert Conflict("Withdrawn.", code="withdrawn").code == "withdrawn"
 
 
-def test_readme_names_no_error_code_the_api_never_sends():
-    from config.errors import _DEFAULT_CODES
+def test_the_api_reference_page_lists_no_admin_or_command_code_as_an_api_answer():
+    from config.error_codes import CODES
 
-    sent = {code for code, _ in _raised_codes()} | set(_DEFAULT_CODES.values())
-    invented = {code for codes in _readme_error_table().values() for code in codes if code not in sent}
-    assert invented == set()
+    text = (ROOT / "docs" / "reference" / "errors.md").read_text(encoding="utf-8")
+    api_part = text.split("## Codes only the admin or a command shows")[0]
+    assert {c for c in re.findall(r"`([a-z_]+)`", api_part) if c in CODES and CODES[c].reached_by} == set()

@@ -19,7 +19,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector import storage
-from config.errors import ApiError, error_response
+from config.domain_errors import NotFound
+from config.errors import error_response
+from config.openapi import error_responses
 from config.pagination import PageNumberPagination
 from training import selectors
 from training.models import ModelFile, ModelVersion
@@ -35,7 +37,8 @@ from training.serializers import (
 _MANIFEST_ERRORS = {
     304: OpenApiResponse(description="Not modified: the If-None-Match ETag is still current"),
     400: OpenApiResponse(description="Unknown variant"),
-    404: OpenApiResponse(description="No such published version (or none published yet)"),
+    **error_responses("not_found", "no_model", "variant_not_available",
+                      s404="No such published version (or none published yet), or a variant it lacks."),
 }
 _VARIANT_PARAM = OpenApiParameter("variant", str, enum=list(settings.TRAINING_VARIANT_NAMES), required=False,
                                   description="int8 | float16 | dynamic | float32 (.tflite) or coreml (zipped Core ML "
@@ -102,8 +105,8 @@ def _latest_query(request) -> tuple[str, str | None]:
 def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResponse:
     file = selectors.model_file_get(version=version, variant=variant)
     if file is None:
-        raise ApiError(404, "variant_not_available", f"Model v{version.version} has no {variant} file.",
-                       {"variant": [f"Not exported for v{version.version}."]})
+        raise NotFound(f"Model v{version.version} has no {variant} file.", code="variant_not_available",
+                       fields={"variant": [f"Not exported for v{version.version}."]})
     etag = manifest_etag(version, file)
     if _etag_matches(request.headers.get("If-None-Match", ""), etag):
         response = HttpResponse(status=304)
@@ -146,7 +149,7 @@ class ModelLatestApi(PublicApiView):
         variant, install_id = _latest_query(request)
         version = selectors.model_for_device(install_id=install_id)
         if version is None:
-            raise ApiError(404, "no_model", "No model has been published yet; check again after the nightly training.")
+            raise NotFound("No model has been published yet; check again after the nightly training.", code="no_model")
         if selectors.model_file_get(version=version, variant=variant) is None:
             # A variant can fail to export alone (coreml): phones asking for it keep the last version that has it.
             version = selectors.model_version_latest_with(variant=variant, up_to=version) or version
@@ -160,7 +163,7 @@ class ModelDetailApi(PublicApiView):
         variant = _variant(request)
         found = selectors.model_version_get_published(version=version)
         if found is None:
-            raise ApiError(404, "not_found", f"There is no published model version {version}.")
+            raise NotFound(f"There is no published model version {version}.")
         return _manifest_response(request, found, variant)
 
 
@@ -176,7 +179,7 @@ class ModelFieldAccuracyApi(APIView):
                    tags=["models"], summary="Field accuracy of one published version (staff)")
     def get(self, request, version: int):
         if selectors.model_version_get_published(version=version) is None:
-            raise ApiError(404, "not_found", f"There is no published model version {version}.")
+            raise NotFound(f"There is no published model version {version}.")
         return Response(FieldAccuracyOutput(selectors.model_version_field_accuracy(version=version)).data)
 
 
@@ -294,15 +297,16 @@ class ModelDownloadApi(PublicApiView):
                                   description="Partial content: the one byte range asked for (Content-Range)"),
                               302: OpenApiResponse(description="Redirect to a presigned S3 URL"),
                               304: OpenApiResponse(description="Not modified (If-None-Match: the file's sha256)"),
-                              404: OpenApiResponse(description="No such published version or variant"),
-                              416: OpenApiResponse(description="Range not satisfiable: it starts at or past the end "
-                                                               "of the file (Content-Range: bytes */SIZE)")},
+                              **error_responses("not_found", "range_not_satisfiable",
+                                                s404="No such published version or variant",
+                                                s416="Range not satisfiable: it starts at or past the end "
+                                                     "of the file (Content-Range: bytes */SIZE).")},
                    tags=["models"], summary="Download a model file")
     def get(self, request, version: int, variant: str):
         found = selectors.model_version_get_published(version=version)
         file = selectors.model_file_get(version=found, variant=variant) if found is not None else None
         if file is None:
-            raise ApiError(404, "not_found", f"There is no published model v{version} {variant} file.")
+            raise NotFound(f"There is no published model v{version} {variant} file.")
         if storage.is_remote():
             # S3 answers Range on the presigned URL itself.
             return HttpResponseRedirect(storage.url_for(file.model_key, expire=settings.S3_PRESIGN_TTL))
@@ -329,7 +333,7 @@ class ModelDownloadApi(PublicApiView):
         try:
             handle = storage.open_file(file.model_key)
         except FileNotFoundError:
-            raise ApiError(404, "not_found", f"The v{version} {variant} file is missing from storage.") from None
+            raise NotFound(f"The v{version} {variant} file is missing from storage.") from None
         first, last = wanted or (0, size - 1)
         if wanted is not None:
             try:
