@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from challenges import periods, services
 from challenges.models import ApprovedPhoto, Challenge, Feature, PhotoNovelty, PointEntry, Score, Vote
-from collector.admin_base import ReadOnlyAdmin
+from config.admin_base import ReadOnlyAdmin
 from collector.models import PhotoStatus
 from config.domain_errors import DomainError
 

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from collector import admin_review  # noqa: F401  (registers the Photo admin: the review queue)
 from collector import services
-from collector.admin_base import ReadOnlyAdmin
+from config.admin_base import ReadOnlyAdmin
 from collector.models import Label, PhotoReview, PhotoStatus, StorageSweep, Volunteer
 
 

@@ -22,7 +22,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from collector import services
-from collector.admin_base import ReadOnlyMixin
+from config.admin_base import ReadOnlyMixin
 from collector.admin_filters import ChallengeFilter, NearDuplicateFilter, StatusFilter
 from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, photo_thumbnail_url
 from config.domain_errors import DomainError

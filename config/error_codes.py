@@ -89,6 +89,9 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("run_publishing", "The run is publishing its model, which completes or fails as a whole.", k.Conflict,
               reached_by="cancelling a run in the admin"),
     ErrorCode("run_finished", "The run has already ended.", k.Conflict, reached_by="cancelling a run in the admin"),
+    ErrorCode("dataset_unavailable", "An earlier dataset version cannot be trained on again (gone, or its photos "
+                                     "left).", k.Conflict,
+              reached_by="`manage.py train --dataset-version` (a command; the run fails with this)"),
     ErrorCode("publish_failed", "The training run's publish step failed.", k.Conflict,
               reached_by="the training run's publish step (a run's failure, shown in the admin)"),
     # 411
@@ -122,8 +125,6 @@ CODES: dict[str, ErrorCode] = _codes(
                              "nothing was recorded: retry with the same Idempotency-Key.", k.Unavailable),
     ErrorCode("database_unavailable", "The database is busy or unreachable; nothing was recorded.", k.Unavailable),
     ErrorCode("storage_unavailable", "The file storage did not answer; nothing was recorded.", k.Unavailable),
-    ErrorCode("dataset_unavailable", "The training run's dataset could not be read.", k.Unavailable,
-              reached_by="the training run's dataset step (a run's failure, shown in the admin)"),
     ErrorCode("mail_unavailable", "The mail server refused or did not answer.", k.Unavailable,
               reached_by="the newsletter admin's 'send a test'"),
 )

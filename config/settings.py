@@ -289,24 +289,14 @@ LOGGING = {
 }
 
 # --- scheduler -----------------------------------------------------------
-# The one `manage.py runscheduler` process runs each of these management
-# commands in its own subprocess at the given wall-clock time in TIME_ZONE.
-# Each app appends its jobs below. Keys: id, command (argv list after
-# manage.py), hour, minute, and optionally day_of_week ("mon", "*", ...).
-SCHEDULER_JOBS: list[dict] = []
+# The one `manage.py runscheduler` process runs each app's jobs (its jobs.py; config.scheduler).
 SCHEDULER_MISFIRE_GRACE = env_int("SCHEDULER_MISFIRE_GRACE", 6 * 3600, minimum=1)
 
-# Housekeeping: storage_sweep nightly, report only unless told to delete
+# Housekeeping: storage_sweep nightly (collector/jobs.py), report only unless told to delete
 # (then only files older than the age rule; uploads in flight are younger).
 STORAGE_SWEEP_AT = env_time("STORAGE_SWEEP_AT", "03:30")
 STORAGE_SWEEP_DELETE = env_bool("STORAGE_SWEEP_DELETE", False)
 STORAGE_SWEEP_MIN_AGE_HOURS = env_float("STORAGE_SWEEP_MIN_AGE_HOURS", 24.0, minimum=1.0)
-SCHEDULER_JOBS.append({
-    "id": "storage-sweep",
-    "command": ["storage_sweep", "--min-age-hours", f"{STORAGE_SWEEP_MIN_AGE_HOURS:g}", "--verbosity", "0",
-                *(["--delete"] if STORAGE_SWEEP_DELETE else [])],
-    "hour": STORAGE_SWEEP_AT[0], "minute": STORAGE_SWEEP_AT[1],
-})
 
 # --- training (issue 3) ---------------------------------------------------
 # See docs/training.md. Knobs left unset (None) take training.ml.HParams' tuned defaults.
@@ -373,11 +363,6 @@ TRAINING_WORKER = env_choice("TRAINING_WORKER", "local", {"local", "remote"})
 TRAINING_WORKER_POLL_SECONDS = env_int("TRAINING_WORKER_POLL_SECONDS", 15, minimum=1)
 # The scheduler and every trainworker write a heartbeat row this often (admin: "Process heartbeats").
 PROCESS_HEARTBEAT_SECONDS = env_int("PROCESS_HEARTBEAT_SECONDS", 30, minimum=1)
-SCHEDULER_JOBS.append(
-    {"id": "training-nightly",
-     "command": ["train", "--trigger", "scheduler", *(["--enqueue"] if TRAINING_WORKER == "remote" else [])],
-     "hour": TRAINING_NIGHTLY_AT[0], "minute": TRAINING_NIGHTLY_AT[1]}
-)
 # --- challenges (issue 4) -------------------------------------------------
 # See docs/challenges.md. Day boundaries are in TIME_ZONE.
 CHALLENGE_ROTATE_AT = env_time("CHALLENGE_ROTATE_AT", "00:00")
@@ -393,18 +378,6 @@ LEADERBOARD_MAX_PAGE_SIZE = env_int("LEADERBOARD_MAX_PAGE_SIZE", 100, minimum=1)
 CHALLENGE_COMPACT_EVERY_MINUTES = env_int("CHALLENGE_COMPACT_EVERY_MINUTES", 10, minimum=1)
 if CHALLENGE_COMPACT_EVERY_MINUTES > 59:
     raise ImproperlyConfigured(f"CHALLENGE_COMPACT_EVERY_MINUTES must be 1 to 59, got {CHALLENGE_COMPACT_EVERY_MINUTES}")
-SCHEDULER_JOBS.append(
-    # run_at_start: a new installation (or one whose scheduler was down at
-    # rotation time) opens today's challenge when the scheduler starts.
-    {"id": "challenges_rotate", "command": ["challenges_rotate"], "run_at_start": True,
-     "hour": CHALLENGE_ROTATE_AT[0], "minute": CHALLENGE_ROTATE_AT[1]}
-)
-SCHEDULER_JOBS.append(
-    # Also opens today's challenge when none is open (labels imported after the
-    # rotation ran): run_at_start so a restarted scheduler asks at once.
-    {"id": "challenges_compact", "command": ["challenges_compact"], "run_at_start": True,
-     "hour": "*", "minute": f"*/{CHALLENGE_COMPACT_EVERY_MINUTES}"}
-)
 # --- newsletter (issue 5) -------------------------------------------------
 # Editions are composed for each period and sent by `manage.py newsletter_send`,
 # which the scheduler runs every hour: it composes the edition once its slot
@@ -434,8 +407,6 @@ NEWSLETTER_RETRY_MAX_SECONDS = env_int("NEWSLETTER_RETRY_MAX_SECONDS", 3600, min
 NEWSLETTER_SEND_MAX_WAIT_SECONDS = env_int("NEWSLETTER_SEND_MAX_WAIT_SECONDS", 900, minimum=0)
 NEWSLETTER_MAX_FAILURES = env_int("NEWSLETTER_MAX_FAILURES", 3, minimum=1)
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["newsletter_subscribe"] = env_str("NEWSLETTER_SUBSCRIBE_RATE", "20/hour")
-# Every hour at :05: composes when a slot has passed, sends released editions, picks up due retries.
-SCHEDULER_JOBS.append({"id": "newsletter-send", "command": ["newsletter_send", "--no-progress"], "hour": "*", "minute": 5})
 
 # --- abuse hardening (issue 12; see docs/operations.md and docs/decisions.md) --
 INSTALLED_APPS += [
@@ -481,10 +452,6 @@ LOGIN_LOG_KEEP_DAYS = env_int("LOGIN_LOG_KEEP_DAYS", 30, minimum=1)
 if LOGIN_LOG_KEEP_DAYS * 24 * 60 < LOGIN_LOCKOUT_MAX_MINUTES:
     raise ImproperlyConfigured(f"LOGIN_LOG_KEEP_DAYS ({LOGIN_LOG_KEEP_DAYS}) must cover LOGIN_LOCKOUT_MAX_MINUTES "
                                f"({LOGIN_LOCKOUT_MAX_MINUTES}), the failures a lock-out's length counts")
-SCHEDULER_JOBS.append({"id": "login-failures-prune", "command": ["axes_reset_failure_logs", "--age", str(LOGIN_LOG_KEEP_DAYS)],
-                       "hour": 4, "minute": 10})
-SCHEDULER_JOBS.append({"id": "login-successes-prune", "command": ["axes_reset_logs", "--age", str(LOGIN_LOG_KEEP_DAYS)],
-                       "hour": 4, "minute": 15})
 
 # Content-Security-Policy on every response (django-csp). Scripts only from our
 # own static files (the camera page's included); images may also come from S3

@@ -341,10 +341,10 @@ class LocalCluster:
         return result
 
     def scheduler_jobs(self) -> list[dict]:
-        """settings.SCHEDULER_JOBS as the installation's environment makes them."""
+        """The scheduled jobs (each app's jobs.py) as the installation's environment makes them."""
         import json
 
-        code = "import json; from django.conf import settings; print(json.dumps(settings.SCHEDULER_JOBS))"
+        code = "import json; from config.scheduler import jobs_declared; print(json.dumps(jobs_declared()))"
         return json.loads(self.manage("shell", "-c", code).stdout.strip().splitlines()[-1])
 
     def host_folder(self, name: str) -> Path:

@@ -386,8 +386,3 @@ def _edition_finish(*, edition_id: int) -> bool:
     Edition.objects.filter(pk=edition_id, status=EditionStatus.SENDING).update(
         status=EditionStatus.SENT, sent_at=timezone.now())
     return True
-
-
-def editions_send_due(**kwargs) -> dict[int, SendResult]:
-    """What the scheduled job does after composing: every due edition, oldest first."""
-    return {edition.pk: edition_send(edition_id=edition.pk, **kwargs) for edition in selectors.editions_due()}

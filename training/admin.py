@@ -26,17 +26,16 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from collector.admin_base import ReadOnlyAdmin
+from config.admin_base import ReadOnlyAdmin
 from config.domain_errors import DomainError
 from config.formats import datetime_display
+from config.models import ProcessHeartbeat
 from training import selectors
 from training.models import (
     DatasetVersion,
     ModelVersion,
-    ProcessHeartbeat,
     RolloutState,
     RunStatus,
-    SchedulerJobRun,
     ServiceChange,
     TrainingRun,
     VersionStatus,
@@ -119,7 +118,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
                          "request_url": reverse("admin:training_trainingrun_request"),
                          "active_run": TrainingRun.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.QUEUED])
                          .order_by("id").first(),
-                         "processes": _processes_now(), "processes_url": reverse("admin:training_processheartbeat_changelist")}
+                         "processes": _processes_now(), "processes_url": reverse("admin:crowdlens_processheartbeat_changelist")}
         return super().changelist_view(request, extra_context)
 
     def request_view(self, request):
@@ -517,29 +516,3 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 @admin.register(ServiceChange)
 class ServiceChangeAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "from_version", "to_version", "reason", "changed_by"]
-
-
-@admin.register(SchedulerJobRun)
-class SchedulerJobRunAdmin(ReadOnlyAdmin):
-    list_display = ["job_id", "scheduled_for", "started_at", "finished_at", "exit_code"]
-    list_filter = ["job_id"]
-    fields = ["job_id", "scheduled_for", "started_at", "finished_at", "exit_code", "output_tail"]
-    readonly_fields = fields
-
-
-@admin.register(ProcessHeartbeat)
-class ProcessHeartbeatAdmin(ReadOnlyAdmin):
-    """The scheduler and the training workers side by side: is each alive, where, doing what, on which devices."""
-
-    list_display = ["kind", "alive", "host", "pid", "state", "device_list", "beat_at", "started_at"]
-    list_filter = ["kind"]
-    fields = ["kind", "host", "pid", "state", "device_list", "started_at", "beat_at", "stopped_at"]
-    readonly_fields = fields
-
-    @admin.display(description="Alive", boolean=True)
-    def alive(self, obj):
-        return obj.is_alive(now=timezone.now(), interval=settings.PROCESS_HEARTBEAT_SECONDS)
-
-    @admin.display(description="Devices")
-    def device_list(self, obj):
-        return ", ".join(f"{d.get('name')} ({d.get('type')})" for d in obj.devices) or "-"

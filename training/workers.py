@@ -1,4 +1,4 @@
-"""Training on its own host: the `trainworker` loop, and the heartbeat rows of long-running processes.
+"""Training on its own host: the `trainworker` loop (its heartbeat row is config.processes.ProcessBeat).
 
 With TRAINING_WORKER=remote the scheduler and the admin only queue runs
 (``training.services.runs.training_run_request``); a `manage.py trainworker` on a GPU host
@@ -16,65 +16,17 @@ failed on any later claim, and the next night's run trains again.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.utils import timezone
 
+from config.processes import ProcessBeat
+from training.models import TrainingRun
 from training.services import execute, runs
-from training.models import ProcessHeartbeat, TrainingRun
 
 logger = logging.getLogger("crowdlens.trainworker")
-
-HEARTBEAT_KEEP_DAYS = 7  # rows of processes gone longer than this are dropped when a new process starts
-
-
-class ProcessBeat:
-    """This process's heartbeat row, refreshed by a daemon thread every PROCESS_HEARTBEAT_SECONDS."""
-
-    def __init__(self, kind: str, *, devices: list[dict] | None = None, interval: float | None = None):
-        now = timezone.now()
-        ProcessHeartbeat.objects.filter(kind=kind, beat_at__lt=now - timedelta(days=HEARTBEAT_KEEP_DAYS)).delete()
-        self.row = ProcessHeartbeat.objects.create(kind=kind, host=socket.gethostname()[:200], pid=os.getpid(),
-                                                   started_at=now, beat_at=now, state="idle", devices=devices or [])
-        self.state = "idle"
-        self.interval = interval or settings.PROCESS_HEARTBEAT_SECONDS
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"{kind}-heartbeat", daemon=True)
-
-    def start(self) -> ProcessBeat:
-        self._thread.start()
-        return self
-
-    def set_state(self, state: str) -> None:
-        self.state = state[:200]
-        self.beat()
-
-    def beat(self) -> None:
-        ProcessHeartbeat.objects.filter(pk=self.row.pk).update(beat_at=timezone.now(), state=self.state)
-
-    def _loop(self) -> None:
-        try:
-            while not self._stopping.wait(self.interval):
-                try:
-                    self.beat()
-                except Exception:  # a database hiccup must not end the process; the next beat retries
-                    logger.exception("Heartbeat of %s failed", self.row)
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        now = timezone.now()
-        ProcessHeartbeat.objects.filter(pk=self.row.pk).update(beat_at=now, stopped_at=now, state="stopped")
-
 
 def tensorflow_devices() -> list[dict]:
     """The devices TensorFlow sees, GPUs set to grow their memory (a GPU host may serve other jobs too).

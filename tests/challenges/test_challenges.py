@@ -12,6 +12,7 @@ from challenges import periods, services
 from challenges.models import Challenge
 from collector.models import Label
 from config.domain_errors import Unprocessable
+from config.scheduler import jobs_declared
 from tests.challenges.helpers import approved_photo, make_challenge
 from tests.factories import client_for, make_label, make_volunteer, upload
 
@@ -108,7 +109,7 @@ class TestRotateCommand:
         out = StringIO()
         call_command("challenges_compact", stdout=out)  # one open: nothing more to do
         assert "opened" not in out.getvalue() and Challenge.objects.count() == 1
-        job = next(j for j in settings.SCHEDULER_JOBS if j["id"] == "challenges_compact")
+        job = next(j for j in jobs_declared() if j["id"] == "challenges_compact")
         assert job["run_at_start"] is True  # a restarted scheduler asks at once, not minutes later
 
     def test_a_challenge_planned_for_today_but_not_yet_opened_is_opened_by_the_compaction(self):
@@ -161,7 +162,7 @@ class TestRotateCommand:
         assert challenge.ends_at == dt.datetime(2026, 3, 10, 5, 30, tzinfo=UTC)
 
     def test_it_is_scheduled_daily(self, settings):
-        job = next(j for j in settings.SCHEDULER_JOBS if j["id"] == "challenges_rotate")
+        job = next(j for j in jobs_declared() if j["id"] == "challenges_rotate")
         assert job["command"] == ["challenges_rotate"]
         assert (job["hour"], job["minute"]) == settings.CHALLENGE_ROTATE_AT
 

@@ -15,6 +15,7 @@ from challenges.models import PointEntry, Score
 from tests.challenges.helpers import approved_photo, make_challenge, upload_photo, review
 from collector.models import Photo, PhotoStatus, Volunteer
 from tests.factories import client_for, image_bytes, make_label, make_volunteer
+from config.scheduler import jobs_declared
 
 pytestmark = pytest.mark.django_db
 UTC = dt.timezone.utc
@@ -229,7 +230,7 @@ class TestCompactCommand:
         assert sorted(RankBucket.objects.filter(period="all").values_list("points", "volunteers")) == [
             (10, 1), (20, 1), (30, 1)]
         assert [selectors.leaderboard(period="all", viewer=v.user, limit=1).own_row.rank for v in volunteers] == ranks
-        job = next(j for j in settings.SCHEDULER_JOBS if j["id"] == "challenges_compact")
+        job = next(j for j in jobs_declared() if j["id"] == "challenges_compact")
         assert job["command"] == ["challenges_compact"] and job["minute"].startswith("*/")
 
 

@@ -534,7 +534,7 @@ class TestStorageSweep:
 
     def test_it_reports_orphans_without_deleting(self, media):
         out, _ = run("storage_sweep")
-        assert "5 files checked: 1 orphan(s)" in out and "1 unreferenced but younger than 1 h" in out
+        assert "5 files checked: 1 orphan(s)" in out and "1 unreferenced but younger than 24 h" in out
         assert "orphan photos/2026/01/01/deadbeef/original.jpg" in out
         assert media["old"].exists() and media["fresh"].exists()
 
@@ -574,17 +574,25 @@ class TestStorageSweep:
 
 
 class TestStorageSweepSchedule:
-    def test_the_scheduler_sweeps_nightly_and_only_reports_by_default(self, settings):
-        job = next(j for j in settings.SCHEDULER_JOBS if j["id"] == "storage-sweep")
+    def test_the_scheduler_sweeps_nightly_and_only_reports_by_default(self):
+        from collector.management.commands.storage_sweep import Command
+        from config.scheduler import jobs_declared
+
+        job = next(j for j in jobs_declared() if j["id"] == "storage-sweep")
         assert job["command"][0] == "storage_sweep" and "--delete" not in job["command"]
-        assert job["command"][job["command"].index("--min-age-hours") + 1] == "24"
+        # One age rule, by hand and scheduled alike: the command's default, 24 hours.
+        assert "--min-age-hours" not in job["command"]
+        assert Command().create_parser("manage.py", "storage_sweep").parse_args([]).min_age_hours == 24
 
     def test_deleting_is_the_operators_choice(self, tmp_path):
         env = {**os.environ, "STORAGE_SWEEP_DELETE": "true", "STORAGE_SWEEP_MIN_AGE_HOURS": "48", "DEBUG": "true",
                "DJANGO_SETTINGS_MODULE": "config.settings"}
-        code = ("from django.conf import settings; import json; "
-                "print(json.dumps(next(j for j in settings.SCHEDULER_JOBS if j['id'] == 'storage-sweep')['command']))")
+        code = ("import json; from config.scheduler import jobs_declared; "
+                "from collector.management.commands.storage_sweep import Command; "
+                "print(json.dumps(next(j for j in jobs_declared() if j['id'] == 'storage-sweep')['command'])); "
+                "print(Command().create_parser('manage.py', 'storage_sweep').parse_args([]).min_age_hours)")
         done = subprocess.run([sys.executable, "-c", "import django; django.setup(); " + code], env=env,
                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
         assert done.returncode == 0, done.stderr
-        assert '"--delete"' in done.stdout and '"48"' in done.stdout
+        command, min_age = done.stdout.strip().splitlines()[-2:]
+        assert '"--delete"' in command and float(min_age) == 48

@@ -264,7 +264,8 @@ def _other_rows():
     from newsletter.services import edition_compose, subscriber_subscribe
     from tests.factories import make_reviewer
     from tests.training.test_admin import finished_run
-    from training.models import ModelVersion, RunStatus, SchedulerJobRun, ServiceChange, TrainingRun, VersionStatus
+    from config.models import SchedulerJobRun
+    from training.models import ModelVersion, RunStatus, ServiceChange, TrainingRun, VersionStatus
 
     finished_run()
     TrainingRun.objects.create(status=RunStatus.SKIPPED, started_at=timezone.now(), finished_at=timezone.now())

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from config.domain_errors import Conflict
 from config.errors import status_for
-from training import scheduling
+from training import jobs
 from training.hparams import hparams_as_recorded, hparams_from_settings
 from training.services.datasets import dataset_version_freeze
 from training.services.execute import training_run_execute
@@ -178,8 +178,8 @@ class TestCancellingARun:
         assert "Cancelled by admin before it started." in run.log
 
         started = []
-        monkeypatch.setattr(scheduling, "run_command", lambda argv, label: started.append(argv) or (0, ""))
-        assert scheduling.training_requests_poll() is None and started == []
+        monkeypatch.setattr(jobs, "run_command", lambda argv, label: started.append(argv) or (0, ""))
+        assert jobs.training_requests_poll() is None and started == []
         assert training_run_claim(queued_only=True) is None
         nightly = training_run_claim(trigger="scheduler")  # the claim is free for the next run
         assert nightly is not None and nightly.pk != run.pk

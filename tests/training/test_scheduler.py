@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from training import scheduling
+from config import scheduler as scheduling
 
 BASE = Path(django_settings.BASE_DIR)
 
@@ -101,7 +101,7 @@ class TestLastFireTime:
 
 def scheduler_ran_before(when: datetime) -> None:
     """The installation's scheduler had run a job before ``when`` (so later times can be missed)."""
-    from training.models import SchedulerJobRun
+    from config.models import SchedulerJobRun
 
     row = SchedulerJobRun.objects.create(job_id="earlier", scheduled_for=when - timedelta(days=1))
     SchedulerJobRun.objects.filter(pk=row.pk).update(started_at=when - timedelta(days=1))
@@ -157,13 +157,13 @@ class TestFreshInstallation:
         assert scheduling.jobs_due_at_start([self.ROTATE], now=now) == []
 
     def test_the_challenge_rotation_runs_at_start(self):
-        job = next(j for j in django_settings.SCHEDULER_JOBS if j["id"] == "challenges_rotate")
+        job = next(j for j in scheduling.jobs_declared() if j["id"] == "challenges_rotate")
         assert job["run_at_start"] is True
 
 
 class TestSchedulerJobs:
     def test_the_nightly_training_is_scheduled_at_training_nightly_at(self):
-        job = next(j for j in django_settings.SCHEDULER_JOBS if j["id"] == "training-nightly")
+        job = next(j for j in scheduling.jobs_declared() if j["id"] == "training-nightly")
         assert job["command"] == ["train", "--trigger", "scheduler"]
         assert (job["hour"], job["minute"]) == django_settings.TRAINING_NIGHTLY_AT == (2, 0)
 

@@ -14,14 +14,16 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.training.test_scheduler import BASE, file_db, migrated_sqlite, rows, subprocess_env  # noqa: F401
-from training import scheduling, workers
+from config.processes import ProcessBeat
+from training import jobs, workers
 from training.services import execute, runs
-from training.models import ProcessHeartbeat, RunStatus, TrainingRun
+from config.models import ProcessHeartbeat
+from training.models import RunStatus, TrainingRun
 
 
 @pytest.fixture
 def beat(db):
-    beat = workers.ProcessBeat(ProcessHeartbeat.Kind.TRAINWORKER, devices=[{"name": "/physical_device:CPU:0",
+    beat = ProcessBeat(ProcessHeartbeat.Kind.TRAINWORKER, devices=[{"name": "/physical_device:CPU:0",
                                                                             "type": "CPU"}], interval=3600)
     yield beat
 
@@ -32,7 +34,7 @@ def age(run, seconds):
 
 class TestRemoteMode:
     def test_the_nightly_job_only_queues_when_training_worker_is_remote(self, tmp_path):
-        code = "from django.conf import settings; import json; print(json.dumps(settings.SCHEDULER_JOBS))"
+        code = "from config.scheduler import jobs_declared; import json; print(json.dumps(jobs_declared()))"
         env = subprocess_env(tmp_path / "unused.sqlite3", tmp_path, TRAINING_WORKER="remote",
                              DJANGO_SETTINGS_MODULE="tests.settings")
         out = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=BASE, env=env,
@@ -54,8 +56,8 @@ class TestRemoteMode:
     def test_the_scheduler_leaves_queued_runs_to_the_workers(self, settings, admin_user, monkeypatch):
         settings.TRAINING_WORKER = "remote"
         runs.training_run_request(user=admin_user)
-        monkeypatch.setattr(scheduling, "run_command", lambda argv, label: pytest.fail(f"started {argv}"))
-        assert scheduling.training_requests_poll() is None
+        monkeypatch.setattr(jobs, "run_command", lambda argv, label: pytest.fail(f"started {argv}"))
+        assert jobs.training_requests_poll() is None
         assert TrainingRun.objects.get().status == RunStatus.QUEUED
 
     @pytest.mark.django_db
@@ -145,7 +147,7 @@ class TestHeartbeatsInTheAdmin:
                                         devices=[{"name": "/physical_device:GPU:0", "type": "GPU"}])
         ProcessHeartbeat.objects.create(kind="trainworker", host="gpu-2", pid=33, started_at=now,
                                         beat_at=now - timedelta(seconds=120))
-        page = admin_client.get("/admin/training/processheartbeat/").content.decode()
+        page = admin_client.get("/admin/crowdlens/processheartbeat/").content.decode()
         assert "sched-1" in page and "gpu-1" in page and "gpu-2" in page
         assert "training run #7" in page and "/physical_device:GPU:0 (GPU)" in page
         assert page.count('alt="True"') == 2 and page.count('alt="False"') == 1  # gpu-2 missed three beats

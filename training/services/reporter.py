@@ -10,8 +10,9 @@ import logging
 import threading
 import time
 
-from django.db import connection
 from django.utils import timezone
+
+from config.processes import Beat
 
 from training import ml
 from training.models import RunStatus, TrainingRun
@@ -33,25 +34,14 @@ for _name, _weight in PHASE_WEIGHTS.items():
 _PHASE_TOTAL = _acc
 
 
-class Heartbeat(threading.Thread):
+class Heartbeat(Beat):
     """Beats every ``interval`` seconds while a run works, so a run that reports no progress for a while stays alive."""
 
     def __init__(self, run_id: int, interval: float):
-        super().__init__(name=f"training-heartbeat-{run_id}", daemon=True)
-        self.run_id, self.interval = run_id, interval
-        self.stopping = threading.Event()
+        super().__init__(self.beat, interval=interval, name=f"training-heartbeat-{run_id}")
+        self.run_id = run_id
         self.lost = False
         self.cancel: CancelRequest | None = None
-
-    def run(self):
-        try:
-            while not self.stopping.wait(self.interval):
-                try:
-                    self.beat()
-                except Exception:  # a database hiccup must not kill the run; the next beat retries
-                    logger.exception("Heartbeat of run #%s failed", self.run_id)
-        finally:
-            connection.close()
 
     def beat(self) -> None:
         """Refresh the heartbeat and look for a cancel request (for steps that report no progress for a while)."""

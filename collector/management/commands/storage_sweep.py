@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from collector.sweep import storage_sweep
@@ -27,8 +28,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--delete", action="store_true", help="Delete the orphans (default: only list them)")
-        parser.add_argument("--min-age-hours", type=float, default=1.0,
-                            help="Leave files younger than this alone (uploads in flight); default 1")
+        parser.add_argument("--min-age-hours", type=float, default=settings.STORAGE_SWEEP_MIN_AGE_HOURS,
+                            help="Leave files younger than this alone (uploads in flight); "
+                                 f"default STORAGE_SWEEP_MIN_AGE_HOURS ({settings.STORAGE_SWEEP_MIN_AGE_HOURS:g})")
 
     def handle(self, *args, delete: bool, min_age_hours: float, verbosity: int = 1, **options):
         if min_age_hours < 0:

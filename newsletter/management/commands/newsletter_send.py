@@ -7,10 +7,9 @@ the rest).
 
 from __future__ import annotations
 
-import signal
-
 from django.core.management.base import BaseCommand, CommandError
 
+from config.processes import stop_on_signals
 from config.progress import progress_bar
 from newsletter import delivery, selectors, services
 from newsletter.models import Delivery, DeliveryStatus, Edition
@@ -28,9 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
 
     def handle(self, *args, **options):
-        self.stopping = False
-        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        try:
+        # SIGTERM or SIGINT: finish the message in flight, release the rest, exit.
+        with stop_on_signals() as self.stopping:
             if not options["no_compose"] and options["edition"] is None:
                 edition = services.edition_compose()
                 if edition is not None:
@@ -42,14 +40,9 @@ class Command(BaseCommand):
             else:
                 editions = list(selectors.editions_due().values_list("pk", flat=True))
             for edition_id in editions:
-                if self.stopping:
+                if self.stopping.is_set():
                     break
                 self._send(edition_id, options)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    def _on_sigterm(self, signum, frame):
-        self.stopping = True  # finish the message in flight, release the rest, exit
 
     def _send(self, edition_id: int, options) -> None:
         remaining = Delivery.objects.filter(edition_id=edition_id).exclude(
@@ -59,7 +52,7 @@ class Command(BaseCommand):
             result = delivery.edition_send(
                 edition_id=edition_id,
                 on_progress=lambda outcome: bar.update(1),
-                should_stop=lambda: self.stopping,
+                should_stop=self.stopping.is_set,
                 max_wait=options["max_wait"],
             )
         state = "finished" if result.finished else f"stopped: {result.stopped}"

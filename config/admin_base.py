@@ -1,4 +1,4 @@
-"""Admin building blocks shared by every app (collector is the ground floor, so all may import it)."""
+"""Admin building blocks shared by every app (config is below every app, so all may import it)."""
 
 from django.contrib import admin
 

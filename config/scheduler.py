@@ -1,10 +1,23 @@
-"""When jobs run: the logic behind `manage.py runscheduler` (which only decides *when*).
+"""When jobs run: the logic behind `manage.py runscheduler`, which only decides *when*.
 
-Each entry of settings.SCHEDULER_JOBS runs as a subprocess `python manage.py <argv>`
-at its wall-clock time in TIME_ZONE. Before a job starts, its (job id, scheduled
-time) row is claimed in SchedulerJobRun: two schedulers make one run, and a
-scheduler that starts after a missed time (within SCHEDULER_MISFIRE_GRACE) sees
-that nobody ran it and runs it once.
+Each app declares its own jobs in a ``jobs.py`` whose ``scheduled_jobs()``
+returns them (``jobs_declared`` collects them, in INSTALLED_APPS order). A job
+is a dict:
+
+- ``id``: its name in the log and in SchedulerJobRun;
+- ``command``: the argv after ``manage.py``; it runs as a subprocess at its
+  wall-clock time in TIME_ZONE: ``hour``, ``minute`` and optionally
+  ``day_of_week`` (cron fields: ``"*"``, ``"*/10"``, ``"mon"``...);
+  ``run_at_start``: also run at the scheduler's start when the current period
+  has not run (a new installation gets today's challenge at once);
+- or ``every_seconds`` and ``call`` (a dotted path to a function of no
+  arguments): a light in-process poll, such as training's "start the runs
+  staff asked for".
+
+Before a timed job starts, its (job id, scheduled time) row is claimed in
+SchedulerJobRun: two schedulers make one run, and a scheduler that starts
+after a missed time (within SCHEDULER_MISFIRE_GRACE) sees that nobody ran it
+and runs it once.
 """
 
 from __future__ import annotations
@@ -18,16 +31,42 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
+from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string, module_has_submodule
 
-from training.models import SchedulerJobRun
+from config.models import SchedulerJobRun
 
 logger = logging.getLogger("crowdlens.scheduler")
 
 _children: set[subprocess.Popen] = set()
 _children_lock = threading.Lock()
+
+
+def jobs_declared() -> list[dict]:
+    """Every app's scheduled jobs (its ``jobs.scheduled_jobs()``), or settings.SCHEDULER_JOBS where a test sets it."""
+    override = getattr(settings, "SCHEDULER_JOBS", None)
+    if override is not None:
+        return list(override)
+    jobs: list[dict] = []
+    for app in apps.get_app_configs():
+        if module_has_submodule(app.module, "jobs"):
+            jobs += import_string(f"{app.name}.jobs.scheduled_jobs")()
+    ids = [job["id"] for job in jobs]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"two scheduled jobs share an id: {sorted(i for i in ids if ids.count(i) > 1)}")
+    return jobs
+
+
+def timed(jobs: list[dict]) -> list[dict]:
+    """The jobs that run a command at wall-clock times (not the in-process polls)."""
+    return [job for job in jobs if "command" in job]
+
+
+def polls(jobs: list[dict]) -> list[dict]:
+    return [job for job in jobs if "every_seconds" in job]
 
 
 def job_trigger(job: dict) -> CronTrigger:
@@ -152,29 +191,21 @@ def scheduled_job_run(job: dict, scheduled_for: datetime | None = None,
         (logger.info if code == 0 else logger.error)("%s finished with exit code %s", job["id"], code)
         return code
     finally:
-        _release_connection()
+        release_connection()
 
 
-def _release_connection() -> None:
+def release_connection() -> None:
     """Jobs run in the scheduler's worker threads: give their database connection back when done."""
     if threading.current_thread() is not threading.main_thread():
         connection.close()
 
 
-def training_requests_poll() -> int | None:
-    """Start the run an admin asked for, if one waits and none is running (TRAINING_WORKER=local only:
-    with remote, a trainworker takes queued runs)."""
-    from training import selectors
-
-    if settings.TRAINING_WORKER != "local":
-        return None
+def poll_run(job: dict):
+    """The scheduler's function for an ``every_seconds`` job: call it, give the thread's connection back."""
     try:
-        if not selectors.training_run_queued_exists() or selectors.training_run_active() is not None:
-            return None
-        code, _ = run_command(["train", "--queued-only", "--trigger", "admin", "--no-progress"], label="training-request")
-        return code
+        return import_string(job["call"])()
     finally:
-        _release_connection()
+        release_connection()
 
 
 def children_stop(timeout: float = 30.0) -> None:
