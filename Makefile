@@ -3,7 +3,6 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv run test test-fast migrate schema audit bench-upload bench-nginx bench-train bench-leaderboard bench-newsletter bench-review clean

@@ -5,7 +5,6 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's native start-up noise, set before it loads
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line

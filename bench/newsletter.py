@@ -93,7 +93,6 @@ def main() -> None:
     os.environ["SITE_URL"] = "https://crowdlens.example"
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
     import django
 

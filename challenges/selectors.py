@@ -134,7 +134,7 @@ def _ranking_order() -> list[str]:
 
 
 def _names_for(user_ids) -> dict[int, Volunteer]:
-    return {v.user_id: v for v in Volunteer.objects.filter(user_id__in=list(user_ids))}
+    return collector_selectors.volunteers_by_user(user_ids=user_ids)
 
 
 def _public_name(volunteer: Volunteer | None, user_id: int) -> str:
@@ -228,7 +228,7 @@ def _own_row(*, key: str, viewer_id: int) -> LeaderboardRow:
     unfolded RankBucketChange rows), one row per distinct score; ties on
     points are counted on the rank index within that one points value."""
     qn = connection.ops.quote_name
-    score, vol = qn(Score._meta.db_table), qn(Volunteer._meta.db_table)
+    score = qn(Score._meta.db_table)
     buckets, changes = qn(RankBucket._meta.db_table), qn(RankBucketChange._meta.db_table)
     period, points, photos, vid = qn("period"), qn("points"), qn("approved_photos"), qn("volunteer_id")
     sql = (
@@ -246,9 +246,7 @@ def _own_row(*, key: str, viewer_id: int) -> LeaderboardRow:
     with connection.cursor() as cursor:
         cursor.execute(sql, [key, viewer_id])
         mine = cursor.fetchone()
-        cursor.execute(f"SELECT {qn('id')}, {qn('display_name')}, {qn('consent_public_credit')} FROM {vol} "
-                       f"WHERE {qn('user_id')} = %s", [viewer_id])
-        profile = cursor.fetchone() or (None, None, None)
+    profile = collector_selectors.volunteer_profile(user_id=viewer_id)
     name = _name(viewer_id, *profile)
     if mine is None or mine[0] <= 0:
         return LeaderboardRow(rank=None, display_name=name, points=max(0, mine[0]) if mine else 0,

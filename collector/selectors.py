@@ -25,8 +25,9 @@ def bootstrap_user_ids() -> list[int]:
     return list(Volunteer.objects.filter(is_bootstrap=True).values_list("user_id", flat=True))
 
 
-def label_get(*, slug: str) -> Label | None:
-    return Label.objects.filter(slug=slug).first()
+def labels_created_since(*, since) -> bool:
+    """Whether an active label was created at or after ``since`` (challenges: a day's first labels)."""
+    return Label.objects.filter(active=True, created_at__gte=since).exists()
 
 
 def photo_list_for_user(*, user, status: str | None = None) -> QuerySet[Photo]:
@@ -70,10 +71,25 @@ def photos_approved(*, up_to=None) -> QuerySet[Photo]:
     return qs.select_related("label")
 
 
-def photos_last_change():
-    """When any photo last changed (status, label, withdrawal): training skips a night with nothing new."""
-    latest = Photo.objects.order_by("-updated_at").values_list("updated_at", flat=True).first()
-    return latest
+def photo_locked(photo_id: int, *, required: bool = False) -> Photo | None:
+    """The photo's row, locked until the caller's transaction ends (select_for_update; call inside
+    ``transaction.atomic()``). A missing photo is None, or the domain NotFound when ``required``.
+
+    Every change to a photo (review, relabel, votes, features, points) takes this lock first, so two
+    changes to one photo never interleave."""
+    return Photo.objects.lock_or_404(photo_id) if required else Photo.objects.select_for_update().filter(
+        pk=photo_id).first()
+
+
+def volunteers_by_user(*, user_ids) -> dict[int, Volunteer]:
+    """user id -> Volunteer, for the given users that have one."""
+    return {v.user_id: v for v in Volunteer.objects.filter(user_id__in=list(user_ids))}
+
+
+def volunteer_profile(*, user_id: int) -> tuple[int | None, str | None, bool | None]:
+    """(volunteer id, display name, consent to public credit) of a user, or three Nones without a volunteer."""
+    row = Volunteer.objects.filter(user_id=user_id).values_list("id", "display_name", "consent_public_credit").first()
+    return row or (None, None, None)
 
 
 def volunteer_for_user(user) -> Volunteer | None:
@@ -101,4 +117,4 @@ def photos_public(*, approved_since=None, approved_until=None, ids=None) -> Quer
 
 def volunteer_public_names(*, user_ids) -> dict[int, str]:
     """user id -> the name public pages may show right now (display name only with consent)."""
-    return {v.user_id: v.public_name for v in Volunteer.objects.filter(user_id__in=list(user_ids))}
+    return {user_id: v.public_name for user_id, v in volunteers_by_user(user_ids=user_ids).items()}

@@ -18,8 +18,6 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str, env_time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tensorflow-model-optimization needs tf_keras
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CROWDLENS_VAR_DIR", str(BASE_DIR / "var")))
 

@@ -148,7 +148,7 @@ class LocalCluster:
         return {
             **keep,
             "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-            "TF_USE_LEGACY_KERAS": "1", "DEBUG": "false", "SECRET_KEY": self.secret_key,
+            "DEBUG": "false", "SECRET_KEY": self.secret_key,
             "ALLOWED_HOSTS": "localhost,127.0.0.1", "SITE_URL": site, "CSRF_TRUSTED_ORIGINS": site,
             "BEHIND_TLS_PROXY": "true", "TRUSTED_PROXY_COUNT": "1", "TIME_ZONE": "UTC",
             "DATABASE_URL": f"{self.pg_url}/{self.db_name}", "REDIS_URL": self.redis_url,

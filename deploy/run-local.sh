@@ -7,7 +7,6 @@ BIN=.venv/bin
 VAR_DIR="${CROWDLENS_VAR_DIR:-var}"
 mkdir -p "$VAR_DIR"
 export DEBUG="${DEBUG:-true}"
-export TF_USE_LEGACY_KERAS=1
 if [ -z "${SECRET_KEY:-}" ]; then
   [ -s "$VAR_DIR/secret_key" ] || "$BIN/python" -c "import secrets; print(secrets.token_urlsafe(50))" > "$VAR_DIR/secret_key"
   SECRET_KEY="$(cat "$VAR_DIR/secret_key")"

@@ -32,7 +32,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from newsletter import emails, selectors, tokens
+from newsletter import emails, tokens
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, SubscriberStatus
 
 logger = logging.getLogger(__name__)

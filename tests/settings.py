@@ -7,7 +7,6 @@ environment exactly as in production.
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from config.settings import *  # noqa: E402,F403
 

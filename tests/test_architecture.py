@@ -72,6 +72,41 @@ def test_the_rule_sees_a_wrong_import(tmp_path, monkeypatch):
     assert [v.split(" (")[1] for v in _violations("collector")] == ["a floor above collector)", "a floor above collector)"]
 
 
+def _collector_model_queries(app: str):
+    """Places in ``app`` that query a collector model itself (``Photo.objects``, ``Volunteer._meta``...).
+
+    Other apps read collector through collector.selectors and write through its services; they may
+    import its models for relations, type hints and choices (PhotoStatus), never to query them."""
+    for path in _modules(app):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        models = {alias.asname or alias.name for node in ast.walk(tree)
+                  if isinstance(node, ast.ImportFrom) and node.module == "collector.models" for alias in node.names}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr in ("objects", "_meta", "_default_manager")
+                    and isinstance(node.value, ast.Name) and node.value.id in models):
+                yield f"{path.relative_to(ROOT)}:{node.lineno} {node.value.id}.{node.attr}"
+
+
+@pytest.mark.parametrize("app", [app for app in FLOORS if app != "collector"])
+def test_other_apps_read_collector_through_its_selectors_only(app):
+    assert list(_collector_model_queries(app)) == []
+
+
+def test_the_selector_rule_sees_a_query(tmp_path, monkeypatch):
+    bad = tmp_path / "challenges"
+    bad.mkdir()
+    (bad / "x.py").write_text("from collector.models import Photo as P, PhotoStatus\nP.objects.filter(status=PhotoStatus.APPROVED)\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert list(_collector_model_queries("challenges")) == ["challenges/x.py:2 P.objects"]
+
+
+def test_the_training_library_imports_no_django_and_no_config():
+    """training/ml runs on a GPU host or in a benchmark without Django: its inputs come as plain data."""
+    wrong = [f"{path.relative_to(ROOT)}:{line} imports {name}" for path in sorted((ROOT / "training" / "ml").rglob("*.py"))
+             for line, name in _imports(path) if name.split(".")[0] in ("django", "config", "rest_framework", *APPS)]
+    assert wrong == []
+
+
 def test_a_module_over_400_lines_says_why_at_its_top():
     """One concept a module: a long one carries its reason in its docstring ("Over 400 lines on purpose: ...")."""
     unexplained = []

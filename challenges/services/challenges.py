@@ -128,7 +128,7 @@ def challenge_open_if_none(*, now: dt.datetime | None = None) -> Challenge | Non
         return None  # open already
     if not opened_at:  # no challenge today: only for labels that came after the day's rotation
         day_start, _ = periods.challenge_window(day)
-        if not Label.objects.filter(active=True, created_at__gte=day_start).exists():
+        if not collector_selectors.labels_created_since(since=day_start):
             return None
     challenge, opened = _challenge_open(day=day, now=now)
     return challenge if opened else None

@@ -10,7 +10,8 @@ from django.utils import timezone
 from challenges import periods
 from challenges.models import Feature
 from challenges.services.points import photo_lock, photo_settle_locked
-from collector.models import Photo, PhotoStatus
+from collector import selectors as collector_selectors
+from collector.models import PhotoStatus
 from config.domain_errors import Conflict, Forbidden
 
 
@@ -24,7 +25,7 @@ def photo_feature(*, photo_id: int, staff_user, on: dt.date | None = None, now: 
     _require_staff(staff_user)
     now = now or timezone.now()
     with transaction.atomic():
-        photo = Photo.objects.lock_or_404(photo_id)
+        photo = collector_selectors.photo_locked(photo_id, required=True)
         if photo.status != PhotoStatus.APPROVED:
             raise Conflict("Only approved photos can be featured.", code="not_approved")
         feature, created = Feature.objects.get_or_create(

@@ -35,11 +35,12 @@ from collector.models import Photo, PhotoStatus
 
 def photo_lock(photo_id: int) -> Photo | None:
     """The photo's row, locked until the caller's transaction ends, or None where a missing photo is no
-    error (settling, revoking, unfeaturing); a caller for whom it is one uses ``Photo.objects.lock_or_404``.
+    error (settling, revoking, unfeaturing); a caller for whom it is one passes ``required=True`` to
+    ``collector.selectors.photo_locked``.
 
     Every write that can move a photo's points takes this lock first, so two of them never settle one
     photo at once."""
-    return Photo.objects.select_for_update().filter(pk=photo_id).first()
+    return collector_selectors.photo_locked(photo_id)
 
 
 def _score_keys(entry: PointEntry) -> list[str]:

@@ -24,7 +24,7 @@ class VoteResult:
 
 
 def _photo_for_vote(*, user, photo_id: int) -> Photo:
-    photo = Photo.objects.lock_or_404(photo_id)
+    photo = collector_selectors.photo_locked(photo_id, required=True)
     if not collector_selectors.photo_can_view(user=user, photo=photo):
         raise NotFound("Not found.")
     return photo
@@ -54,7 +54,7 @@ def vote_withdraw(*, user, photo_id: int, now: dt.datetime | None = None) -> Vot
         raise NotAuthenticated("Sign in to vote.")
     now = now or timezone.now()
     with transaction.atomic():
-        photo = Photo.objects.lock_or_404(photo_id)
+        photo = collector_selectors.photo_locked(photo_id, required=True)
         vote = Vote.objects.filter(voter=user, photo=photo).first()
         if vote is None and not collector_selectors.photo_can_view(user=user, photo=photo):
             raise NotFound("Not found.")

@@ -26,6 +26,11 @@ from __future__ import annotations
 
 import os
 
+# The one place TF_USE_LEGACY_KERAS is set: every TensorFlow import goes through this package, and
+# tensorflow-model-optimization needs Keras 2 (tf_keras) behind tf.keras. Set before anything imports TensorFlow.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from .types import (
     COREML,
     VARIANTS,
@@ -43,8 +48,6 @@ from .types import (
     WeightsUnavailable,
 )
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 # The entry points live in modules that import TensorFlow; they are loaded on

@@ -16,9 +16,6 @@ import numpy as np
 
 from .types import BackboneConfig, WeightsUnavailable
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 POOLED = "pooled"
 # base_weights="none" is one fixed network (so its features can be cached like any other): seeded init,
 # then BatchNormalization statistics estimated on seeded noise images so the signal neither vanishes nor

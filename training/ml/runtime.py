@@ -37,8 +37,6 @@ def _native_stderr_muted():
 def load_tensorflow():
     """Import TensorFlow and initialise its devices quietly (once per process); return the module."""
     global _loaded
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _lock:
         if not _loaded:
             with _native_stderr_muted():

@@ -13,7 +13,7 @@ def test_loading_training_code_prints_no_native_tensorflow_noise():
             "import tensorflow as tf\n"
             "print(float(tf.reduce_sum(tf.ones((2, 2)))))\n"
             "os.write(2, b'a real native error line\\n')\n")
-    env = {"PATH": "/usr/bin:/bin", "TF_USE_LEGACY_KERAS": "1"}  # no TF_CPP_MIN_LOG_LEVEL from the caller
+    env = {"PATH": "/usr/bin:/bin"}  # no TF_CPP_MIN_LOG_LEVEL nor TF_USE_LEGACY_KERAS from the caller
     done = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
