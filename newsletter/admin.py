@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
@@ -52,8 +53,10 @@ class EditionAdmin(admin.ModelAdmin):
     actions = ["hold", "release", "send_test"]
     change_form_template = "admin/newsletter/edition/change_form.html"
 
+    change_list_template = "admin/newsletter/edition/change_list.html"
+
     def has_add_permission(self, request):
-        return False  # editions are composed by `newsletter_send` for their period
+        return False  # editions are composed for their period, by `newsletter_send` or "Compose the next edition now"
 
     @admin.display(description="Progress")
     def progress(self, obj: Edition):
@@ -74,7 +77,23 @@ class EditionAdmin(admin.ModelAdmin):
                  name="newsletter_edition_preview"),
             path("<int:edition_id>/do/<str:what>/", self.admin_site.admin_view(require_POST(self.do_view)),
                  name="newsletter_edition_do"),
+            path("compose-now/", self.admin_site.admin_view(require_POST(self.compose_now_view)),
+                 name="newsletter_edition_compose_now"),
         ] + super().get_urls()
+
+    def compose_now_view(self, request):
+        """Compose the next slot's edition from the period so far, then open it (preview, edit, release)."""
+        if not self.has_change_permission(request):
+            return HttpResponse(status=403)
+        try:
+            edition = services.edition_compose(early=True)
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:newsletter_edition_changelist"))
+        self.message_user(request, f"Composed “{edition.subject}” ({edition.get_status_display().lower()}); it goes "
+                                   f"out at its slot, {timezone.localtime(edition.scheduled_for):%Y-%m-%d %H:%M}. Preview it below.",
+                          messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:newsletter_edition_change", args=[edition.pk]))
 
     def preview_view(self, request, edition_id: int):
         edition = get_object_or_404(Edition, pk=edition_id)

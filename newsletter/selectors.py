@@ -49,10 +49,6 @@ def slot_latest(*, now: datetime | None = None) -> datetime:
 # --- subscribers ----------------------------------------------------------------
 
 
-def subscriber_get(*, email: str) -> Subscriber | None:
-    return Subscriber.objects.filter(email=email.strip().lower()).first()
-
-
 def subscribers_confirmed() -> QuerySet[Subscriber]:
     return Subscriber.objects.filter(status=SubscriberStatus.CONFIRMED)
 

@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.domain_errors import Invalid, Unavailable
+from config.domain_errors import Conflict, Invalid, Unavailable
 from newsletter import emails, selectors, tokens
 from newsletter.models import Edition, EditionStatus, Subscriber, SubscriberStatus
 
@@ -104,19 +104,35 @@ def subscriber_unsubscribe(*, token: str, now: datetime | None = None) -> Subscr
 # --- editions -------------------------------------------------------------------
 
 
-def edition_compose(*, now: datetime | None = None) -> Edition | None:
-    """Compose the edition of the latest slot if it does not exist yet; None when it does."""
+def edition_compose(*, now: datetime | None = None, early: bool = False) -> Edition | None:
+    """Compose the edition of the latest slot if it does not exist yet; None when it does.
+
+    ``early`` (staff, from the admin): compose the *next* slot's edition now, from what the period
+    holds so far; it goes out at its slot like any other (after release when approval is required),
+    and the slot's own run then finds it composed. Raises Conflict when there is nothing to report or
+    the next edition exists, so the admin can say why."""
     now = now or timezone.now()
     slot = selectors.slot_latest(now=now)
+    until = slot
+    if early:
+        until, slot = now, slot + selectors.period_length()
     if Edition.objects.filter(period_end=slot).exists():
+        if early:
+            raise Conflict(f"The edition for the period ending {timezone.localtime(slot):%Y-%m-%d %H:%M} is "
+                           "already composed.")
         return None
     since = slot - selectors.period_length()
     previous = selectors.edition_previous(before=slot)
-    content = selectors.edition_content(since=since, until=slot, previous=previous)
+    content = selectors.edition_content(since=since, until=until, previous=previous)
     if settings.NEWSLETTER_SKIP_EMPTY and not selectors.edition_has_news(content):
         # Nothing happened in the period (a fresh installation, a quiet week):
         # subscribers get no empty email and the archive no empty page.
-        logger.info("No edition for the period ending %s: nothing to report.", slot)
+        why = (f"No edition for the period ending {timezone.localtime(slot):%Y-%m-%d %H:%M}: nothing to report "
+               "yet (no approved public photo, challenge winner or new model since "
+               f"{timezone.localtime(since):%Y-%m-%d %H:%M}).")
+        if early:
+            raise Conflict(why)
+        logger.info(why)
         return None
     local = timezone.localtime(slot)
     kind = "daily" if settings.NEWSLETTER_FREQUENCY == "daily" else "weekly"

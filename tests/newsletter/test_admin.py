@@ -113,6 +113,51 @@ class TestEditionAdmin:
         assert Edition.objects.get().status == "scheduled"
 
 
+class TestComposeNow:
+    """An operator need not wait for the period's hour to see and prepare the next edition."""
+
+    def test_it_composes_the_next_edition_from_the_period_so_far(self, staff, smtp, settings):
+        from django.core.management import call_command
+        from django.utils import timezone
+
+        from newsletter import selectors
+
+        settings.NEWSLETTER_SKIP_EMPTY = True  # the period before this one brought nothing: no edition of its own
+        make_subscriber()
+        volunteer = make_volunteer("Lens", consent_public_credit=True)
+        photo = make_photo(volunteer=volunteer, status=PhotoStatus.APPROVED, image=image_bytes(size=(64, 48)))
+        assert "Compose the next edition now" in staff.get("/admin/newsletter/edition/").content.decode()
+
+        response = staff.post("/admin/newsletter/edition/compose-now/", follow=True)
+
+        edition = Edition.objects.get()
+        next_slot = selectors.slot_latest() + selectors.period_length()
+        assert edition.period_end == edition.scheduled_for == next_slot > timezone.now()
+        assert response.redirect_chain[-1][0] == f"/admin/newsletter/edition/{edition.pk}/change/"
+        assert "goes out at its slot" in response.content.decode()
+        preview = staff.get(f"/admin/newsletter/edition/{edition.pk}/preview/").content.decode()
+        assert f"/api/v1/photos/{photo.pk}/thumbnail/" in preview
+        call_command("newsletter_send", "--no-progress")  # its slot has not come: not sent, not composed twice
+        assert Edition.objects.count() == 1 and smtp.messages == [] and not edition.deliveries.exists()
+
+    def test_it_says_why_when_there_is_nothing_to_report_yet(self, staff, settings):
+        settings.NEWSLETTER_SKIP_EMPTY = True
+
+        response = staff.post("/admin/newsletter/edition/compose-now/", follow=True)
+
+        assert Edition.objects.count() == 0
+        assert "nothing to report yet" in response.content.decode()
+
+    def test_it_says_so_when_the_next_edition_is_already_composed(self, staff):
+        make_photo(volunteer=make_volunteer("Lens", consent_public_credit=True), status=PhotoStatus.APPROVED,
+                   image=image_bytes(size=(64, 48)))
+        staff.post("/admin/newsletter/edition/compose-now/")
+
+        response = staff.post("/admin/newsletter/edition/compose-now/", follow=True)
+
+        assert Edition.objects.count() == 1 and "already composed" in response.content.decode()
+
+
 class TestListsInTheAdmin:
     def test_it_lists_subscribers_and_deliveries_with_their_states(self, staff, smtp):
         make_subscriber("ok@example.org")
