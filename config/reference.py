@@ -52,11 +52,33 @@ def errors_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- settings -----------------------------------------------------------------------------------------------------
+
+def settings_page() -> str:
+    from config.env import SETTINGS
+
+    lines = [_GENERATED.format(source="the declarations in config/settings.py (config.env)") + "# Settings", "",
+             "Every setting comes from an environment variable, read in `config/settings.py` (or, for the last "
+             "section, by the program named). A value that cannot be parsed, or is out of bounds, stops the start "
+             "with a message naming the variable. Why the defaults are what they are: the explanation pages "
+             "([training](../training.md), [challenges](../challenges.md), [decisions](../decisions.md)).", ""]
+    sections: dict[str, list] = {}
+    for setting in SETTINGS.values():
+        sections.setdefault(setting.section, []).append(setting)
+    for title, settings in sections.items():
+        lines += [f"## {title}", ""]
+        lines += _table(("Variable", "Default", "Type", "Meaning"), (
+            (f"`{s.name}`", s.default, ", ".join(filter(None, (s.type, s.bounds))),
+             s.help + (f" Read by {s.read_by}." if s.read_by else "")) for s in settings))
+        lines.append("")
+    return "\n".join(lines)
+
+
 # --- the pages ----------------------------------------------------------------------------------------------------
 
 def pages() -> dict[str, str]:
     """File name in docs/reference/ -> its text, as the code says now."""
-    return {"errors.md": errors_page()}
+    return {"errors.md": errors_page(), "settings.md": settings_page()}
 
 
 def drift() -> list[str]:
@@ -74,4 +96,4 @@ def write() -> list[str]:
     return changed
 
 
-__all__ = ["REFERENCE_DIR", "drift", "errors_page", "pages", "write"]
+__all__ = ["REFERENCE_DIR", "drift", "errors_page", "pages", "settings_page", "write"]
