@@ -350,7 +350,11 @@ LOGGING = {
     # APScheduler's INFO lines ("Adding job tentatively", "Running job ..." every
     # 30 s for the request poll) say nothing an operator needs; the scheduler
     # logs each job it starts and how it ended itself.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "apscheduler": {"level": "WARNING"}},
+    # django-axes logs every successful sign-in and sign-out at INFO with the name and address masked
+    # ("Successful login by ********************"): nothing an operator can use, and the admin's Access logs
+    # hold who signed in, from where, when. Its failures and lock-outs are WARNINGs and stay.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "apscheduler": {"level": "WARNING"},
+                "axes.handlers.database": {"level": "WARNING"}},
 }
 
 # --- scheduler -----------------------------------------------------------
