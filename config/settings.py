@@ -136,7 +136,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- clients and shared counters (see docs/operations.md) ------------------
+# --- clients and shared counters (see docs/running-in-public.md) ----------
 env.section("Clients and shared counters")
 # config.client_ip holds the rule; the throttles and django-axes call it.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, help=
@@ -310,7 +310,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/signin/"
 LOGIN_REDIRECT_URL = "/me/"
 
-# --- HTTPS, cookies, Content-Security-Policy (see docs/operations.md) -------
+# --- HTTPS, cookies, Content-Security-Policy (see docs/running-in-public.md) -
 env.section("HTTPS, cookies and Content-Security-Policy")
 # The health checks answer on http too: load balancers probe plainly.
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False, help=
@@ -580,7 +580,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["newsletter_subscribe"] = env_str("NEWS
 # Every hour at :05: composes when a slot has passed, sends released editions, picks up due retries.
 SCHEDULER_JOBS.append({"id": "newsletter-send", "command": ["newsletter_send", "--no-progress"], "hour": "*", "minute": 5})
 
-# --- abuse hardening (see docs/operations.md and docs/decisions.md) ----------
+# --- abuse hardening (see docs/running-in-public.md and docs/decisions.md) --
 env.section("Sign-in lock-out")
 INSTALLED_APPS += [
     "config.apps.CrowdlensConfig",  # migrate creates the database cache's table
