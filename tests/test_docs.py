@@ -174,3 +174,12 @@ def test_the_redirection_check_sees_a_file_written_into_the_checkout(tmp_path):
     sample.write_text("```sh\nprintf 'mug\\n' > labels.txt   # here\nmake run > var/run.log 2>&1\n"
                       "python x.py > /tmp/out.conf\n```\n", encoding="utf-8")
     assert _files_written_into_the_checkout(sample) == ["labels.txt (in: printf 'mug\\n' > labels.txt   # here)"]
+
+
+def test_the_commands_page_has_each_project_command_and_none_of_djangos():
+    text = (ROOT / "docs" / "reference" / "commands.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^## (\w+)$", text, re.MULTILINE))
+    on_disk = {p.stem for app in ("config", "collector", "training", "challenges", "newsletter", "pages")
+               for p in (ROOT / app / "management" / "commands").glob("*.py") if not p.stem.startswith("_")}
+    assert documented == on_disk
+    assert "usage: manage.py train " in text and "--verbosity" not in text.split("## ", 1)[1]
