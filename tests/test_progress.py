@@ -36,7 +36,7 @@ def test_it_shows_progress_even_where_tqdm_would_hide_it():
 
 
 def test_nothing_to_do_is_one_plain_line(monkeypatch):
-    """The scheduler's log showed "novelty: 0label [00:00, ?label/s]" (twice, once) for a rotation with no label."""
+    """The scheduler's log showed "novelty: 0label [00:00, ?label/s]" for a rotation with no label."""
     monkeypatch.setattr("config.progress.time.monotonic", lambda: 1000.0)
     log = FakeClockLog()
     for _ in progress_bar([], desc="novelty", unit="label", file=log):
