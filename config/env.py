@@ -103,9 +103,9 @@ def env_bool(name: str, default: bool, *, help: str | None = None, shown: str | 
     raise ImproperlyConfigured(f"{name} must be a boolean (true/false/1/0), got {raw!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None, help: str | None = None,
-            shown: str | None = None) -> int:
-    _record(name, "integer", default, help, shown, _bounds(minimum))
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None,
+            help: str | None = None, shown: str | None = None) -> int:
+    _record(name, "integer", default, help, shown, _bounds(minimum, maximum))
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -115,6 +115,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None, help: str | 
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}")
     return value
 
 

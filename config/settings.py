@@ -513,11 +513,9 @@ NOVELTY_MIN_PHOTOS = env_int("NOVELTY_MIN_PHOTOS", 10, minimum=2,
     help="Photos with embeddings a label needs before novelty is scored.")
 LEADERBOARD_MAX_PAGE_SIZE = env_int("LEADERBOARD_MAX_PAGE_SIZE", 100, minimum=1,
     help="Largest `page_size` of the leaderboard API.")
-CHALLENGE_COMPACT_EVERY_MINUTES = env_int("CHALLENGE_COMPACT_EVERY_MINUTES", 10, minimum=1,
-    help="How often `challenges_compact` folds rank counts and opens today's challenge if none is open (1 to 59 "
-         "minutes).")
-if CHALLENGE_COMPACT_EVERY_MINUTES > 59:
-    raise ImproperlyConfigured(f"CHALLENGE_COMPACT_EVERY_MINUTES must be 1 to 59, got {CHALLENGE_COMPACT_EVERY_MINUTES}")
+CHALLENGE_COMPACT_EVERY_MINUTES = env_int("CHALLENGE_COMPACT_EVERY_MINUTES", 10, minimum=1, maximum=59,
+    help="How often, in minutes, `challenges_compact` folds rank counts and opens today's challenge if none is "
+         "open.")
 SCHEDULER_JOBS.append(
     # run_at_start: a new installation (or one whose scheduler was down at
     # rotation time) opens today's challenge when the scheduler starts.
@@ -541,10 +539,8 @@ NEWSLETTER_FREQUENCY = env_choice("NEWSLETTER_FREQUENCY", "weekly", {"weekly", "
 _WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 NEWSLETTER_WEEKDAY = env_choice("NEWSLETTER_WEEKDAY", "mon", set(_WEEKDAYS), order=_WEEKDAYS,
     help="Day of the weekly edition, in `TIME_ZONE`.")
-NEWSLETTER_HOUR = env_int("NEWSLETTER_HOUR", 9, minimum=0,
-    help="Hour of the edition (0 to 23), in `TIME_ZONE`.")
-if NEWSLETTER_HOUR > 23:
-    raise ImproperlyConfigured(f"NEWSLETTER_HOUR must be an hour from 0 to 23, got {NEWSLETTER_HOUR}")
+NEWSLETTER_HOUR = env_int("NEWSLETTER_HOUR", 9, minimum=0, maximum=23,
+    help="Hour of the edition, in `TIME_ZONE`.")
 NEWSLETTER_REQUIRE_APPROVAL = env_bool("NEWSLETTER_REQUIRE_APPROVAL", False,
     help="`true`: a composed edition waits until staff release it in the admin; `false`: it goes out on schedule.")
 NEWSLETTER_SKIP_EMPTY = env_bool("NEWSLETTER_SKIP_EMPTY", True,
