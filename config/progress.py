@@ -4,7 +4,9 @@ tqdm alone either redraws one line with carriage returns (unreadable in a log
 file, journald or the scheduler's captured output) or, with ``disable=None``,
 shows nothing at all when the output is not a terminal. ``progress_bar``
 keeps the bar for people at a terminal and prints a full line at most every
-``PROGRESS_LINE_SECONDS`` (and the final state) otherwise.
+``PROGRESS_LINE_SECONDS`` (and the final state) otherwise. A loop over nothing
+(a total of 0) writes one plain line, "novelty: nothing to do", not tqdm's
+empty state ("novelty: 0label [00:00, ?label/s]") in the scheduler's log.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ class _Lines:
         self.last = float("-inf")
         self.force = True  # the first state is shown at once
         self.pending = ""
-        self.shown = ""  # a state already written is not written again (an empty or instant loop: one line)
+        self.shown = ""  # a state already written is not written again (an instant loop: one line)
+        self.quiet = lambda: False  # true while nothing was counted in a loop over nothing (Progress sets it)
 
     def write(self, text: str) -> None:
         line = text.replace("\r", "").strip()
-        if not line or line == self.shown:
+        if not line or line == self.shown or self.quiet():
             return
         now = time.monotonic()
         if self.force or now - self.last >= self.every:
@@ -64,14 +67,31 @@ class Progress(tqdm):
             kwargs.update(ascii=True, ncols=kwargs.get("ncols", 100), dynamic_ncols=False)
             kwargs.setdefault("mininterval", min(line_every, 1.0))
             file = self._lines
+        if self._lines is not None and _total(args, kwargs) == 0:
+            self._lines.quiet = lambda: getattr(self, "n", 0) == 0 and not getattr(self, "total", 0)
         super().__init__(*args, file=file, disable=bool(disable), **kwargs)
 
     def close(self) -> None:
         if self.disable:
             return
+        nothing = self._lines is not None and self._lines.quiet()
         super().close()
         if self._lines is not None:
             self._lines.finish()
+            if nothing:
+                self._lines.stream.write(f"{self.desc.rstrip(': ') or 'progress'}: nothing to do\n")
+                self._lines.stream.flush()
+
+
+def _total(args, kwargs) -> int | None:
+    """The total tqdm will use: ``total=``, else the iterable's length when it has one."""
+    if kwargs.get("total") is not None:
+        return kwargs["total"]
+    iterable = args[0] if args else kwargs.get("iterable")
+    try:
+        return len(iterable)
+    except TypeError:
+        return None
 
 
 def progress_bar(*args, **kwargs) -> Progress:

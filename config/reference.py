@@ -52,11 +52,106 @@ def errors_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- settings -----------------------------------------------------------------------------------------------------
+
+def settings_page() -> str:
+    from config.env import SETTINGS
+
+    lines = [_GENERATED.format(source="the declarations in config/settings.py (config.env)") + "# Settings", "",
+             "Every setting comes from an environment variable, read in `config/settings.py` (or, for the last "
+             "section, by the program named). A value that cannot be parsed, or is out of bounds, stops the start "
+             "with a message naming the variable. Why the defaults are what they are: the explanation pages "
+             "([training](../training.md), [challenges](../challenges.md), [decisions](../decisions.md)).", ""]
+    sections: dict[str, list] = {}
+    for setting in SETTINGS.values():
+        sections.setdefault(setting.section, []).append(setting)
+    for title, settings in sections.items():
+        lines += [f"## {title}", ""]
+        lines += _table(("Variable", "Default", "Type", "Meaning"), (
+            (f"`{s.name}`", s.default, ", ".join(filter(None, (s.type, s.bounds))),
+             s.help + (f" Read by {s.read_by}." if s.read_by else "")) for s in settings))
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --- management commands ------------------------------------------------------------------------------------------
+
+# Django's options that every command takes: said once at the top of the page, not under each command.
+_COMMON_OPTIONS = {"help", "version", "verbosity", "settings", "pythonpath", "traceback", "no_color", "force_color",
+                   "skip_checks"}
+_PROJECT_APPS = {"config", "collector", "training", "challenges", "newsletter", "pages"}
+
+
+def _command_help(app: str, name: str) -> str:
+    """The command's own ``--help``, at a fixed width, without Django's common options."""
+    import argparse
+    import functools
+
+    from django.core.management import load_command_class
+
+    parser = load_command_class(app, name).create_parser("manage.py", name)
+    parser.formatter_class = functools.partial(argparse.RawDescriptionHelpFormatter, width=100)
+    for action in [a for a in parser._actions if a.dest in _COMMON_OPTIONS]:
+        parser._remove_action(action)
+        for group in parser._action_groups:
+            if action in group._group_actions:
+                group._group_actions.remove(action)
+    return parser.format_help().rstrip()
+
+
+def commands_page() -> str:
+    from django.core.management import get_commands
+
+    commands = sorted((name, app.rsplit(".", 1)[-1]) for name, app in get_commands().items()
+                      if app.rsplit(".", 1)[-1] in _PROJECT_APPS)
+    lines = [_GENERATED.format(source="each command's own `--help`") + "# Management commands", "",
+             "Crowdlens' own commands, each as `manage.py COMMAND --help` prints it. Run them as "
+             "`.venv/bin/python manage.py COMMAND` (with the installation's environment); every one also takes "
+             "Django's common options (`--help`, `--verbosity`, `--settings`, `--traceback`, `--no-color`, ...). Django's and "
+             "its add-ons' commands (`migrate`, `createsuperuser`, `axes_reset_username`, ...) are theirs to "
+             "document.", ""]
+    lines += [" · ".join(f"[`{name}`](#{name})" for name, _ in commands), ""]
+    for name, app in commands:
+        lines += [f"## {name}", "", f"From `{app}`.", "", "```text", _command_help(app, name), "```", ""]
+    return "\n".join(lines)
+
+
+# --- the API ------------------------------------------------------------------------------------------------------
+
+_WHO = {"AllowAny": "anyone", "IsAuthenticated": "signed in", "IsAdminUser": "staff", "IsReviewer": "reviewers"}
+
+
+def api_page() -> str:
+    from drf_spectacular.generators import SchemaGenerator
+
+    generator = SchemaGenerator()
+    schema = generator.get_schema(request=None, public=True)
+    who = {}
+    for path, _regex, method, view in generator._get_paths_and_endpoints():  # the generator's own views
+        names = [type(p).__name__ for p in view.get_permissions()]
+        who[(path, method.lower())] = ", ".join(_WHO.get(n, n) for n in names)
+    rows = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            public = operation.get("security") == [] or {} in operation.get("security", [{}])
+            rows.append((method.upper(), f"`{path}`", who.get((path, method), "anyone" if public else "signed in"),
+                         operation.get("summary") or operation.get("description", "").split(". ")[0]))
+    lines = [_GENERATED.format(source="the OpenAPI schema (drf-spectacular)") + "# API", "",
+             "Every operation, as the OpenAPI schema describes it; the schema itself (`/api/schema/`, and "
+             "`/api/docs/` to try it) has each one's parameters, bodies and every status it answers. "
+             "Errors: [errors.md](errors.md). *Who*: `anyone` needs no credentials; the others need "
+             "`Authorization: Token <token>` or the web session (`reviewers`: the Reviewers group; `staff`: an "
+             "admin account).", ""]
+    lines += _table(("Method", "Path", "Who", "What"), rows)
+    return "\n".join(lines) + "\n"
+
+
 # --- the pages ----------------------------------------------------------------------------------------------------
 
 def pages() -> dict[str, str]:
     """File name in docs/reference/ -> its text, as the code says now."""
-    return {"errors.md": errors_page()}
+    return {"errors.md": errors_page(), "settings.md": settings_page(), "commands.md": commands_page(),
+            "api.md": api_page()}
 
 
 def drift() -> list[str]:
@@ -74,4 +169,4 @@ def write() -> list[str]:
     return changed
 
 
-__all__ = ["REFERENCE_DIR", "drift", "errors_page", "pages", "write"]
+__all__ = ["REFERENCE_DIR", "api_page", "commands_page", "drift", "errors_page", "pages", "settings_page", "write"]

@@ -12,7 +12,7 @@ request waits for it (``WAIT_SECONDS``), so the requests of a client whose previ
 its host (the deployment test kills one mid-upload) get the lock, not a 429. A request that cannot
 get the lock within ``WAIT_SECONDS`` (a burst of one client far beyond any phone's) is refused as
 throttled: on doubt a limit refuses, and the answer is the throttle's usual 429 with Retry-After.
-Every app imports its throttles from here (docs/operations.md, "Counters every worker shares").
+Every app imports its throttles from here (docs/running-in-public.md, "Counters every worker shares").
 """
 
 from __future__ import annotations

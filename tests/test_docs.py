@@ -15,7 +15,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "bench" / "README.md"]
 
 _md = MarkdownIt("commonmark").enable("table")
 
@@ -148,3 +148,38 @@ def test_the_api_reference_page_lists_no_admin_or_command_code_as_an_api_answer(
     text = (ROOT / "docs" / "reference" / "errors.md").read_text(encoding="utf-8")
     api_part = text.split("## Codes only the admin or a command shows")[0]
     assert {c for c in re.findall(r"`([a-z_]+)`", api_part) if c in CODES and CODES[c].reached_by} == set()
+
+
+def _files_written_into_the_checkout(path: Path) -> list[str]:
+    """Shell redirections (`> FILE`) in the page's sh code blocks to a relative path outside var/."""
+    found = []
+    for token in _md.parse(path.read_text(encoding="utf-8")):
+        if token.type == "fence" and token.info.strip() in ("sh", "bash", "shell", "console"):
+            for line in token.content.splitlines():
+                command = line.split(" #")[0]
+                for target in re.findall(r"(?<![0-9&>])>>?\s*([^\s&|;<>]+)", command):
+                    if not target.startswith(("/", "$", "~", "var/", "&")):
+                        found.append(f"{target} (in: {line.strip()})")
+    return found
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_its_commands_leave_no_untracked_file_in_the_checkout(path):
+    """README's first steps once wrote labels.txt into the repository root, where `git status` shows it forever."""
+    assert _files_written_into_the_checkout(path) == []
+
+
+def test_the_redirection_check_sees_a_file_written_into_the_checkout(tmp_path):
+    sample = tmp_path / "sample.md"
+    sample.write_text("```sh\nprintf 'mug\\n' > labels.txt   # here\nmake run > var/run.log 2>&1\n"
+                      "python x.py > /tmp/out.conf\n```\n", encoding="utf-8")
+    assert _files_written_into_the_checkout(sample) == ["labels.txt (in: printf 'mug\\n' > labels.txt   # here)"]
+
+
+def test_the_commands_page_has_each_project_command_and_none_of_djangos():
+    text = (ROOT / "docs" / "reference" / "commands.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^## (\w+)$", text, re.MULTILINE))
+    on_disk = {p.stem for app in ("config", "collector", "training", "challenges", "newsletter", "pages")
+               for p in (ROOT / app / "management" / "commands").glob("*.py") if not p.stem.startswith("_")}
+    assert documented == on_disk
+    assert "usage: manage.py train " in text and "--verbosity" not in text.split("## ", 1)[1]

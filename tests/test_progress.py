@@ -35,13 +35,25 @@ def test_it_shows_progress_even_where_tqdm_would_hide_it():
     assert "3/3" in log.getvalue()
 
 
-def test_nothing_to_do_is_one_line_not_two(monkeypatch):
-    """The scheduler's log showed "novelty: 0label [00:00, ?label/s]" twice for a rotation with no label."""
+def test_nothing_to_do_is_one_plain_line(monkeypatch):
+    """The scheduler's log showed "novelty: 0label [00:00, ?label/s]" for a rotation with no label."""
     monkeypatch.setattr("config.progress.time.monotonic", lambda: 1000.0)
     log = FakeClockLog()
     for _ in progress_bar([], desc="novelty", unit="label", file=log):
         pass
-    assert log.getvalue().splitlines() == ["novelty: 0label [00:00, ?label/s]"]
+    assert log.getvalue().splitlines() == ["novelty: nothing to do"]
+
+
+def test_a_bar_that_starts_at_0_and_grows_shows_its_progress(monkeypatch):
+    """storage_sweep starts at total=0 and adds to it as it lists the storage: that is not "nothing to do"."""
+    monkeypatch.setattr("config.progress.time.monotonic", lambda: 1000.0)
+    log = FakeClockLog()
+    bar = progress_bar(total=0, desc="Checking", unit="file", file=log)
+    bar.total += 2
+    bar.update(2)
+    bar.close()
+    assert "2/2" in log.getvalue().splitlines()[-1]
+    assert "nothing to do" not in log.getvalue()
 
 
 def test_disable_silences_it():

@@ -11,7 +11,7 @@ def mark_import_accounts(apps, schema_editor):
     person signs in with them to take part (a usable password, not staff: Volunteer.takes_part).
 
     Their points leave the ledger and the leaderboards on the next challenges_rotate (the scheduler's
-    daily run, or `manage.py challenges_rotate --recompute` by hand; docs/operations.md)."""
+    daily run, or `manage.py challenges_rotate --recompute` by hand; docs/import-export.md)."""
     Volunteer = apps.get_model("collector", "Volunteer")
     PhotoReview = apps.get_model("collector", "PhotoReview")
     importers = set(

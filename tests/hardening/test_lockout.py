@@ -202,6 +202,15 @@ class TestLogging:
         assert any(m.startswith("Sign-in locked out") and "203.0.113.88" in m for m in messages)
         assert AccessFailureLog.objects.filter(ip_address="203.0.113.88").count() == 5  # the 6th was refused, not counted
 
+    def test_a_successful_sign_in_logs_no_masked_line_and_is_still_recorded(self, admin_user, caplog):
+        """axes logged "AXES: Successful login by ********************" for every sign-in: a line that says nothing."""
+        from axes.models import AccessLog
+
+        with caplog.at_level(logging.INFO):
+            assert admin_sign_in(Client(), ADMIN_PASSWORD, REMOTE_ADDR="203.0.113.89").status_code == 302
+        assert not [r.getMessage() for r in caplog.records if "successful login" in r.getMessage().lower()]
+        assert AccessLog.objects.filter(ip_address="203.0.113.89", username=admin_user.username).exists()
+
 
 class TestPruning:
     def test_the_scheduler_prunes_old_sign_in_records_and_keeps_recent_ones(self, admin_user, settings):
