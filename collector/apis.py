@@ -36,7 +36,8 @@ from config.openapi import error_responses
 from config.pagination import PageNumberPagination
 from config.parsers import JSONParser  # depth-limited
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 class IsReviewer(permissions.BasePermission):
@@ -169,7 +170,10 @@ class PhotoListCreateApi(APIView):
     @extend_schema(
         request={"multipart/form-data": PhotoUploadInput},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                                     description="Retries with the same key and bytes return the original photo.")],
+                                     pattern=IDEMPOTENCY_KEY_PATTERN,
+                                     description="1 to 128 printable ASCII characters, no spaces (a UUID made per "
+                                                 "photo): retries with the same key and bytes return the original "
+                                                 "photo.")],
         responses={
             201: PhotoOutput,
             200: OpenApiResponse(PhotoOutput, description="The same image (or Idempotency-Key) was sent before: "
@@ -177,6 +181,9 @@ class PhotoListCreateApi(APIView):
             **error_responses(
                 s400="Invalid fields or Idempotency-Key.",
                 s413="The request, or the image's pixels, are over the limit (code `too_large`, `too_many_pixels`).",
+                s409="These bytes were sent before by this volunteer with another label (code "
+                     "`duplicate_other_label`): `fields.existing_photo` holds the id of the photo kept, "
+                     "`fields.existing_label` its label. Nothing new was recorded.",
                 s415="The body is not multipart/form-data, or the image is not JPEG, PNG, WebP or HEIC "
                      "(code `unsupported_media_type`, `unsupported`).",
                 s422="An unknown or inactive label, a challenge that is not open or is for another label, an image "

@@ -6,7 +6,7 @@ DEFAULT_SCHEMA_CLASS) derives the errors a view can answer from what the view
 is made of, so a new view is documented without anyone remembering to:
 
 - a request body: 400 (invalid fields), 413 (too large), 415 (another media type);
-- query parameters: 400 (invalid values); a paginated list: 404 (past the last page);
+- query parameters: 400 (invalid values); a paginated list: 400 (an empty page number), 404 (past the last page);
 - authentication classes: 401 (a bad or unknown token; also when the
   permissions require a signed-in caller and none is);
 - a permission stricter than "signed in", or session authentication on an
@@ -124,11 +124,10 @@ class ApiSchema(AutoSchema):
         statuses: set[int] = set()
         parameters = operation.get("parameters", [])
         paginated = self._get_paginator() is not None and self._is_list_view()
-        page_param = getattr(self._get_paginator(), "page_query_param", None) if paginated else None
         if "requestBody" in operation:
             statuses |= {400, 413, 415}
-        if any(p["in"] == "query" and p["name"] != page_param for p in parameters):
-            statuses.add(400)
+        if paginated or any(p["in"] == "query" for p in parameters):
+            statuses.add(400)  # a page number sent empty is invalid (config.pagination), not page 1
         if paginated or any(p["in"] == "path" for p in parameters):
             statuses.add(404)
         authenticators = view.get_authenticators()

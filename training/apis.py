@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector import storage
+from config.domain_errors import Invalid
 from config.errors import ApiError, error_response
 from config.pagination import PageNumberPagination
 from training import selectors
@@ -44,6 +45,13 @@ _INSTALL_ID_HEADER = OpenApiParameter(
     "X-Install-Id", str, OpenApiParameter.HEADER, required=False, pattern=INSTALL_ID_PATTERN,
     description="The phone's stable install id (wins over the install_id query parameter): picks its "
                 "staged-rollout bucket. Without one the phone gets the version in service for all.")
+# Response headers: generated clients read the manifest's ETag to send it back as If-None-Match.
+_MANIFEST_ETAG_HEADER = OpenApiParameter(
+    "ETag", str, OpenApiParameter.HEADER, response=[200, 304],
+    description='The manifest\'s version: "v<version>-<variant>-<sha256 prefix>". Send it back as If-None-Match.')
+_DOWNLOAD_ETAG_HEADER = OpenApiParameter(
+    "ETag", str, OpenApiParameter.HEADER, response=[200, 206, 304],
+    description='The file\'s sha256 in quotes ("<sha256>"): for If-None-Match and If-Range.')
 _ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
                                description="The ETag of the manifest the phone has; 304 when still current")
 _DOWNLOAD_ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
@@ -88,15 +96,18 @@ def _download_url(request, version: ModelVersion, file: ModelFile) -> str:
 
 
 def _latest_query(request) -> tuple[str, str | None]:
-    """(variant, install id) of a `latest` request; the X-Install-Id header wins over ?install_id=."""
-    data = request.query_params.copy()
+    """(variant, install id) of a `latest` request; the X-Install-Id header wins over ?install_id=; either sent
+    empty or malformed is a 400."""
+    query = LatestQuery(data=request.query_params)  # an invalid ?install_id= is refused even when the header wins
+    query.is_valid(raise_exception=True)
+    install_id = query.validated_data.get("install_id")
     header = request.headers.get("X-Install-Id")
     if header is not None:
-        data["install_id"] = header
-    query = LatestQuery(data=data)
-    query.is_valid(raise_exception=True)
-    return (query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT,
-            query.validated_data.get("install_id"))
+        if not re.fullmatch(INSTALL_ID_PATTERN, header):
+            raise Invalid("X-Install-Id must be 1 to 128 printable ASCII characters, no spaces.",
+                          fields={"X-Install-Id": ["1 to 128 printable ASCII characters, no spaces."]})
+        install_id = header
+    return query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT, install_id
 
 
 def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResponse:
@@ -135,7 +146,7 @@ def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResp
 
 
 class ModelLatestApi(PublicApiView):
-    @extend_schema(parameters=[LatestQuery, _INSTALL_ID_HEADER, _ETAG_PARAM],
+    @extend_schema(parameters=[LatestQuery, _INSTALL_ID_HEADER, _ETAG_PARAM, _MANIFEST_ETAG_HEADER],
                    responses={200: ManifestOutput, **_MANIFEST_ERRORS,
                               400: OpenApiResponse(description="Unknown variant or malformed install id")}, tags=["models"],
                    summary="Manifest of the model this device should run",
@@ -154,7 +165,7 @@ class ModelLatestApi(PublicApiView):
 
 
 class ModelDetailApi(PublicApiView):
-    @extend_schema(parameters=[_VARIANT_PARAM, _ETAG_PARAM], responses={200: ManifestOutput, **_MANIFEST_ERRORS},
+    @extend_schema(parameters=[_VARIANT_PARAM, _ETAG_PARAM, _MANIFEST_ETAG_HEADER], responses={200: ManifestOutput, **_MANIFEST_ERRORS},
                    tags=["models"], summary="Manifest of one published version")
     def get(self, request, version: int):
         variant = _variant(request)
@@ -287,7 +298,7 @@ class ModelDownloadApi(PublicApiView):
 
     content_negotiation_class = AnyAcceptNegotiation
 
-    @extend_schema(parameters=[_DOWNLOAD_ETAG_PARAM, _RANGE_PARAM, _IF_RANGE_PARAM],
+    @extend_schema(parameters=[_DOWNLOAD_ETAG_PARAM, _RANGE_PARAM, _IF_RANGE_PARAM, _DOWNLOAD_ETAG_HEADER],
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
                               (206, "application/octet-stream"): OpenApiResponse(
                                   OpenApiTypes.BINARY,
