@@ -136,3 +136,112 @@ def test_the_api_keeps_its_contract(case, api_data):
     else:
         token = api_data["volunteer"]
     case.call_and_validate(headers={"Authorization": f"Token {token}"})
+
+
+def _served_schema() -> dict:
+    from django.test import Client
+
+    return Client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+
+@pytest.mark.django_db
+class TestTheSchemaSaysWhatTheApiDoes:
+    """What a strict generated client relies on (issue 20): each was wrong or missing before."""
+
+    def test_near_duplicate_of_may_be_null(self):
+        field = _served_schema()["components"]["schemas"]["PhotoOutput"]["properties"]["near_duplicate_of"]
+        assert field["type"] == "integer" and field.get("nullable") is True
+
+    def test_the_upload_declares_its_409_and_the_idempotency_key_pattern(self):
+        upload = _served_schema()["paths"]["/api/v1/photos/"]["post"]
+        assert "duplicate_other_label" in upload["responses"]["409"]["description"]
+        key = next(p for p in upload["parameters"] if p["name"] == "Idempotency-Key")
+        assert key["schema"]["pattern"] == r"^[\x21-\x7e]{1,128}$"
+
+    def test_manifests_and_downloads_declare_their_etag(self):
+        paths = _served_schema()["paths"]
+        for path, statuses in (("/api/v1/models/latest/", ("200", "304")),
+                               ("/api/v1/models/{version}/", ("200", "304")),
+                               ("/api/v1/models/{version}/{variant}/download/", ("200", "206", "304"))):
+            for status in statuses:
+                assert "ETag" in paths[path]["get"]["responses"][status].get("headers", {}), (path, status)
+
+    def test_the_leaderboard_page_size_has_its_maximum(self, settings):
+        board = _served_schema()["paths"]["/api/v1/leaderboard/"]["get"]
+        size = next(p for p in board["parameters"] if p["name"] == "page_size")
+        assert size["schema"]["maximum"] == settings.LEADERBOARD_MAX_PAGE_SIZE
+
+
+@pytest.mark.django_db
+class TestInvalidInputIsRefused:
+    """Accepted before though the schema forbids it; now 400 in the one error shape, naming the field."""
+
+    @pytest.fixture
+    def api(self):
+        from tests.factories import client_for
+
+        self.volunteer = make_volunteer("strict-alice", consent_public_credit=True)
+        return client_for(self.volunteer.user)
+
+    @pytest.mark.parametrize("path, field", [
+        ("/api/v1/leaderboard/?period=", "period"),
+        ("/api/v1/leaderboard/?page=", "page"),
+        ("/api/v1/photos/?status=", "status"),
+        ("/api/v1/photos/?page=", "page"),
+        ("/api/v1/models/?page=", "page"),
+        ("/api/v1/models/latest/?install_id=", "install_id"),
+        ("/api/v1/models/latest/?variant=", "variant"),
+    ])
+    def test_an_empty_query_parameter_is_a_400(self, api, path, field):
+        from tests.collector.asserts import assert_error
+
+        assert_error(api.get(path), 400, "invalid", [field])
+
+    def test_an_empty_install_id_header_is_a_400(self, api):
+        from tests.collector.asserts import assert_error
+
+        _published_model(["daisy"])
+        assert_error(api.get("/api/v1/models/latest/", HTTP_X_INSTALL_ID=""), 400, "invalid", ["X-Install-Id"])
+        assert_error(api.get("/api/v1/models/latest/?install_id=%C3%97", HTTP_X_INSTALL_ID="fine-id"),
+                     400, "invalid", ["install_id"])
+        assert api.get("/api/v1/models/latest/", HTTP_X_INSTALL_ID="fine-id").status_code == 200
+
+    @pytest.mark.parametrize("value, fmt", [(0, "json"), (1, "json"), ("0", "form"), ("yes", "form"), ("on", "form")])
+    def test_consent_is_true_or_false_only(self, api, value, fmt):
+        from urllib.parse import urlencode
+
+        from tests.collector.asserts import assert_error
+
+        if fmt == "json":
+            response = api.patch("/api/v1/me/", {"consent_public_credit": value}, format="json")
+        else:
+            response = api.patch("/api/v1/me/", urlencode({"consent_public_credit": value}),
+                                 content_type="application/x-www-form-urlencoded")
+        assert_error(response, 400, "invalid", ["consent_public_credit"])
+        self.volunteer.refresh_from_db()
+        assert self.volunteer.consent_public_credit is True
+        assert api.patch("/api/v1/me/", {"consent_public_credit": False}, format="json").json()[
+            "consent_public_credit"] is False
+
+    @pytest.mark.parametrize("body", [[], [{"email": "a@example.org"}], ["a@example.org"]])
+    def test_an_array_is_no_subscribe_body(self, body):
+        from rest_framework.test import APIClient
+
+        from newsletter.models import Subscriber
+        from tests.collector.asserts import assert_error
+
+        assert_error(APIClient().post("/api/v1/newsletter/subscribe/", body, format="json"), 400, "invalid")
+        assert not Subscriber.objects.exists()
+
+    def test_a_corrupt_image_is_described_without_naming_a_python_exception(self, api):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        from tests.collector import samples
+        from tests.collector.asserts import assert_error
+
+        make_label("mug")
+        response = api.post("/api/v1/photos/", {"label": "mug", "image": SimpleUploadedFile(
+            "photo.jpg", samples.truncated_jpeg(), content_type="image/jpeg")}, format="multipart")
+        message = assert_error(response, 422, "corrupt")["message"]
+        assert "could not be decoded" in message
+        assert "Error" not in message and "(" not in message
