@@ -449,9 +449,10 @@ MIDDLEWARE += [
 ]
 
 # Sign-in brute force: django-axes records failures in the database (shared by
-# every worker and host), per account and per client address, and locks each
-# out after LOGIN_FAILURE_LIMIT failures for a cool-off that doubles with every
-# further round of LOGIN_FAILURE_LIMIT failures remembered (config.lockout).
+# every worker and host), per account and client address together and per client
+# address alone, and locks each out after LOGIN_FAILURE_LIMIT (resp.
+# LOGIN_CLIENT_FAILURE_LIMIT) failures for a cool-off that doubles with every
+# further round of failures remembered (config.lockout).
 # Its backend comes first, so every authenticate() given the request is checked:
 # the admin, the web sign-in and the API token endpoint.
 AUTHENTICATION_BACKENDS = [
@@ -462,7 +463,10 @@ LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 LOGIN_LOCKOUT_MAX_MINUTES = env_int("LOGIN_LOCKOUT_MAX_MINUTES", 24 * 60, minimum=1)
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+# An account from one client, and one client whatever the accounts (issue 20): never an account for every
+# client, or anyone could keep its owner out. config.lockout.LockoutHandler gives each its own limit.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "config.lockout.LockoutHandler"
 AXES_COOLOFF_TIME = "config.lockout.cool_off"
 AXES_USE_ATTEMPT_EXPIRATION = True  # each record expires on its own (the cool-off differs per client)
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # the memory the growing cool-off counts
@@ -513,3 +517,8 @@ CONTENT_SECURITY_POLICY = {
 }
 if env_bool("CSP_REPORT_ONLY", False):  # try a stricter policy on a live site without breaking it
     CONTENT_SECURITY_POLICY_REPORT_ONLY, CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY, None
+
+# --- accounts (issue 20; see docs/operations.md#accounts-and-sign-in) ---------
+# The lock by client alone (every account tried from one address) has its own,
+# larger limit: many volunteers may share one address (a school, a carrier's NAT).
+LOGIN_CLIENT_FAILURE_LIMIT = env_int("LOGIN_CLIENT_FAILURE_LIMIT", 3 * LOGIN_FAILURE_LIMIT, minimum=1)
