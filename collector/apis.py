@@ -74,8 +74,8 @@ class TokenApi(APIView):
 
     @extend_schema(request=AuthTokenInput, responses={
         200: AuthTokenOutput,
-        **error_responses(s400="Invalid input, or a username and password that do not sign in "
-                               "(code `invalid_credentials`)."),
+        **error_responses(s400="Invalid input, or a username and password (and, for an account with a second "
+                               "factor, `otp_token`) that do not sign in (code `invalid_credentials`)."),
     }, tags=["volunteers"], summary="Exchange a username and password for the account's token")
     def post(self, request):
         data = AuthTokenInput(data=request.data)

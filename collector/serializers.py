@@ -57,6 +57,9 @@ class AuthTokenInput(serializers.Serializer):
     username = serializers.CharField(max_length=150, help_text="The display name (or a staff username).")
     password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"},
                                      help_text="The account's password.")
+    otp_token = serializers.RegexField(r"^[0-9a-zA-Z ]{1,32}$", required=False, write_only=True,
+                                       help_text="For an account with a second factor (staff): the code from its "
+                                                 "authenticator app, or one of its recovery codes.")
 
 
 class AuthTokenOutput(serializers.Serializer):

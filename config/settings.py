@@ -522,3 +522,12 @@ if env_bool("CSP_REPORT_ONLY", False):  # try a stricter policy on a live site w
 # The lock by client alone (every account tried from one address) has its own,
 # larger limit: many volunteers may share one address (a school, a carrier's NAT).
 LOGIN_CLIENT_FAILURE_LIMIT = env_int("LOGIN_CLIENT_FAILURE_LIMIT", 3 * LOGIN_FAILURE_LIMIT, minimum=1)
+# Staff's second factor (django-otp; config.two_factor): accounts with a device always sign in with its code;
+# with STAFF_REQUIRE_2FA every staff account needs one (enrol first: manage.py staff_2fa_setup NAME).
+STAFF_REQUIRE_2FA = env_bool("STAFF_REQUIRE_2FA", False)
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "django_otp.middleware.OTPMiddleware")
+AUTHENTICATION_BACKENDS[AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend")] = \
+    "config.two_factor.SecondFactorBackend"
+OTP_TOTP_ISSUER = "Crowdlens"
