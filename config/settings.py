@@ -10,6 +10,8 @@ validation (healthchecks' habit); the sections follow README's settings tables.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -335,7 +337,11 @@ TRAINING_INT8_MAX_DROP = env_float("TRAINING_INT8_MAX_DROP", 1.0, minimum=0.0, m
 # so a small test split is not held back for a photo or two (both rules: int8 vs float32, candidate vs in service).
 TRAINING_GATE_ALPHA = env_float("TRAINING_GATE_ALPHA", 0.05, minimum=0.0, maximum=1.0)
 # Mixed with a phone's install id to pick its staged-rollout bucket; changing it reshuffles every device.
-TRAINING_ROLLOUT_SALT = env_str("TRAINING_ROLLOUT_SALT", "crowdlens-rollout")
+# Secret and per installation (issue 20): a published salt let a client pick, offline, an install id that
+# lands inside a rollout. By default derived from SECRET_KEY (every host of an installation shares it);
+# set it to keep the buckets through a SECRET_KEY rotation.
+TRAINING_ROLLOUT_SALT = env_str("TRAINING_ROLLOUT_SALT") or hmac.new(
+    SECRET_KEY.encode(), b"crowdlens.training.rollout-salt", hashlib.sha256).hexdigest()
 # Field accuracy is quoted (newsletter) only from this many reviewed photos the phone had classified.
 TRAINING_FIELD_ACCURACY_MIN_SAMPLES = env_int("TRAINING_FIELD_ACCURACY_MIN_SAMPLES", 30, minimum=1)
 TRAINING_VARIANTS = tuple(env_list("TRAINING_VARIANTS", list(TRAINING_VARIANT_NAMES)))

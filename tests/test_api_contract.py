@@ -201,7 +201,7 @@ class TestInvalidInputIsRefused:
         from tests.collector.asserts import assert_error
 
         _published_model(["daisy"])
-        assert_error(api.get("/api/v1/models/latest/", HTTP_X_INSTALL_ID=""), 400, "invalid", ["X-Install-Id"])
+        assert_error(api.get("/api/v1/models/latest/", HTTP_X_INSTALL_ID=""), 400, "invalid", ["install_id"])
         assert_error(api.get("/api/v1/models/latest/?install_id=%C3%97", HTTP_X_INSTALL_ID="fine-id"),
                      400, "invalid", ["install_id"])
         assert api.get("/api/v1/models/latest/", HTTP_X_INSTALL_ID="fine-id").status_code == 200

@@ -36,7 +36,8 @@ from training.serializers import (
 _MANIFEST_ERRORS = {
     304: OpenApiResponse(description="Not modified: the If-None-Match ETag is still current"),
     400: OpenApiResponse(description="Unknown variant"),
-    404: OpenApiResponse(description="No such published version (or none published yet)"),
+    404: OpenApiResponse(description="No such published version (or none published yet); a version whose staged "
+                                     "rollout staff halted or rolled back is found by staff only"),
 }
 _VARIANT_PARAM = OpenApiParameter("variant", str, enum=list(settings.TRAINING_VARIANT_NAMES), required=False,
                                   description="int8 | float16 | dynamic | float32 (.tflite) or coreml (zipped Core ML "
@@ -72,6 +73,30 @@ class PublicApiView(APIView):
     permission_classes = [permissions.AllowAny]
 
 
+def _caller_is_staff(request) -> bool:
+    """Staff signed in to the admin (session) or sending their token; the public views authenticate no one,
+    so that a stale token never turns a phone's model check into a 401."""
+    from django.contrib.auth import get_user
+    from rest_framework.authtoken.models import Token
+
+    user = get_user(request._request)  # the session's (DRF set request.user to anonymous for these views)
+    if user.is_authenticated:
+        return bool(user.is_staff)
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "token" or not key.strip():
+        return False
+    token = Token.objects.select_related("user").filter(key=key.strip()).first()
+    return bool(token and token.user.is_active and token.user.is_staff)
+
+
+def _published_for_caller(request, version: int) -> ModelVersion | None:
+    """A published version by its number; one whose rollout staff halted or rolled back for staff only."""
+    found = selectors.model_version_get_published(version=version)
+    if found is not None and selectors.model_version_withheld(version=found) and not _caller_is_staff(request):
+        return None
+    return found
+
+
 def _variant(request) -> str:
     query = VariantQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
@@ -105,7 +130,7 @@ def _latest_query(request) -> tuple[str, str | None]:
     if header is not None:
         if not re.fullmatch(INSTALL_ID_PATTERN, header):
             raise Invalid("X-Install-Id must be 1 to 128 printable ASCII characters, no spaces.",
-                          fields={"X-Install-Id": ["1 to 128 printable ASCII characters, no spaces."]})
+                          fields={"install_id": ["X-Install-Id: 1 to 128 printable ASCII characters, no spaces."]})
         install_id = header
     return query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT, install_id
 
@@ -169,7 +194,7 @@ class ModelDetailApi(PublicApiView):
                    tags=["models"], summary="Manifest of one published version")
     def get(self, request, version: int):
         variant = _variant(request)
-        found = selectors.model_version_get_published(version=version)
+        found = _published_for_caller(request, version)
         if found is None:
             raise ApiError(404, "not_found", f"There is no published model version {version}.")
         return _manifest_response(request, found, variant)
@@ -305,12 +330,14 @@ class ModelDownloadApi(PublicApiView):
                                   description="Partial content: the one byte range asked for (Content-Range)"),
                               302: OpenApiResponse(description="Redirect to a presigned S3 URL"),
                               304: OpenApiResponse(description="Not modified (If-None-Match: the file's sha256)"),
-                              404: OpenApiResponse(description="No such published version or variant"),
+                              404: OpenApiResponse(description="No such published version or variant (a version "
+                                                               "whose staged rollout was halted or rolled back: "
+                                                               "staff only)"),
                               416: OpenApiResponse(description="Range not satisfiable: it starts at or past the end "
                                                                "of the file (Content-Range: bytes */SIZE)")},
                    tags=["models"], summary="Download a model file")
     def get(self, request, version: int, variant: str):
-        found = selectors.model_version_get_published(version=version)
+        found = _published_for_caller(request, version)
         file = selectors.model_file_get(version=found, variant=variant) if found is not None else None
         if file is None:
             raise ApiError(404, "not_found", f"There is no published model v{version} {variant} file.")
