@@ -115,6 +115,8 @@ NOT_FROM_THE_API = {
     "run_publishing": "cancelling a run in the admin", "run_finished": "cancelling a run in the admin",
     "dataset_unavailable": "the training run's dataset step (a run's failure, shown in the admin)",
     "publish_failed": "the training run's publish step (a run's failure, shown in the admin)",
+    "second_factor_exists": "staff_2fa_setup without --reset (a command)",
+    "no_second_factor": "staff_2fa_setup --recovery-codes (a command)",
 }
 
 
