@@ -9,6 +9,7 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -32,6 +33,7 @@ from collector.serializers import (
 )
 from collector.throttles import UploadThrottle
 from config.errors import ApiError
+from config.two_factor import session_is_verified
 from config.openapi import error_responses
 from config.pagination import PageNumberPagination
 from config.parsers import JSONParser  # depth-limited
@@ -44,7 +46,13 @@ class IsReviewer(permissions.BasePermission):
     message = "Only reviewers may do this."
 
     def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and request.user.has_perm("collector.review_photo"))
+        user = request.user
+        if not (user and user.is_authenticated and user.has_perm("collector.review_photo")):
+            return False
+        # A staff session signed in without the code the account needs (from before STAFF_REQUIRE_2FA) may not
+        # review through the API either, as it may not in the admin (config.two_factor).
+        return (not isinstance(request.successful_authenticator, SessionAuthentication)
+                or session_is_verified(request._request))
 
 
 class VolunteerRegisterApi(APIView):

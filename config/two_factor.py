@@ -66,12 +66,20 @@ class SecondFactorBackend(ModelBackend):
         return user
 
 
-def session_is_verified(request) -> bool:
-    """Whether a staff session may use the admin: signed in with a code where one is required."""
-    user = request.user
+def session_is_verified(request, user=None) -> bool:
+    """Whether a session may act as its (staff) user: signed in with a code where one is required.
+
+    ``request`` is Django's; ``user`` defaults to its (django-otp's middleware adds ``is_verified``).
+    API tokens need no such check: ``POST auth/token/`` hands one out only with the code.
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    user = user if user is not None else request.user
     if not user.is_authenticated or not second_factor_required(user):
         return True
-    return bool(getattr(user, "is_verified", lambda: False)())
+    if hasattr(user, "is_verified"):
+        return bool(user.is_verified())
+    return bool(request.session.get(DEVICE_ID_SESSION_KEY))
 
 
 class StaffSignInForm(AuthenticationForm):

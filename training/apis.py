@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from collector import storage
 from config.domain_errors import Invalid
 from config.errors import ApiError, error_response
+from config.two_factor import session_is_verified
 from config.pagination import PageNumberPagination
 from training import selectors
 from training.models import ModelFile, ModelVersion
@@ -81,7 +82,7 @@ def _caller_is_staff(request) -> bool:
 
     user = get_user(request._request)  # the session's (DRF set request.user to anonymous for these views)
     if user.is_authenticated:
-        return bool(user.is_staff)
+        return bool(user.is_staff) and session_is_verified(request._request, user)
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "token" or not key.strip():
         return False

@@ -149,6 +149,23 @@ class TestStaffRequire2fa:
         assert client.get("/admin/").status_code == 302
         assert client.get("/admin/collector/photo/").status_code == 302
 
+    def test_such_a_session_cannot_review_through_the_api_either(self, enrolled, operator):
+        from collector.models import PhotoStatus
+        from tests.factories import make_label, make_photo
+
+        photo = make_photo(label=make_label("mug"))
+        session = APIClient()
+        session.force_login(operator)
+        refused = session.post(f"/api/v1/photos/{photo.pk}/review/", {"decision": "approve"}, format="json")
+        assert refused.status_code == 403
+        photo.refresh_from_db()
+        assert photo.status == PhotoStatus.PENDING
+        verified = Client()
+        assert admin_sign_in(verified, code=current_code(operator)).status_code == 302
+        response = verified.post(f"/api/v1/photos/{photo.pk}/review/", {"decision": "approve"},
+                                 content_type="application/json")
+        assert response.status_code == 200 and response.json()["status"] == "approved"  # the test client skips CSRF
+
     def test_volunteers_sign_in_as_before(self):
         make_volunteer("alice", password="alice-password-1")
         client = Client()
