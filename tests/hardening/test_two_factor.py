@@ -202,6 +202,16 @@ class TestEnrolment:
         call_command("staff_2fa_setup", "operator", "--reset", stdout=io.StringIO())
         assert admin_sign_in(Client(), code=enrolled["recovery_codes"][0]).status_code == 200
 
+    def test_a_signed_in_superuser_sees_a_devices_qr_code_in_the_admin(self, enrolled, operator):
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        client = Client()
+        assert admin_sign_in(client, code=current_code(operator)).status_code == 302
+        device = TOTPDevice.objects.get(user=operator)
+        qr = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/")
+        assert qr.status_code == 200 and qr["Content-Type"] == "image/svg+xml" and b"<svg" in qr.content
+        assert Client().get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/").status_code == 302
+
     def test_it_refuses_volunteers(self):
         make_volunteer("alice", password="alice-password-1")
         with pytest.raises(CommandError, match="not a staff account"):
