@@ -6,6 +6,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from challenges.periods import PERIODS
+from config.fields import QuerySerializer
 
 
 class ChallengeOutput(serializers.Serializer):
@@ -29,13 +30,17 @@ class ChallengeListOutput(serializers.Serializer):
     results = ChallengeOutput(many=True, help_text="Newest first.")
 
 
-class LeaderboardQuery(serializers.Serializer):
+class LeaderboardQuery(QuerySerializer):
     period = serializers.ChoiceField(choices=list(PERIODS), default="day",
                                      help_text="day, week or month containing now (in TIME_ZONE), or all time.")
     challenge = serializers.IntegerField(required=False, min_value=1,
                                          help_text="A challenge id: its board instead of the period's.")
     page = serializers.IntegerField(required=False, min_value=1, default=1, help_text="Page number, from 1.")
+    # max_value puts the limit in the schema (generated clients know it); validate_page_size applies the
+    # setting as it is now.
     page_size = serializers.IntegerField(required=False, min_value=1, default=50,
+                                         max_value=settings.LEADERBOARD_MAX_PAGE_SIZE,
+                                         error_messages={"max_value": "At most {max_value}."},
                                          help_text="Rows per page, at most LEADERBOARD_MAX_PAGE_SIZE.")
 
     def validate_page_size(self, value):

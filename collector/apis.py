@@ -9,6 +9,7 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -32,18 +33,26 @@ from collector.serializers import (
 )
 from collector.throttles import UploadThrottle
 from config.domain_errors import Invalid, NotFound
+from config.two_factor import session_is_verified
 from config.openapi import error_responses
 from config.pagination import PageNumberPagination
 from config.parsers import JSONParser  # depth-limited
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 class IsReviewer(permissions.BasePermission):
     message = "Only reviewers may do this."
 
     def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and request.user.has_perm("collector.review_photo"))
+        user = request.user
+        if not (user and user.is_authenticated and user.has_perm("collector.review_photo")):
+            return False
+        # A staff session signed in without the code the account needs (from before STAFF_REQUIRE_2FA) may not
+        # review through the API either, as it may not in the admin (config.two_factor).
+        return (not isinstance(request.successful_authenticator, SessionAuthentication)
+                or session_is_verified(request._request))
 
 
 class VolunteerRegisterApi(APIView):
@@ -74,7 +83,8 @@ class TokenApi(APIView):
     @extend_schema(request=AuthTokenInput, responses={
         200: AuthTokenOutput,
         **error_responses("invalid", "invalid_credentials",
-                          s400="Invalid input, or a username and password that do not sign in."),
+                          s400="Invalid input, or a username and password (and, for an account with a second "
+                               "factor, `otp_token`) that do not sign in."),
     }, tags=["volunteers"], summary="Exchange a username and password for the account's token")
     def post(self, request):
         data = AuthTokenInput(data=request.data)
@@ -169,7 +179,10 @@ class PhotoListCreateApi(APIView):
     @extend_schema(
         request={"multipart/form-data": PhotoUploadInput},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                                     description="Retries with the same key and bytes return the original photo.")],
+                                     pattern=IDEMPOTENCY_KEY_PATTERN,
+                                     description="1 to 128 printable ASCII characters, no spaces (a UUID made per "
+                                                 "photo): retries with the same key and bytes return the original "
+                                                 "photo.")],
         responses={
             201: PhotoOutput,
             200: OpenApiResponse(PhotoOutput, description="The same image (or Idempotency-Key) was sent before: "
@@ -181,7 +194,8 @@ class PhotoListCreateApi(APIView):
                 s400="Invalid fields or Idempotency-Key.",
                 s413="The request, or the image's pixels, are over the limit.",
                 s415="The body is not multipart/form-data, or the image is not JPEG, PNG, WebP or HEIC.",
-                s409="These bytes were already sent with another label.",
+                s409="These bytes were sent before by this volunteer with another label: `fields.existing_photo` "
+                     "holds the id of the photo kept, `fields.existing_label` its label. Nothing new was recorded.",
                 s422="An unknown or inactive label, a challenge that is not open or is for another label, an image "
                      "that cannot be decoded, an Idempotency-Key used for other bytes.",
                 s503="The database or the file storage is unavailable; nothing was recorded. Retry later.",

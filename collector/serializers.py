@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from collector.models import Label, Photo, PhotoStatus, RejectionReason
 from collector.password_validation import password_problems
+from config.fields import EmailOrEmptyField, QuerySerializer, StrictBooleanField
 
 
 class VolunteerRegisterInput(serializers.Serializer):
@@ -19,11 +20,11 @@ class VolunteerRegisterInput(serializers.Serializer):
                                      trim_whitespace=False, style={"input_type": "password"},
                                      help_text="At least 8 characters, not a common one, not all digits or spaces, "
                                                "not like the display name. Optional: without it the token is the only way in.")
-    email = serializers.EmailField(required=False, allow_blank=True, max_length=254,
-                                   help_text="Optional; used for the newsletter and account notices only.")
-    consent_training = serializers.BooleanField(
+    email = EmailOrEmptyField(required=False, allow_blank=True, max_length=254,
+                              help_text="Optional; used for the newsletter and account notices only.")
+    consent_training = StrictBooleanField(
         help_text="Must be true: the photos are collected to train models.")
-    consent_public_credit = serializers.BooleanField(
+    consent_public_credit = StrictBooleanField(
         required=False, default=False,
         help_text='Show the display name on leaderboards and galleries; otherwise "Volunteer #<n>".')
 
@@ -56,6 +57,9 @@ class AuthTokenInput(serializers.Serializer):
     username = serializers.CharField(max_length=150, help_text="The display name (or a staff username).")
     password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"},
                                      help_text="The account's password.")
+    otp_token = serializers.RegexField(r"^[0-9a-zA-Z ]{1,32}$", required=False, write_only=True,
+                                       help_text="For an account with a second factor (staff): the code from its "
+                                                 "authenticator app, or one of its recovery codes.")
 
 
 class AuthTokenOutput(serializers.Serializer):
@@ -81,10 +85,9 @@ class MeOutput(serializers.Serializer):
 
 
 class MeUpdateInput(serializers.Serializer):
-    email = serializers.EmailField(required=False, allow_blank=True, max_length=254,
-                                   help_text="A new email address; empty removes it.")
-    consent_public_credit = serializers.BooleanField(required=False,
-                                                     help_text="Show the display name publicly (or stop).")
+    email = EmailOrEmptyField(required=False, allow_blank=True, max_length=254,
+                              help_text="A new email address; empty removes it.")
+    consent_public_credit = StrictBooleanField(required=False, help_text="Show the display name publicly (or stop).")
 
 
 class LabelOutput(serializers.ModelSerializer):
@@ -116,12 +119,13 @@ class LabelOutput(serializers.ModelSerializer):
 
 
 class PhotoUploadInput(serializers.Serializer):
+    # Multipart has no null: an optional field is left out (or sent empty, which counts as left out).
     image = serializers.FileField(allow_empty_file=False, max_length=255,
                                   help_text="The photo: JPEG, PNG, WebP or HEIC, up to PHOTO_MAX_BYTES.")
     label = serializers.SlugField(max_length=64, help_text="The slug of an active label (`slug` in the label list).")
-    challenge = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1,
+    challenge = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,
                                          help_text="The id of the open challenge this photo enters, if any.")
-    captured_at = serializers.DateTimeField(required=False, allow_null=True,
+    captured_at = serializers.DateTimeField(required=False,
                                             help_text="When the photo was taken, as the phone knows it.")
     device_model = serializers.CharField(required=False, allow_blank=True, max_length=100,
                                          help_text="The phone's model, for diagnostics.")
@@ -129,10 +133,10 @@ class PhotoUploadInput(serializers.Serializer):
                                         help_text="The app's version, for diagnostics.")
     predicted_label = serializers.CharField(required=False, allow_blank=True, max_length=64,
                                             help_text="The label slug the on-device model predicted.")
-    predicted_confidence = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0,
+    predicted_confidence = serializers.FloatField(required=False, min_value=0.0, max_value=1.0,
                                                   help_text="The on-device model's confidence, 0 to 1.")
     # The columns' ranges: a larger number is the client's mistake (400), not a database error (500).
-    model_version = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1,
+    model_version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1,
                                              help_text="The version of the on-device model that predicted.")
 
     def validate_predicted_confidence(self, value):
@@ -146,7 +150,7 @@ class PhotoOutput(serializers.ModelSerializer):
                                          help_text="The slug of the photo's label (reviewers may have changed it).")
     thumbnail_url = serializers.SerializerMethodField(help_text="Absolute URL of the JPEG thumbnail.")
     near_duplicate_of = serializers.PrimaryKeyRelatedField(
-        read_only=True, help_text="The id of an earlier photo this one looks almost the same as; null if none.")
+        read_only=True, allow_null=True, help_text="The id of an earlier photo this one looks almost the same as; null if none.")
     challenge = serializers.IntegerField(source="challenge_id", allow_null=True,
                                          help_text="The id of the challenge it entered; null if none.")
 
@@ -187,6 +191,6 @@ class PhotoReviewInput(serializers.Serializer):
         return attrs
 
 
-class PhotoStatusFilter(serializers.Serializer):
+class PhotoStatusFilter(QuerySerializer):
     status = serializers.ChoiceField(choices=PhotoStatus.choices, required=False,
                                      help_text="Only photos in this review status; all when absent.")

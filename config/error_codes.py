@@ -92,6 +92,10 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("dataset_unavailable", "An earlier dataset version cannot be trained on again (gone, or its photos "
                                      "left).", k.Conflict,
               reached_by="`manage.py train --dataset-version` (a command; the run fails with this)"),
+    ErrorCode("second_factor_exists", "The staff account already has a second factor (`--reset` replaces it).",
+              k.Conflict, reached_by="`manage.py staff_2fa_setup` (a command)"),
+    ErrorCode("no_second_factor", "The staff account has no authenticator app yet: enrol it first.", k.Conflict,
+              reached_by="`manage.py staff_2fa_setup --recovery-codes` (a command)"),
     ErrorCode("publish_failed", "The training run's publish step failed.", k.Conflict,
               reached_by="the training run's publish step (a run's failure, shown in the admin)"),
     # 411
@@ -116,8 +120,8 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("idempotency_key_reused", "An Idempotency-Key reused for other bytes.", k.Unprocessable),
     # 429
     ErrorCode("throttled", "Too many uploads, sign-ups or subscriptions: wait `Retry-After` seconds.", status=429),
-    ErrorCode("locked_out", "Too many failed sign-ins for the account or from the client: wait `Retry-After` "
-                            "seconds.", status=429),
+    ErrorCode("locked_out", "Too many failed sign-ins for the account from this client, or from this client: "
+                            "wait `Retry-After` seconds.", status=429),
     # 500 (a bug, never part of the contract: listed so the handler's code is registered too)
     ErrorCode("server_error", "Something went wrong on our side; it has been logged.", status=500),
     # 503

@@ -1,11 +1,15 @@
 """Sign-in lock-out (django-axes): the growing cool-off and the answer a locked-out client gets.
 
-axes counts failed sign-ins per account and per client address (config.client_ip)
-in the database, so every worker and host sees the same counts. A client or an
-account that reaches LOGIN_FAILURE_LIMIT failures is locked out for
-LOGIN_LOCKOUT_MINUTES; each further round of LOGIN_FAILURE_LIMIT failures
-remembered (axes' failure log, within the last LOGIN_LOCKOUT_MAX_MINUTES)
-doubles the next lock, up to LOGIN_LOCKOUT_MAX_MINUTES. Attempts during a lock
+axes counts failed sign-ins per account and client address together, and per
+client address alone (config.client_ip), in the database, so every worker and
+host sees the same counts. An account reaching LOGIN_FAILURE_LIMIT failures
+from one client is locked out *for that client*; a client reaching
+LOGIN_CLIENT_FAILURE_LIMIT failures against any accounts is locked out for all
+of them. An account is never locked for everyone: an outsider's failures
+cannot keep its owner (the superuser, say) out from another address.
+A lock lasts LOGIN_LOCKOUT_MINUTES; each further round of failures remembered
+(axes' failure log, within the last LOGIN_LOCKOUT_MAX_MINUTES) doubles the next
+lock, up to LOGIN_LOCKOUT_MAX_MINUTES. Attempts during a lock
 are refused and not counted, so the lock ends when the answer said. Staff lift
 a lock in the admin (Axes > Access attempts: delete the row) or with
 `manage.py axes_reset_username NAME` / `axes_reset_ip IP`.
@@ -18,6 +22,7 @@ import math
 from datetime import timedelta
 
 from axes.backends import AxesStandaloneBackend
+from axes.handlers.database import AxesDatabaseHandler
 from django.conf import settings
 from django.shortcuts import render
 from django.utils import timezone
@@ -46,32 +51,58 @@ class LockoutBackend(AxesStandaloneBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
-def _failures_remembered(request) -> int:
-    """Failed sign-ins in the memory window by this request's client address or account, whichever is more."""
-    from axes.models import AccessFailureLog
+class LockoutHandler(AxesDatabaseHandler):
+    """axes' database handler, with a limit of its own for each lock-out parameter.
 
-    since = timezone.now() - timedelta(minutes=settings.LOGIN_LOCKOUT_MAX_MINUTES)
-    recent = AccessFailureLog.objects.filter(attempt_time__gte=since)
-    ip_address = getattr(request, "axes_ip_address", None) or client_ip(request)
-    counts = [recent.filter(ip_address=ip_address).count()]
-    username = getattr(request, _USERNAME_ATTR, None)
-    if username:
-        counts.append(recent.filter(username=username).count())
-    return max(counts)
+    axes compares one failure count with one limit (AXES_FAILURE_LIMIT =
+    LOGIN_FAILURE_LIMIT). Its count is the larger of the account-and-client
+    failures and the client's failures scaled so that LOGIN_CLIENT_FAILURE_LIMIT
+    of them reach LOGIN_FAILURE_LIMIT (AXES_LOCKOUT_PARAMETERS lists the account
+    and client first, the client alone second).
+    """
+
+    def get_failures(self, request, credentials=None) -> int:
+        from django.db.models import Sum
+
+        counts = [attempts.aggregate(n=Sum("failures_since_start"))["n"] or 0
+                  for attempts in self.get_user_attempts(request, credentials)]
+        if len(counts) != 2:  # another AXES_LOCKOUT_PARAMETERS (a test's, say): axes' own rule
+            return max(counts, default=0)
+        by_account_and_client, by_client = counts
+        return max(by_account_and_client, _scaled_client_count(by_client))
 
 
-def cool_off(request=None) -> timedelta:
-    """AXES_COOLOFF_TIME: LOGIN_LOCKOUT_MINUTES, doubled per further LOGIN_FAILURE_LIMIT failures, capped.
+def _scaled_client_count(failures: int) -> int:
+    return failures * settings.LOGIN_FAILURE_LIMIT // settings.LOGIN_CLIENT_FAILURE_LIMIT
+
+
+def _lockout_rounds(request) -> int:
+    """Rounds of failures remembered, this one included: LOGIN_FAILURE_LIMIT for this account from this client,
+    or LOGIN_CLIENT_FAILURE_LIMIT from this client against any account, whichever makes more.
 
     axes asks before it logs the failure it is recording, so that failure is
     counted here as one more: the record a lock rests on then expires no
     sooner than the lock it starts.
     """
+    from axes.models import AccessFailureLog
+
+    since = timezone.now() - timedelta(minutes=settings.LOGIN_LOCKOUT_MAX_MINUTES)
+    from_client = AccessFailureLog.objects.filter(attempt_time__gte=since,
+                                                  ip_address=getattr(request, "axes_ip_address", None)
+                                                  or client_ip(request))
+    rounds = (from_client.count() + 1) // settings.LOGIN_CLIENT_FAILURE_LIMIT
+    if username := getattr(request, _USERNAME_ATTR, None):
+        rounds = max(rounds, (from_client.filter(username=username).count() + 1) // settings.LOGIN_FAILURE_LIMIT)
+    return rounds
+
+
+def cool_off(request=None) -> timedelta:
+    """AXES_COOLOFF_TIME: LOGIN_LOCKOUT_MINUTES, doubled per further round of failures, capped."""
     base = timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES)
     cap = timedelta(minutes=settings.LOGIN_LOCKOUT_MAX_MINUTES)
     if request is None:
         return min(base, cap)
-    lockouts = (_failures_remembered(request) + 1) // settings.LOGIN_FAILURE_LIMIT
+    lockouts = _lockout_rounds(request)
     if lockouts <= 1:
         return min(base, cap)
     doublings = min(lockouts - 1, 32)  # 2**32 x any base is past any cap
@@ -83,14 +114,13 @@ def _wants_json(request) -> bool:
 
 
 def _minutes_left(request) -> int:
-    """Until the newest failure this lock rests on (by address or account) is older than the cool-off."""
+    """Until the newest failure this lock rests on (both kinds are this client's) is older than the cool-off."""
     from axes.models import AccessAttempt
-    from django.db.models import Max, Q
+    from django.db.models import Max
 
-    match = Q(ip_address=getattr(request, "axes_ip_address", None) or client_ip(request))
-    if username := getattr(request, _USERNAME_ATTR, None):
-        match |= Q(username=username)
-    newest = AccessAttempt.objects.filter(match).aggregate(newest=Max("attempt_time"))["newest"]
+    newest = AccessAttempt.objects.filter(
+        ip_address=getattr(request, "axes_ip_address", None) or client_ip(request),
+    ).aggregate(newest=Max("attempt_time"))["newest"]
     left = cool_off(request) - (timezone.now() - newest) if newest else cool_off(request)
     return max(1, math.ceil(left.total_seconds() / 60))
 
@@ -98,7 +128,7 @@ def _minutes_left(request) -> int:
 def lockout_response(request, original_response=None, credentials=None):
     """AXES_LOCKOUT_CALLABLE: 429 in the API's error shape, or a page that says what happened and for how long."""
     minutes = _minutes_left(request)
-    message = (f"Too many failed sign-ins for this account or from your address. "
+    message = (f"Too many failed sign-ins from your address. "
                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask the site's staff to unlock it.")
     logger.warning("Sign-in locked out: username=%r ip=%s path=%s for %d more min",
                    getattr(request, _USERNAME_ATTR, None), getattr(request, "axes_ip_address", None),

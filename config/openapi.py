@@ -6,7 +6,7 @@ DEFAULT_SCHEMA_CLASS) derives the errors a view can answer from what the view
 is made of, so a new view is documented without anyone remembering to:
 
 - a request body: 400 (invalid fields), 413 (too large), 415 (another media type);
-- query parameters: 400 (invalid values); a paginated list: 404 (past the last page);
+- query parameters: 400 (invalid values); a paginated list: 400 (an empty page number), 404 (past the last page);
 - authentication classes: 401 (a bad or unknown token; also when the
   permissions require a signed-in caller and none is);
 - a permission stricter than "signed in", or session authentication on an
@@ -21,7 +21,7 @@ config.errors). Public (AllowAny) operations are marked as needing no
 credentials (``security: []``: no lock in Swagger UI), also those that answer
 more to a signed-in caller (``credentials_optional = "what a signed-in caller
 also gets"``: a thumbnail the caller owns, their own leaderboard row), whose
-description says what a token sent anyway adds (docs/decisions.md, issue 11).
+description says what a token sent anyway adds (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -141,11 +141,10 @@ class ApiSchema(AutoSchema):
         statuses: set[int] = set()
         parameters = operation.get("parameters", [])
         paginated = self._get_paginator() is not None and self._is_list_view()
-        page_param = getattr(self._get_paginator(), "page_query_param", None) if paginated else None
         if "requestBody" in operation:
             statuses |= {400, 413, 415}
-        if any(p["in"] == "query" and p["name"] != page_param for p in parameters):
-            statuses.add(400)
+        if paginated or any(p["in"] == "query" for p in parameters):
+            statuses.add(400)  # a page number sent empty is invalid (config.pagination), not page 1
         if paginated or any(p["in"] == "path" for p in parameters):
             statuses.add(404)
         authenticators = view.get_authenticators()

@@ -12,6 +12,8 @@ section as ``env.section()`` names them below.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -406,8 +408,12 @@ TRAINING_INT8_MAX_DROP = env_float("TRAINING_INT8_MAX_DROP", 1.0, minimum=0.0, m
 TRAINING_GATE_ALPHA = env_float("TRAINING_GATE_ALPHA", 0.05, minimum=0.0, maximum=1.0,
     help="Level of the gate's exact paired (McNemar) test: a drop beyond either margin holds a candidate back only"
          " when p is under this (1: any drop beyond the margin).")
-TRAINING_ROLLOUT_SALT = env_str("TRAINING_ROLLOUT_SALT", "crowdlens-rollout",
-    help="Mixed with phones' install ids to pick their staged-rollout bucket; changing it reshuffles every device.")
+# Secret and per installation: a published salt let a client pick, offline, an install id that lands inside a
+# rollout. By default derived from SECRET_KEY (every host of an installation shares it).
+TRAINING_ROLLOUT_SALT = env_str("TRAINING_ROLLOUT_SALT", "", shown="derived from `SECRET_KEY`",
+    help="Mixed with phones' install ids to pick their staged-rollout bucket; changing it (or `SECRET_KEY` while "
+         "it is unset) reshuffles every device. Set it to keep the buckets through a `SECRET_KEY` rotation.") or \
+    hmac.new(SECRET_KEY.encode(), b"crowdlens.training.rollout-salt", hashlib.sha256).hexdigest()
 TRAINING_FIELD_ACCURACY_MIN_SAMPLES = env_int("TRAINING_FIELD_ACCURACY_MIN_SAMPLES", 30, minimum=1,
     help="Reviewed photos with the phone's own prediction needed before the newsletter quotes a version's field "
          "accuracy.")
@@ -559,9 +565,10 @@ MIDDLEWARE += [
 ]
 
 # Sign-in brute force: django-axes records failures in the database (shared by
-# every worker and host), per account and per client address, and locks each
-# out after LOGIN_FAILURE_LIMIT failures for a cool-off that doubles with every
-# further round of LOGIN_FAILURE_LIMIT failures remembered (config.lockout).
+# every worker and host), per account and client address together and per client
+# address alone, and locks each out after LOGIN_FAILURE_LIMIT (resp.
+# LOGIN_CLIENT_FAILURE_LIMIT) failures for a cool-off that doubles with every
+# further round of failures remembered (config.lockout).
 # Its backend comes first, so every authenticate() given the request is checked:
 # the admin, the web sign-in and the API token endpoint.
 AUTHENTICATION_BACKENDS = [
@@ -576,7 +583,10 @@ LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1,
 LOGIN_LOCKOUT_MAX_MINUTES = env_int("LOGIN_LOCKOUT_MAX_MINUTES", 24 * 60, minimum=1,
     help="The longest lock-out, minutes, and how long failures are remembered.")
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+# An account from one client, and one client whatever the accounts: never an account for every
+# client, or anyone could keep its owner out. config.lockout.LockoutHandler gives each its own limit.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "config.lockout.LockoutHandler"
 AXES_COOLOFF_TIME = "config.lockout.cool_off"
 AXES_USE_ATTEMPT_EXPIRATION = True  # each record expires on its own (the cool-off differs per client)
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # the memory the growing cool-off counts
@@ -628,6 +638,26 @@ if env_bool("CSP_REPORT_ONLY", False,
     help="Send the Content-Security-Policy as `Content-Security-Policy-Report-Only` (trying changes on a live "
          "site)."):  # try a stricter policy on a live site without breaking it
     CONTENT_SECURITY_POLICY_REPORT_ONLY, CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY, None
+
+# --- accounts (see docs/running-in-public.md) ----------------------------------
+env.section("Security and abuse limits")
+# The lock by client alone (every account tried from one address) has its own,
+# larger limit: many volunteers may share one address (a school, a carrier's NAT).
+LOGIN_CLIENT_FAILURE_LIMIT = env_int("LOGIN_CLIENT_FAILURE_LIMIT", 3 * LOGIN_FAILURE_LIMIT, minimum=1,
+    shown="3 × `LOGIN_FAILURE_LIMIT`",
+    help="Failed sign-ins from one client address, whatever the accounts, before that address is locked out "
+         "(an account is locked only for the address its failures came from).")
+# Staff's second factor (django-otp; config.two_factor): accounts with a device always sign in with its code;
+# with STAFF_REQUIRE_2FA every staff account needs one (enrol first: manage.py staff_2fa_setup NAME).
+STAFF_REQUIRE_2FA = env_bool("STAFF_REQUIRE_2FA", False,
+    help="`true`: every staff account must sign in with a second factor (TOTP app or recovery code; enrol with "
+         "`manage.py staff_2fa_setup NAME`). Accounts with a device always need its code.")
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "django_otp.middleware.OTPMiddleware")
+AUTHENTICATION_BACKENDS[AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend")] = \
+    "config.two_factor.SecondFactorBackend"
+OTP_TOTP_ISSUER = "Crowdlens"
 
 # --- read outside this file ------------------------------------------------------------------------------------------
 # Declared here so that docs/reference/settings.md lists every variable Crowdlens reads, in one place

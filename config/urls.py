@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from config import health
 from config.errors import error_response
+from config.two_factor import StaffSignInForm, session_is_verified
 
 # The admin names the product (page titles, header, index); Django's defaults say "Django administration".
 admin.site.site_header = "Crowdlens"
@@ -15,6 +16,11 @@ admin.site.index_title = "Review, training, challenges and newsletter"
 # No app list down the side of every page: at 1280 px it took a quarter of the width and pushed the
 # lists into sideways scrolling; the breadcrumbs and the index lead everywhere it did.
 admin.site.enable_nav_sidebar = False
+# Staff sign in with a code from their authenticator app where their account has one or STAFF_REQUIRE_2FA
+# says so; a session signed in without one does not open the admin then (config.two_factor).
+admin.site.login_form = StaffSignInForm
+_admin_has_permission = admin.site.has_permission
+admin.site.has_permission = lambda request: _admin_has_permission(request) and session_is_verified(request)
 
 
 @csrf_exempt  # it changes nothing; without this a POST gets Django's HTML "CSRF verification failed" page

@@ -9,6 +9,7 @@ from config.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.domain_errors import Invalid, NotFound
+from config.fields import EmailOrEmptyField
 from config.openapi import error_responses
 from newsletter import selectors, services
 
@@ -17,8 +18,8 @@ _SUBSCRIBE_ANSWER = ("If this address can receive the newsletter, a confirmation
 
 
 class SubscribeInput(serializers.Serializer):
-    email = serializers.CharField(max_length=254, required=False, allow_blank=True,
-                                  help_text="Optional for a signed-in volunteer whose account has an email")
+    email = EmailOrEmptyField(max_length=254, required=False, allow_blank=True,
+                              help_text="Optional for a signed-in volunteer whose account has an email")
 
 
 class DetailOutput(serializers.Serializer):

@@ -227,7 +227,7 @@ def signup(request):
             if not exc.fields:
                 form.add_error(None, exc.message)
         else:
-            login(request, volunteer.user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, volunteer.user, backend="config.two_factor.SecondFactorBackend")
             messages.success(request, f"Welcome, {volunteer.display_name}! Take your first photo.")
             return redirect(_safe_next(request, "/capture/"))
     return render(request, "pages/signup.html", {"form": form, "next": _safe_next(request, "")}, status=400 if form.errors else 200)

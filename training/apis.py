@@ -19,9 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector import storage
-from config.domain_errors import NotFound
+from config.domain_errors import Invalid, NotFound
 from config.errors import error_response
 from config.openapi import error_responses
+from config.two_factor import session_is_verified
 from config.pagination import PageNumberPagination
 from training import selectors
 from training.models import ModelFile, ModelVersion
@@ -38,7 +39,8 @@ _MANIFEST_ERRORS = {
     304: OpenApiResponse(description="Not modified: the If-None-Match ETag is still current"),
     400: OpenApiResponse(description="Unknown variant"),
     **error_responses("not_found", "no_model", "variant_not_available",
-                      s404="No such published version (or none published yet), or a variant it lacks."),
+                      s404="No such published version (or none published yet), or a variant it lacks; a version "
+                           "whose staged rollout staff halted or rolled back is found by staff only."),
 }
 _VARIANT_PARAM = OpenApiParameter("variant", str, enum=list(settings.TRAINING_VARIANT_NAMES), required=False,
                                   description="int8 | float16 | dynamic | float32 (.tflite) or coreml (zipped Core ML "
@@ -47,6 +49,13 @@ _INSTALL_ID_HEADER = OpenApiParameter(
     "X-Install-Id", str, OpenApiParameter.HEADER, required=False, pattern=INSTALL_ID_PATTERN,
     description="The phone's stable install id (wins over the install_id query parameter): picks its "
                 "staged-rollout bucket. Without one the phone gets the version in service for all.")
+# Response headers: generated clients read the manifest's ETag to send it back as If-None-Match.
+_MANIFEST_ETAG_HEADER = OpenApiParameter(
+    "ETag", str, OpenApiParameter.HEADER, response=[200, 304],
+    description='The manifest\'s version: "v<version>-<variant>-<sha256 prefix>". Send it back as If-None-Match.')
+_DOWNLOAD_ETAG_HEADER = OpenApiParameter(
+    "ETag", str, OpenApiParameter.HEADER, response=[200, 206, 304],
+    description='The file\'s sha256 in quotes ("<sha256>"): for If-None-Match and If-Range.')
 _ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
                                description="The ETag of the manifest the phone has; 304 when still current")
 _DOWNLOAD_ETAG_PARAM = OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
@@ -65,6 +74,30 @@ _IF_RANGE_PARAM = OpenApiParameter(
 class PublicApiView(APIView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
+
+
+def _caller_is_staff(request) -> bool:
+    """Staff signed in to the admin (session) or sending their token; the public views authenticate no one,
+    so that a stale token never turns a phone's model check into a 401."""
+    from django.contrib.auth import get_user
+    from rest_framework.authtoken.models import Token
+
+    user = get_user(request._request)  # the session's (DRF set request.user to anonymous for these views)
+    if user.is_authenticated:
+        return bool(user.is_staff) and session_is_verified(request._request, user)
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "token" or not key.strip():
+        return False
+    token = Token.objects.select_related("user").filter(key=key.strip()).first()
+    return bool(token and token.user.is_active and token.user.is_staff)
+
+
+def _published_for_caller(request, version: int) -> ModelVersion | None:
+    """A published version by its number; one whose rollout staff halted or rolled back for staff only."""
+    found = selectors.model_version_get_published(version=version)
+    if found is not None and selectors.model_version_withheld(version=found) and not _caller_is_staff(request):
+        return None
+    return found
 
 
 def _variant(request) -> str:
@@ -91,15 +124,18 @@ def _download_url(request, version: ModelVersion, file: ModelFile) -> str:
 
 
 def _latest_query(request) -> tuple[str, str | None]:
-    """(variant, install id) of a `latest` request; the X-Install-Id header wins over ?install_id=."""
-    data = request.query_params.copy()
+    """(variant, install id) of a `latest` request; the X-Install-Id header wins over ?install_id=; either sent
+    empty or malformed is a 400."""
+    query = LatestQuery(data=request.query_params)  # an invalid ?install_id= is refused even when the header wins
+    query.is_valid(raise_exception=True)
+    install_id = query.validated_data.get("install_id")
     header = request.headers.get("X-Install-Id")
     if header is not None:
-        data["install_id"] = header
-    query = LatestQuery(data=data)
-    query.is_valid(raise_exception=True)
-    return (query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT,
-            query.validated_data.get("install_id"))
+        if not re.fullmatch(INSTALL_ID_PATTERN, header):
+            raise Invalid("X-Install-Id must be 1 to 128 printable ASCII characters, no spaces.",
+                          fields={"install_id": ["X-Install-Id: 1 to 128 printable ASCII characters, no spaces."]})
+        install_id = header
+    return query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT, install_id
 
 
 def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResponse:
@@ -138,7 +174,7 @@ def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResp
 
 
 class ModelLatestApi(PublicApiView):
-    @extend_schema(parameters=[LatestQuery, _INSTALL_ID_HEADER, _ETAG_PARAM],
+    @extend_schema(parameters=[LatestQuery, _INSTALL_ID_HEADER, _ETAG_PARAM, _MANIFEST_ETAG_HEADER],
                    responses={200: ManifestOutput, **_MANIFEST_ERRORS,
                               400: OpenApiResponse(description="Unknown variant or malformed install id")}, tags=["models"],
                    summary="Manifest of the model this device should run",
@@ -157,11 +193,11 @@ class ModelLatestApi(PublicApiView):
 
 
 class ModelDetailApi(PublicApiView):
-    @extend_schema(parameters=[_VARIANT_PARAM, _ETAG_PARAM], responses={200: ManifestOutput, **_MANIFEST_ERRORS},
+    @extend_schema(parameters=[_VARIANT_PARAM, _ETAG_PARAM, _MANIFEST_ETAG_HEADER], responses={200: ManifestOutput, **_MANIFEST_ERRORS},
                    tags=["models"], summary="Manifest of one published version")
     def get(self, request, version: int):
         variant = _variant(request)
-        found = selectors.model_version_get_published(version=version)
+        found = _published_for_caller(request, version)
         if found is None:
             raise NotFound(f"There is no published model version {version}.")
         return _manifest_response(request, found, variant)
@@ -290,7 +326,7 @@ class ModelDownloadApi(PublicApiView):
 
     content_negotiation_class = AnyAcceptNegotiation
 
-    @extend_schema(parameters=[_DOWNLOAD_ETAG_PARAM, _RANGE_PARAM, _IF_RANGE_PARAM],
+    @extend_schema(parameters=[_DOWNLOAD_ETAG_PARAM, _RANGE_PARAM, _IF_RANGE_PARAM, _DOWNLOAD_ETAG_HEADER],
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
                               (206, "application/octet-stream"): OpenApiResponse(
                                   OpenApiTypes.BINARY,
@@ -298,12 +334,13 @@ class ModelDownloadApi(PublicApiView):
                               302: OpenApiResponse(description="Redirect to a presigned S3 URL"),
                               304: OpenApiResponse(description="Not modified (If-None-Match: the file's sha256)"),
                               **error_responses("not_found", "range_not_satisfiable",
-                                                s404="No such published version or variant",
+                                                s404="No such published version or variant (a version whose "
+                                                     "staged rollout was halted or rolled back: staff only)",
                                                 s416="Range not satisfiable: it starts at or past the end "
                                                      "of the file (Content-Range: bytes */SIZE).")},
                    tags=["models"], summary="Download a model file")
     def get(self, request, version: int, variant: str):
-        found = selectors.model_version_get_published(version=version)
+        found = _published_for_caller(request, version)
         file = selectors.model_file_get(version=found, variant=variant) if found is not None else None
         if file is None:
             raise NotFound(f"There is no published model v{version} {variant} file.")

@@ -47,6 +47,16 @@ def model_version_get_published(*, version: int) -> ModelVersion | None:
     return ModelVersion.objects.filter(version=version, status=VersionStatus.PUBLISHED).first()
 
 
+def model_version_withheld(*, version: ModelVersion) -> bool:
+    """Whether a version is handed out by number to staff only: its staged rollout was halted or rolled back
+    (its last rollout) and it is not in service. Phones' `latest` never gets it anyway; this keeps a device
+    (or anyone) from fetching a version staff stopped by typing its number."""
+    if version.in_service:
+        return False
+    last = Rollout.objects.filter(model_version=version).order_by("-id").values_list("state", flat=True).first()
+    return last in (RolloutState.HALTED, RolloutState.ROLLED_BACK)
+
+
 def model_versions_published_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.filter(status=VersionStatus.PUBLISHED).prefetch_related("files").order_by("-version")
 

