@@ -140,12 +140,19 @@ class TestMediaPipeImageClassifier:
         result, _, _ = first_run
         for variant, vr in result.variants.items():
             with classifier(vr.path.read_bytes()) as clf:
-                answers = []
+                allowed, near_ties = [], 0
                 for example in photos.test:
                     pixels = clean_view(load_rgb(example.path), SIZE)
-                    categories = clf.classify(mp_image(pixels)).classifications[0].categories
-                    answers.append(photos.labels.index(max(categories, key=lambda c: c.score).category_name))
-            assert answers == vr.predictions, variant
+                    ranked = sorted(clf.classify(mp_image(pixels)).classifications[0].categories,
+                                    key=lambda c: c.score, reverse=True)
+                    # MediaPipe's TFLite build and LiteRT's run the quantized kernels (dynamic range's hybrid
+                    # ones above all) in their own code: on one x86 machine a 0.503 / 0.490 tie went the
+                    # other way. A near tie may fall to either of its two labels; every other photo agrees.
+                    tie = ranked[0].score - ranked[1].score < NEAR_TIE
+                    near_ties += tie
+                    allowed.append({photos.labels.index(c.category_name) for c in ranked[:1 + tie]})
+            assert all(p in ok for p, ok in zip(vr.predictions, allowed, strict=True)), (variant, allowed)
+            assert near_ties <= 1, (variant, near_ties)  # ties are rare: most photos are decided
 
     def test_the_converters_file_without_metadata_is_refused(self, first_run):
         """Why the metadata is there: the issue's report, reproduced on the bare float32 flatbuffer."""
@@ -154,6 +161,9 @@ class TestMediaPipeImageClassifier:
         bare = _without_metadata(flatbuffer)
         with pytest.raises(Exception, match="(?i)normalization"):
             classifier(bare)
+
+
+NEAR_TIE = 0.05  # top-2 score gap within which two TFLite builds' quantized kernels may disagree
 
 
 def _without_metadata(flat: bytes) -> bytes:
