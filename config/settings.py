@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
+    "config.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -125,8 +126,12 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 # database holds them (table created by `migrate`, see config.apps).
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
+    # Bounded waits: a Redis that stops answering (a host gone, packets dropped) fails a throttled
+    # request with a 503 in seconds (config.errors) instead of holding the worker for minutes.
+    _redis_timeout = env_float("REDIS_TIMEOUT", 2.0, minimum=0.1)
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "crowdlens")}}
+                          "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "crowdlens"),
+                          "OPTIONS": {"socket_connect_timeout": _redis_timeout, "socket_timeout": _redis_timeout}}}
 else:
     # Past MAX_ENTRIES Django culls a third of the rows, live counters included
     # (resetting those clients' limits): far above what a site without Redis sees.
@@ -197,6 +202,10 @@ LABEL_PRODUCTION_TARGET = env_int("LABEL_PRODUCTION_TARGET", 200, minimum=1)
 # Requests bigger than this are refused from their Content-Length, before the body is read.
 REQUEST_MAX_BYTES = PHOTO_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads spool to a temporary file
+# The upload spool: where uploads (and chunked bodies) larger than that are written while they arrive;
+# the system's temporary folder when unset. /healthz fails while it has less free space than one largest
+# upload (REQUEST_MAX_BYTES); a full one answers uploads 503 storage_unavailable.
+FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR") or None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = ["collector.uploads.LimitedTemporaryFileUploadHandler"]
 
