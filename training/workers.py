@@ -27,6 +27,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from training.services import execute, runs
+from training.services.reporter import RecoveringCalls, connection_drop
 from training.models import ProcessHeartbeat, TrainingRun
 
 logger = logging.getLogger("crowdlens.trainworker")
@@ -52,19 +53,22 @@ class ProcessBeat:
         return self
 
     def set_state(self, state: str) -> None:
+        """Say what the process does now; with the database away, the heartbeat thread writes it once it is back."""
         self.state = state[:200]
-        self.beat()
+        try:
+            self.beat()
+        except DatabaseError:
+            logger.warning("Could not record the state %r now; the next heartbeat will", self.state)
+            connection_drop()
 
     def beat(self) -> None:
         ProcessHeartbeat.objects.filter(pk=self.row.pk).update(beat_at=timezone.now(), state=self.state)
 
     def _loop(self) -> None:
+        beats = RecoveringCalls(f"The heartbeat of {self.row}")  # a database hiccup must not end the process
         try:
             while not self._stopping.wait(self.interval):
-                try:
-                    self.beat()
-                except Exception:  # a database hiccup must not end the process; the next beat retries
-                    logger.exception("Heartbeat of %s failed", self.row)
+                beats.call(self.beat)
         finally:
             connection.close()
 
@@ -73,7 +77,10 @@ class ProcessBeat:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         now = timezone.now()
-        ProcessHeartbeat.objects.filter(pk=self.row.pk).update(beat_at=now, stopped_at=now, state="stopped")
+        try:
+            ProcessHeartbeat.objects.filter(pk=self.row.pk).update(beat_at=now, stopped_at=now, state="stopped")
+        except DatabaseError:  # stopping while the database is away: the row goes stale, as a killed one does
+            logger.warning("Could not mark %s stopped: the database did not answer", self.row)
 
 
 def tensorflow_devices() -> list[dict]:
@@ -98,13 +105,16 @@ def trainworker_loop(*, stop: threading.Event, beat: ProcessBeat, once: bool = F
     A stop asked for during a run ends that run at its next check (failed, "asked to stop") and then the loop."""
     poll = settings.TRAINING_WORKER_POLL_SECONDS if poll_seconds is None else poll_seconds
     done: list[TrainingRun] = []
+    # The database restarting must not end the worker: it looks again after the poll.
+    claims = RecoveringCalls("Looking for a queued run", errors=(DatabaseError,))
     while not stop.is_set():
-        try:
+        run = None
+
+        def claim():
+            nonlocal run
             run = runs.training_run_claim(queued_only=True)
-        except DatabaseError:  # the database restarting must not end the worker: look again after the poll
-            logger.exception("Could not look for a queued run")
-            connection.close()
-            run = None
+
+        claims.call(claim)
         if run is not None:
             logger.info("Claimed run #%s (%s)", run.pk, run.trigger)
             beat.set_state(f"training run #{run.pk}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from django.db import connection
 from django.utils import timezone
@@ -33,6 +34,63 @@ for _name, _weight in PHASE_WEIGHTS.items():
 _PHASE_TOTAL = _acc
 
 
+class RecoveringCalls:
+    """Calls a long-running thread makes to the database again and again, recovering when it comes back.
+
+    Django gives a request a fresh connection (or checks its persistent one) before and after it; a
+    thread that beats for days gets neither, and once the database restarts its connection is dead for
+    good (every later call fails). So each call is framed as a request is (``connection_refresh``:
+    a broken or expired connection is dropped, the next query opens a new one), and an outage is logged
+    once with its traceback, then once when it is over, not at every call in between.
+    """
+
+    def __init__(self, what: str, errors: tuple[type[BaseException], ...] = (Exception,)):
+        self.what, self.errors = what, errors
+        self.failing_since: float | None = None
+        self.failures = 0
+
+    def call(self, function: Callable[[], None]) -> bool:
+        """True when the call went through; False when it failed with one of ``errors`` (the next one retries)."""
+        try:
+            connection_refresh()
+            function()
+        except self.errors as exc:
+            self.failures += 1
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+                logger.exception("%s failed; retrying until the database answers", self.what)
+            else:
+                logger.debug("%s failed again: %r", self.what, exc)
+            connection_drop()
+            return False
+        else:
+            if self.failing_since is not None:
+                logger.warning("%s works again after %.0f s (%d calls failed)", self.what,
+                               time.monotonic() - self.failing_since, self.failures)
+                self.failing_since, self.failures = None, 0
+            return True
+        finally:
+            try:
+                connection_refresh()
+            except Exception:
+                connection_drop()
+
+
+def connection_refresh() -> None:
+    """What Django does around a request: drop this thread's connection if it broke or outlived
+    DATABASE_CONN_MAX_AGE. Never under a caller's transaction (a test's, or a service's atomic block)."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+
+
+def connection_drop() -> None:
+    """Forget this thread's connection whatever state it is in; the next query connects anew."""
+    try:
+        connection.close()
+    except Exception:  # closing a connection the server already dropped may fail too: it is gone either way
+        connection.connection = None
+
+
 class Heartbeat(threading.Thread):
     """Beats every ``interval`` seconds while a run works, so a run that reports no progress for a while stays alive."""
 
@@ -44,12 +102,10 @@ class Heartbeat(threading.Thread):
         self.cancel: CancelRequest | None = None
 
     def run(self):
+        beats = RecoveringCalls(f"The heartbeat of run #{self.run_id}")
         try:
             while not self.stopping.wait(self.interval):
-                try:
-                    self.beat()
-                except Exception:  # a database hiccup must not kill the run; the next beat retries
-                    logger.exception("Heartbeat of run #%s failed", self.run_id)
+                beats.call(self.beat)  # a database hiccup must not kill the run; the next beat retries
         finally:
             connection.close()
 
