@@ -193,6 +193,13 @@ STORAGES = {
 # --- uploads --------------------------------------------------------------
 PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 25 * 1024 * 1024, minimum=1024)
 PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 50_000_000, minimum=10_000)
+# Memory an upload may cost, whatever its bytes (docs/collector.md, "Memory per upload"): PNG and WebP decode
+# whole (no reduced-scale decode as JPEG has) and phones shoot neither, so they stop at 16 MP (a tablet's
+# screenshot is 6); every decode of 32 MB or more holds its estimated cost from this host's budget, shared by
+# all its web workers, and waits up to PHOTO_DECODE_WAIT_SECONDS for room (then 503, retry).
+PHOTO_MAX_PIXELS_PNG_WEBP = env_int("PHOTO_MAX_PIXELS_PNG_WEBP", 16_000_000, minimum=10_000)
+PHOTO_DECODE_MEMORY_MB = env_int("PHOTO_DECODE_MEMORY_MB", 512, minimum=64)
+PHOTO_DECODE_WAIT_SECONDS = env_float("PHOTO_DECODE_WAIT_SECONDS", 30.0, minimum=1.0)
 PHOTO_TRAINING_SHORT_SIDE = env_int("PHOTO_TRAINING_SHORT_SIDE", 256, minimum=32)
 PHOTO_THUMBNAIL_SIZE = env_int("PHOTO_THUMBNAIL_SIZE", 480, minimum=64)
 PHOTO_NEAR_DUPLICATE_DISTANCE = env_int("PHOTO_NEAR_DUPLICATE_DISTANCE", 6, minimum=0)
