@@ -79,29 +79,30 @@ CACHE_ERRORS = _cache_errors()
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
-def unavailable_part(exc: BaseException) -> tuple[str, str] | None:
-    """(code, message) when ``exc`` says a part the site depends on is down, not a bug: answer 503, retry later.
+def unavailable_part(exc: BaseException) -> domain_errors.Unavailable | None:
+    """The 503 to answer when ``exc`` says a part the site depends on is down, not a bug: retry later.
 
     The database (unreachable, restarting, locked past its busy timeout), the cache (Redis), the disk that
     uploads are spooled to or stored on (full). Anything else is None: a real error, answered 500 and logged.
     """
     if isinstance(exc, (OperationalError, InterfaceError)):
-        return "database_unavailable", "The database is busy or unreachable; nothing was recorded. Retry later."
+        return domain_errors.DatabaseUnavailable()
     if CACHE_ERRORS and isinstance(exc, CACHE_ERRORS):
-        return "unavailable", "A service this site depends on is unavailable; nothing was recorded. Retry later."
+        return domain_errors.Unavailable("A service this site depends on is unavailable; nothing was recorded. "
+                                         "Retry later.")
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
-        return domain_errors.StorageUnavailable.default_code, domain_errors.StorageUnavailable.default_message
+        return domain_errors.StorageUnavailable()
     return None
 
 
-def unavailable_response(request, code: str, message: str):
+def unavailable_response(request, error: domain_errors.Unavailable):
     """The 503 of a failing part: the error shape for the API, the "try again soon" page for people.
 
     The page is rendered without the request: its context processors would ask the session and the
     user (the database, perhaps the part that is down) again.
     """
     if _wants_json(request):
-        response = error_response(503, code, message)
+        response = error_response(503, error.code, error.message)
     else:
         response = HttpResponse(render_to_string("503.html", {"user": None, "messages": (),
                                                               "retry_after": UNAVAILABLE_RETRY_AFTER}), status=503)
@@ -179,8 +180,8 @@ def api_exception_handler(exc, context):
     elif (part := unavailable_part(exc)) is not None:
         # The database, Redis or the upload disk is down or full: the client
         # can retry, and nothing was committed.
-        logger.warning("Unavailable in API view (%s): %r", part[0], exc)
-        exc = ApiError(503, *part)
+        logger.warning("Unavailable in API view (%s): %r", part.code, exc)
+        exc = api_error_from(part)
 
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -230,7 +231,7 @@ def handler500(request):
     # sees), so it is still the current one: a part that is down answers 503, not 500.
     exc = sys.exc_info()[1]
     if exc is not None and (part := unavailable_part(exc)) is not None:
-        return unavailable_response(request, *part)
+        return unavailable_response(request, part)
     if _wants_json(request):
         return error_response(500, "server_error", "Something went wrong on our side; it has been logged.")
     from django.views.defaults import server_error

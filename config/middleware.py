@@ -84,7 +84,7 @@ class RequestSizeLimitMiddleware:
                     if (part := unavailable_part(exc)) is None:
                         raise
                     logger.warning("Could not spool a chunked request body: %r", exc)
-                    return unavailable_response(request, *part)
+                    return unavailable_response(request, part)
             spool.seek(0)
             request.META["CONTENT_LENGTH"] = str(size)
             request._stream = LimitedStream(spool, size)
@@ -110,5 +110,5 @@ class ServiceUnavailableMiddleware:
         part = unavailable_part(exception)
         if part is None:
             return None
-        logger.warning("Unavailable in %s (%s): %r", request.path, part[0], exception)
-        return unavailable_response(request, *part)
+        logger.warning("Unavailable in %s (%s): %r", request.path, part.code, exception)
+        return unavailable_response(request, part)

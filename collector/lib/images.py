@@ -30,13 +30,10 @@ except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
     HEIF_AVAILABLE = False
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
-# Formats whose decoders cannot decode at a reduced scale (JPEG's can: Image.draft): their memory follows
-# their full pixel count. Phones shoot JPEG and HEIC; PNG and WebP come from screenshots and editors.
-FULL_DECODE_FORMATS = ("PNG", "WEBP", "HEIF")
 # Peak bytes a decode holds per decoded pixel, measured (bench/upload_memory.py): pillow-heif's decode keeps
-# libheif's YCbCr planes and RGB copy beside Pillow's 4-byte pixels (~8-9); Pillow's PNG, WebP and JPEG
-# decoders hold Pillow's pixels (4 bytes for RGB) and one reduced or converted copy.
-_PEAK_BYTES_PER_PIXEL = {"HEIF": 9}
+# libheif's YCbCr planes and RGB copy beside Pillow's 4-byte pixels (7-9 measured; 10 leaves room for an alpha
+# plane); Pillow's PNG, WebP and JPEG decoders hold Pillow's pixels (4 bytes for RGB) and a band's copies.
+_PEAK_BYTES_PER_PIXEL = {"HEIF": 10}
 _DEFAULT_PEAK_BYTES_PER_PIXEL = 8
 # Below this a decode costs too little to count against the host's budget (a 12 MP JPEG decodes at 1/8).
 BUDGET_MIN_MB = 32

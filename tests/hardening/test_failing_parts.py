@@ -212,4 +212,4 @@ def test_a_real_error_is_still_a_500():
 
     assert unavailable_part(ValueError("a bug")) is None
     assert unavailable_part(OSError(13, "Permission denied")) is None
-    assert unavailable_part(OSError(28, "No space left on device"))[0] == "storage_unavailable"
+    assert unavailable_part(OSError(28, "No space left on device")).code == "storage_unavailable"
