@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/upload_memory.py [--clients 8] [--workers 4] [--uploads 2]
 
+(Encoding the HEIC photos takes a minute or more; they are kept in the system's temporary folder,
+crowdlens-bench-memory-photos/, for the next run.)
+
 Each case gets a fresh gunicorn (deploy/gunicorn.conf.py: gthread, 2 threads a worker; bench/upload.py's
 Server: its own SQLite file, media and var folders) and --clients threads that each send --uploads photos
 as fast as they are answered:
@@ -13,7 +16,8 @@ as fast as they are answered:
   JPEG decodes at 1/8;
 - worst, unbounded (for comparison): the same with PHOTO_DECODE_MEMORY_MB raised out of the way.
 
-Memory is the sum of the workers' RSS, sampled every 20 ms from /proc, from after a warm-up upload per
+A client answered 503 (a decode that waited PHOTO_DECODE_WAIT_SECONDS for room) sends the photo again after
+Retry-After, as phones do; the retries are counted. Memory is the sum of the workers' RSS, sampled every 20 ms from /proc, from after a warm-up upload per
 worker: its growth at the peak, and what is still held 3 s after the last answer (memory returned).
 Target: worst at most 1.5x the phone case's growth, and the memory returned afterwards.
 """
@@ -65,6 +69,12 @@ def flat_blocks(size) -> Image.Image:
     return image
 
 
+def cached(path: Path, make) -> bytes:
+    if not path.exists():
+        path.write_bytes(make())
+    return path.read_bytes()
+
+
 class TotalRss(threading.Thread):
     """The workers' summed RSS every 20 ms; the peak, and the peak of each worker."""
 
@@ -113,6 +123,8 @@ def run_case(tmp: Path, name: str, workers: int, clients: int, photos: list[tupl
         sampler.start()
         queue, lock, statuses, latencies = list(photos), threading.Lock(), [], []
 
+        retries = []
+
         def client(token):
             session = requests.Session()
             while True:
@@ -121,8 +133,14 @@ def run_case(tmp: Path, name: str, workers: int, clients: int, photos: list[tupl
                         return
                     filename, data = queue.pop(0)
                 started = time.perf_counter()
-                r = session.post(url, headers={"Authorization": f"Token {token}"}, data={"label": "mug"},
-                                 files={"image": (filename, data, "application/octet-stream")}, timeout=600)
+                for _attempt in range(10):
+                    r = session.post(url, headers={"Authorization": f"Token {token}"}, data={"label": "mug"},
+                                     files={"image": (filename, data, "application/octet-stream")}, timeout=600)
+                    if r.status_code != 503:
+                        break
+                    with lock:
+                        retries.append(r.json()["error"]["code"])
+                    time.sleep(int(r.headers.get("Retry-After", "5")))
                 with lock:
                     statuses.append(r.status_code if r.status_code == 201 else (r.status_code, r.text[:200]))
                     latencies.append(time.perf_counter() - started)
@@ -142,7 +160,8 @@ def run_case(tmp: Path, name: str, workers: int, clients: int, photos: list[tupl
         return {"n": len(photos), "ok": statuses.count(201), "errors": [s for s in statuses if s != 201],
                 "idle": idle / 1024, "peak": sampler.peak / 1024, "growth": (sampler.peak - idle) / 1024,
                 "held": (after - idle) / 1024, "worker_growth_max": max(growth_per_worker) / 1024,
-                "worker_growth_sum": sum(growth_per_worker) / 1024, "wall": wall, "p_max": max(latencies)}
+                "worker_growth_sum": sum(growth_per_worker) / 1024, "wall": wall, "p_max": max(latencies),
+                "retries": len(retries)}
     finally:
         server.stop()
 
@@ -157,9 +176,11 @@ def main() -> None:
 
     print(f"cpus={os.cpu_count()} clients={args.clients} gunicorn workers={args.workers} x 2 threads, "
           f"{args.uploads} uploads per client; making the photos...", flush=True)
-    jpeg = phone_photo((4032, 3024), 7)
-    phone_heic = heic(Image.open(io.BytesIO(jpeg)))
-    worst = heic(flat_blocks(WORST_SIZE))
+    cache = Path(tempfile.gettempdir()) / "crowdlens-bench-memory-photos"
+    cache.mkdir(exist_ok=True)
+    jpeg = cached(cache / "phone-12mp.jpg", lambda: phone_photo((4032, 3024), 7))
+    phone_heic = cached(cache / "phone-12mp.heic", lambda: heic(Image.open(io.BytesIO(jpeg))))
+    worst = cached(cache / "worst-50mp.heic", lambda: heic(flat_blocks(WORST_SIZE)))
     print(f"  12 MP JPEG {len(jpeg) / 1e6:.1f} MB, 12 MP HEIC {len(phone_heic) / 1e6:.1f} MB, "
           f"worst: {WORST_SIZE[0]}x{WORST_SIZE[1]} HEIC ({WORST_SIZE[0] * WORST_SIZE[1] / 1e6:.1f} MP) "
           f"{len(worst) / 1e3:.0f} KB", flush=True)
@@ -172,7 +193,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="crowdlens-bench-memory-") as tmp_name:
         for name, photos, env in cases:
             r = results[name] = run_case(Path(tmp_name), name, args.workers, args.clients, photos, env)
-            print(f"{name:<16} n={r['n']:<3} ok={r['ok']:<3} {r['wall']:6.1f} s (slowest {r['p_max']:5.1f} s)  "
+            print(f"{name:<16} n={r['n']:<3} ok={r['ok']:<3} 503-retries={r['retries']:<3} {r['wall']:6.1f} s "
+                  f"(slowest {r['p_max']:5.1f} s)  "
                   f"workers' RSS idle {r['idle']:5.0f} MiB  peak {r['peak']:5.0f} MiB  growth {r['growth']:5.0f} MiB  "
                   f"held after {r['held']:+5.0f} MiB  (largest worker +{r['worker_growth_max']:.0f}, "
                   f"workers' own peaks summed +{r['worker_growth_sum']:.0f})", flush=True)

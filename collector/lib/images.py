@@ -144,9 +144,10 @@ def open_upright(
                     f"The image has {full_w}x{full_h} pixels; the limit is {max_pixels} pixels.",
                 )
             if fmt in ("PNG", "WEBP") and max_pixels_full_decode and full_w * full_h > max_pixels_full_decode:
+                name = "PNG" if fmt == "PNG" else "WebP"
                 raise ImageError(
                     "too_many_pixels",
-                    f"The image has {full_w}x{full_h} pixels; the limit for {'PNG' if fmt == 'PNG' else 'WebP'} images is "
+                    f"The image has {full_w}x{full_h} pixels; the limit for {name} images is "
                     f"{max_pixels_full_decode} pixels (photos from a camera: JPEG or HEIC).",
                 )
             if full_w < 1 or full_h < 1:
