@@ -64,7 +64,10 @@ def upload_spool_dir() -> str:
 
 
 def _spool():
-    _writable_with_room(upload_spool_dir())
+    folder = upload_spool_dir()
+    if not os.path.isdir(folder):  # Django writes into it and creates nothing
+        raise RuntimeError(f"the upload spool {folder} does not exist")
+    _writable_with_room(folder)
 
 
 def _storage():

@@ -16,6 +16,8 @@ Used by the deployment test (tests/deploy/test_cluster.py) and bench/nginx_uploa
   ``pg_url`` (a fresh database created and dropped here) and ``redis_url``
   (one database number, emptied at start). ``own_services_missing()`` says
   what "own" lacks (deploy/ensure-test-tools.sh installs it).
+  With "own", ``stop_postgres``/``start_postgres`` and ``stop_redis``/``start_redis`` take a part away and
+  bring it back under the running site (tests/deploy/test_failing_parts.py).
 - S3: moto's server mode as its own process; a fresh bucket.
 - Each web "host" is a gunicorn (deploy/gunicorn.conf.py) on its own port with
   its own CROWDLENS_VAR_DIR; nginx runs the site rendered by

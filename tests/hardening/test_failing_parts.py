@@ -153,6 +153,8 @@ class TestDiskFull:
         assert response.status_code == 503 and response.json()["failed"] == ["spool"]
         filler.unlink()
         assert client.get("/healthz").json()["checks"]["spool"] == "ok"
+        settings.FILE_UPLOAD_TEMP_DIR = str(tiny_disk / "not-created")
+        assert client.get("/healthz").json()["failed"] == ["spool"]
 
     def test_a_chunked_body_to_a_full_spool_answers_503(self, settings, tiny_disk, rf):
         """Bodies without a Content-Length are spooled by the middleware itself (config.middleware)."""
