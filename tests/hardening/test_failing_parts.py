@@ -215,3 +215,23 @@ def test_a_real_error_is_still_a_500():
     assert unavailable_part(ValueError("a bug")) is None
     assert unavailable_part(OSError(13, "Permission denied")) is None
     assert unavailable_part(OSError(28, "No space left on device")).code == "storage_unavailable"
+
+
+def test_a_part_down_under_a_middleware_is_a_503_too(rf):
+    """Exceptions raised in middleware (a session saved as the response leaves) never reach process_exception:
+    Django hands them to handler500 while they are being handled, and it answers 503 for a part that is down."""
+    from django.db import OperationalError
+
+    from config.errors import handler500
+
+    for path, wants in (("/me/", "text/html"), ("/api/v1/me/", "application/json")):
+        try:
+            raise OperationalError("server closed the connection unexpectedly")
+        except OperationalError:
+            response = handler500(rf.get(path))
+        assert response.status_code == 503 and response["Content-Type"].startswith(wants), path
+        assert response["Retry-After"] == str(UNAVAILABLE_RETRY_AFTER)
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        assert handler500(rf.get("/api/v1/me/")).status_code == 500
