@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv run test test-fast migrate schema audit bench-upload bench-nginx bench-train bench-leaderboard bench-newsletter bench-review clean
+.PHONY: venv run test test-fast migrate schema audit bench-upload bench-upload-memory bench-nginx bench-train bench-leaderboard bench-newsletter bench-review clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ audit: venv
 
 bench-upload: venv
 	$(BIN)/python bench/upload.py
+
+# Workers' memory: 8 clients sending the worst image the limits allow vs 12 MP phone photos.
+bench-upload-memory: venv
+	$(BIN)/python bench/upload_memory.py
 
 # Needs PostgreSQL and Redis on 127.0.0.1 and Debian's nginx (deploy/ensure-test-tools.sh).
 bench-nginx: venv

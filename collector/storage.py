@@ -46,6 +46,10 @@ def save(key: str, content: bytes | File) -> str:
         saved = default_storage.save(key, payload)
     except STORAGE_ERRORS as exc:
         logger.warning("Storage write failed for %s: %s", key, exc)
+        if not is_remote():
+            # A local disk that filled up mid-write keeps the part written under the key (Django's
+            # FileSystemStorage writes in place); S3 stores an object whole or not at all.
+            delete_quietly([key])
         raise StorageUnavailable() from exc
     if saved != key:  # FileSystemStorage renames on collision; keys must be exact
         delete_quietly([saved])

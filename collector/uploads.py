@@ -23,4 +23,10 @@ class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
         if self._received > settings.PHOTO_MAX_BYTES:
             self.file.close()
             raise TooLarge(f"The request is larger than the limit of {settings.PHOTO_MAX_BYTES} bytes.")
-        return super().receive_data_chunk(raw_data, start)
+        try:
+            return super().receive_data_chunk(raw_data, start)
+        except OSError:
+            # The spool's disk is full (config.errors answers 503 storage_unavailable): the part written
+            # goes at once (a named temporary file is deleted when closed), not when it is collected.
+            self.file.close()
+            raise

@@ -100,3 +100,8 @@ class Unavailable(DomainError):
 class StorageUnavailable(Unavailable):
     default_code = "storage_unavailable"
     default_message = "File storage is unavailable; nothing was recorded. Retry later."
+
+
+class DatabaseUnavailable(Unavailable):
+    default_code = "database_unavailable"
+    default_message = "The database is busy or unreachable; nothing was recorded. Retry later."

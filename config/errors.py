@@ -12,12 +12,15 @@ large) look the same.
 
 from __future__ import annotations
 
+import errno
 import logging
+import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import OperationalError
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -49,6 +52,57 @@ STATUS_BY_KIND: tuple[tuple[type[domain_errors.DomainError], int], ...] = (
     (domain_errors.Unprocessable, 422),
     (domain_errors.Unavailable, 503),
 )
+
+
+# Seconds a client is asked to wait (Retry-After) when a part the site depends on is down: long enough
+# for a restarting database or Redis to come back, short enough that a phone's retry soon succeeds.
+UNAVAILABLE_RETRY_AFTER = 10
+
+
+def _cache_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is a declared dependency
+        return ()
+    return (RedisConnectionError, RedisTimeoutError)
+
+
+# Redis unreachable (refused, reset, timed out; BusyLoadingError is a ConnectionError): the throttle
+# counters and lock-outs cannot be read, so nothing throttled may go on.
+CACHE_ERRORS = _cache_errors()
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def unavailable_part(exc: BaseException) -> domain_errors.Unavailable | None:
+    """The 503 to answer when ``exc`` says a part the site depends on is down, not a bug: retry later.
+
+    The database (unreachable, restarting, locked past its busy timeout), the cache (Redis), the disk that
+    uploads are spooled to or stored on (full). Anything else is None: a real error, answered 500 and logged.
+    """
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return domain_errors.DatabaseUnavailable()
+    if CACHE_ERRORS and isinstance(exc, CACHE_ERRORS):
+        return domain_errors.Unavailable("A service this site depends on is unavailable; nothing was recorded. "
+                                         "Retry later.")
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return domain_errors.StorageUnavailable()
+    return None
+
+
+def unavailable_response(request, error: domain_errors.Unavailable):
+    """The 503 of a failing part: the error shape for the API, the "try again soon" page for people.
+
+    The page is rendered without the request: its context processors would ask the session and the
+    user (the database, perhaps the part that is down) again.
+    """
+    if _wants_json(request):
+        response = error_response(503, error.code, error.message)
+    else:
+        response = HttpResponse(render_to_string("503.html", {"user": None, "messages": (),
+                                                              "retry_after": UNAVAILABLE_RETRY_AFTER}), status=503)
+    response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+    return response
 
 
 def status_for(exc: domain_errors.DomainError | type[domain_errors.DomainError]) -> int:
@@ -108,12 +162,11 @@ def _flatten(detail) -> dict:
 
 
 def api_exception_handler(exc, context):
-    if isinstance(exc, OperationalError):
-        # The database is unreachable or locked past its busy timeout: the
-        # client can retry, and nothing was committed.
-        logger.warning("Database unavailable in API view: %s", exc)
-        exc = domain_errors.Unavailable("The database is busy or unreachable; nothing was recorded. Retry later.",
-                                        code="database_unavailable")
+    if (part := unavailable_part(exc)) is not None:
+        # The database, Redis or the upload disk is down or full: the client
+        # can retry, and nothing was committed.
+        logger.warning("Unavailable in API view (%s): %r", part.code, exc)
+        exc = part
     elif isinstance(exc, RequestDataTooBig):
         # Form fields (not files) larger than DATA_UPLOAD_MAX_MEMORY_SIZE.
         exc = domain_errors.TooLarge("The form fields of this request are too large.")
@@ -154,6 +207,8 @@ def api_exception_handler(exc, context):
             code = None  # a library's own code that we do not document: the status's code instead
         body = error_body(response.status_code, code, str(detail))
     response.data = body
+    if response.status_code == 503:
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return response
 
 
@@ -170,6 +225,11 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    # Called inside Django's handler of the exception (a middleware's too, which process_exception never
+    # sees), so it is still the current one: a part that is down answers 503, not 500.
+    exc = sys.exc_info()[1]
+    if exc is not None and (part := unavailable_part(exc)) is not None:
+        return unavailable_response(request, part)
     if _wants_json(request):
         return error_response(500, "server_error", "Something went wrong on our side; it has been logged.")
     from django.views.defaults import server_error
@@ -193,4 +253,5 @@ def handler400(request, exception=None):
     return bad_request(request, exception)
 
 
-__all__ = ["STATUS_BY_KIND", "api_exception_handler", "error_response", "status", "status_for", "status_of"]
+__all__ = ["STATUS_BY_KIND", "UNAVAILABLE_RETRY_AFTER", "api_exception_handler", "error_response", "status",
+           "status_for", "status_of", "unavailable_part", "unavailable_response"]

@@ -2,8 +2,11 @@
 
 - ``/healthz`` (readiness): 200 only when the database, the cache (throttle
   counters, shared by all workers) and the file storage (local folder or S3)
-  each answer; otherwise 503 with a body naming which failed. A host that
-  cannot reach one of them should get no traffic.
+  each answer, and the upload spool (FILE_UPLOAD_TEMP_DIR, else the system's
+  temporary folder) and a local storage folder each have room for one largest
+  upload (REQUEST_MAX_BYTES); otherwise 503 with a body naming which failed
+  ("database", "cache", "storage", "spool"). A host that cannot reach one of
+  them, or whose disk could not take the next upload, should get no traffic.
 - ``/healthz/live`` (liveness): 200 as long as the process serves requests;
   touches nothing, so a database outage does not get every web process
   restarted.
@@ -16,9 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import connection
@@ -39,16 +45,36 @@ def _cache():
         raise RuntimeError("the cache did not return what was just written")
 
 
+def _writable_with_room(location) -> None:
+    """The folder (or the nearest existing parent it would be created under) is writable and has room for
+    one largest upload: a request no larger than REQUEST_MAX_BYTES could be written there whole."""
+    folder = Path(location)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise RuntimeError(f"{folder} is not a writable folder")
+    free = shutil.disk_usage(folder).free
+    if free < settings.REQUEST_MAX_BYTES:
+        raise RuntimeError(f"{folder} has {free} bytes free, less than one largest upload ({settings.REQUEST_MAX_BYTES})")
+
+
+def upload_spool_dir() -> str:
+    """Where uploads are spooled while they arrive (Django's upload handler, the chunked-body spool)."""
+    return settings.FILE_UPLOAD_TEMP_DIR or tempfile.gettempdir()
+
+
+def _spool():
+    folder = upload_spool_dir()
+    if not os.path.isdir(folder):  # Django writes into it and creates nothing
+        raise RuntimeError(f"the upload spool {folder} does not exist")
+    _writable_with_room(folder)
+
+
 def _storage():
     storage = storages["default"]
     if isinstance(storage, FileSystemStorage):
-        # exists() on a local path never fails: ask whether uploads could be written
-        # (the folder, or the nearest existing parent it would be created under).
-        folder = Path(storage.location)
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            raise RuntimeError(f"{folder} is not a writable folder")
+        # exists() on a local path never fails: ask whether uploads could be written.
+        _writable_with_room(storage.location)
         return
     # S3: one HEAD request on the bucket. Not exists() on a key: a HEAD of a key in a bucket that
     # does not exist answers 404 too, which exists() reads as "no such key", so a deleted or
@@ -56,7 +82,7 @@ def _storage():
     storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
 
 
-CHECKS = {"database": _database, "cache": _cache, "storage": _storage}
+CHECKS = {"database": _database, "cache": _cache, "storage": _storage, "spool": _spool}
 
 
 def readiness(request):

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import logging
 import tempfile
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 
-from config.errors import error_response
+from config.errors import error_response, unavailable_part, unavailable_response
+
+logger = logging.getLogger("crowdlens.errors")
 
 _CHUNK = 64 * 1024
 _SPOOL_IN_MEMORY = 1024 * 1024  # chunked bodies above this spool to a temporary file
@@ -64,7 +67,7 @@ class RequestSizeLimitMiddleware:
                                   "Send a Content-Length: this server cannot read a chunked request body.")
         limit = settings.REQUEST_MAX_BYTES
         source = request.META["wsgi.input"]
-        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=settings.FILE_UPLOAD_TEMP_DIR)
         size = 0
         try:
             while True:
@@ -75,10 +78,37 @@ class RequestSizeLimitMiddleware:
                 if size > limit or (size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE and not _is_multipart(request)):
                     spool.close()
                     return _too_large()
-                spool.write(chunk)
+                try:
+                    spool.write(chunk)
+                except OSError as exc:  # the spool's disk is full: 503, and the spool file goes (finally)
+                    if (part := unavailable_part(exc)) is None:
+                        raise
+                    logger.warning("Could not spool a chunked request body: %r", exc)
+                    return unavailable_response(request, part)
             spool.seek(0)
             request.META["CONTENT_LENGTH"] = str(size)
             request._stream = LimitedStream(spool, size)
             return self.get_response(request)
         finally:
             spool.close()
+
+
+class ServiceUnavailableMiddleware:
+    """A page whose database, cache (Redis) or disk is down or full answers 503 "try again soon", not 500.
+
+    The API answers these itself (config.errors.api_exception_handler); this catches them in every other
+    view, and config.errors.handler500 in middleware (which ``process_exception`` never sees).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        part = unavailable_part(exception)
+        if part is None:
+            return None
+        logger.warning("Unavailable in %s (%s): %r", request.path, part.code, exception)
+        return unavailable_response(request, part)

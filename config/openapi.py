@@ -66,11 +66,12 @@ ERROR_DESCRIPTIONS = {
     415: "The body's media type (or the image's format) is not supported.",
     422: "Understood, but it names something that cannot be used.",
     429: "Too many requests: retry after the number of seconds in the Retry-After header.",
-    503: "A service the API depends on (database, file storage) is unavailable; nothing was recorded. Retry later.",
+    503: "A service the API depends on (database, cache, file storage or its disk) is unavailable, or the server is "
+         "busy decoding other large images; nothing was recorded. Retry after the seconds in Retry-After.",
 }
 
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"},
-                                "description": "Seconds to wait before the next request is allowed."}}
+                                "description": "Seconds to wait before trying again."}}
 
 # Path parameters by name: the same meaning wherever they appear.
 PATH_PARAMETER_DESCRIPTIONS = {
@@ -131,7 +132,7 @@ class ApiSchema(AutoSchema):
                 response["description"] = HTTPStatus(int(code)).phrase
             if code >= "400" and "content" not in response:
                 response["content"] = error_body
-            if code == "429":
+            if code in ("429", "503"):
                 response.setdefault("headers", {}).update(_RETRY_AFTER)
         operation["responses"] = dict(sorted(responses.items()))
         return operation

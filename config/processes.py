@@ -3,10 +3,12 @@
 - ``stop_on_signals()``: SIGTERM and SIGINT set an Event (and call ``on_stop``);
   the process finishes what it is doing and leaves. runscheduler, trainworker
   and newsletter_send all stop this way; the previous handlers come back after.
-- ``Beat``: a daemon thread that calls a function every ``interval`` seconds.
-  A beat that fails (the database restarting) is logged once per outage and
-  its connection closed, so the next beat opens a fresh one: the process
-  recovers by itself when the database returns.
+- ``RecoveringCalls``: a database call a thread makes again and again, framed
+  as Django frames a request (a broken or expired connection is dropped, the
+  next call reconnects); an outage is logged once when it starts and once when
+  it ends. The trainworker's poll for queued runs uses it.
+- ``Beat``: a daemon thread that makes such a call every ``interval`` seconds:
+  the process recovers by itself when the database returns.
 - ``ProcessBeat``: this process's row in ProcessHeartbeat (admin: "Process
   heartbeats"), kept fresh by a Beat.
 """
@@ -19,11 +21,12 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 logger = logging.getLogger("crowdlens.processes")
@@ -49,6 +52,67 @@ def stop_on_signals(on_stop: Callable[[int], None] | None = None) -> Iterator[th
             signal.signal(sig, old)
 
 
+class RecoveringCalls:
+    """Calls a long-running thread makes to the database again and again, recovering when it comes back.
+
+    Django gives a request a fresh connection (or checks its persistent one) before and after it; a
+    thread that beats for days gets neither, and once the database restarts its connection is dead for
+    good (every later call fails). So each call is framed as a request is (``connection_refresh``:
+    a broken or expired connection is dropped, the next query opens a new one), and an outage is logged
+    once with its traceback, then once when it is over, not at every call in between.
+    """
+
+    def __init__(self, what: str, errors: tuple[type[BaseException], ...] = (Exception,)):
+        self.what, self.errors = what, errors
+        self.failing_since: float | None = None
+        self.failures = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.failing_since is not None
+
+    def call(self, function: Callable[[], None]) -> bool:
+        """True when the call went through; False when it failed with one of ``errors`` (the next one retries)."""
+        try:
+            connection_refresh()
+            function()
+        except self.errors as exc:
+            self.failures += 1
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+                logger.exception("%s failed; retrying until the database answers", self.what)
+            else:
+                logger.debug("%s failed again: %r", self.what, exc)
+            connection_drop()
+            return False
+        else:
+            if self.failing_since is not None:
+                logger.warning("%s works again after %.0f s (%d calls failed)", self.what,
+                               time.monotonic() - self.failing_since, self.failures)
+                self.failing_since, self.failures = None, 0
+            return True
+        finally:
+            try:
+                connection_refresh()
+            except Exception:
+                connection_drop()
+
+
+def connection_refresh() -> None:
+    """What Django does around a request: drop this thread's connection if it broke or outlived
+    DATABASE_CONN_MAX_AGE. Never under a caller's transaction (a test's, or a service's atomic block)."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+
+
+def connection_drop() -> None:
+    """Forget this thread's connection whatever state it is in; the next query connects anew."""
+    try:
+        connection.close()
+    except Exception:  # closing a connection the server already dropped may fail too: it is gone either way
+        connection.connection = None
+
+
 class Beat(threading.Thread):
     """Calls ``fn()`` every ``interval`` seconds until ``stop()``; survives and recovers from database outages."""
 
@@ -56,29 +120,22 @@ class Beat(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.fn, self.interval = fn, interval
         self.stopping = threading.Event()
-        self.failing = False
+        self.calls = RecoveringCalls(name)
+
+    @property
+    def failing(self) -> bool:
+        return self.calls.failing
 
     def run(self) -> None:
         try:
             while not self.stopping.wait(self.interval):
                 self.beat_once()
         finally:
-            connection.close()
+            connection_drop()
 
     def beat_once(self) -> bool:
         """One beat; False when it failed (logged with its traceback at the first failure of an outage only)."""
-        try:
-            self.fn()
-        except Exception:
-            if not self.failing:
-                logger.exception("%s failed; retrying every %g s", self.name, self.interval)
-            self.failing = True
-            connection.close()  # a dead connection is not reused: the next beat reconnects
-            return False
-        if self.failing:
-            logger.info("%s recovered", self.name)
-            self.failing = False
-        return True
+        return self.calls.call(self.fn)
 
     def stop(self, timeout: float = 5) -> None:
         self.stopping.set()
@@ -114,4 +171,8 @@ class ProcessBeat:
     def stop(self) -> None:
         self._beat.stop()
         now = timezone.now()
-        self._rows.filter(pk=self.row.pk).update(beat_at=now, stopped_at=now, state="stopped")
+        try:
+            self._rows.filter(pk=self.row.pk).update(beat_at=now, stopped_at=now, state="stopped")
+        except DatabaseError:  # stopping while the database is away: the row goes stale, as a killed one does
+            logger.warning("Could not mark %s stopped: the database did not answer", self.row)
+            connection_drop()

@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
+    "config.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -160,9 +161,15 @@ CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "crowdlens", help=
 CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 100_000, minimum=1000, help=
                             "Rows the database cache keeps (without `REDIS_URL`) before Django culls a third of them "
                             "(culled counters start again); a site that needs more should use Redis.")
+# Bounded waits: a Redis that stops answering (a host gone, packets dropped) fails a throttled
+# request with a 503 in seconds (config.errors) instead of holding the worker for minutes.
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 2.0, minimum=0.1, help=
+                          "Seconds to connect to or hear from Redis before a throttled request answers 503 "
+                          "`unavailable` (with `Retry-After`).")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": CACHE_KEY_PREFIX}}
+                          "KEY_PREFIX": CACHE_KEY_PREFIX,
+                          "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "crowdlens_cache",
                           "KEY_PREFIX": CACHE_KEY_PREFIX, "OPTIONS": {"MAX_ENTRIES": CACHE_MAX_ENTRIES}}}
@@ -246,9 +253,26 @@ LABEL_PROTOTYPE_TARGET = env_int("LABEL_PROTOTYPE_TARGET", 30, minimum=1, help=
                                  "Approved photos per label for a prototype model; per-label override in the admin.")
 LABEL_PRODUCTION_TARGET = env_int("LABEL_PRODUCTION_TARGET", 200, minimum=1, help=
                                   "Approved photos per label for a production model; per-label override in the admin.")
+# Memory an upload may cost, whatever its bytes (docs/collector.md, "Memory per upload").
+PHOTO_MAX_PIXELS_PNG_WEBP = env_int("PHOTO_MAX_PIXELS_PNG_WEBP", 16_000_000, minimum=10_000, help=
+                                    "Largest PNG or WebP in pixels: they decode whole (no reduced-scale decode as "
+                                    "JPEG has) and phones shoot neither (a tablet's screenshot is 6 MP).")
+PHOTO_DECODE_MEMORY_MB = env_int("PHOTO_DECODE_MEMORY_MB", 512, minimum=64, help=
+                                 "This host's budget for large decodes (32 MB or more each), shared by all its web "
+                                 "workers; a decode that does not fit waits for room.")
+PHOTO_DECODE_WAIT_SECONDS = env_float("PHOTO_DECODE_WAIT_SECONDS", 30.0, minimum=1.0, help=
+                                      "How long a large decode waits for room in that budget before the upload "
+                                      "answers 503 (retry).")
 # Requests bigger than this are refused from their Content-Length, before the body is read.
 REQUEST_MAX_BYTES = PHOTO_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads spool to a temporary file
+# The upload spool: where uploads (and chunked bodies) larger than that are written while they arrive;
+# the system's temporary folder when unset. /healthz fails while it has less free space than one largest
+# upload (REQUEST_MAX_BYTES); a full one answers uploads 503 storage_unavailable.
+FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR", shown="the system's temporary folder", help=
+                               "The upload spool: where uploads larger than 2 MB are written while they arrive. "
+                               "`/healthz` fails while it has less free space than one largest upload; a full one "
+                               "answers uploads 503 `storage_unavailable`.") or None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = ["collector.uploads.LimitedTemporaryFileUploadHandler"]
 

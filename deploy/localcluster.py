@@ -16,6 +16,8 @@ Used by the deployment test (tests/deploy/test_cluster.py) and bench/nginx_uploa
   ``pg_url`` (a fresh database created and dropped here) and ``redis_url``
   (one database number, emptied at start). ``own_services_missing()`` says
   what "own" lacks (deploy/ensure-test-tools.sh installs it).
+  With "own", ``stop_postgres``/``start_postgres`` and ``stop_redis``/``start_redis`` take a part away and
+  bring it back under the running site (tests/deploy/test_failing_parts.py).
 - S3: moto's server mode as its own process; a fresh bucket.
 - Each web "host" is a gunicorn (deploy/gunicorn.conf.py) on its own port with
   its own CROWDLENS_VAR_DIR; nginx runs the site rendered by
@@ -232,8 +234,6 @@ class LocalCluster:
 
         The folder comes from tempfile (not from the cluster's root: pytest's /tmp/pytest-of-root is mode 700, out
         of the postgres user's reach). Neither initdb nor the server runs as root, so as root both run as postgres."""
-        import psycopg
-
         bin_dir = postgres_bin_dir()
         if bin_dir is None:
             raise RuntimeError("PostgreSQL's server programs are not installed (deploy/ensure-test-tools.sh)")
@@ -255,6 +255,16 @@ class LocalCluster:
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout}\n{initdb.stderr}")
         initialised = time.monotonic()
+        self._pg_run = (bin_dir, env, as_user)
+        self.start_postgres()
+        self.startup_seconds["postgres initdb"] = initialised - started
+        self.startup_seconds["postgres"] = time.monotonic() - started
+
+    def start_postgres(self) -> None:
+        """(Re)start own PostgreSQL on its folder and port: after ``stop_postgres``, the same data comes back."""
+        import psycopg
+
+        bin_dir, env, as_user = self._pg_run
         port = self.pg_url.rsplit(":", 1)[1]
         process = self.spawn(
             "postgres",
@@ -264,8 +274,17 @@ class LocalCluster:
             cwd=self.pg_data, env=env, **as_user)
         wait_for(lambda: psycopg.connect(f"{self.pg_url}/postgres", connect_timeout=2).close() or True,
                  timeout=120, what="PostgreSQL", process=process)
-        self.startup_seconds["postgres initdb"] = initialised - started
-        self.startup_seconds["postgres"] = time.monotonic() - started
+
+    def stop_postgres(self) -> None:
+        """Own PostgreSQL goes away (fast shutdown: every client's connection is cut), its data kept."""
+        self.stop("postgres", signal.SIGINT)
+
+    def stop_redis(self) -> None:
+        """Own Redis goes away (its counters with it: it keeps nothing on disk); ``_redis_start`` brings one back."""
+        self.stop("redis", signal.SIGKILL)
+
+    def start_redis(self) -> None:
+        self._redis_start()
 
     def _redis_start(self) -> None:
         import redis
@@ -371,7 +390,7 @@ class LocalCluster:
                        GUNICORN_WORKERS=str(self.gunicorn_workers), GUNICORN_THREADS="2", **env)
         return self.spawn(name, [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "config.wsgi"], cwd=ROOT, env=env)
 
-    def start_nginx(self, name: str = "nginx", upstream_ports: list[int] | None = None) -> str:
+    def start_nginx(self, name: str = "nginx", upstream_ports: list[int] | None = None, *, ready: bool = True) -> str:
         """nginx in front of the web hosts (all, or those on ``upstream_ports``); its https base URL.
 
         The first one takes the cluster's ports (``url()``); another (the bench's one-host nginx) gets its own."""
@@ -398,8 +417,12 @@ class LocalCluster:
         self.spawn(name, [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")],
                    cwd=folder, env=self.env())
         base = f"https://localhost:{https_port}"
-        wait_for(lambda: requests.get(f"{base}/healthz", verify=str(self.ca_file), timeout=5).status_code == 200,
-                 timeout=60, what=name)
+        if ready:  # the web hosts answer through it
+            wait_for(lambda: requests.get(f"{base}/healthz", verify=str(self.ca_file), timeout=5).status_code == 200,
+                     timeout=60, what=name)
+        else:  # nginx alone (upstreams that are down on purpose): it answers at all
+            wait_for(lambda: requests.get(f"{base}/healthz/live", verify=str(self.ca_file), timeout=5).status_code,
+                     timeout=60, what=name)
         return base
 
     def start_scheduler(self, **env: str) -> subprocess.Popen:

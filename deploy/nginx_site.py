@@ -27,6 +27,25 @@ PROXY_HEADERS = HERE / "nginx" / "proxy_headers.conf"
 UPSTREAM_KEEPALIVE_SECONDS = 60
 UNAVAILABLE = {"error": {"code": "unavailable", "fields": {},
                          "message": "The service is briefly unavailable; nothing may have been recorded. Retry shortly."}}
+NOT_ALLOWED = {"error": {"code": "method_not_allowed", "fields": {},
+                         "message": "This method is not allowed here: static files answer GET and HEAD."}}
+# The policy of what nginx answers itself (JSON errors, static files): none of it is a page to run or frame.
+NGINX_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def security_headers(settings) -> list[tuple[str, str]]:
+    """The headers Django's SecurityMiddleware and clickjacking middleware give the application's answers,
+    from the same settings, for the answers nginx makes itself (it serves https: HSTS always applies)."""
+    headers = []
+    if settings.HSTS_SECONDS:
+        hsts = f"max-age={settings.HSTS_SECONDS}"
+        hsts += "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
+        hsts += "; preload" if settings.SECURE_HSTS_PRELOAD else ""
+        headers.append(("Strict-Transport-Security", hsts))
+    headers += [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", settings.SECURE_REFERRER_POLICY),
+                ("X-Frame-Options", settings.X_FRAME_OPTIONS), ("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY),
+                ("Content-Security-Policy", NGINX_CSP)]
+    return headers
 
 
 def render(*, server_name: str, upstreams: list[str], http_port: int = 80, https_port: int = 443,
@@ -48,6 +67,7 @@ def render(*, server_name: str, upstreams: list[str], http_port: int = 80, https
                            "message": f"The upload is larger than the limit of {settings.PHOTO_MAX_BYTES} bytes."}}
     values = {
         "server_name": server_name,
+        "redirect_host": server_name.split()[0],
         "upstream_servers": "\n".join(f"    server {u} max_fails=1 fail_timeout=10s;" for u in upstreams),
         "http_port": str(http_port),
         "https_port": str(https_port),
@@ -59,6 +79,9 @@ def render(*, server_name: str, upstreams: list[str], http_port: int = 80, https
         "client_max_body_size": str(settings.REQUEST_MAX_BYTES),
         "too_large_body": json.dumps(too_large, separators=(",", ":")),
         "unavailable_body": json.dumps(UNAVAILABLE, separators=(",", ":")),
+        "not_allowed_body": json.dumps(NOT_ALLOWED, separators=(",", ":")),
+        "security_headers": "\n".join(f'        add_header {name} "{value}" always;'
+                                       for name, value in security_headers(settings)),
         "static_url": settings.STATIC_URL,
         "static_root": str(static_root or settings.STATIC_ROOT).rstrip("/"),
         "proxy_headers": str(proxy_headers or PROXY_HEADERS),

@@ -20,9 +20,9 @@ import threading
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
-from config.processes import ProcessBeat
+from config.processes import ProcessBeat, RecoveringCalls
 from training.models import TrainingRun
 from training.services import execute, runs
 
@@ -50,13 +50,16 @@ def trainworker_loop(*, stop: threading.Event, beat: ProcessBeat, once: bool = F
     A stop asked for during a run ends that run at its next check (failed, "asked to stop") and then the loop."""
     poll = settings.TRAINING_WORKER_POLL_SECONDS if poll_seconds is None else poll_seconds
     done: list[TrainingRun] = []
+    # The database restarting must not end the worker: it looks again after the poll.
+    claims = RecoveringCalls("Looking for a queued run", errors=(DatabaseError,))
     while not stop.is_set():
-        try:
+        run = None
+
+        def claim():
+            nonlocal run
             run = runs.training_run_claim(queued_only=True)
-        except DatabaseError:  # the database restarting must not end the worker: look again after the poll
-            logger.exception("Could not look for a queued run")
-            connection.close()
-            run = None
+
+        claims.call(claim)
         if run is not None:
             logger.info("Claimed run #%s (%s)", run.pk, run.trigger)
             beat.set_state(f"training run #{run.pk}")

@@ -8,16 +8,20 @@ we did not choose (EPS, PSD, ...).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
+import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, ContextManager
 
 from PIL import Image, ImageOps
 
 logger = logging.getLogger("crowdlens.images")
+from collector.lib.decode_budget import BudgetTimeout, give_memory_back
 
 try:  # HEIC/HEIF from iPhones
     import pillow_heif
@@ -28,6 +32,15 @@ except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
     HEIF_AVAILABLE = False
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
+# Peak bytes a decode holds per decoded pixel, measured (bench/upload_memory.py): a HEIC, reduced straight
+# from libheif's buffer, holds libheif's YCbCr planes and RGB pixels (4.5 measured at 48 MP; 7 leaves room
+# for an alpha plane); Pillow's PNG, WebP and JPEG decoders hold Pillow's pixels (4 bytes for RGB) and a
+# band's copies.
+_PEAK_BYTES_PER_PIXEL = {"HEIF": 7}
+_DEFAULT_PEAK_BYTES_PER_PIXEL = 8
+# Below this a decode costs too little to count against the host's budget (a 12 MP JPEG decodes at 1/8).
+BUDGET_MIN_MB = 32
+Budget = Callable[[int], ContextManager[None]]  # cost in MB -> held while the large image is in memory
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif"}
 
 
@@ -81,8 +94,24 @@ def sha256_of(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
+def decode_cost_mb(fmt: str, width: int, height: int) -> int:
+    """The most memory (MB) decoding ``width`` x ``height`` pixels of ``fmt`` holds at once, estimated."""
+    return math.ceil(width * height * _PEAK_BYTES_PER_PIXEL.get(fmt, _DEFAULT_PEAK_BYTES_PER_PIXEL) / 2**20)
+
+
+def _reduction(size: tuple[int, int], min_short_side: int | None, min_long_side: int | None) -> float:
+    """How many times smaller than ``size`` the derivatives may be decoded or reduced (>= 1)."""
+    if not min_short_side:
+        return 1.0
+    scale = min(size) / min_short_side
+    if min_long_side:
+        scale = min(scale, max(size) / min_long_side)
+    return max(1.0, scale)
+
+
 def open_upright(
-    stream: BinaryIO, *, max_pixels: int, min_short_side: int | None = None, min_long_side: int | None = None
+    stream: BinaryIO, *, max_pixels: int, min_short_side: int | None = None, min_long_side: int | None = None,
+    max_pixels_full_decode: int | None = None, budget: Budget | None = None,
 ) -> tuple[Image.Image, str, tuple[int, int]]:
     """Decode the first frame as an upright RGB image; raise ImageError on anything else.
 
@@ -91,6 +120,14 @@ def open_upright(
     be decoded at a reduced scale (libjpeg's DCT scaling: 1/2, 1/4, 1/8) as
     long as its short side stays at least ``min_short_side`` and its long side
     at least ``min_long_side``: the derivatives never need the full 12 MP.
+    Formats that decode whole (PNG, WebP, HEIC) are reduced as soon as they
+    are decoded, so only one full-size copy ever exists.
+
+    Memory: PNG and WebP, which phones do not shoot photos in, are refused
+    above ``max_pixels_full_decode``; a decode estimated at ``BUDGET_MIN_MB``
+    or more holds its cost in ``budget`` (collector.lib.decode_budget) until
+    its full-size pixels are gone. Both bound what an image can cost in
+    memory, whatever its bytes.
     """
     stream.seek(0)
     fmt = sniff_format(stream.read(32))
@@ -109,23 +146,40 @@ def open_upright(
                     "too_many_pixels",
                     f"The image has {full_w}x{full_h} pixels; the limit is {max_pixels} pixels.",
                 )
+            if fmt in ("PNG", "WEBP") and max_pixels_full_decode and full_w * full_h > max_pixels_full_decode:
+                name = "PNG" if fmt == "PNG" else "WebP"
+                raise ImageError(
+                    "too_many_pixels",
+                    f"The image has {full_w}x{full_h} pixels; the limit for {name} images is "
+                    f"{max_pixels_full_decode} pixels (photos from a camera: JPEG or HEIC).",
+                )
             if full_w < 1 or full_h < 1:
                 raise ImageError("corrupt", "The image has no pixels.")
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)  # animated images: the first frame only
-            if fmt == "JPEG" and min_short_side:
-                scale = min(full_w, full_h) / min_short_side
-                if min_long_side:
-                    scale = min(scale, max(full_w, full_h) / min_long_side)
-                if scale >= 2:
-                    image.draft("RGB", (max(1, int(full_w / scale)), max(1, int(full_h / scale))))
+            scale = _reduction((full_w, full_h), min_short_side, min_long_side)
+            if fmt == "JPEG" and scale >= 2:
+                image.draft("RGB", (max(1, int(full_w / scale)), max(1, int(full_h / scale))))
             orientation = image.getexif().get(0x0112, 1)
-            image.load()
+            cost = decode_cost_mb(fmt, *image.size)  # after draft: what will really be decoded
+            holding = budget(cost) if budget is not None and cost >= BUDGET_MIN_MB else contextlib.nullcontext()
+            with holding:
+                factor = int(_reduction(image.size, min_short_side, min_long_side))
+                heif = _heif_decoded_reduced(image, stream, factor) if fmt == "HEIF" else None
+                if heif is not None:
+                    image = heif
+                else:
+                    image.load()
+                    image = _reduced(image, factor)
+            if cost >= BUDGET_MIN_MB:
+                give_memory_back()
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError("too_many_pixels", f"The image has more than {max_pixels} pixels.") from None
     except Exception as exc:  # Pillow raises many types for broken files
+        if isinstance(exc, BudgetTimeout):  # not the image's fault: the host is busy (503)
+            raise
         # The message is for the volunteer: what Pillow raised stays in the server's log, not in the answer.
         logger.info("Undecodable %s upload: %s: %s", fmt, exc.__class__.__name__, exc)
         raise ImageError("corrupt", "The image could not be decoded: the file is damaged or incomplete.") from None
@@ -135,6 +189,60 @@ def open_upright(
         upright, orientation = image, 1
     displayed = (full_h, full_w) if orientation in (5, 6, 7, 8) else (full_w, full_h)
     return _to_rgb(upright), fmt, displayed
+
+
+_AVERAGEABLE_MODES = ("L", "LA", "RGB", "RGBA", "RGBX", "I", "F", "CMYK", "YCbCr")
+_BAND_PIXELS = 1_000_000  # pixels of the full-size image reduced at a time
+
+
+def _reduced(image: Image.Image, factor: int) -> Image.Image:
+    """The decoded image made ``factor`` times smaller by averaging pixel blocks (Image.reduce): what the
+    derivatives need, at a fraction of the memory, with nothing resampled twice (the thumbnail and training
+    copy are resampled from this).
+
+    In bands of rows: reduce() of a whole RGBA image first converts all of it (premultiplied alpha), and a
+    palette or 16-bit image must be converted before it can be averaged; band by band those copies are a
+    band's size, not the image's. The caller drops the full-size image (not closed: that would close the
+    upload's file, still needed), so its pixels are freed as the reference goes."""
+    if factor < 2:
+        return image
+    width = image.size[0]
+    small = _reduce_bands(image.size, factor, lambda top, rows: image.crop((0, top, width, top + rows)))
+    small.info = image.info
+    return small
+
+
+def _heif_decoded_reduced(image: Image.Image, stream: BinaryIO, factor: int) -> Image.Image | None:
+    """A HEIC decoded by libheif and reduced band by band straight from libheif's pixels, or None (then the
+    plugin's ordinary load): the plugin copies all of libheif's pixels into Pillow's 4-byte ones first,
+    about 7 bytes a pixel at the peak, this about 4.5 (a 48 MP HEIC: 330 -> 210 MB)."""
+    if factor < 2 or not HEIF_AVAILABLE:
+        return None
+    stream.seek(0)
+    frame = pillow_heif.open_heif(stream, convert_hdr_to_8bit=True)[image.tell()]
+    if frame.size != image.size or frame.mode not in ("RGB", "RGBA", "L"):
+        return None
+    pixels, stride, mode, width = frame.data, frame.stride, frame.mode, frame.size[0]
+    small = _reduce_bands(frame.size, factor, lambda top, rows: Image.frombuffer(
+        mode, (width, rows), pixels[top * stride:(top + rows) * stride], "raw", mode, stride, 1))
+    small.info = dict(image.info)
+    return small
+
+
+def _reduce_bands(size: tuple[int, int], factor: int, band_at) -> Image.Image:
+    """Reduce an image of ``size`` by ``factor``, ``band_at(top, rows)`` giving its rows a band at a time."""
+    width, height = size
+    rows = factor * max(1, _BAND_PIXELS // (width * factor))
+    small = None
+    for top in range(0, height, rows):
+        band = band_at(top, min(rows, height - top))
+        if band.mode not in _AVERAGEABLE_MODES:  # palette indices (P, PA), 1-bit, 16-bit: convert first
+            band = _to_rgb(band)
+        band = band.reduce(factor)
+        if small is None:
+            small = Image.new(band.mode, (-(-width // factor), -(-height // factor)))
+        small.paste(band, (0, top // factor))
+    return small
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -212,7 +320,8 @@ def hamming(a: int, b: int) -> int:
 
 
 def process_upload(
-    stream: BinaryIO, *, max_pixels: int, training_short_side: int, thumbnail_size: int, sha256: str | None = None
+    stream: BinaryIO, *, max_pixels: int, training_short_side: int, thumbnail_size: int, sha256: str | None = None,
+    max_pixels_full_decode: int | None = None, budget: Budget | None = None,
 ) -> ProcessedImage:
     """Everything the collector stores about an upload, computed in one decode."""
     digest = sha256 or sha256_of(stream)
@@ -220,7 +329,8 @@ def process_upload(
     # training_short_side and a long side of thumbnail_size. A 12 MP JPEG is
     # decoded at 1/8 scale (504x378), a 2 MP one at 1/2.
     image, fmt, (width, height) = open_upright(
-        stream, max_pixels=max_pixels, min_short_side=training_short_side, min_long_side=thumbnail_size
+        stream, max_pixels=max_pixels, min_short_side=training_short_side, min_long_side=thumbnail_size,
+        max_pixels_full_decode=max_pixels_full_decode, budget=budget,
     )
     # The thumbnail is resampled from the decoded image; the training copy
     # from the thumbnail when that is large enough (the usual case: a 4:3

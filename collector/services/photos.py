@@ -16,11 +16,25 @@ from collector.lib import images
 from collector.models import Label, Photo, PhotoStatus
 from collector.services.review import photo_decide_locked
 from collector.signals import photo_created, photo_upload_validating
-from config.domain_errors import Conflict, TooLarge, Unprocessable, Unsupported
+from collector.lib.decode_budget import BudgetTimeout, DecodeBudget
+from config.domain_errors import Conflict, TooLarge, Unavailable, Unprocessable, Unsupported
 
 
 # collector.lib.images names what is wrong with an image; each name is one domain kind.
 _IMAGE_ERROR_KIND = {"unsupported": Unsupported, "too_many_pixels": TooLarge, "corrupt": Unprocessable}
+
+
+_budgets: dict[tuple, DecodeBudget] = {}
+
+
+def decode_budget() -> DecodeBudget:
+    """This host's image-decode memory budget (PHOTO_DECODE_MEMORY_MB, shared by every worker through
+    its lock file under CROWDLENS_VAR_DIR; collector.lib.decode_budget)."""
+    key = (str(settings.VAR_DIR), settings.PHOTO_DECODE_MEMORY_MB, settings.PHOTO_DECODE_WAIT_SECONDS)
+    if key not in _budgets:
+        _budgets[key] = DecodeBudget(settings.VAR_DIR / "decode-budget.lock", settings.PHOTO_DECODE_MEMORY_MB,
+                                     wait_seconds=settings.PHOTO_DECODE_WAIT_SECONDS)
+    return _budgets[key]
 
 
 @dataclass(frozen=True)
@@ -67,9 +81,14 @@ def photo_create(
             training_short_side=settings.PHOTO_TRAINING_SHORT_SIDE,
             thumbnail_size=settings.PHOTO_THUMBNAIL_SIZE,
             sha256=sha256,
+            max_pixels_full_decode=settings.PHOTO_MAX_PIXELS_PNG_WEBP,
+            budget=decode_budget().hold,
         )
     except images.ImageError as exc:
         raise _IMAGE_ERROR_KIND[exc.code](exc.message, code=exc.code, fields={"image": [exc.message]}) from None
+    except BudgetTimeout:
+        raise Unavailable("The server is busy decoding other large images; nothing was recorded. Retry in a minute.",
+                          fields={"image": ["Not decoded: the server is busy."]}) from None
 
     prefix = storage.new_photo_prefix()
     ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}[processed.source_format]

@@ -91,6 +91,15 @@ def people(cluster):
     return Phone(cluster, signup.json()["token"]), Phone(cluster, token.json()["token"])
 
 
+def assert_security_headers(headers, what: str) -> None:
+    """The headers the site's own answers carry (config/settings.py), on an answer nginx made itself."""
+    headers = {name.lower(): value for name, value in headers.items()}
+    assert headers.get("strict-transport-security", "").startswith("max-age=31536000"), (what, headers)
+    assert headers.get("x-content-type-options") == "nosniff", (what, headers)
+    assert headers.get("x-frame-options") == "DENY", (what, headers)
+    assert headers.get("content-security-policy") == "default-src 'none'; frame-ancestors 'none'", (what, headers)
+
+
 class TestAcrossHosts:
     def test_a_photo_goes_from_a_phone_to_a_model_trained_on_another_host(self, cluster, people):
         phone, reviewer = people
@@ -160,6 +169,32 @@ class TestAcrossHosts:
         assert response.status == 413
         assert response.getheader("Content-Type").startswith("application/json")
         assert b'"code":"too_large"' in body and b"2097152 bytes" in body
+        assert_security_headers(dict(response.getheaders()), "413")
+
+    def test_what_nginx_answers_itself_carries_the_sites_security_headers(self, cluster):
+        """Static files and nginx's own 405 carry HSTS, nosniff and a policy, as the application's answers do."""
+        phone = Phone(cluster)
+        css = "/static/" + str(next(cluster.static_root.rglob("*.css")).relative_to(cluster.static_root))
+        static = phone.get(css)
+        assert static.status_code == 200
+        assert_security_headers(static.headers, "static")
+        not_allowed = phone.post(css, data=b"x")
+        assert not_allowed.status_code == 405 and not_allowed.json()["error"]["code"] == "method_not_allowed"
+        assert_security_headers(not_allowed.headers, "405")
+        # The application's own answers get nothing from nginx: one policy, the site's (a second would narrow it).
+        page = phone.get("/")
+        assert page.status_code == 200 and "default-src 'none'" not in page.headers["Content-Security-Policy"]
+        assert page.headers["X-Content-Type-Options"] == "nosniff" and "Strict-Transport-Security" in page.headers
+
+    def test_the_http_redirect_goes_to_the_configured_name_whatever_host_a_client_sends(self, cluster):
+        for host in ("localhost", "evil.example", f"evil.example:{cluster.https_port}"):
+            conn = http.client.HTTPConnection("127.0.0.1", cluster.http_port, timeout=30)
+            conn.request("GET", "/signin/?next=/me/", headers={"Host": host})
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            assert response.status == 301, host
+            assert response.getheader("Location") == f"https://localhost:{cluster.https_port}/signin/?next=/me/", host
 
     def test_plain_http_answers_both_health_checks_and_redirects_the_rest_to_https(self, cluster):
         """A load balancer probing nginx's port 80 gets the readiness and the liveness answer, not a redirect."""
@@ -253,3 +288,7 @@ class TestAcrossHosts:
         static = phone.get("/static/" + str(css.relative_to(cluster.static_root)))
         assert static.status_code == 200 and static.content == css.read_bytes()
         assert phone.get("/healthz").status_code == 503
+        unavailable = phone.get("/api/v1/labels/")
+        assert unavailable.status_code == 503 and unavailable.json()["error"]["code"] == "unavailable"
+        assert unavailable.headers["Retry-After"] == "5"
+        assert_security_headers(unavailable.headers, "503")

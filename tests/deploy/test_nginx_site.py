@@ -73,6 +73,34 @@ class TestNginxSite:
             True, True, False, False, False]
         assert "return 301 https://" in plain
 
+    def test_the_redirect_to_https_goes_to_the_configured_name_never_the_clients_host(self):
+        plain = render()
+        plain = plain[plain.index("listen 80;"):plain.index("listen 443 ssl")]
+        assert "return 301 https://crowdlens.example.org$request_uri;" in plain
+        assert "$host" not in plain.split("location / {")[1], "a client's Host header would choose the redirect target"
+        assert "return 301 https://photos.example.net:8443$request_uri;" in render("--server-name", "photos.example.net",
+                                                                                   "--https-port", "8443")
+
+    def test_what_nginx_answers_itself_carries_the_security_headers(self):
+        conf = render()
+        tls = conf[conf.index("listen 443 ssl"):]
+        own = {name: re.search(rf"location {re.escape(name)} \{{(.*?)\n    \}}", tls, re.DOTALL).group(1)
+               for name in ("@too_large", "@unavailable", "@not_allowed", "/static/")}
+        for name, block in own.items():
+            assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in block, name
+            assert 'add_header X-Content-Type-Options "nosniff" always;' in block, name
+            assert 'add_header X-Frame-Options "DENY" always;' in block, name
+            assert "add_header Content-Security-Policy \"default-src 'none'; frame-ancestors 'none'\" always;" in block, name
+        # Proxied answers carry the application's own headers only: a second CSP from nginx would narrow its policy.
+        proxied = re.search(r"location / \{(.*?)\n    \}", tls, re.DOTALL).group(1)
+        assert "add_header" not in proxied
+        assert "error_page 405 @not_allowed;" in tls and '"code":"method_not_allowed"' in own["@not_allowed"]
+
+    def test_hsts_follows_the_sites_settings(self):
+        conf = render(HSTS_SECONDS="600", HSTS_INCLUDE_SUBDOMAINS="true", HSTS_PRELOAD="true")
+        assert 'add_header Strict-Transport-Security "max-age=600; includeSubDomains; preload" always;' in conf
+        assert "Strict-Transport-Security" not in render(HSTS_SECONDS="0")
+
     @pytest.mark.skipif(not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists(),
                         reason="Debian's nginx is not installed (deploy/ensure-test-tools.sh installs it)")
     def test_nginx_accepts_the_rendered_site(self, tmp_path):

@@ -35,7 +35,7 @@ class TestReadiness:
     def test_it_answers_200_when_everything_answers(self, client):
         response = client.get("/healthz")
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "checks": {"database": "ok", "cache": "ok", "storage": "ok"}}
+        assert response.json() == {"status": "ok", "checks": {"database": "ok", "cache": "ok", "storage": "ok", "spool": "ok"}}
 
     def test_it_answers_200_with_a_media_folder_not_created_yet(self, client, settings, tmp_path):
         settings.STORAGES = {**settings.STORAGES, "default": {
