@@ -43,7 +43,7 @@ class IsReviewer(permissions.BasePermission):
     message = "Only reviewers may do this."
 
     def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and request.user.has_perm("collector.review_photo"))
+        return selectors.user_is_reviewer(request.user)
 
 
 class VolunteerRegisterApi(APIView):
@@ -99,7 +99,7 @@ class MeApi(APIView):
             "email": user.email,
             "consent_training": volunteer.consent_training,
             "consent_public_credit": volunteer.consent_public_credit,
-            "is_reviewer": user.has_perm("collector.review_photo"),
+            "is_reviewer": selectors.user_is_reviewer(user),
             "date_joined": user.date_joined,
             "photos": selectors.photo_counts_for_user(user=user),
         }).data
@@ -257,8 +257,8 @@ class PhotoReviewApi(APIView):
         data = PhotoReviewInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        photo = services.photo_review(
+        photo = services.photo_decide(
             photo_id=photo_id, reviewer=request.user, decision=v["decision"], reason=v.get("reason", ""),
             label_slug=v.get("label") or None, note=v.get("note", ""),
-        )
+        ).photo
         return Response(PhotoOutput(photo, context={"request": request}).data)

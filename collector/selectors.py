@@ -9,6 +9,33 @@ from collector.models import photo_thumbnail_url  # noqa: F401  (the one thumbna
 from collector.models import volunteer_is  # noqa: F401  (the one "who took this photo" rule, for other apps)
 
 
+REVIEW_PERMISSION = "collector.review_photo"
+
+
+def user_is_reviewer(user) -> bool:
+    """The one meaning of "reviewer": an active account holding ``collector.review_photo`` (the Reviewers
+    group gives it; superusers hold it). The API, the queue page, the photo page and the admin actions all
+    ask this; the admin pages also need staff status, which Django's admin asks of every page anyway."""
+    return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_active
+                and user.has_perm(REVIEW_PERMISSION))
+
+
+def review_queue(*, user, label: Label | None = None, challenge_id: int | None = None,
+                 near_duplicate: bool | None = None, exclude_ids=()) -> QuerySet[Photo]:
+    """What a reviewer decides on: pending photos, none of their own; disputed photos (the crowd could not
+    agree) first, then oldest first (first come, first decided)."""
+    qs = Photo.objects.filter(status=PhotoStatus.PENDING).exclude(volunteer=user)
+    if label is not None:
+        qs = qs.filter(label=label)
+    if challenge_id is not None:
+        qs = qs.filter(challenge_id=challenge_id)
+    if near_duplicate is not None:
+        qs = qs.filter(near_duplicate_of__isnull=not near_duplicate)
+    if exclude_ids:
+        qs = qs.exclude(pk__in=list(exclude_ids))
+    return qs.order_by("-disputed", "created_at", "id")
+
+
 def label_list_active() -> QuerySet[Label]:
     return Label.objects.filter(active=True).annotate(
         approved_count=Count("photos", filter=Q(photos__status=PhotoStatus.APPROVED))
@@ -48,7 +75,7 @@ def photo_is_public(photo: Photo) -> bool:
 
 
 def photo_can_view(*, user, photo: Photo) -> bool:
-    if user.is_authenticated and (photo.is_owned_by(user) or user.has_perm("collector.review_photo")):
+    if user.is_authenticated and (photo.is_owned_by(user) or user_is_reviewer(user)):
         return True
     return photo_is_public(photo)
 
@@ -64,7 +91,8 @@ def photo_counts_for_user(*, user) -> dict[str, int]:
 
 def photos_approved(*, up_to=None) -> QuerySet[Photo]:
     """Approved photos (never rejected, pending or withdrawn), optionally up to an approval cutoff."""
-    qs = Photo.objects.filter(status=PhotoStatus.APPROVED).exclude(training_key="")
+    # A photo the label audit sent back stays out until a reviewer decides it.
+    qs = Photo.objects.filter(status=PhotoStatus.APPROVED, audit_flag="").exclude(training_key="")
     if up_to is not None:
         qs = qs.filter(approved_at__lte=up_to)
     return qs.select_related("label")

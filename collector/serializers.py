@@ -173,18 +173,15 @@ class PhotoOutput(serializers.ModelSerializer):
 
 
 class PhotoReviewInput(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=["approve", "reject"], help_text="approve or reject.")
+    decision = serializers.ChoiceField(choices=["approve", "reject"], help_text="approve or reject. Sending the "
+                                       "decision the photo already carries changes nothing and records nothing.")
     reason = serializers.ChoiceField(choices=RejectionReason.choices, required=False, allow_blank=True, default="",
                                      help_text="Why it is rejected: required when rejecting.")
     label = serializers.SlugField(required=False, allow_blank=True, max_length=64,
                                   help_text="A label slug to relabel the photo with; empty keeps its label.")
     note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="",
                                  help_text="A note kept in the review history; the volunteer sees it on their page.")
-
-    def validate(self, attrs):
-        if attrs["decision"] == "reject" and not attrs.get("reason"):
-            raise serializers.ValidationError({"reason": "Required when rejecting."})
-        return attrs
+    # "A rejection needs a reason" is the review service's rule (collector.services.review_input_check).
 
 
 class PhotoStatusFilter(serializers.Serializer):

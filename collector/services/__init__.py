@@ -9,9 +9,13 @@ from collector.services.photos import PhotoCreateResult, photo_create
 from collector.services.review import (
     REVIEWER_PERMISSIONS,
     REVIEWERS_GROUP,
+    ReviewResult,
+    decision_already_taken,
+    photo_decide,
     photo_relabel,
     photo_review,
     reviewer_account_create,
+    review_input_check,
     reviewers_group_sync,
 )
 from collector.services.volunteers import (
@@ -25,7 +29,8 @@ from collector.services.volunteers import (
 
 __all__ = [
     "REVIEWERS_GROUP", "REVIEWER_PERMISSIONS", "LabelImportResult", "PhotoCreateResult", "labels_import",
-    "photo_create", "photo_relabel", "photo_review", "photos_withdraw_for_user", "reviewer_account_create",
+    "photo_create", "photo_decide", "photo_relabel", "ReviewResult", "decision_already_taken",
+    "review_input_check", "photo_review", "photos_withdraw_for_user", "reviewer_account_create",
     "reviewers_group_sync",
     "volunteer_delete", "volunteer_delete_own_account", "volunteer_get_or_create_for_user", "volunteer_mark_bootstrap",
     "volunteer_register",

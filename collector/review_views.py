@@ -1,4 +1,8 @@
-"""The review queue page: a grid of large pending photos, decided from the keyboard, one at a time or by selection.
+"""Review pages for staff, as plain views inside the admin site (its login, look and messages): the review
+queue page, and the decision posted from a photo's review panel. The Photo admin (collector.admin_review)
+only hooks these URLs in; this module never imports it.
+
+The queue: a grid of large pending photos, decided from the keyboard, one at a time or by selection.
 
 GET /admin/collector/photo/review/ renders the grid (oldest pending first, never the reviewer's own photos,
 optionally one label). POST to the same address decides: ``decision`` (approve, reject, relabel) for the
@@ -6,26 +10,28 @@ photos in ``ids`` (or the one named by a card's button), with ``reason`` (reject
 The page's script posts with ``Accept: application/json`` and gets one result per photo; without the
 script the form posts and the page comes back with the admin's messages.
 
-Every decision goes through collector.services. A decision the photo already carries (approving an
-approved photo, a double-clicked button, a retried request) is answered "already ..." and writes no
-second audit row: the check and the decision happen under the photo's row lock.
+Every decision goes through collector.services.photo_decide, which holds every rule (a rejection needs a
+reason; never your own photo; a decision the photo already carries is answered "already ..." and writes no
+second audit row, checked under the photo's row lock). Who may review is collector.selectors.user_is_reviewer.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from urllib.parse import parse_qsl
+
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from collector import services
-from collector.admin_review import is_reviewer
-from collector.models import Label, Photo, PhotoStatus, RejectionReason, public_name_for
+from collector import selectors, services
+from collector.models import Label, Photo, RejectionReason, public_name_for
 from config.domain_errors import DomainError
 from config.errors import error_response
 
@@ -43,15 +49,15 @@ def review_urls(model_admin) -> list:
     def review_view(request):
         return queue_view(request, site=site)
 
-    return [path("review/", site.admin_view(review_view), name="collector_photo_review")]
+    return [
+        path("review/", site.admin_view(review_view), name="collector_photo_review"),
+        path("<int:photo_id>/decide/", site.admin_view(panel_decide_view), name="collector_photo_decide"),
+    ]
 
 
-def pending_queue(user, label: Label | None = None):
-    """What a reviewer decides on: pending photos, oldest first, none of their own."""
-    queryset = Photo.objects.filter(status=PhotoStatus.PENDING).exclude(volunteer=user)
-    if label is not None:
-        queryset = queryset.filter(label=label)
-    return queryset.order_by("created_at", "id")
+def _require_reviewer(user) -> None:
+    if not selectors.user_is_reviewer(user):
+        raise PermissionDenied
 
 
 def volunteer_name(photo: Photo) -> str:
@@ -63,15 +69,14 @@ def volunteer_name(photo: Photo) -> str:
 
 
 def queue_view(request, *, site):
-    if not is_reviewer(request.user):
-        raise PermissionDenied
+    _require_reviewer(request.user)
     if request.method == "POST":
         return decide_view(request)
     if request.method != "GET":
         return HttpResponseNotAllowed(["GET", "POST"])
     labels = list(Label.objects.order_by("slug"))
     label = next((item for item in labels if item.slug == request.GET.get("label")), None)
-    queue = pending_queue(request.user, label)
+    queue = selectors.review_queue(user=request.user, label=label)
     batch = list(queue.select_related("label", "volunteer__volunteer", "near_duplicate_of")[: 2 * PAGE_SIZE])
     photos, upcoming = batch[:PAGE_SIZE], batch[PAGE_SIZE:]
     context = {
@@ -131,16 +136,15 @@ def decide_view(request):
         decision, _, photo_id = one.partition(":")
         ids = [photo_id]
     reason, label_slug = request.POST.get("reason", ""), request.POST.get("label", "")
+    if decision != "relabel":
+        label_slug = ""  # the toolbar's label box only means something to a relabel
     fields = {}
-    if decision not in DECISIONS:
-        fields["decision"] = ["approve, reject or relabel"]
     if not ids or len(ids) > MAX_IDS or not all(i.isdigit() and len(i) < 19 for i in ids):
         fields["ids"] = [f"Pick 1 to {MAX_IDS} photos."]
-    if decision == "reject" and reason not in RejectionReason.values:
-        fields["reason"] = ["Pick a reason: " + ", ".join(RejectionReason.values) + "."]
-    label = Label.objects.filter(slug=label_slug).first() if decision == "relabel" and label_slug else None
-    if decision == "relabel" and label is None:
-        fields["label"] = ["Pick a label."]
+    try:
+        services.review_input_check(decision=decision, reason=reason, label_slug=label_slug)
+    except DomainError as exc:
+        fields.update(exc.fields or {"decision": [exc.message]})
     if fields:
         message = " ".join(f"{name}: {text[0]}" for name, text in fields.items())
         if wants_json:
@@ -148,12 +152,12 @@ def decide_view(request):
         messages.error(request, message)
         return _back(request)
 
-    outcomes = [_decide_one(request.user, int(photo_id), decision, reason, label)
+    outcomes = [_decide_one(request.user, int(photo_id), decision, reason, label_slug)
                 for photo_id in dict.fromkeys(ids)]  # each photo once, in the order given
     summary = _summary(outcomes, decision)
     if wants_json:
         return JsonResponse({"results": [asdict(o) for o in outcomes], "message": summary,
-                             "waiting": pending_queue(request.user).count()})
+                             "waiting": selectors.review_queue(user=request.user).count()})
     level = messages.SUCCESS if all(o.ok for o in outcomes) else messages.ERROR
     messages.add_message(request, level, summary)
     return _back(request)
@@ -165,29 +169,14 @@ def _back(request):
     return HttpResponseRedirect(url + ("?" + urlencode({"label": label}) if label else ""))
 
 
-def _already(photo: Photo, decision: str, reason: str, label: Label | None) -> bool:
-    """Does the photo already carry this decision? Then deciding again would only add a duplicate audit row."""
-    if decision == "approve":
-        return photo.status == PhotoStatus.APPROVED
-    if decision == "reject":
-        return photo.status == PhotoStatus.REJECTED and photo.rejection_reason == reason
-    return photo.label_id == label.pk
-
-
-def _decide_one(user, photo_id: int, decision: str, reason: str, label: Label | None) -> Outcome:
+def _decide_one(user, photo_id: int, decision: str, reason: str, label_slug: str) -> Outcome:
     try:
-        with transaction.atomic():
-            # The row lock makes "already decided?" and the decision one step: a double submission waits
-            # here for the first one and then finds the photo decided.
-            photo = Photo.objects.lock_or_404(photo_id)
-            changed = not _already(photo, decision, reason, label)
-            if changed and decision == "relabel":
-                photo = services.photo_relabel(photo_id=photo_id, reviewer=user, label_slug=label.slug)
-            elif changed:
-                photo = services.photo_review(photo_id=photo_id, reviewer=user, decision=decision, reason=reason)
+        result = services.photo_decide(photo_id=photo_id, reviewer=user, decision=decision, reason=reason,
+                                       label_slug=label_slug or None)
     except DomainError as exc:  # services raise domain errors only (no HTTP knowledge below the views)
         return Outcome(photo_id, ok=False, changed=False, message=f"Photo #{photo_id}: {exc.message}")
-    photo = Photo.objects.select_related("label").get(pk=photo.pk)
+    changed = result.changed
+    photo = Photo.objects.select_related("label").get(pk=photo_id)
     state = photo.get_status_display().lower()
     if photo.rejection_reason:
         state += f" ({photo.get_rejection_reason_display().lower()})"
@@ -214,3 +203,92 @@ def _summary(outcomes: list[Outcome], decision: str) -> str:
     if failed:
         text += " Not changed: " + " ".join(failed)
     return text
+
+
+# --- a photo's review panel (the photo's admin page shows it; collector.admin_review) ---------------
+
+REASON_CHOICES = [("", "— pick a reason —"), *RejectionReason.choices]
+
+
+class LabelChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.slug} ({obj.name})" + ("" if obj.active else " [inactive]")
+
+
+class DecisionForm(forms.Form):
+    """The review panel on a photo's page. Its rules (a rejection needs a reason...) are the service's."""
+
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject"), ("relabel", "Relabel")])
+    label = LabelChoiceField(queryset=Label.objects.order_by("slug"), to_field_name="slug", required=False)
+    reason = forms.ChoiceField(choices=REASON_CHOICES, required=False)
+    note = forms.CharField(required=False, max_length=500)
+    next = forms.BooleanField(required=False)
+
+
+def panel_decide_view(request, photo_id: int):
+    """POST from a photo's review panel: decide, then open the next pending photo in the same filter."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    _require_reviewer(request.user)
+    photo = get_object_or_404(Photo, pk=photo_id)
+    filters = urlencode(parse_qsl(request.POST.get("_changelist_filters", "")))  # normalised: no stray bytes
+    here = reverse("admin:collector_photo_change", args=[photo.pk])
+    if filters:
+        here += "?" + urlencode({"_changelist_filters": filters})
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            for error in errors:
+                messages.error(request, f"{field}: {error}" if field != "__all__" else error)
+        return HttpResponseRedirect(here)
+    data = form.cleaned_data
+    label = data.get("label")
+    if data["decision"] == "relabel":
+        label_slug = label.slug if label is not None else None
+    else:
+        label_slug = label.slug if label is not None and label.pk != photo.label_id else None
+    try:
+        result = services.photo_decide(photo_id=photo.pk, reviewer=request.user, decision=data["decision"],
+                                       reason=data["reason"], label_slug=label_slug, note=data["note"])
+    except DomainError as exc:
+        messages.error(request, f"Photo #{photo.pk}: {exc.message}")
+        return HttpResponseRedirect(here)
+    photo = result.photo
+    if data["decision"] == "relabel":
+        done = f"Photo #{photo.pk} relabelled as {label_slug}."
+    else:
+        done = f"Photo #{photo.pk} {photo.get_status_display().lower()}"
+        if photo.rejection_reason:
+            done += f" ({photo.get_rejection_reason_display().lower()})"
+        if label_slug:
+            done += f", relabelled as {label_slug}"
+        done += "."
+    if not result.changed:
+        done = f"Photo #{photo.pk} was already so: nothing changed."
+    messages.success(request, done)
+    if data.get("next"):
+        nxt = _next_in_queue(request.user, after=photo, filters=filters)
+        if nxt is not None:
+            url = reverse("admin:collector_photo_change", args=[nxt])
+            if filters:
+                url += "?" + urlencode({"_changelist_filters": filters})
+            return HttpResponseRedirect(url)
+        messages.info(request, "The pending queue is empty.")
+        return HttpResponseRedirect(reverse("admin:collector_photo_changelist") + (f"?{filters}" if filters else ""))
+    return HttpResponseRedirect(here)
+
+
+def _next_in_queue(user, *, after: Photo, filters: str) -> int | None:
+    """The next photo of the review queue this reviewer may decide on, within the label/challenge/near-duplicate
+    filter they came from."""
+    params = dict(parse_qsl(filters))
+    label_id = params.get("label__id__exact", "")
+    label = Label.objects.filter(pk=int(label_id)).first() if label_id.isdigit() else None
+    if label_id.isdigit() and label is None:
+        return None
+    challenge = params.get("challenge", "")
+    duplicate = params.get("near_duplicate")
+    queue = selectors.review_queue(
+        user=user, label=label, challenge_id=int(challenge) if challenge.isdigit() else None,
+        near_duplicate={"yes": True, "no": False}.get(duplicate), exclude_ids=[after.pk])
+    return queue.values_list("pk", flat=True).first()
