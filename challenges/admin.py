@@ -115,8 +115,13 @@ class FeatureAdmin(admin.ModelAdmin):
         return {"featured_on": periods.local_date(timezone.now()), **super().get_changeform_initial_data(request)}
 
     def save_model(self, request, obj, form, change):
+        # Never a plain save: a feature carries points, so every change goes through the services and the ledger.
         if change:
-            super().save_model(request, obj, form, change)
+            try:
+                services.photo_feature_change(feature_id=obj.pk, photo_id=obj.photo_id, on=obj.featured_on,
+                                              staff_user=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
             return
         try:
             feature = services.photo_feature(photo_id=obj.photo_id, staff_user=request.user, on=obj.featured_on)

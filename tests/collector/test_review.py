@@ -104,3 +104,19 @@ class TestReviewApi:
 
     def test_a_bad_decision_is_a_400(self, reviewer, photo):
         assert_error(review(client_for(reviewer), photo, decision="maybe"), 400, "invalid", ["decision"])
+
+    def test_sending_a_decision_twice_records_it_once(self, reviewer, photo):
+        for _ in range(2):
+            assert review(client_for(reviewer), photo, decision="reject", reason="blurry").status_code == 200
+        assert PhotoReview.objects.filter(photo=photo).count() == 1
+        review(client_for(reviewer), photo, decision="reject", reason="duplicate")  # another reason: a new decision
+        assert list(PhotoReview.objects.filter(photo=photo).values_list("reason", flat=True)) == ["blurry", "duplicate"]
+
+    def test_an_api_only_reviewer_needs_the_permission_not_staff_status(self, photo):
+        from django.contrib.auth.models import Permission
+
+        user = make_volunteer().user
+        user.user_permissions.add(Permission.objects.get(codename="review_photo"))
+        response = review(client_for(user), photo, decision="approve")
+        assert response.status_code == 200, response.content
+        assert Photo.objects.get(pk=photo.pk).status == PhotoStatus.APPROVED
