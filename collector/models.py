@@ -282,8 +282,10 @@ class Verification(models.Model):
     photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="verifications")
     verifier = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="verifications")
     verdict = models.CharField(max_length=12, choices=Verdict.choices)
+    shown_label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+",
+                                    help_text="The label the verifier was asked about (the photo's label then).")
     label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                              help_text="The label the verifier says it is (with disagree: the right one).")
+                              help_text="The label the verifier says it is (with disagree: the right one, if known).")
     gold = models.BooleanField(default=False)
     counted = models.BooleanField(default=True, help_text="False when the verifier's gold agreement was too low "
                                                           "at the time: the verdict did not count toward consensus.")

@@ -513,3 +513,20 @@ CONTENT_SECURITY_POLICY = {
 }
 if env_bool("CSP_REPORT_ONLY", False):  # try a stricter policy on a live site without breaking it
     CONTENT_SECURITY_POLICY_REPORT_ONLY, CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY, None
+
+# --- curation at crowd scale (issue 18; see docs/review.md) ---------------------
+# Community verification: volunteers with COMMUNITY_REVIEW_MIN_APPROVED approved photos of their own judge
+# other volunteers' pending photos blind; COMMUNITY_REVIEW_MIN_VOTES counted verdicts of which more than
+# COMMUNITY_REVIEW_AGREEMENT agree approve a photo, anything else sends it to staff first, marked disputed.
+COMMUNITY_REVIEW = env_bool("COMMUNITY_REVIEW", True)
+COMMUNITY_REVIEW_MIN_APPROVED = env_int("COMMUNITY_REVIEW_MIN_APPROVED", 5, minimum=1)
+COMMUNITY_REVIEW_MIN_VOTES = env_int("COMMUNITY_REVIEW_MIN_VOTES", 3, minimum=1)
+COMMUNITY_REVIEW_AGREEMENT = env_float("COMMUNITY_REVIEW_AGREEMENT", 2 / 3, minimum=0.5, maximum=0.99)
+# Gold standard: about one item in COMMUNITY_REVIEW_GOLD_EVERY is a photo staff already decided; a verifier
+# with at least COMMUNITY_REVIEW_GOLD_MIN gold verdicts agreeing with staff on fewer than
+# COMMUNITY_REVIEW_GOLD_AGREEMENT of them stops counting until that share recovers.
+COMMUNITY_REVIEW_GOLD_EVERY = env_int("COMMUNITY_REVIEW_GOLD_EVERY", 5, minimum=2)
+COMMUNITY_REVIEW_GOLD_MIN = env_int("COMMUNITY_REVIEW_GOLD_MIN", 5, minimum=1)
+COMMUNITY_REVIEW_GOLD_AGREEMENT = env_float("COMMUNITY_REVIEW_GOLD_AGREEMENT", 0.7, minimum=0.0, maximum=1.0)
+# Points for a verdict that matches the photo's final decision (never for gold or unsure verdicts).
+POINTS_VERIFY = env_int("POINTS_VERIFY", 1, minimum=0)
