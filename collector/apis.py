@@ -27,6 +27,9 @@ from collector.serializers import (
     PhotoReviewInput,
     PhotoStatusFilter,
     PhotoUploadInput,
+    VerificationInput,
+    VerificationNextOutput,
+    VerificationOutput,
     VolunteerRegisterInput,
     VolunteerRegisterOutput,
 )
@@ -262,3 +265,40 @@ class PhotoReviewApi(APIView):
             label_slug=v.get("label") or None, note=v.get("note", ""),
         ).photo
         return Response(PhotoOutput(photo, context={"request": request}).data)
+
+
+class VerificationNextApi(APIView):
+    @extend_schema(responses={
+        200: VerificationNextOutput,
+        **error_responses(s403="Not (yet) a verifier: fewer than COMMUNITY_REVIEW_MIN_APPROVED approved photos of "
+                               "your own, or community review is off (code `not_eligible`).",
+                          s404="Nothing left for you to judge (code `nothing_to_verify`)."),
+    }, tags=["verification"], summary="The next photo for a community verifier to judge (blind)",
+        description="A pending photo of another volunteer that you have not judged, and the label to judge. "
+                    "Other verifiers' verdicts are never shown.")
+    def get(self, request):
+        item = services.verification_next(user=request.user)
+        return Response(VerificationNextOutput({
+            "photo": {"id": item.photo.pk, "thumbnail_url": request.build_absolute_uri(item.photo.thumbnail_url)},
+            "label": item.label.slug,
+        }).data)
+
+
+class VerificationCreateApi(APIView):
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(request=VerificationInput, responses={
+        201: VerificationOutput,
+        **error_responses(s400="Invalid fields, or an unknown label.",
+                          s403="Not a verifier (code `not_eligible`), or your own photo (code `own_photo`).",
+                          s404="No such photo.",
+                          s409="You already judged this photo (code `already_verified`), or staff decided it "
+                               "meanwhile (code `already_decided`)."),
+    }, tags=["verification"], summary="Judge a photo's label: agree, disagree or unsure")
+    def post(self, request):
+        data = VerificationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        result = services.verification_submit(user=request.user, photo_id=v["photo"], verdict=v["verdict"],
+                                              label_slug=v.get("label") or None)
+        return Response(VerificationOutput(result.verification).data, status=status.HTTP_201_CREATED)

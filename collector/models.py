@@ -320,3 +320,12 @@ class StorageSweep(models.Model):
 
     def __str__(self) -> str:
         return f"Storage sweep of {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Verifier(Volunteer):
+    """Volunteers who have judged photos, as staff see them in the admin: verdicts and gold agreement."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "community verifier"
+        verbose_name_plural = "community verifiers"

@@ -77,7 +77,7 @@ def queue_view(request, *, site):
     labels = list(Label.objects.order_by("slug"))
     label = next((item for item in labels if item.slug == request.GET.get("label")), None)
     queue = selectors.review_queue(user=request.user, label=label)
-    batch = list(queue.select_related("label", "volunteer__volunteer", "near_duplicate_of")[: 2 * PAGE_SIZE])
+    batch = list(queue.select_related("label", "volunteer__volunteer", "near_duplicate_of", "crowd_label")[: 2 * PAGE_SIZE])
     photos, upcoming = batch[:PAGE_SIZE], batch[PAGE_SIZE:]
     context = {
         **site.each_context(request),

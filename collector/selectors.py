@@ -77,7 +77,17 @@ def photo_is_public(photo: Photo) -> bool:
 def photo_can_view(*, user, photo: Photo) -> bool:
     if user.is_authenticated and (photo.is_owned_by(user) or user_is_reviewer(user)):
         return True
-    return photo_is_public(photo)
+    if photo_is_public(photo):
+        return True
+    return _verifier_may_see(user, photo)
+
+
+def _verifier_may_see(user, photo: Photo) -> bool:
+    """Community verifiers see what they may be shown: pending photos, and the staff-decided photos that serve
+    as gold (approved, or rejected as the wrong label; never a photo rejected as inappropriate)."""
+    if photo.status != PhotoStatus.PENDING and gold_expected(photo) is None:
+        return False
+    return verifier_is_eligible(user)
 
 
 def photo_counts_for_user(*, user) -> dict[str, int]:
@@ -130,3 +140,25 @@ def photos_public(*, approved_since=None, approved_until=None, ids=None) -> Quer
 def volunteer_public_names(*, user_ids) -> dict[int, str]:
     """user id -> the name public pages may show right now (display name only with consent)."""
     return {v.user_id: v.public_name for v in Volunteer.objects.filter(user_id__in=list(user_ids))}
+
+
+def verifier_is_eligible(user) -> bool:
+    """Whether ``user`` may verify: community review is on and they have enough approved photos of their own."""
+    from django.conf import settings
+
+    if not settings.COMMUNITY_REVIEW or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    approved = Photo.objects.filter(volunteer=user, status=PhotoStatus.APPROVED).count()
+    return approved >= settings.COMMUNITY_REVIEW_MIN_APPROVED
+
+
+def gold_expected(photo: Photo) -> str | None:
+    """The verdict a gold-standard photo calls for, or None when it cannot be gold: staff approved it
+    (agree with its label) or rejected it as the wrong label (disagree)."""
+    from collector.models import RejectionReason, Verdict
+
+    if photo.status == PhotoStatus.APPROVED:
+        return Verdict.AGREE
+    if photo.status == PhotoStatus.REJECTED and photo.rejection_reason == RejectionReason.WRONG_LABEL:
+        return Verdict.DISAGREE
+    return None

@@ -187,3 +187,31 @@ class PhotoReviewInput(serializers.Serializer):
 class PhotoStatusFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=PhotoStatus.choices, required=False,
                                      help_text="Only photos in this review status; all when absent.")
+
+
+class VerificationPhotoOutput(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The photo's id: send it back as `photo`.")
+    thumbnail_url = serializers.CharField(help_text="Absolute URL of the JPEG thumbnail (verifiers may fetch it).")
+
+
+class VerificationNextOutput(serializers.Serializer):
+    photo = VerificationPhotoOutput()
+    label = serializers.CharField(help_text="The label to judge: is this photo a `label`?")
+
+
+class VerificationInput(serializers.Serializer):
+    photo = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The photo judged.")
+    verdict = serializers.ChoiceField(choices=["agree", "disagree", "unsure"],
+                                      help_text="agree: the label is right; disagree: it is wrong; unsure.")
+    label = serializers.SlugField(required=False, allow_blank=True, max_length=64,
+                                  help_text="With agree: the label shown (optional). With disagree: the label it "
+                                            "really is, if you know.")
+
+
+class VerificationOutput(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The verdict's id.")
+    photo = serializers.IntegerField(source="photo_id", help_text="The photo judged.")
+    verdict = serializers.CharField(help_text="agree, disagree or unsure.")
+    label = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True,
+                                         help_text="The label given with a disagree verdict; null if none.")
+    created_at = serializers.DateTimeField(help_text="When it was recorded.")

@@ -11,4 +11,6 @@ urlpatterns = [
     path("photos/<int:photo_id>/", apis.PhotoDetailApi.as_view(), name="photo-detail"),
     path("photos/<int:photo_id>/thumbnail/", apis.PhotoThumbnailApi.as_view(), name="photo-thumbnail"),
     path("photos/<int:photo_id>/review/", apis.PhotoReviewApi.as_view(), name="photo-review"),
+    path("verifications/", apis.VerificationCreateApi.as_view(), name="verification-create"),
+    path("verifications/next/", apis.VerificationNextApi.as_view(), name="verification-next"),
 ]

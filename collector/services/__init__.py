@@ -18,6 +18,15 @@ from collector.services.review import (
     review_input_check,
     reviewers_group_sync,
 )
+from collector.services.verification import (
+    GoldAgreement,
+    VerificationItem,
+    VerificationResult,
+    verification_next,
+    verification_submit,
+    verifier_gold_agreement,
+    verifier_is_eligible,
+)
 from collector.services.volunteers import (
     photos_withdraw_for_user,
     volunteer_delete,
@@ -34,4 +43,6 @@ __all__ = [
     "reviewers_group_sync",
     "volunteer_delete", "volunteer_delete_own_account", "volunteer_get_or_create_for_user", "volunteer_mark_bootstrap",
     "volunteer_register",
+    "GoldAgreement", "VerificationItem", "VerificationResult", "verification_next", "verification_submit",
+    "verifier_gold_agreement", "verifier_is_eligible",
 ]
