@@ -36,6 +36,7 @@ from django.db.models import Count, F, Q
 from collector.selectors import gold_expected, verifier_is_eligible
 from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, Verdict, Verification
 from collector.services.review import photo_decide_locked
+from collector.signals import photo_status_changed
 from config.domain_errors import Conflict, Forbidden, Invalid, NotFound
 
 GOLD_SERVED_SECONDS = 6 * 3600  # how long a served gold item may still be answered
@@ -151,7 +152,11 @@ def verification_submit(*, user, photo_id: int, verdict: str, label_slug: str | 
             raise NotFound("Not found.")
         if Verification.objects.filter(photo=photo, verifier=user).exists():
             raise Conflict("You have already judged this photo.", code="already_verified")
-        gold = photo.status != PhotoStatus.PENDING
+        # A verdict that arrives just after the crowd approved the photo (it was pending when it was shown)
+        # is kept and can earn its points; once staff decided, a photo takes no more verdicts except as gold.
+        late = photo.status == PhotoStatus.APPROVED and photo.reviewed_by_id is None and \
+            PhotoReview.objects.filter(photo=photo).order_by("-id").values_list("by_community", flat=True).first()
+        gold = photo.status != PhotoStatus.PENDING and not late
         if gold and not (cache.get(_gold_key(user.pk, photo.pk)) and gold_expected(photo)):
             raise Conflict("This photo was decided meanwhile and takes no more verdicts.", code="already_decided")
         if verdict == Verdict.AGREE and label is not None and label.pk != photo.label_id:
@@ -165,6 +170,10 @@ def verification_submit(*, user, photo_id: int, verdict: str, label_slug: str | 
             raise Conflict("You have already judged this photo.", code="already_verified") from None
         if gold:
             cache.delete(_gold_key(user.pk, photo.pk))
+            return VerificationResult(verification, decided=False, disputed=False)
+        if late:  # the decision stands; the ledger settles the photo again (this verdict may earn its point)
+            photo_status_changed.send(sender=Photo, photo=photo, old_status=photo.status, new_status=photo.status,
+                                      old_label_id=photo.label_id, reviewer=None)
             return VerificationResult(verification, decided=False, disputed=False)
         decided, disputed = _tally_locked(photo)
     return VerificationResult(verification, decided=decided, disputed=disputed)

@@ -155,15 +155,18 @@ class TestVerdicts:
         for user in verifiers:
             verify(user, pending, "agree")
         assert Photo.objects.get(pk=pending.pk).status == PhotoStatus.APPROVED
-        late = make_verifier()
-        assert_error(verify(late, pending, "agree"), 409, "already_decided")
+        late = make_verifier()  # shown the photo while it was pending; answers after the crowd approved it
+        assert verify(late, pending, "agree").status_code == 201
+        assert verify_points(late) == 1 and PhotoReview.objects.filter(photo=pending).count() == 1
+        verifiers.append(late)
         staff = make_reviewer()
         client_for(staff).post(f"/api/v1/photos/{pending.pk}/review/", {"decision": "reject", "reason": "wrong_label"},
                                format="json")
         photo = Photo.objects.get(pk=pending.pk)
         assert photo.status == PhotoStatus.REJECTED and photo not in selectors.photos_approved()
-        assert [verify_points(u) for u in verifiers] == [0, 0, 0], "agreeing with a rejected photo earns nothing"
-        assert PointEntry.objects.filter(reason=PointReason.VERIFY, points=-1).count() == 3, "taken back in the ledger"
+        assert [verify_points(u) for u in verifiers] == [0, 0, 0, 0], "agreeing with a rejected photo earns nothing"
+        assert PointEntry.objects.filter(reason=PointReason.VERIFY, points=-1).count() == 4, "taken back in the ledger"
+        assert_error(verify(make_verifier(), pending, "agree"), 409, "already_decided")
 
     def test_a_photo_staff_decided_meanwhile_takes_no_more_verdicts(self, pending):
         user = make_verifier()
