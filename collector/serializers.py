@@ -195,7 +195,7 @@ class VerificationPhotoOutput(serializers.Serializer):
 
 
 class VerificationNextOutput(serializers.Serializer):
-    photo = VerificationPhotoOutput()
+    photo = VerificationPhotoOutput(help_text="The photo to judge.")
     label = serializers.CharField(help_text="The label to judge: is this photo a `label`?")
 
 
@@ -212,6 +212,6 @@ class VerificationOutput(serializers.Serializer):
     id = serializers.IntegerField(help_text="The verdict's id.")
     photo = serializers.IntegerField(source="photo_id", help_text="The photo judged.")
     verdict = serializers.CharField(help_text="agree, disagree or unsure.")
-    label = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True,
-                                         help_text="The label given with a disagree verdict; null if none.")
+    label = serializers.CharField(source="label.slug", allow_null=True, default=None,
+                                  help_text="The label given with a disagree verdict; null if none.")
     created_at = serializers.DateTimeField(help_text="When it was recorded.")
