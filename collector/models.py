@@ -322,6 +322,31 @@ class StorageSweep(models.Model):
         return f"Storage sweep of {self.started_at:%Y-%m-%d %H:%M}"
 
 
+class PhotoGuess(models.Model):
+    """The in-service model's top guesses for a photo, computed in the background (training's review_guesses
+    job, LiteRT on the stored training derivative) for the review queue. Kept after the decision: the
+    queue's "model agrees at >= p" error rate is measured on these against what reviewers decided."""
+
+    photo = models.OneToOneField(Photo, on_delete=models.CASCADE, related_name="guess")
+    model_version = models.PositiveIntegerField(help_text="The published model version that guessed.")
+    label = models.CharField(max_length=64, help_text="Its top guess (a label slug).")
+    confidence = models.FloatField(help_text="The top guess's probability, 0..1.")
+    top = models.JSONField(default=list, help_text="[[label slug, probability], ...], best first.")
+    photo_label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+",
+                                    help_text="The photo's label when the model guessed.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["label", "confidence"])]
+
+    def __str__(self) -> str:
+        return f"photo {self.photo_id}: {self.label} ({self.confidence:.2f}) by v{self.model_version}"
+
+    @property
+    def agrees(self) -> bool:
+        return self.label == self.photo.label.slug
+
+
 class Verifier(Volunteer):
     """Volunteers who have judged photos, as staff see them in the admin: verdicts and gold agreement."""
 

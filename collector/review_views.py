@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from urllib.parse import parse_qsl
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
@@ -76,26 +77,49 @@ def queue_view(request, *, site):
         return HttpResponseNotAllowed(["GET", "POST"])
     labels = list(Label.objects.order_by("slug"))
     label = next((item for item in labels if item.slug == request.GET.get("label")), None)
-    queue = selectors.review_queue(user=request.user, label=label)
-    batch = list(queue.select_related("label", "volunteer__volunteer", "near_duplicate_of", "crowd_label")[: 2 * PAGE_SIZE])
+    order = "model_disagrees" if request.GET.get("order") == "model_disagrees" else ""
+    flag = selectors.AUDIT_FLAG if request.GET.get("flag") == selectors.AUDIT_FLAG else ""
+    queue = selectors.review_queue(user=request.user, label=label, model_disagrees_first=bool(order), flag=flag)
+    batch = list(queue.select_related("label", "volunteer__volunteer", "near_duplicate_of", "crowd_label", "guess",
+                                      "audit_suggested_label")[: 2 * PAGE_SIZE])
     photos, upcoming = batch[:PAGE_SIZE], batch[PAGE_SIZE:]
     context = {
         **site.each_context(request),
-        "title": "Review queue",
+        "title": "Review queue" if not flag else "Review queue: likely mislabelled",
         "opts": Photo._meta,
         "cards": [_card(photo) for photo in photos],
         "preload": [photo.thumbnail_url for photo in upcoming if photo.thumbnail_key],
         "waiting": queue.count(),
         "labels": labels,
         "label": label,
+        "order": order,
+        "flag": flag,
         "reasons": REASON_KEYS,
         "page_url": request.get_full_path(),
         "changelist_url": reverse("admin:collector_photo_changelist"),
+        "thresholds": [(p, f"{p:.0%}") for p in settings.REVIEW_AGREE_THRESHOLDS],
+        "agree": _agree_preview(request, label) if not flag else None,
     }
     return TemplateResponse(request, "admin/collector/photo/review_queue.html", context)
 
 
+def _agree_preview(request, label: Label | None) -> dict | None:
+    """?agree_at=p: the photos of this reviewer's queue whose model guess is their label at p or more, and
+    p's measured error rate, for the reviewer to confirm (nothing is approved until they do)."""
+    raw = request.GET.get("agree_at", "")
+    threshold = next((p for p in settings.REVIEW_AGREE_THRESHOLDS if f"{p:g}" == raw), None)
+    if threshold is None:
+        return None
+    queue = selectors.review_queue_model_agrees(user=request.user, threshold=threshold, label=label)
+    ids = list(queue.values_list("pk", flat=True)[:MAX_IDS])
+    decided, wrong = selectors.model_agreement_error_rate(threshold=threshold)
+    return {"threshold": threshold, "percent": f"{threshold:.0%}", "ids": ids, "n": len(ids),
+            "more": max(0, queue.count() - len(ids)), "decided": decided, "wrong": wrong,
+            "error_rate": f"{wrong / decided:.1%}" if decided else None}
+
+
 def _card(photo: Photo) -> dict:
+    guess = getattr(photo, "guess", None) if _has_guess(photo) else None
     prediction = ""
     if photo.predicted_label:
         prediction = photo.predicted_label
@@ -107,10 +131,19 @@ def _card(photo: Photo) -> dict:
         "volunteer": volunteer_name(photo),
         "prediction": prediction,
         "phone_disagrees": bool(photo.predicted_label) and photo.predicted_label != photo.label.slug,
+        "guess": guess,
+        "model_disagrees": guess is not None and guess.label != photo.label.slug,
         "change_url": reverse("admin:collector_photo_change", args=[photo.pk]),
         "original_url": (reverse("admin:collector_photo_change", args=[photo.near_duplicate_of_id])
                          if photo.near_duplicate_of_id else ""),
     }
+
+
+def _has_guess(photo: Photo) -> bool:
+    try:
+        return photo.guess is not None
+    except Photo.guess.RelatedObjectDoesNotExist:
+        return False
 
 
 # --- deciding -------------------------------------------------------------
@@ -152,8 +185,26 @@ def decide_view(request):
         messages.error(request, message)
         return _back(request)
 
-    outcomes = [_decide_one(request.user, int(photo_id), decision, reason, label_slug)
+    note, skipped = "", []
+    batch = request.POST.get("agree_at", "")
+    if batch:  # the confirmed "approve the N photos where the model agrees at >= p"
+        threshold = next((p for p in settings.REVIEW_AGREE_THRESHOLDS if f"{p:g}" == batch), None)
+        if decision != "approve" or threshold is None:
+            message = "agree_at: not one of the offered thresholds."
+            if wants_json:
+                return error_response(400, "invalid", message, {"agree_at": [message]})
+            messages.error(request, message)
+            return _back(request)
+        still = set(selectors.review_queue_model_agrees(user=request.user, threshold=threshold)
+                    .filter(pk__in=[int(i) for i in ids]).values_list("pk", flat=True))
+        skipped = [i for i in ids if int(i) not in still]  # relabelled or decided since the preview
+        ids = [i for i in ids if int(i) in still]
+        note = f"{selectors.BATCH_NOTE_PREFIX} at >= {threshold:g}"
+    outcomes = [_decide_one(request.user, int(photo_id), decision, reason, label_slug, note)
                 for photo_id in dict.fromkeys(ids)]  # each photo once, in the order given
+    outcomes += [Outcome(int(i), ok=False, changed=False,
+                         message=f"Photo #{i}: the model no longer agrees with its label, or it was decided; "
+                                 "left as it is.") for i in skipped]
     summary = _summary(outcomes, decision)
     if wants_json:
         return JsonResponse({"results": [asdict(o) for o in outcomes], "message": summary,
@@ -165,14 +216,15 @@ def decide_view(request):
 
 def _back(request):
     url = reverse("admin:collector_photo_review")
-    label = request.POST.get("filter_label", "")
-    return HttpResponseRedirect(url + ("?" + urlencode({"label": label}) if label else ""))
+    params = {key: request.POST.get(f"filter_{key}", "") for key in ("label", "order", "flag")}
+    params = {key: value for key, value in params.items() if value}
+    return HttpResponseRedirect(url + ("?" + urlencode(params) if params else ""))
 
 
-def _decide_one(user, photo_id: int, decision: str, reason: str, label_slug: str) -> Outcome:
+def _decide_one(user, photo_id: int, decision: str, reason: str, label_slug: str, note: str = "") -> Outcome:
     try:
         result = services.photo_decide(photo_id=photo_id, reviewer=user, decision=decision, reason=reason,
-                                       label_slug=label_slug or None)
+                                       label_slug=label_slug or None, note=note)
     except DomainError as exc:  # services raise domain errors only (no HTTP knowledge below the views)
         return Outcome(photo_id, ok=False, changed=False, message=f"Photo #{photo_id}: {exc.message}")
     changed = result.changed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 
 from collector.models import Label, Photo, PhotoStatus, Volunteer
 from collector.models import photo_thumbnail_url  # noqa: F401  (the one thumbnail URL rule, for other apps)
@@ -10,6 +10,8 @@ from collector.models import volunteer_is  # noqa: F401  (the one "who took this
 
 
 REVIEW_PERMISSION = "collector.review_photo"
+AUDIT_FLAG = "likely_mislabeled"  # Photo.audit_flag of a photo the nightly label audit sent back
+BATCH_NOTE_PREFIX = "batch: the model agreed"  # the audit note of photos approved in one go from the queue
 
 
 def user_is_reviewer(user) -> bool:
@@ -21,9 +23,17 @@ def user_is_reviewer(user) -> bool:
 
 
 def review_queue(*, user, label: Label | None = None, challenge_id: int | None = None,
-                 near_duplicate: bool | None = None, exclude_ids=()) -> QuerySet[Photo]:
+                 near_duplicate: bool | None = None, exclude_ids=(), model_disagrees_first: bool = False,
+                 flag: str = "") -> QuerySet[Photo]:
     """What a reviewer decides on: pending photos, none of their own; disputed photos (the crowd could not
-    agree) first, then oldest first (first come, first decided)."""
+    agree) first, then oldest first (first come, first decided). ``model_disagrees_first``: photos whose
+    model guess is another label come right after the disputed ones. ``flag="likely_mislabeled"``: instead,
+    the approved photos the nightly label audit sent back, most likely mislabelled first."""
+    if flag == AUDIT_FLAG:
+        qs = Photo.objects.filter(status=PhotoStatus.APPROVED, audit_flag=AUDIT_FLAG).exclude(volunteer=user)
+        if label is not None:
+            qs = qs.filter(label=label)
+        return qs.order_by(F("audit_score").desc(nulls_last=True), "created_at", "id")
     qs = Photo.objects.filter(status=PhotoStatus.PENDING).exclude(volunteer=user)
     if label is not None:
         qs = qs.filter(label=label)
@@ -33,6 +43,10 @@ def review_queue(*, user, label: Label | None = None, challenge_id: int | None =
         qs = qs.filter(near_duplicate_of__isnull=not near_duplicate)
     if exclude_ids:
         qs = qs.exclude(pk__in=list(exclude_ids))
+    if model_disagrees_first:
+        disagrees = Case(When(Q(guess__isnull=False) & ~Q(guess__label=F("label__slug")), then=Value(1)),
+                         default=Value(0), output_field=IntegerField())
+        return qs.annotate(model_disagrees=disagrees).order_by("-disputed", "-model_disagrees", "created_at", "id")
     return qs.order_by("-disputed", "created_at", "id")
 
 
@@ -162,3 +176,37 @@ def gold_expected(photo: Photo) -> str | None:
     if photo.status == PhotoStatus.REJECTED and photo.rejection_reason == RejectionReason.WRONG_LABEL:
         return Verdict.DISAGREE
     return None
+
+
+def photos_needing_guesses(*, model_version: int, limit: int) -> list[tuple[int, str]]:
+    """(id, training key) of pending photos the model ``model_version`` has not guessed yet, oldest first."""
+    from collector.models import PhotoGuess
+
+    done = PhotoGuess.objects.filter(model_version=model_version).values("photo_id")
+    return list(Photo.objects.filter(status=PhotoStatus.PENDING).exclude(training_key="").exclude(pk__in=done)
+                .order_by("created_at", "id").values_list("pk", "training_key")[:limit])
+
+
+def review_queue_model_agrees(*, user, threshold: float, label: Label | None = None) -> QuerySet[Photo]:
+    """The reviewer's queue narrowed to photos whose model guess is their label at ``threshold`` or more."""
+    from django.db.models import F
+
+    return review_queue(user=user, label=label).filter(
+        guess__label=F("label__slug"), guess__confidence__gte=threshold)
+
+
+def model_agreement_error_rate(*, threshold: float) -> tuple[int, int]:
+    """(decided, wrong): of the photos a staff reviewer decided after the model agreed with their label at
+    ``threshold`` or more, how many were rejected or moved to another label. The measured error rate a
+    reviewer sees before approving such photos in one go."""
+    from django.db.models import F, Q
+
+    from collector.models import PhotoGuess
+
+    agreed = PhotoGuess.objects.filter(confidence__gte=threshold, label=F("photo_label__slug"),
+                                       photo__reviewed_by__isnull=False,
+                                       photo__status__in=[PhotoStatus.APPROVED, PhotoStatus.REJECTED])
+    agreed = agreed.exclude(photo__reviews__note__startswith=BATCH_NOTE_PREFIX)  # the measure must not feed on itself
+    decided = agreed.count()
+    wrong = agreed.filter(Q(photo__status=PhotoStatus.REJECTED) | ~Q(photo__label_id=F("photo_label_id"))).count()
+    return decided, wrong

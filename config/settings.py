@@ -530,3 +530,10 @@ COMMUNITY_REVIEW_GOLD_MIN = env_int("COMMUNITY_REVIEW_GOLD_MIN", 5, minimum=1)
 COMMUNITY_REVIEW_GOLD_AGREEMENT = env_float("COMMUNITY_REVIEW_GOLD_AGREEMENT", 0.7, minimum=0.0, maximum=1.0)
 # Points for a verdict that matches the photo's final decision (never for gold or unsure verdicts).
 POINTS_VERIFY = env_int("POINTS_VERIFY", 1, minimum=0)
+# The model helps the reviewer: every REVIEW_GUESSES_EVERY_MINUTES the model in service guesses new pending
+# photos (LiteRT, in the scheduler's subprocess, never in the web process).
+REVIEW_GUESSES_EVERY_MINUTES = min(59, env_int("REVIEW_GUESSES_EVERY_MINUTES", 10, minimum=1))
+SCHEDULER_JOBS.append({"id": "review-guesses", "command": ["review_guesses", "--no-progress"], "hour": "*",
+                       "minute": f"*/{REVIEW_GUESSES_EVERY_MINUTES}"})
+# Thresholds the queue offers for "approve the N photos where the model agrees at >= p".
+REVIEW_AGREE_THRESHOLDS = [float(x) for x in env_list("REVIEW_AGREE_THRESHOLDS", ["0.9", "0.95", "0.99"])]

@@ -4,6 +4,7 @@ Callers import this package (``from collector import services``); each name
 below is defined in exactly one of its modules.
 """
 
+from collector.services.guesses import photo_guess_record
 from collector.services.labels import LabelImportResult, labels_import
 from collector.services.photos import PhotoCreateResult, photo_create
 from collector.services.review import (
@@ -43,6 +44,6 @@ __all__ = [
     "reviewers_group_sync",
     "volunteer_delete", "volunteer_delete_own_account", "volunteer_get_or_create_for_user", "volunteer_mark_bootstrap",
     "volunteer_register",
-    "GoldAgreement", "VerificationItem", "VerificationResult", "verification_next", "verification_submit",
+    "photo_guess_record", "GoldAgreement", "VerificationItem", "VerificationResult", "verification_next", "verification_submit",
     "verifier_gold_agreement", "verifier_is_eligible",
 ]

@@ -50,6 +50,8 @@ def decision_already_taken(photo: Photo, *, decision: str, reason: str = "", lab
     """Does the photo already carry this decision? Then deciding again only adds a duplicate audit row.
     Call with the photo's row lock held, so the answer cannot change before the decision is written."""
     same_label = label is None or photo.label_id == label.pk
+    if photo.disputed or photo.audit_flag:
+        return False  # the crowd or the audit questioned it: a reviewer's decision settles it, even "approve"
     if decision == "approve":
         return photo.status == PhotoStatus.APPROVED and same_label
     if decision == "reject":
