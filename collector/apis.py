@@ -27,6 +27,8 @@ from collector.serializers import (
     PhotoReviewInput,
     PhotoStatusFilter,
     PhotoUploadInput,
+    ReviewQueueFilter,
+    ReviewQueueItemOutput,
     VerificationInput,
     VerificationNextOutput,
     VerificationOutput,
@@ -302,3 +304,26 @@ class VerificationCreateApi(APIView):
         result = services.verification_submit(user=request.user, photo_id=v["photo"], verdict=v["verdict"],
                                               label_slug=v.get("label") or None)
         return Response(VerificationOutput(result.verification).data, status=status.HTTP_201_CREATED)
+
+
+class ReviewQueueApi(APIView):
+    permission_classes = [IsReviewer]
+    pagination_class = PageNumberPagination
+
+    @extend_schema(parameters=[ReviewQueueFilter], responses={200: ReviewQueueItemOutput(many=True)},
+                   tags=["review"], summary="What a reviewer decides next (reviewers)",
+                   description="Pending photos that are not yours, disputed ones first, then oldest first; with "
+                               "`flag=likely_mislabeled`, the approved photos the nightly label audit sent back, "
+                               "most likely mislabelled first, with `suggested_label` and `score`.")
+    def get(self, request):
+        query = ReviewQueueFilter(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        v = query.validated_data
+        label = selectors.label_get(slug=v["label"]) if v.get("label") else None
+        qs = selectors.review_queue(user=request.user, label=label, flag=v.get("flag", "")).select_related(
+            "label", "audit_suggested_label", "crowd_label")
+        if v.get("label") and label is None:
+            qs = qs.none()
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(ReviewQueueItemOutput(page, many=True, context={"request": request}).data)

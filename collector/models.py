@@ -195,6 +195,10 @@ class Photo(models.Model):
         Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The label the audit's model gives it.")
     audit_suggested_confidence = models.FloatField(null=True, blank=True)
+    audit_outcome = models.CharField(
+        max_length=12, blank=True,
+        help_text="What a reviewer made of the audit's flag: kept, relabelled (the photo then earns its volunteer "
+                  "nothing) or rejected. The audit never flags a photo twice.")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)

@@ -215,3 +215,35 @@ class VerificationOutput(serializers.Serializer):
     label = serializers.CharField(source="label.slug", allow_null=True, default=None,
                                   help_text="The label given with a disagree verdict; null if none.")
     created_at = serializers.DateTimeField(help_text="When it was recorded.")
+
+
+class ReviewQueueFilter(serializers.Serializer):
+    flag = serializers.ChoiceField(choices=["likely_mislabeled"], required=False,
+                                   help_text="likely_mislabeled: the approved photos the nightly label audit sent "
+                                             "back, most likely mislabelled first. Absent: the pending queue.")
+    label = serializers.SlugField(required=False, max_length=64, help_text="Only photos of this label.")
+
+
+class ReviewQueueItemOutput(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The photo's id.")
+    status = serializers.CharField(help_text="pending, or approved for a photo the audit sent back.")
+    label = serializers.CharField(source="label.slug", help_text="The photo's label.")
+    thumbnail_url = serializers.SerializerMethodField(help_text="Absolute URL of the JPEG thumbnail.")
+    created_at = serializers.DateTimeField(help_text="When the photo was uploaded.")
+    flag = serializers.CharField(source="audit_flag", help_text="likely_mislabeled, or empty.")
+    suggested_label = serializers.SerializerMethodField(
+        help_text="The label the audit's model gives it (flagged photos); null otherwise.")
+    score = serializers.FloatField(source="audit_score", allow_null=True,
+                                   help_text="How likely the label is wrong, 0..1 (flagged photos); null otherwise.")
+    disputed = serializers.BooleanField(help_text="Community verifiers disagreed: decide it first.")
+    crowd_label = serializers.SerializerMethodField(help_text="The label the verifiers suggest; null if none.")
+
+    def get_thumbnail_url(self, photo) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(photo.thumbnail_url) if request else photo.thumbnail_url
+
+    def get_suggested_label(self, photo) -> str | None:
+        return photo.audit_suggested_label.slug if photo.audit_suggested_label_id else None
+
+    def get_crowd_label(self, photo) -> str | None:
+        return photo.crowd_label.slug if photo.crowd_label_id else None

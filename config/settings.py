@@ -537,3 +537,11 @@ SCHEDULER_JOBS.append({"id": "review-guesses", "command": ["review_guesses", "--
                        "minute": f"*/{REVIEW_GUESSES_EVERY_MINUTES}"})
 # Thresholds the queue offers for "approve the N photos where the model agrees at >= p".
 REVIEW_AGREE_THRESHOLDS = [float(x) for x in env_list("REVIEW_AGREE_THRESHOLDS", ["0.9", "0.95", "0.99"])]
+# The nightly label audit (manage.py label_audit, at LABEL_AUDIT_AT, after the night's training): at most
+# LABEL_AUDIT_MAX_PER_NIGHT likely mislabelled approved photos go back to the review queue.
+LABEL_AUDIT_AT = env_time("LABEL_AUDIT_AT", "04:00")
+LABEL_AUDIT_MAX_PER_NIGHT = env_int("LABEL_AUDIT_MAX_PER_NIGHT", 50, minimum=0)
+LABEL_AUDIT_FOLDS = env_int("LABEL_AUDIT_FOLDS", 5, minimum=2)
+LABEL_AUDIT_DUPLICATE_SIMILARITY = env_float("LABEL_AUDIT_DUPLICATE_SIMILARITY", 0.985, minimum=0.5, maximum=1.0)
+SCHEDULER_JOBS.append({"id": "label-audit", "command": ["label_audit", "--no-progress"],
+                       "hour": LABEL_AUDIT_AT[0], "minute": LABEL_AUDIT_AT[1]})

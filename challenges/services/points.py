@@ -89,6 +89,8 @@ def _photo_targets(photo: Photo) -> tuple[dict[tuple[str, int | None], tuple[int
         return {}, None
     if collector_selectors.volunteer_is_bootstrap(user_id=photo.volunteer_id):
         return {}, None  # imported data earns its account no fame
+    if photo.audit_outcome == "relabelled":
+        return {}, None  # the label audit caught a wrong label a reviewer let through: it earns nothing
     challenge = _entered_challenge(photo)
     targets: dict[tuple[str, int | None], tuple[int, int | None]] = {
         (PointReason.APPROVED, None): (settings.POINTS_PHOTO_APPROVED, photo.reviewed_by_id),

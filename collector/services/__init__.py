@@ -15,6 +15,7 @@ from collector.services.review import (
     photo_decide,
     photo_relabel,
     photo_review,
+    photos_flag_likely_mislabeled,
     reviewer_account_create,
     review_input_check,
     reviewers_group_sync,
@@ -44,6 +45,6 @@ __all__ = [
     "reviewers_group_sync",
     "volunteer_delete", "volunteer_delete_own_account", "volunteer_get_or_create_for_user", "volunteer_mark_bootstrap",
     "volunteer_register",
-    "photo_guess_record", "GoldAgreement", "VerificationItem", "VerificationResult", "verification_next", "verification_submit",
+    "photo_guess_record", "photos_flag_likely_mislabeled", "GoldAgreement", "VerificationItem", "VerificationResult", "verification_next", "verification_submit",
     "verifier_gold_agreement", "verifier_is_eligible",
 ]

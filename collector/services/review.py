@@ -117,6 +117,9 @@ def photo_decide_locked(*, photo: Photo, reviewer, decision: str, reason: str, l
         photo.approved_at = None
     if not community:
         photo.disputed = False  # a staff decision settles a dispute and any audit flag
+        if photo.audit_flag:
+            photo.audit_outcome = ("rejected" if decision == PhotoStatus.REJECTED
+                                   else "relabelled" if photo.label_id != old_label_id else "kept")
         photo.audit_flag = ""
     photo.save()
     PhotoReview.objects.create(
@@ -134,8 +137,10 @@ def _relabel_locked(*, photo: Photo, reviewer, label: Label) -> None:
     old_label_id = photo.label_id
     photo.label = label
     photo.disputed = False  # a reviewer settled what the crowd or the audit questioned
+    if photo.audit_flag:
+        photo.audit_outcome = "relabelled" if label.pk != old_label_id else "kept"
     photo.audit_flag = ""
-    photo.save(update_fields=["label", "disputed", "audit_flag", "updated_at"])
+    photo.save(update_fields=["label", "disputed", "audit_flag", "audit_outcome", "updated_at"])
     PhotoReview.objects.create(photo=photo, reviewer=reviewer, decision=photo.status, note="relabel",
                                label_before_id=old_label_id, label_after_id=label.pk)
     photo_status_changed.send(sender=Photo, photo=photo, old_status=photo.status, new_status=photo.status,
@@ -213,3 +218,32 @@ def reviewers_group_sync(*, add_usernames: list[str] = (), remove_usernames: lis
         for name in remove_usernames:
             users[name].groups.remove(group)
     return group
+
+
+def photos_flag_likely_mislabeled(*, flags: list[tuple[int, float, str, float]], limit: int) -> list[int]:
+    """Send approved photos back to the review queue as likely mislabelled: ``flags`` is [(photo id, score,
+    suggested label slug, its probability)], most likely first. Each is flagged under its row lock, only while
+    it is still approved and never flagged before (a reviewer's verdict on a flag stands); at most ``limit``.
+    Flagged photos stay out of datasets and the novelty bonus until a reviewer decides (photos_approved).
+    Returns the ids flagged."""
+    from collector.selectors import AUDIT_FLAG
+
+    slugs = {slug for _, _, slug, _ in flags}
+    labels = {label.slug: label for label in Label.objects.filter(slug__in=slugs)}
+    flagged = []
+    for photo_id, score, slug, confidence in flags:
+        if len(flagged) >= limit:
+            break
+        with transaction.atomic():
+            photo = Photo.objects.select_for_update().filter(pk=photo_id).first()
+            if (photo is None or photo.status != PhotoStatus.APPROVED or photo.audit_flag or photo.audit_outcome
+                    or labels.get(slug) is None or labels[slug].pk == photo.label_id):
+                continue
+            photo.audit_flag = AUDIT_FLAG
+            photo.audit_score = round(float(score), 4)
+            photo.audit_suggested_label = labels[slug]
+            photo.audit_suggested_confidence = round(float(confidence), 4)
+            photo.save(update_fields=["audit_flag", "audit_score", "audit_suggested_label",
+                                      "audit_suggested_confidence", "updated_at"])
+            flagged.append(photo_id)
+    return flagged

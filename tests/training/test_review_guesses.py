@@ -59,8 +59,8 @@ def test_the_queue_shows_guesses_puts_disagreement_first_and_approves_only_what_
     assert set(cards[:len(disagreeing)]) == disagreeing, "the photos the model disagrees with come first"
     assert "(model disagrees)" in page and f"Model v{queue['version'].version} says" in page
     # A photo decided one by one where the model agreed gives the threshold its measured error rate.
-    agreeing = [g for g in PhotoGuess.objects.filter(photo_id__in=queue["right"]).select_related("photo__label")
-                if g.agrees and g.confidence >= 0.5]
+    agreeing = sorted((g for g in PhotoGuess.objects.select_related("photo__label")
+                       if g.agrees and g.confidence >= 0.5), key=lambda g: g.photo_id)
     assert len(agreeing) >= 3
     photo_review(photo_id=agreeing[0].photo_id, reviewer=group_reviewer("sam"), decision="reject",
                  reason="blurry")
