@@ -2,7 +2,8 @@
 
 Confident learning (Northcutt et al. 2021) as cleanlab implements it: out-of-sample class probabilities
 for every photo (k-fold, so no photo is scored by a model that saw its label), then
-``cleanlab.filter.find_label_issues`` ranks the photos whose given label the probabilities contradict.
+``cleanlab.filter.find_label_issues`` finds the photos whose given label the probabilities contradict
+(its confident-learning set, joined by the photos predicted as another label), ranked by self-confidence.
 The probabilities come from the same kind of classifier the night trains on top of the backbone (a
 softmax head over pooled features), refitted per fold: cheap, because the features are cached.
 
@@ -68,7 +69,14 @@ def audit(features: np.ndarray, labels: np.ndarray, owners: np.ndarray | None = 
     if len(classes) >= 2 and len(labels) >= 2 * len(classes):
         probs = out_of_sample_probabilities(x, dense, len(classes), folds=folds, seed=seed)
         findings.pred_probs = probs
-        ranked = find_label_issues(labels=dense, pred_probs=probs, return_indices_ranked_by="self_confidence")
+        # cleanlab's confident-learning set (prune_by_noise_rate) is conservative when a label has few photos
+        # (its noise-rate estimate rounds two errors in twenty down to one), so photos whose out-of-sample
+        # prediction is another label join it; all are ranked by self-confidence, least confident first.
+        confident = find_label_issues(labels=dense, pred_probs=probs)
+        disagreeing = find_label_issues(labels=dense, pred_probs=probs, filter_by="predicted_neq_given")
+        candidates = np.flatnonzero(confident | disagreeing)
+        self_confidence = probs[candidates, dense[candidates]]
+        ranked = candidates[np.argsort(self_confidence, kind="stable")]
         for row in ranked:
             row = int(row)
             best = int(np.argmax(probs[row]))

@@ -33,7 +33,8 @@ def review_guesses_compute(*, limit: int = 2000, log: Callable[[str], None] = la
     if not todo:
         log(f"Every pending photo has v{model.version}'s guesses.")
         return 0
-    file = (model.files.filter(variant=settings.TRAINING_DEFAULT_VARIANT).first()
+    # The file the release gate judged (float32 by default): the best measured of the version's variants.
+    file = (model.files.filter(variant=settings.TRAINING_GATE_VARIANT).first()
             or model.files.filter(variant="float32").first() or model.files.first())
     done = 0
     with tempfile.TemporaryDirectory(prefix="crowdlens-guesses-") as folder:
