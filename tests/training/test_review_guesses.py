@@ -25,7 +25,7 @@ def queue(photos, trained_result, tiny_training):
     right = [photos.add(slug, 2, approve=False) for slug in CLASSES]
     right = [pk for pair in right for pk in pair]
     photos.seed += 100
-    wrong = photos.add("red-disc", 3, approve=False)  # red discs...
+    wrong = photos.add("green-bar", 3, approve=False)  # green bars (the tiny model's surest class)...
     Photo.objects.filter(pk__in=wrong).update(label=Photo.objects.get(pk=right[-1]).label)  # ...sent as blue-square
     return {"version": version, "right": right, "wrong": wrong}
 
@@ -41,8 +41,10 @@ def test_the_job_stores_each_pending_photos_top_guesses_with_the_model_version(q
         assert abs(sum(p for _, p in guess.top) - 1) < 0.02, "probabilities of three labels"
     agreeing = sum(g.agrees for g in guesses.values() if g.photo_id in queue["right"])
     assert agreeing >= 5, "the model knows these classes"
-    caught = [guesses[pk] for pk in queue["wrong"] if guesses[pk].label == "red-disc"]
-    assert len(caught) >= 2 and not any(g.agrees for g in caught), "the model sees red discs, not blue squares"
+    caught = [guesses[pk] for pk in queue["wrong"] if guesses[pk].label == "green-bar"]
+    assert len(caught) >= 2 and not any(g.agrees for g in caught), (
+        "the model sees green bars, not blue squares", [(g.photo_id, g.photo.label.slug, g.top) for g in guesses.values()],
+        queue)
     call_command("review_guesses", "--no-progress")
     assert "Every pending photo has" in capsys.readouterr().out, "a photo is guessed once per model version"
 
