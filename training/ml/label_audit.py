@@ -7,8 +7,9 @@ for every photo (k-fold, so no photo is scored by a model that saw its label), t
 The probabilities come from the same kind of classifier the night trains on top of the backbone (a
 softmax head over pooled features), refitted per fold: cheap, because the features are cached.
 
-Memory: the features of the audited photos (float32, n x d) and n x k probabilities; the near-duplicate
-search compares one block of rows at a time, never the n x n similarity matrix.
+Memory: the features of the audited photos (float32, n x d, the caller's), projected a block at a time to
+128 principal components (n x 128 from then on), and n x k probabilities; the
+near-duplicate search compares one block of rows at a time, never the n x n similarity matrix.
 """
 
 from __future__ import annotations
@@ -35,8 +36,27 @@ def normalise(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(norms, 1e-12)
 
 
+def reduce(features: np.ndarray, *, dims: int = 128, sample: int = 20_000, block: int = 10_000,
+           seed: int = 0) -> np.ndarray:
+    """Normalised features projected on their first ``dims`` principal components (fitted on at most
+    ``sample`` rows), normalised again: n x dims float32. Rows are normalised and projected a block at a
+    time, so no second n x d array is ever made. On the flowers it keeps the linear probe's accuracy (0.70)
+    and makes the k-fold several times faster."""
+    if features.shape[1] <= dims:
+        return normalise(features)
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(features), size=min(sample, len(features)), replace=False))
+    pca = PCA(n_components=dims, svd_solver="randomized", random_state=seed).fit(normalise(features[rows]))
+    out = np.empty((len(features), dims), dtype=np.float32)
+    for start in range(0, len(features), block):
+        out[start:start + block] = pca.transform(normalise(features[start:start + block]))
+    return normalise(out)
+
+
 def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, n_classes: int, *, folds: int = 5,
-                                seed: int = 0, c: float = 10.0) -> np.ndarray:
+                                seed: int = 0, c: float = 1.0) -> np.ndarray:
     """k-fold probabilities: each photo's row comes from a classifier fitted on the other folds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -61,7 +81,7 @@ def audit(features: np.ndarray, labels: np.ndarray, owners: np.ndarray | None = 
     owners (``owners``: one id per row; rows of the same owner are not clustered)."""
     from cleanlab.filter import find_label_issues
 
-    x = normalise(features)
+    x = reduce(features, seed=seed)
     labels = np.asarray(labels, dtype=np.int64)
     classes = np.unique(labels)
     dense = np.searchsorted(classes, labels)  # cleanlab wants classes 0..k-1, each present
