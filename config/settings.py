@@ -536,7 +536,7 @@ REVIEW_GUESSES_EVERY_MINUTES = min(59, env_int("REVIEW_GUESSES_EVERY_MINUTES", 1
 SCHEDULER_JOBS.append({"id": "review-guesses", "command": ["review_guesses", "--no-progress"], "hour": "*",
                        "minute": f"*/{REVIEW_GUESSES_EVERY_MINUTES}"})
 # Thresholds the queue offers for "approve the N photos where the model agrees at >= p".
-REVIEW_AGREE_THRESHOLDS = [float(x) for x in env_list("REVIEW_AGREE_THRESHOLDS", ["0.9", "0.95", "0.99"])]
+REVIEW_AGREE_THRESHOLDS = [float(x) for x in env_list("REVIEW_AGREE_THRESHOLDS", ["0.8", "0.9", "0.95"])]
 # The nightly label audit (manage.py label_audit, at LABEL_AUDIT_AT, after the night's training): at most
 # LABEL_AUDIT_MAX_PER_NIGHT likely mislabelled approved photos go back to the review queue.
 LABEL_AUDIT_AT = env_time("LABEL_AUDIT_AT", "04:00")

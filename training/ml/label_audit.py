@@ -36,7 +36,7 @@ def normalise(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(norms, 1e-12)
 
 
-def reduce(features: np.ndarray, *, dims: int = 128, sample: int = 20_000, block: int = 10_000,
+def reduce(features: np.ndarray, *, dims: int = 128, sample: int = 10_000, block: int = 5_000,
            seed: int = 0) -> np.ndarray:
     """Normalised features projected on their first ``dims`` principal components (fitted on at most
     ``sample`` rows), normalised again: n x dims float32. Rows are normalised and projected a block at a
@@ -76,7 +76,7 @@ def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, n_clas
 
 def audit(features: np.ndarray, labels: np.ndarray, owners: np.ndarray | None = None, *, folds: int = 5,
           seed: int = 0, duplicate_similarity: float = 0.985, outlier_z: float = 3.0,
-          block: int = 512) -> AuditFindings:
+          block: int = 128) -> AuditFindings:
     """Rank likely label errors (cleanlab), outliers within each label, and near-duplicate clusters across
     owners (``owners``: one id per row; rows of the same owner are not clustered)."""
     from cleanlab.filter import find_label_issues
@@ -121,7 +121,7 @@ def audit(features: np.ndarray, labels: np.ndarray, owners: np.ndarray | None = 
 
 
 def near_duplicate_clusters(x: np.ndarray, owners: np.ndarray | None, *, similarity: float,
-                            block: int = 512) -> list[list[int]]:
+                            block: int = 128) -> list[list[int]]:
     """Groups of rows whose normalised features are at least ``similarity`` alike, linking only rows of
     different owners; one block of rows against all at a time (memory: block x n floats)."""
     n = len(x)
