@@ -97,6 +97,8 @@ class PhotoAdmin(admin.ModelAdmin):
         ("Photo", {"fields": ["label", "status", "volunteer", "near_duplicate_detail", "created_at"]}),
         ("Decision", {"fields": ["reviewed_by", "reviewed_at", "rejection_reason", "review_note", "approved_at",
                                  "withdrawn_at"]}),
+        ("Curation", {"fields": ["disputed", "crowd_label", "audit_flag", "audit_score", "audit_suggested_label",
+                                 "audit_suggested_confidence", "audit_outcome"]}),
         ("From the phone", {"fields": ["challenge_id", "captured_at", "device_model", "app_version",
                                        "predicted_label", "predicted_confidence", "model_version"]}),
         ("File", {"classes": ["collapse"], "fields": ["source_format", "width", "height", "byte_size", "sha256",
