@@ -36,23 +36,24 @@ def _features(log) -> tuple[list[int], list[str], list[int | None], np.ndarray |
     rows = list(collector_selectors.photos_approved().order_by("id")
                 .values_list("id", "sha256", "label__slug", "volunteer_id"))
     store = DbFeatureStore()
-    ids, labels, owners, blocks = [], [], [], []
+    ids, labels, owners = [], [], []
+    features = None  # one n x d float32 array, filled in place (never a list of blocks and their concatenation)
     for start in range(0, len(rows), READ_CHUNK):
         chunk = rows[start:start + READ_CHUNK]
         blobs = store.get_many(list({sha for _, sha, _, _ in chunk}), cache_id)
-        vectors = []
         for pid, sha, slug, owner in chunk:
             if sha not in blobs:
                 continue
             array = decode(blobs[sha])
-            vectors.append((array.reshape(-1) if array.ndim == 1 else array[0].reshape(-1)).astype(np.float32))
+            vector = array.reshape(-1) if array.ndim == 1 else array[0].reshape(-1)
+            if features is None:
+                features = np.empty((len(rows), len(vector)), dtype=np.float32)
+            features[len(ids)] = vector
             ids.append(pid), labels.append(slug), owners.append(owner)
-        if vectors:
-            blocks.append(np.stack(vectors))
     missing = len(rows) - len(ids)
     if missing:
         log(f"{missing} approved photo(s) have no cached features yet (the next run embeds them); not audited.")
-    return ids, labels, owners, (np.concatenate(blocks) if blocks else None)
+    return ids, labels, owners, (features[:len(ids)] if features is not None else None)
 
 
 def label_audit_run(*, log: Callable[[str], None] = lambda message: None, limit: int | None = None) -> LabelAudit:
