@@ -329,3 +329,36 @@ def _other_rows():
     voter = make_volunteer("voter")
     challenge_services.vote_cast(user=voter.user, photo_id=Photo.objects.filter(status=PhotoStatus.APPROVED)
                                  .first().pk)
+
+
+class TestModelHelps:
+    def test_the_reviewer_previews_and_confirms_approving_where_the_model_agrees(self, browser_as, settings):
+        from collector.services import photo_guess_record
+
+        settings.REVIEW_AGREE_THRESHOLDS = [0.8, 0.9]
+        daisy, tulip = make_label("daisy"), make_label("tulip")
+        photos = pending_queue(4, [daisy])
+        sure, unsure, disagrees, unguessed = photos
+        photo_guess_record(photo_id=sure.pk, model_version=3, top=[("daisy", 0.93), ("tulip", 0.07)])
+        photo_guess_record(photo_id=unsure.pk, model_version=3, top=[("daisy", 0.6), ("tulip", 0.4)])
+        photo_guess_record(photo_id=disagrees.pk, model_version=3, top=[("tulip", 0.91), ("daisy", 0.09)])
+        group_reviewer("rita")
+        page = browser_as("rita", "review-pass-1")
+        page.goto(QUEUE + "?order=model_disagrees")
+        first = page.locator(".review-card").first
+        assert first.get_attribute("id") == f"photo-{disagrees.pk}", "model disagrees first"
+        assert "Model v3 says\ntulip (0.91) (model disagrees)" in first.inner_text()
+        page.get_by_label("Model agrees with the label at").select_option("0.8")
+        page.get_by_role("button", name="Preview").click()
+        preview = page.locator("#agree-preview")
+        assert "1 photo waiting where the model agrees at ≥ 80%" in preview.inner_text()
+        assert "not measured yet" in preview.inner_text()
+        assert Photo.objects.filter(status=PhotoStatus.PENDING).count() == 4, "a preview approves nothing"
+        page.get_by_role("button", name="Approve these 1 photo").click()
+        page.wait_for_url("**/review/**")
+        statuses = dict(Photo.objects.values_list("pk", "status"))
+        assert statuses[sure.pk] == PhotoStatus.APPROVED
+        assert {statuses[p.pk] for p in (unsure, disagrees, unguessed)} == {PhotoStatus.PENDING}
+        assert PhotoReview.objects.get(photo=sure).note == "batch: the model agreed at >= 0.8"
+        assert page.js_errors == []
+        assert tulip
