@@ -100,8 +100,20 @@ class VoteAdmin(ReadOnlyAdmin):
 
 @admin.register(PhotoNovelty)
 class PhotoNoveltyAdmin(ReadOnlyAdmin):
-    list_display = ("photo_id", "label", "distance", "percentile", "compared_with", "points", "computed_at")
+    list_display = ("photo_id", "label", "distance", "percentile", "compared_with", "points", "unusual",
+                    "computed_at")
     list_filter = ("label",)
+
+    def changelist_view(self, request, extra_context=None):
+        from training import selectors as training_selectors
+
+        self._outliers = training_selectors.label_audit_outliers()  # one read per page, not per row
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="unusual for its label (label audit)")
+    def unusual(self, obj):
+        z = getattr(self, "_outliers", {}).get(obj.photo_id)
+        return f"yes (z {z})" if z is not None else ""
 
 
 @admin.register(Feature)

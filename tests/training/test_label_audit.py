@@ -91,6 +91,15 @@ def test_the_audit_sends_planted_label_errors_back_most_likely_first(planted, ca
     assert planted["odd"].pk in [o["photo"] for o in audit.outliers]
     assert [planted["twins"][0].pk, planted["twins"][1].pk] in audit.duplicate_clusters
     assert "sent back to review" in out
+    # ... and beside the novelty bonus.
+    from challenges.models import PhotoNovelty
+    from django.contrib.auth import get_user_model
+
+    odd = planted["odd"]
+    PhotoNovelty.objects.create(photo=odd, label=odd.label, distance=0.9, percentile=0.99, compared_with=20, points=5)
+    admin_user = get_user_model().objects.create_superuser("boss", "boss@example.org", "boss-pass-1")
+    novelty_page = logged_in(admin_user).get("/admin/challenges/photonovelty/").content.decode()
+    assert "yes (z " in novelty_page
 
 
 def test_a_relabel_or_rejection_takes_the_points_back_and_a_kept_photo_is_not_flagged_again(planted, settings):
