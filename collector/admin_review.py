@@ -1,31 +1,28 @@
-"""The photo review queue in the admin: the list, the review panel on a photo's page, the bulk actions.
+"""The Photo admin: the photo list, the review panel shown on a photo's page, the bulk actions.
 
-Every decision goes through collector.services (photo_review, photo_relabel),
-which record who decided what and when in PhotoReview rows and refuse a
-reviewer's own photos. Photo fields are read-only here: the only ways to
-change a photo are the review panel on its page and the bulk actions.
+Every decision goes through collector.services.photo_decide (the rules once: a
+rejection needs a reason, never one's own photo, "already decided?" under the
+row lock), which records who decided what and when in PhotoReview rows. The
+queue page and the panel's decision are plain views (collector.review_views),
+hooked in through get_urls; that module never imports this one. Photo fields
+are read-only here: a photo changes only through those views and the actions.
 Registered when Django loads collector.admin, which imports this module.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from collector import services
 from collector.admin_base import ReadOnlyMixin
-from collector.review_views import REASON_CHOICES, DecisionForm, LabelChoiceField, review_urls
 from collector.admin_filters import ChallengeFilter, NearDuplicateFilter, StatusFilter
-from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, photo_thumbnail_url
+from collector.models import Label, Photo, PhotoReview, PhotoStatus, photo_thumbnail_url
+from collector.review_views import REASON_CHOICES, DecisionForm, LabelChoiceField, review_urls
 from collector.selectors import user_is_reviewer
 from config.domain_errors import DomainError
 

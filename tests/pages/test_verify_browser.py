@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.models import Photo, PhotoReview, PhotoStatus, Verification
+from collector.models import PhotoReview, PhotoStatus, Verification
 from tests.axe import assert_accessible
 from tests.factories import make_label, make_photo, make_volunteer
 from tests.pages.test_browser import _check, _image_loaded
