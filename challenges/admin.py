@@ -100,8 +100,20 @@ class VoteAdmin(ReadOnlyAdmin):
 
 @admin.register(PhotoNovelty)
 class PhotoNoveltyAdmin(ReadOnlyAdmin):
-    list_display = ("photo_id", "label", "distance", "percentile", "compared_with", "points", "computed_at")
+    list_display = ("photo_id", "label", "distance", "percentile", "compared_with", "points", "unusual",
+                    "computed_at")
     list_filter = ("label",)
+
+    def changelist_view(self, request, extra_context=None):
+        from training import selectors as training_selectors
+
+        self._outliers = training_selectors.label_audit_outliers()  # one read per page, not per row
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="unusual for its label (label audit)")
+    def unusual(self, obj):
+        z = getattr(self, "_outliers", {}).get(obj.photo_id)
+        return f"yes (z {z})" if z is not None else ""
 
 
 @admin.register(Feature)
@@ -115,8 +127,13 @@ class FeatureAdmin(admin.ModelAdmin):
         return {"featured_on": periods.local_date(timezone.now()), **super().get_changeform_initial_data(request)}
 
     def save_model(self, request, obj, form, change):
+        # Never a plain save: a feature carries points, so every change goes through the services and the ledger.
         if change:
-            super().save_model(request, obj, form, change)
+            try:
+                services.photo_feature_change(feature_id=obj.pk, photo_id=obj.photo_id, on=obj.featured_on,
+                                              staff_user=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
             return
         try:
             feature = services.photo_feature(photo_id=obj.photo_id, staff_user=request.user, on=obj.featured_on)

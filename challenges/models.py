@@ -88,6 +88,7 @@ class PointReason(models.TextChoices):
     FEATURED = "featured", "Featured by staff"
     VOTE = "vote", "Vote received"
     NOVELTY = "novelty", "Novelty bonus"
+    VERIFY = "verify", "Verdict matched the final decision"
 
 
 class PointEntry(models.Model):
@@ -108,6 +109,8 @@ class PointEntry(models.Model):
     earned_at = models.DateTimeField(help_text="The moment the points count for (day, week, month).")
     challenge = models.ForeignKey(Challenge, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     vote = models.ForeignKey("Vote", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    verification = models.ForeignKey("collector.Verification", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", help_text="The verdict a verify grant is for (to its verifier).")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="Who caused it: the reviewer, the voter, the staff member who featured.",
@@ -130,11 +133,15 @@ class PointEntry(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["photo", "reason"], condition=Q(active=True) & ~Q(reason="vote"),
+                fields=["photo", "reason"], condition=Q(active=True) & ~Q(reason__in=["vote", "verify"]),
                 name="pointentry_one_active_grant_per_photo_reason",
             ),
             models.UniqueConstraint(
                 fields=["vote"], condition=Q(active=True, reason="vote"), name="pointentry_one_active_grant_per_vote"
+            ),
+            models.UniqueConstraint(
+                fields=["verification"], condition=Q(active=True, reason="verify"),
+                name="pointentry_one_active_grant_per_verification",
             ),
         ]
 

@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from collector import admin_review  # noqa: F401  (registers the Photo admin: the review queue)
-from collector import services
+from collector import selectors, services
 from config.admin_base import ReadOnlyAdmin
-from collector.models import Label, PhotoReview, PhotoStatus, StorageSweep, Volunteer
+from collector.models import Label, PhotoReview, PhotoStatus, StorageSweep, Verification, Verifier, Volunteer
 
 
 # --- labels, volunteers, the audit trail -----------------------------------
@@ -167,3 +167,44 @@ class StorageSweepAdmin(ReadOnlyAdmin):
     @admin.display(description="Orphan files (first 200)")
     def orphan_keys_list(self, obj):
         return format_html_join("", "<div><code>{}</code></div>", ((key,) for key in obj.orphan_keys)) or "-"
+
+
+# --- community verification -------------------------------------------------
+
+
+@admin.register(Verifier)
+class VerifierAdmin(ReadOnlyAdmin):
+    """Each verifier's verdicts and agreement with gold-standard photos (staff decided them); one whose
+    agreement is too low stops counting until it recovers (docs/review.md)."""
+
+    list_display = ["display_name", "verdicts", "gold_agreement", "standing"]
+    search_fields = ["display_name", "user__username"]
+
+    def get_queryset(self, request):
+        return (super().get_queryset(request).filter(user__verifications__isnull=False).distinct()
+                .annotate(verdict_count=Count("user__verifications", distinct=True)).order_by("display_name"))
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or selectors.user_is_reviewer(request.user)
+
+    @admin.display(description="Verdicts", ordering="verdict_count")
+    def verdicts(self, obj):
+        return obj.verdict_count
+
+    @admin.display(description="Gold agreement")
+    def gold_agreement(self, obj):
+        agreement = services.verifier_gold_agreement(user_id=obj.user_id)
+        if not agreement.gold:
+            return "no gold verdicts yet"
+        return f"{agreement.agreed} of {agreement.gold} ({agreement.share:.0%})"
+
+    @admin.display(description="Verdicts count?")
+    def standing(self, obj):
+        return "counted" if services.verifier_gold_agreement(user_id=obj.user_id).counts else "not counted (gold too low)"
+
+
+@admin.register(Verification)
+class VerificationAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "photo_id", "verifier", "verdict", "shown_label", "label", "gold", "counted"]
+    list_filter = ["verdict", "gold", "counted"]
+    list_select_related = ["verifier", "shown_label", "label"]

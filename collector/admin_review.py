@@ -1,39 +1,33 @@
-"""The photo review queue in the admin: the list, the review panel on a photo's page, the bulk actions.
+"""The Photo admin: the photo list, the review panel shown on a photo's page, the bulk actions.
 
-Every decision goes through collector.services (photo_review, photo_relabel),
-which record who decided what and when in PhotoReview rows and refuse a
-reviewer's own photos. Photo fields are read-only here: the only ways to
-change a photo are the review panel on its page and the bulk actions.
+Every decision goes through collector.services.photo_decide (the rules once: a
+rejection needs a reason, never one's own photo, "already decided?" under the
+row lock), which records who decided what and when in PhotoReview rows. The
+queue page and the panel's decision are plain views (collector.review_views),
+hooked in through get_urls; that module never imports this one. Photo fields
+are read-only here: a photo changes only through those views and the actions.
 Registered when Django loads collector.admin, which imports this module.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from collector import services
 from config.admin_base import ReadOnlyMixin
 from collector.admin_filters import ChallengeFilter, NearDuplicateFilter, StatusFilter
-from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, photo_thumbnail_url
+from collector.models import Label, Photo, PhotoReview, PhotoStatus, photo_thumbnail_url
+from collector.review_views import REASON_CHOICES, DecisionForm, LabelChoiceField, review_urls
+from collector.selectors import user_is_reviewer
 from config.domain_errors import DomainError
 
-REVIEW_PERMISSION = "collector.review_photo"
 LIST_THUMB_PX = 160  # the list: enough to recognise a photo (the review queue shows them at 300 px)
 PAGE_THUMB_PX = 480  # the review page: the full thumbnail (PHOTO_THUMBNAIL_SIZE)
-
-
-def is_reviewer(user) -> bool:
-    return bool(user.is_active and user.is_staff and user.has_perm(REVIEW_PERMISSION))
 
 
 def _thumb(photo_id: int, px: int):
@@ -46,39 +40,13 @@ def _thumb(photo_id: int, px: int):
 
 # --- forms ----------------------------------------------------------------
 
-_REASON_CHOICES = [("", "— pick a reason —"), *RejectionReason.choices]
-
-
-class LabelChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj):
-        return f"{obj.slug} ({obj.name})" + ("" if obj.active else " [inactive]")
-
-
 class RejectForm(forms.Form):
-    reason = forms.ChoiceField(choices=_REASON_CHOICES)
+    reason = forms.ChoiceField(choices=REASON_CHOICES)
     note = forms.CharField(required=False, max_length=500, help_text="Optional; the volunteer sees the reason.")
 
 
 class RelabelForm(forms.Form):
     label = LabelChoiceField(queryset=Label.objects.order_by("slug"), to_field_name="slug")
-
-
-class DecisionForm(forms.Form):
-    """The review panel on a photo's page."""
-
-    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject"), ("relabel", "Relabel")])
-    label = LabelChoiceField(queryset=Label.objects.order_by("slug"), to_field_name="slug", required=False)
-    reason = forms.ChoiceField(choices=_REASON_CHOICES, required=False)
-    note = forms.CharField(required=False, max_length=500)
-    next = forms.BooleanField(required=False)
-
-    def clean(self):
-        data = super().clean()
-        if data.get("decision") == "reject" and not data.get("reason"):
-            self.add_error("reason", "A rejection needs a reason.")
-        if data.get("decision") == "relabel" and not data.get("label"):
-            self.add_error("label", "Pick the new label.")
-        return data
 
 
 # --- photos ---------------------------------------------------------------
@@ -126,6 +94,8 @@ class PhotoAdmin(admin.ModelAdmin):
         ("Photo", {"fields": ["label", "status", "volunteer", "near_duplicate_detail", "created_at"]}),
         ("Decision", {"fields": ["reviewed_by", "reviewed_at", "rejection_reason", "review_note", "approved_at",
                                  "withdrawn_at"]}),
+        ("Curation", {"fields": ["disputed", "crowd_label", "audit_flag", "audit_score", "audit_suggested_label",
+                                 "audit_suggested_confidence", "audit_outcome"]}),
         ("From the phone", {"fields": ["challenge_id", "captured_at", "device_model", "app_version",
                                        "predicted_label", "predicted_confidence", "model_version"]}),
         ("File", {"classes": ["collapse"], "fields": ["source_format", "width", "height", "byte_size", "sha256",
@@ -144,14 +114,14 @@ class PhotoAdmin(admin.ModelAdmin):
         return False  # withdrawal goes through the volunteer's account deletion (files too)
 
     def has_review_permission(self, request, obj=None):
-        return is_reviewer(request.user)
+        return user_is_reviewer(request.user)
 
     def has_view_permission(self, request, obj=None):
         # The review permission alone is enough to open the queue (API reviewers need no extra grants).
-        return super().has_view_permission(request, obj) or is_reviewer(request.user)
+        return super().has_view_permission(request, obj) or user_is_reviewer(request.user)
 
     def get_list_display(self, request):
-        if is_reviewer(request.user):
+        if user_is_reviewer(request.user):
             return self.list_display
         # The thumbnail view only serves reviewers (and owners): no broken images for other staff.
         return [column for column in self.list_display if column != "thumbnail"]
@@ -208,13 +178,7 @@ class PhotoAdmin(admin.ModelAdmin):
     # --- the review panel on a photo's page
 
     def get_urls(self):
-        from collector.admin_queue import review_urls  # the review queue page (it imports this module)
-
-        return [
-            *review_urls(self),
-            path("<int:photo_id>/decide/", self.admin_site.admin_view(self.decide_view), name="collector_photo_decide"),
-            *super().get_urls(),
-        ]
+        return [*review_urls(self), *super().get_urls()]  # the queue page and the review panel's decisions
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
@@ -224,7 +188,7 @@ class PhotoAdmin(admin.ModelAdmin):
             photo = (Photo.objects.select_related("label", "volunteer", "near_duplicate_of__label")
                      .filter(pk=object_id).first())
             if photo is not None:
-                reviewer = is_reviewer(request.user)
+                reviewer = user_is_reviewer(request.user)
                 extra_context["review"] = {
                     "photo": photo,
                     "image_url": photo.thumbnail_url,
@@ -240,83 +204,27 @@ class PhotoAdmin(admin.ModelAdmin):
                 }
         return super().changeform_view(request, object_id, form_url, extra_context)
 
-    def decide_view(self, request, photo_id: int):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not is_reviewer(request.user):
-            raise PermissionDenied
-        photo = get_object_or_404(Photo, pk=photo_id)
-        filters = urlencode(parse_qsl(request.POST.get("_changelist_filters", "")))  # normalised: no stray bytes
-        here = reverse("admin:collector_photo_change", args=[photo.pk])
-        if filters:
-            here += "?" + urlencode({"_changelist_filters": filters})
-        form = DecisionForm(request.POST)
-        if not form.is_valid():
-            for field, errors in form.errors.items():
-                for error in errors:
-                    self.message_user(request, f"{field}: {error}" if field != "__all__" else error, messages.ERROR)
-            return HttpResponseRedirect(here)
-        data = form.cleaned_data
-        label = data.get("label")
-        new_label = label.slug if label is not None and label.pk != photo.label_id else None
-        try:
-            if data["decision"] == "relabel":
-                services.photo_relabel(photo_id=photo.pk, reviewer=request.user, label_slug=label.slug)
-                done = f"Photo #{photo.pk} relabelled as {label.slug}."
-            else:
-                photo = services.photo_review(
-                    photo_id=photo.pk, reviewer=request.user, decision=data["decision"], reason=data["reason"],
-                    label_slug=new_label, note=data["note"],
-                )
-                done = f"Photo #{photo.pk} {photo.get_status_display().lower()}"
-                if photo.rejection_reason:
-                    done += f" ({photo.get_rejection_reason_display().lower()})"
-                if new_label:
-                    done += f", relabelled as {new_label}"
-                done += "."
-        except DomainError as exc:
-            self.message_user(request, f"Photo #{photo.pk}: {exc.message}", messages.ERROR)
-            return HttpResponseRedirect(here)
-        self.message_user(request, done, messages.SUCCESS)
-        if data.get("next"):
-            nxt = self._next_in_queue(request, after=photo, filters=filters)
-            if nxt is not None:
-                url = reverse("admin:collector_photo_change", args=[nxt])
-                if filters:
-                    url += "?" + urlencode({"_changelist_filters": filters})
-                return HttpResponseRedirect(url)
-            self.message_user(request, "The pending queue is empty.", messages.INFO)
-            return HttpResponseRedirect(reverse("admin:collector_photo_changelist") + (f"?{filters}" if filters else ""))
-        return HttpResponseRedirect(here)
-
-    def _next_in_queue(self, request, *, after: Photo, filters: str) -> int | None:
-        """The oldest pending photo this reviewer may decide on, within the label/challenge filter they came from."""
-        qs = Photo.objects.filter(status=PhotoStatus.PENDING).exclude(pk=after.pk).exclude(volunteer=request.user)
-        params = dict(parse_qsl(filters))
-        if params.get("label__id__exact", "").isdigit():
-            qs = qs.filter(label_id=int(params["label__id__exact"]))
-        if params.get("challenge", "").isdigit():
-            qs = qs.filter(challenge_id=int(params["challenge"]))
-        if params.get("near_duplicate") in ("yes", "no"):
-            qs = qs.filter(near_duplicate_of__isnull=params["near_duplicate"] == "no")
-        return qs.order_by("created_at", "id").values_list("pk", flat=True).first()
-
     # --- bulk actions
 
-    def _decide_many(self, request, queryset, *, verb: str, decide) -> None:
-        """Apply decide(photo_id) to each selected photo, one transaction each; skip own photos."""
+    def _decide_many(self, request, queryset, *, verb: str, decision: str, reason: str = "", label_slug=None,
+                     note: str = "") -> None:
+        """Decide each selected photo through services.photo_decide (its own transaction and row lock: a photo
+        another reviewer decided meanwhile is answered "already", never recorded twice); skip own photos."""
         done, own, unchanged, failed = 0, 0, 0, []
         for photo in queryset.select_related(None).order_by("created_at", "id").only("pk", "volunteer_id"):
             if photo.is_owned_by(request.user):
                 own += 1
                 continue
             try:
-                if decide(photo.pk) is False:
-                    unchanged += 1
-                else:
-                    done += 1
+                result = services.photo_decide(photo_id=photo.pk, reviewer=request.user, decision=decision,
+                                               reason=reason, label_slug=label_slug, note=note)
             except DomainError as exc:
                 failed.append(f"#{photo.pk}: {exc.message}")
+                continue
+            if result.changed:
+                done += 1
+            else:
+                unchanged += 1
         if done:
             self.message_user(request, f"{done} photo{'s' if done != 1 else ''} {verb}.", messages.SUCCESS)
         if unchanged:
@@ -331,24 +239,14 @@ class PhotoAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve selected photos", permissions=["review"])
     def approve_photos(self, request, queryset):
-        def decide(photo_id):
-            if Photo.objects.filter(pk=photo_id, status=PhotoStatus.APPROVED).exists():
-                return False
-            services.photo_review(photo_id=photo_id, reviewer=request.user, decision="approve")
-
-        self._decide_many(request, queryset, verb="approved", decide=decide)
+        self._decide_many(request, queryset, verb="approved", decision="approve")
 
     @admin.action(description="Reject selected photos (pick a reason)…", permissions=["review"])
     def reject_photos(self, request, queryset):
         form = RejectForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
-            reason, note = form.cleaned_data["reason"], form.cleaned_data["note"]
-            self._decide_many(
-                request, queryset, verb="rejected",
-                decide=lambda photo_id: services.photo_review(
-                    photo_id=photo_id, reviewer=request.user, decision="reject", reason=reason, note=note
-                ),
-            )
+            self._decide_many(request, queryset, verb="rejected", decision="reject",
+                              reason=form.cleaned_data["reason"], note=form.cleaned_data["note"])
             return None
         return self._action_page(request, queryset, form, action="reject_photos", title="Reject photos",
                                  button="Reject these photos")
@@ -358,13 +256,8 @@ class PhotoAdmin(admin.ModelAdmin):
         form = RelabelForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             label = form.cleaned_data["label"]
-
-            def decide(photo_id):
-                if Photo.objects.filter(pk=photo_id, label=label).exists():
-                    return False
-                services.photo_relabel(photo_id=photo_id, reviewer=request.user, label_slug=label.slug)
-
-            self._decide_many(request, queryset, verb=f"relabelled as {label.slug}", decide=decide)
+            self._decide_many(request, queryset, verb=f"relabelled as {label.slug}", decision="relabel",
+                              label_slug=label.slug)
             return None
         return self._action_page(request, queryset, form, action="relabel_photos", title="Relabel photos",
                                  button="Relabel these photos")

@@ -28,6 +28,11 @@ from collector.serializers import (
     PhotoReviewInput,
     PhotoStatusFilter,
     PhotoUploadInput,
+    ReviewQueueFilter,
+    ReviewQueueItemOutput,
+    VerificationInput,
+    VerificationNextOutput,
+    VerificationOutput,
     VolunteerRegisterInput,
     VolunteerRegisterOutput,
 )
@@ -46,8 +51,7 @@ class IsReviewer(permissions.BasePermission):
     message = "Only reviewers may do this."
 
     def has_permission(self, request, view):
-        user = request.user
-        if not (user and user.is_authenticated and user.has_perm("collector.review_photo")):
+        if not selectors.user_is_reviewer(request.user):
             return False
         # A staff session signed in without the code the account needs (from before STAFF_REQUIRE_2FA) may not
         # review through the API either, as it may not in the admin (config.two_factor).
@@ -109,7 +113,7 @@ class MeApi(APIView):
             "email": user.email,
             "consent_training": volunteer.consent_training,
             "consent_public_credit": volunteer.consent_public_credit,
-            "is_reviewer": user.has_perm("collector.review_photo"),
+            "is_reviewer": selectors.user_is_reviewer(user),
             "date_joined": user.date_joined,
             "photos": selectors.photo_counts_for_user(user=user),
         }).data
@@ -275,8 +279,69 @@ class PhotoReviewApi(APIView):
         data = PhotoReviewInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        photo = services.photo_review(
+        photo = services.photo_decide(
             photo_id=photo_id, reviewer=request.user, decision=v["decision"], reason=v.get("reason", ""),
             label_slug=v.get("label") or None, note=v.get("note", ""),
-        )
+        ).photo
         return Response(PhotoOutput(photo, context={"request": request}).data)
+
+
+class VerificationNextApi(APIView):
+    @extend_schema(responses={
+        200: VerificationNextOutput,
+        **error_responses("not_eligible", "nothing_to_verify",
+                          s403="Not (yet) a verifier: fewer than COMMUNITY_REVIEW_MIN_APPROVED approved photos of "
+                               "your own, or community review is off.",
+                          s404="Nothing left for you to judge."),
+    }, tags=["verification"], summary="The next photo for a community verifier to judge (blind)",
+        description="A pending photo of another volunteer that you have not judged, and the label to judge. "
+                    "Other verifiers' verdicts are never shown.")
+    def get(self, request):
+        item = services.verification_next(user=request.user)
+        return Response(VerificationNextOutput({
+            "photo": {"id": item.photo.pk, "thumbnail_url": request.build_absolute_uri(item.photo.thumbnail_url)},
+            "label": item.label.slug,
+        }).data)
+
+
+class VerificationCreateApi(APIView):
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(request=VerificationInput, responses={
+        201: VerificationOutput,
+        **error_responses("not_eligible", "own_photo", "already_verified", "already_decided",
+                          s400="Invalid fields, or an unknown label.",
+                          s403="Not a verifier, or your own photo.",
+                          s404="No such photo.",
+                          s409="You already judged this photo, or staff decided it meanwhile."),
+    }, tags=["verification"], summary="Judge a photo's label: agree, disagree or unsure")
+    def post(self, request):
+        data = VerificationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        result = services.verification_submit(user=request.user, photo_id=v["photo"], verdict=v["verdict"],
+                                              label_slug=v.get("label") or None)
+        return Response(VerificationOutput(result.verification).data, status=status.HTTP_201_CREATED)
+
+
+class ReviewQueueApi(APIView):
+    permission_classes = [IsReviewer]
+    pagination_class = PageNumberPagination
+
+    @extend_schema(parameters=[ReviewQueueFilter], responses={200: ReviewQueueItemOutput(many=True)},
+                   tags=["review"], summary="What a reviewer decides next (reviewers)",
+                   description="Pending photos that are not yours, disputed ones first, then oldest first; with "
+                               "`flag=likely_mislabeled`, the approved photos the nightly label audit sent back, "
+                               "most likely mislabelled first, with `suggested_label` and `score`.")
+    def get(self, request):
+        query = ReviewQueueFilter(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        v = query.validated_data
+        label = selectors.label_get(slug=v["label"]) if v.get("label") else None
+        qs = selectors.review_queue(user=request.user, label=label, flag=v.get("flag", "")).select_related(
+            "label", "audit_suggested_label", "crowd_label")
+        if v.get("label") and label is None:
+            qs = qs.none()
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(ReviewQueueItemOutput(page, many=True, context={"request": request}).data)

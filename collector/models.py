@@ -180,6 +180,26 @@ class Photo(models.Model):
     review_note = models.CharField(max_length=500, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
+    # Curation (docs/review.md): the crowd's dispute, the nightly label audit's flag.
+    disputed = models.BooleanField(
+        default=False, help_text="Community verifiers disagreed: staff decide it first, a staff decision clears it.")
+    crowd_label = models.ForeignKey(
+        Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The label community verifiers suggest (the commonest label among counted verdicts).")
+    audit_flag = models.CharField(
+        max_length=24, blank=True, db_index=True,
+        help_text="likely_mislabeled: the nightly audit sent it back; out of datasets and the novelty bonus until "
+                  "a reviewer decides.")
+    audit_score = models.FloatField(null=True, blank=True, help_text="How likely the label is wrong (0..1).")
+    audit_suggested_label = models.ForeignKey(
+        Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The label the audit's model gives it.")
+    audit_suggested_confidence = models.FloatField(null=True, blank=True)
+    audit_outcome = models.CharField(
+        max_length=12, blank=True,
+        help_text="What a reviewer made of the audit's flag: kept, relabelled (the photo then earns its volunteer "
+                  "nothing) or rejected. The audit never flags a photo twice.")
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
@@ -203,6 +223,8 @@ class Photo(models.Model):
             models.Index(fields=["label", "status"]),
             # The review queue: one status, oldest first.
             models.Index(fields=["status", "created_at"], name="photo_status_created"),
+            # The review queue as ordered: disputed first, then oldest first.
+            models.Index(fields=["status", "-disputed", "created_at"], name="photo_status_disputed_created"),
         ]
 
     def __str__(self) -> str:
@@ -240,10 +262,46 @@ class PhotoReview(models.Model):
     note = models.CharField(max_length=500, blank=True)
     label_before = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
     label_after = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
+    by_community = models.BooleanField(
+        default=False, help_text="Decided by community verifiers' agreement (their verdicts are the photo's "
+                                 "Verification rows), not by a staff reviewer.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+class Verdict(models.TextChoices):
+    AGREE = "agree", "The label is right"
+    DISAGREE = "disagree", "The label is wrong"
+    UNSURE = "unsure", "Not sure"
+
+
+class Verification(models.Model):
+    """One community verifier's blind verdict on one photo (docs/review.md, "The crowd verifies").
+
+    ``gold``: the photo had already been decided by staff when it was shown (a gold-standard item): the
+    verdict measures the verifier and never decides anything."""
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="verifications")
+    verifier = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="verifications")
+    verdict = models.CharField(max_length=12, choices=Verdict.choices)
+    shown_label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+",
+                                    help_text="The label the verifier was asked about (the photo's label then).")
+    label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              help_text="The label the verifier says it is (with disagree: the right one, if known).")
+    gold = models.BooleanField(default=False)
+    counted = models.BooleanField(default=True, help_text="False when the verifier's gold agreement was too low "
+                                                          "at the time: the verdict did not count toward consensus.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["photo", "verifier"], name="verification_once_per_photo")]
+        indexes = [models.Index(fields=["verifier", "gold"])]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} on photo {self.photo_id} by {self.verifier_id}"
 
 
 class StorageSweep(models.Model):
@@ -266,3 +324,37 @@ class StorageSweep(models.Model):
 
     def __str__(self) -> str:
         return f"Storage sweep of {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class PhotoGuess(models.Model):
+    """The in-service model's top guesses for a photo, computed in the background (training's review_guesses
+    job, LiteRT on the stored training derivative) for the review queue. Kept after the decision: the
+    queue's "model agrees at >= p" error rate is measured on these against what reviewers decided."""
+
+    photo = models.OneToOneField(Photo, on_delete=models.CASCADE, related_name="guess")
+    model_version = models.PositiveIntegerField(help_text="The published model version that guessed.")
+    label = models.CharField(max_length=64, help_text="Its top guess (a label slug).")
+    confidence = models.FloatField(help_text="The top guess's probability, 0..1.")
+    top = models.JSONField(default=list, help_text="[[label slug, probability], ...], best first.")
+    photo_label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+",
+                                    help_text="The photo's label when the model guessed.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["label", "confidence"])]
+
+    def __str__(self) -> str:
+        return f"photo {self.photo_id}: {self.label} ({self.confidence:.2f}) by v{self.model_version}"
+
+    @property
+    def agrees(self) -> bool:
+        return self.label == self.photo.label.slug
+
+
+class Verifier(Volunteer):
+    """Volunteers who have judged photos, as staff see them in the admin: verdicts and gold agreement."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "community verifier"
+        verbose_name_plural = "community verifiers"

@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 
 from collector.models import Label, Photo, PhotoStatus, Volunteer
 from collector.models import photo_thumbnail_url  # noqa: F401  (the one thumbnail URL rule, for other apps)
 from collector.models import volunteer_is  # noqa: F401  (the one "who took this photo" rule, for other apps)
+
+
+REVIEW_PERMISSION = "collector.review_photo"
+AUDIT_FLAG = "likely_mislabeled"  # Photo.audit_flag of a photo the nightly label audit sent back
+BATCH_NOTE_PREFIX = "batch: the model agreed"  # the audit note of photos approved in one go from the queue
+
+
+def user_is_reviewer(user) -> bool:
+    """The one meaning of "reviewer": an active account holding ``collector.review_photo`` (the Reviewers
+    group gives it; superusers hold it). The API, the queue page, the photo page and the admin actions all
+    ask this; the admin pages also need staff status, which Django's admin asks of every page anyway."""
+    return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_active
+                and user.has_perm(REVIEW_PERMISSION))
+
+
+def review_queue(*, user, label: Label | None = None, challenge_id: int | None = None,
+                 near_duplicate: bool | None = None, exclude_ids=(), model_disagrees_first: bool = False,
+                 flag: str = "") -> QuerySet[Photo]:
+    """What a reviewer decides on: pending photos, none of their own; disputed photos (the crowd could not
+    agree) first, then oldest first (first come, first decided). ``model_disagrees_first``: photos whose
+    model guess is another label come right after the disputed ones. ``flag="likely_mislabeled"``: instead,
+    the approved photos the nightly label audit sent back, most likely mislabelled first."""
+    if flag == AUDIT_FLAG:
+        qs = Photo.objects.filter(status=PhotoStatus.APPROVED, audit_flag=AUDIT_FLAG).exclude(volunteer=user)
+        if label is not None:
+            qs = qs.filter(label=label)
+        return qs.order_by(F("audit_score").desc(nulls_last=True), "created_at", "id")
+    qs = Photo.objects.filter(status=PhotoStatus.PENDING).exclude(volunteer=user)
+    if label is not None:
+        qs = qs.filter(label=label)
+    if challenge_id is not None:
+        qs = qs.filter(challenge_id=challenge_id)
+    if near_duplicate is not None:
+        qs = qs.filter(near_duplicate_of__isnull=not near_duplicate)
+    if exclude_ids:
+        qs = qs.exclude(pk__in=list(exclude_ids))
+    if model_disagrees_first:
+        disagrees = Case(When(Q(guess__isnull=False) & ~Q(guess__label=F("label__slug")), then=Value(1)),
+                         default=Value(0), output_field=IntegerField())
+        return qs.annotate(model_disagrees=disagrees).order_by("-disputed", "-model_disagrees", "created_at", "id")
+    return qs.order_by("-disputed", "created_at", "id")
 
 
 def label_list_active() -> QuerySet[Label]:
@@ -49,9 +90,19 @@ def photo_is_public(photo: Photo) -> bool:
 
 
 def photo_can_view(*, user, photo: Photo) -> bool:
-    if user.is_authenticated and (photo.is_owned_by(user) or user.has_perm("collector.review_photo")):
+    if user.is_authenticated and (photo.is_owned_by(user) or user_is_reviewer(user)):
         return True
-    return photo_is_public(photo)
+    if photo_is_public(photo):
+        return True
+    return _verifier_may_see(user, photo)
+
+
+def _verifier_may_see(user, photo: Photo) -> bool:
+    """Community verifiers see what they may be shown: pending photos, and the staff-decided photos that serve
+    as gold (approved, or rejected as the wrong label; never a photo rejected as inappropriate)."""
+    if photo.status != PhotoStatus.PENDING and gold_expected(photo) is None:
+        return False
+    return verifier_is_eligible(user)
 
 
 def photo_counts_for_user(*, user) -> dict[str, int]:
@@ -65,7 +116,8 @@ def photo_counts_for_user(*, user) -> dict[str, int]:
 
 def photos_approved(*, up_to=None) -> QuerySet[Photo]:
     """Approved photos (never rejected, pending or withdrawn), optionally up to an approval cutoff."""
-    qs = Photo.objects.filter(status=PhotoStatus.APPROVED).exclude(training_key="")
+    # A photo the label audit sent back stays out until a reviewer decides it.
+    qs = Photo.objects.filter(status=PhotoStatus.APPROVED, audit_flag="").exclude(training_key="")
     if up_to is not None:
         qs = qs.filter(approved_at__lte=up_to)
     return qs.select_related("label")
@@ -79,6 +131,19 @@ def photo_locked(photo_id: int, *, required: bool = False) -> Photo | None:
     changes to one photo never interleave."""
     return Photo.objects.lock_or_404(photo_id) if required else Photo.objects.select_for_update().filter(
         pk=photo_id).first()
+
+
+def label_get(*, slug: str) -> Label | None:
+    return Label.objects.filter(slug=slug).first()
+
+
+def verdicts_counted(*, photo_id: int) -> list[tuple[int, int, str, int | None, int]]:
+    """(verification id, verifier id, verdict, suggested label id, shown label id) of a photo's community
+    verdicts that are not gold (gold verdicts judge the verifier, not the photo)."""
+    from collector.models import Verification
+
+    return list(Verification.objects.filter(photo_id=photo_id, gold=False)
+                .values_list("id", "verifier_id", "verdict", "label_id", "shown_label_id"))
 
 
 def volunteers_by_user(*, user_ids) -> dict[int, Volunteer]:
@@ -118,3 +183,59 @@ def photos_public(*, approved_since=None, approved_until=None, ids=None) -> Quer
 def volunteer_public_names(*, user_ids) -> dict[int, str]:
     """user id -> the name public pages may show right now (display name only with consent)."""
     return {user_id: v.public_name for user_id, v in volunteers_by_user(user_ids=user_ids).items()}
+
+
+def verifier_is_eligible(user) -> bool:
+    """Whether ``user`` may verify: community review is on and they have enough approved photos of their own."""
+    from django.conf import settings
+
+    if not settings.COMMUNITY_REVIEW or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    approved = Photo.objects.filter(volunteer=user, status=PhotoStatus.APPROVED).count()
+    return approved >= settings.COMMUNITY_REVIEW_MIN_APPROVED
+
+
+def gold_expected(photo: Photo) -> str | None:
+    """The verdict a gold-standard photo calls for, or None when it cannot be gold: staff approved it
+    (agree with its label) or rejected it as the wrong label (disagree)."""
+    from collector.models import RejectionReason, Verdict
+
+    if photo.status == PhotoStatus.APPROVED:
+        return Verdict.AGREE
+    if photo.status == PhotoStatus.REJECTED and photo.rejection_reason == RejectionReason.WRONG_LABEL:
+        return Verdict.DISAGREE
+    return None
+
+
+def photos_needing_guesses(*, model_version: int, limit: int) -> list[tuple[int, str]]:
+    """(id, training key) of pending photos the model ``model_version`` has not guessed yet, oldest first."""
+    from collector.models import PhotoGuess
+
+    done = PhotoGuess.objects.filter(model_version=model_version).values("photo_id")
+    return list(Photo.objects.filter(status=PhotoStatus.PENDING).exclude(training_key="").exclude(pk__in=done)
+                .order_by("created_at", "id").values_list("pk", "training_key")[:limit])
+
+
+def review_queue_model_agrees(*, user, threshold: float, label: Label | None = None) -> QuerySet[Photo]:
+    """The reviewer's queue narrowed to photos whose model guess is their label at ``threshold`` or more."""
+    from django.db.models import F
+
+    return review_queue(user=user, label=label).filter(
+        guess__label=F("label__slug"), guess__confidence__gte=threshold)
+
+
+def model_agreement_error_rate(*, threshold: float) -> tuple[int, int]:
+    """(decided, wrong): of the photos a staff reviewer decided after the model agreed with their label at
+    ``threshold`` or more, how many were rejected or moved to another label. The measured error rate a
+    reviewer sees before approving such photos in one go."""
+    from django.db.models import F, Q
+
+    from collector.models import PhotoGuess
+
+    agreed = PhotoGuess.objects.filter(confidence__gte=threshold, label=F("photo_label__slug"),
+                                       photo__reviewed_by__isnull=False,
+                                       photo__status__in=[PhotoStatus.APPROVED, PhotoStatus.REJECTED])
+    agreed = agreed.exclude(photo__reviews__note__startswith=BATCH_NOTE_PREFIX)  # the measure must not feed on itself
+    decided = agreed.count()
+    wrong = agreed.filter(Q(photo__status=PhotoStatus.REJECTED) | ~Q(photo__label_id=F("photo_label_id"))).count()
+    return decided, wrong

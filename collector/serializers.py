@@ -177,20 +177,77 @@ class PhotoOutput(serializers.ModelSerializer):
 
 
 class PhotoReviewInput(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=["approve", "reject"], help_text="approve or reject.")
+    decision = serializers.ChoiceField(choices=["approve", "reject"], help_text="approve or reject. Sending the "
+                                       "decision the photo already carries changes nothing and records nothing.")
     reason = serializers.ChoiceField(choices=RejectionReason.choices, required=False, allow_blank=True, default="",
                                      help_text="Why it is rejected: required when rejecting.")
     label = serializers.SlugField(required=False, allow_blank=True, max_length=64,
                                   help_text="A label slug to relabel the photo with; empty keeps its label.")
     note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="",
                                  help_text="A note kept in the review history; the volunteer sees it on their page.")
-
-    def validate(self, attrs):
-        if attrs["decision"] == "reject" and not attrs.get("reason"):
-            raise serializers.ValidationError({"reason": "Required when rejecting."})
-        return attrs
+    # "A rejection needs a reason" is the review service's rule (collector.services.review_input_check).
 
 
 class PhotoStatusFilter(QuerySerializer):
     status = serializers.ChoiceField(choices=PhotoStatus.choices, required=False,
                                      help_text="Only photos in this review status; all when absent.")
+
+
+class VerificationPhotoOutput(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The photo's id: send it back as `photo`.")
+    thumbnail_url = serializers.CharField(help_text="Absolute URL of the JPEG thumbnail (verifiers may fetch it).")
+
+
+class VerificationNextOutput(serializers.Serializer):
+    photo = VerificationPhotoOutput(help_text="The photo to judge.")
+    label = serializers.CharField(help_text="The label to judge: is this photo a `label`?")
+
+
+class VerificationInput(serializers.Serializer):
+    photo = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The photo judged.")
+    verdict = serializers.ChoiceField(choices=["agree", "disagree", "unsure"],
+                                      help_text="agree: the label is right; disagree: it is wrong; unsure.")
+    label = serializers.SlugField(required=False, allow_blank=True, max_length=64,
+                                  help_text="With agree: the label shown (optional). With disagree: the label it "
+                                            "really is, if you know.")
+
+
+class VerificationOutput(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The verdict's id.")
+    photo = serializers.IntegerField(source="photo_id", help_text="The photo judged.")
+    verdict = serializers.CharField(help_text="agree, disagree or unsure.")
+    label = serializers.CharField(source="label.slug", allow_null=True, default=None,
+                                  help_text="The label given with a disagree verdict; null if none.")
+    created_at = serializers.DateTimeField(help_text="When it was recorded.")
+
+
+class ReviewQueueFilter(serializers.Serializer):
+    flag = serializers.ChoiceField(choices=["likely_mislabeled"], required=False,
+                                   help_text="likely_mislabeled: the approved photos the nightly label audit sent "
+                                             "back, most likely mislabelled first. Absent: the pending queue.")
+    label = serializers.SlugField(required=False, max_length=64, help_text="Only photos of this label.")
+
+
+class ReviewQueueItemOutput(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The photo's id.")
+    status = serializers.CharField(help_text="pending, or approved for a photo the audit sent back.")
+    label = serializers.CharField(source="label.slug", help_text="The photo's label.")
+    thumbnail_url = serializers.SerializerMethodField(help_text="Absolute URL of the JPEG thumbnail.")
+    created_at = serializers.DateTimeField(help_text="When the photo was uploaded.")
+    flag = serializers.CharField(source="audit_flag", help_text="likely_mislabeled, or empty.")
+    suggested_label = serializers.SerializerMethodField(
+        help_text="The label the audit's model gives it (flagged photos); null otherwise.")
+    score = serializers.FloatField(source="audit_score", allow_null=True,
+                                   help_text="How likely the label is wrong, 0..1 (flagged photos); null otherwise.")
+    disputed = serializers.BooleanField(help_text="Community verifiers disagreed: decide it first.")
+    crowd_label = serializers.SerializerMethodField(help_text="The label the verifiers suggest; null if none.")
+
+    def get_thumbnail_url(self, photo) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(photo.thumbnail_url) if request else photo.thumbnail_url
+
+    def get_suggested_label(self, photo) -> str | None:
+        return photo.audit_suggested_label.slug if photo.audit_suggested_label_id else None
+
+    def get_crowd_label(self, photo) -> str | None:
+        return photo.crowd_label.slug if photo.crowd_label_id else None

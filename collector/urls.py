@@ -11,4 +11,7 @@ urlpatterns = [
     path("photos/<int:photo_id>/", apis.PhotoDetailApi.as_view(), name="photo-detail"),
     path("photos/<int:photo_id>/thumbnail/", apis.PhotoThumbnailApi.as_view(), name="photo-thumbnail"),
     path("photos/<int:photo_id>/review/", apis.PhotoReviewApi.as_view(), name="photo-review"),
+    path("review/queue/", apis.ReviewQueueApi.as_view(), name="review-queue"),
+    path("verifications/", apis.VerificationCreateApi.as_view(), name="verification-create"),
+    path("verifications/next/", apis.VerificationNextApi.as_view(), name="verification-next"),
 ]

@@ -57,6 +57,8 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("permission_denied", "Signed in but not allowed (not a reviewer; with a session cookie, no CSRF token).",
               k.Forbidden),
     ErrorCode("own_photo", "The caller's own photo: not theirs to review or vote for.", k.Forbidden),
+    ErrorCode("not_eligible", "Not (yet) a community verifier: too few approved photos of your own, or community "
+                              "review is off.", k.Forbidden),
     ErrorCode("staff_account", "A staff account deleting itself: another admin removes staff.", k.Forbidden),
     # 404
     ErrorCode("not_found", "No such thing, or not yours to see.", k.NotFound),
@@ -64,6 +66,7 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("no_model", "No model has been published yet.", k.NotFound),
     ErrorCode("variant_not_available", "The model version has no file of that variant.", k.NotFound),
     ErrorCode("invalid_page", "A page past the last one.", k.NotFound),
+    ErrorCode("nothing_to_verify", "No pending photo is left for you to verify.", k.NotFound),
     ErrorCode("no_such_user", "A username that does not exist.", k.NotFound, reached_by="reviewers_group --add (a command)"),
     ErrorCode("no_rollout", "No staged rollout is under way.", k.NotFound, reached_by="the rollout admin"),
     # 405, 406
@@ -74,6 +77,8 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("conflict", "Conflicts with the current state of the resource.", k.Conflict),
     ErrorCode("withdrawn", "The photo was withdrawn by its volunteer.", k.Conflict),
     ErrorCode("not_approved", "Only approved photos can be voted for or featured.", k.Conflict),
+    ErrorCode("already_verified", "You have already judged this photo.", k.Conflict),
+    ErrorCode("already_decided", "Staff decided the photo meanwhile: it takes no more verdicts.", k.Conflict),
     ErrorCode("duplicate_other_label", "These bytes were already sent with another label "
                                        "(`fields.existing_photo`, `fields.existing_label`).", k.Conflict),
     ErrorCode("display_name_taken", "No free display name was found for a staff account's first visit to /me/ "
@@ -96,6 +101,8 @@ CODES: dict[str, ErrorCode] = _codes(
               k.Conflict, reached_by="`manage.py staff_2fa_setup` (a command)"),
     ErrorCode("no_second_factor", "The staff account has no authenticator app yet: enrol it first.", k.Conflict,
               reached_by="`manage.py staff_2fa_setup --recovery-codes` (a command)"),
+    ErrorCode("already_featured", "The photo is already featured (another feature holds it).", k.Conflict,
+              reached_by="changing a feature's photo in the admin"),
     ErrorCode("publish_failed", "The training run's publish step failed.", k.Conflict,
               reached_by="the training run's publish step (a run's failure, shown in the admin)"),
     # 411

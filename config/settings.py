@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from pathlib import Path
 
 import dj_database_url
@@ -682,6 +681,40 @@ MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.Authenticatio
 AUTHENTICATION_BACKENDS[AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend")] = \
     "config.two_factor.SecondFactorBackend"
 OTP_TOTP_ISSUER = "Crowdlens"
+
+# --- curation at crowd scale (see docs/review.md) -----------------------------------
+env.section("Curation: community verification, model guesses, label audit")
+COMMUNITY_REVIEW = env_bool("COMMUNITY_REVIEW", True, help=
+    "Volunteers with enough approved photos verify other volunteers' pending photos, blind (`false`: staff only).")
+COMMUNITY_REVIEW_MIN_APPROVED = env_int("COMMUNITY_REVIEW_MIN_APPROVED", 5, minimum=1, help=
+    "Approved photos of their own a volunteer needs before verifying others'.")
+COMMUNITY_REVIEW_MIN_VOTES = env_int("COMMUNITY_REVIEW_MIN_VOTES", 3, minimum=1, help=
+    "Counted verdicts a photo needs before the crowd decides it.")
+COMMUNITY_REVIEW_AGREEMENT = env_float("COMMUNITY_REVIEW_AGREEMENT", 2 / 3, minimum=0.5, maximum=0.99,
+    shown="`0.667` (2/3)", help=
+    "Share of counted verdicts that must agree (more than this) for a community approval; otherwise the photo "
+    "goes to staff first, marked disputed, with the label the crowd suggests.")
+COMMUNITY_REVIEW_GOLD_EVERY = env_int("COMMUNITY_REVIEW_GOLD_EVERY", 5, minimum=2, help=
+    "About one photo in this many that a verifier is shown is gold: one staff already decided.")
+COMMUNITY_REVIEW_GOLD_MIN = env_int("COMMUNITY_REVIEW_GOLD_MIN", 5, minimum=1, help=
+    "Gold verdicts a verifier gives before their gold agreement is judged.")
+COMMUNITY_REVIEW_GOLD_AGREEMENT = env_float("COMMUNITY_REVIEW_GOLD_AGREEMENT", 0.7, minimum=0.0, maximum=1.0, help=
+    "A verifier agreeing with staff on fewer of their gold photos than this stops counting until it recovers.")
+POINTS_VERIFY = env_int("POINTS_VERIFY", 1, minimum=0, help=
+    "Points for a verdict that matches the photo's final decision (never for gold or unsure verdicts).")
+REVIEW_GUESSES_EVERY_MINUTES = env_int("REVIEW_GUESSES_EVERY_MINUTES", 10, minimum=1, maximum=59, help=
+    "How often the model in service guesses new pending photos for the review queue (LiteRT, in the "
+    "scheduler's subprocess, never in the web process).")
+REVIEW_AGREE_THRESHOLDS = [float(x) for x in env_list("REVIEW_AGREE_THRESHOLDS", ["0.8", "0.9", "0.95"], help=
+    "Confidences the queue offers for \"approve the N photos where the model agrees at ≥ p\", comma-separated.")]
+LABEL_AUDIT_AT = env_time("LABEL_AUDIT_AT", "04:00", help=
+    "When the nightly label audit runs (after the night's training), in `TIME_ZONE`.")
+LABEL_AUDIT_MAX_PER_NIGHT = env_int("LABEL_AUDIT_MAX_PER_NIGHT", 50, minimum=0, help=
+    "Most likely mislabelled approved photos the audit sends back to the review queue each night.")
+LABEL_AUDIT_FOLDS = env_int("LABEL_AUDIT_FOLDS", 5, minimum=2, help=
+    "Folds of the audit's out-of-sample class probabilities (cross-validation over the cached features).")
+LABEL_AUDIT_DUPLICATE_SIMILARITY = env_float("LABEL_AUDIT_DUPLICATE_SIMILARITY", 0.985, minimum=0.5, maximum=1.0,
+    help="Cosine similarity of features above which photos of different volunteers count as near-duplicates.")
 
 # --- read outside this file ------------------------------------------------------------------------------------------
 # Declared here so that docs/reference/settings.md lists every variable Crowdlens reads, in one place

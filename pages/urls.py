@@ -18,4 +18,5 @@ urlpatterns = [
     path("signout/", auth_views.LogoutView.as_view(next_page="/"), name="signout"),
     path("me/", views.me, name="me"),
     path("capture/", views.capture, name="capture"),
+    path("verify/", views.verify, name="verify"),
 ]

@@ -273,6 +273,40 @@ def me(request):
     })
 
 
+# --- verifying other volunteers' photos (the crowd verifies; docs/review.md) -------------------------
+
+VERDICT_BUTTONS = [("agree", "Yes, it is", "y"), ("disagree", "No, it is not", "n"), ("unsure", "Not sure", "u")]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def verify(request):
+    """One photo at a time, blind: "Is this a tulip?" Yes / No (optionally the right label) / Not sure.
+    A plain form (works without JavaScript); verify.js adds the keys y, n, u (docs/review.md)."""
+    if request.method == "POST":
+        photo_id = _positive_int(request.POST.get("photo"))
+        try:
+            if photo_id is None:
+                raise DomainError("Pick a photo.")
+            collector_services.verification_submit(
+                user=request.user, photo_id=photo_id, verdict=request.POST.get("verdict", ""),
+                label_slug=request.POST.get("label") or None)
+            messages.success(request, "Thank you: your verdict on photo #%d is in." % photo_id)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        return redirect("/verify/")
+    item, reason = None, ""
+    try:
+        item = collector_services.verification_next(user=request.user)
+    except DomainError as exc:
+        reason = exc.message
+    context = {"item": item, "reason": reason, "buttons": VERDICT_BUTTONS,
+               "labels": collector_selectors.label_list_active()}
+    if item is not None:
+        context["thumb_width"], context["thumb_height"] = thumbnail_size(item.photo.width, item.photo.height)
+    return render(request, "pages/verify.html", context)
+
+
 # --- the camera page ----------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from config.formats import datetime_display
 from config.models import ProcessHeartbeat
 from training import selectors
 from training.models import (
+    LabelAudit,
     DatasetVersion,
     ModelVersion,
     RolloutState,
@@ -516,3 +517,51 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 @admin.register(ServiceChange)
 class ServiceChangeAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "from_version", "to_version", "reason", "changed_by"]
+
+
+@admin.register(LabelAudit)
+class LabelAuditAdmin(ReadOnlyAdmin):
+    """The nightly label audits: photos sent back to review, outliers ("unusual for its label") and
+    near-duplicate clusters across volunteers, each linked to the photo's page (docs/review.md)."""
+
+    list_display = ["started_at", "photos", "labels", "issues_found", "flagged_count", "outlier_count",
+                    "cluster_count", "seconds", "peak_memory_mb"]
+    fields = ["started_at", "finished_at", "photos", "labels", "issues_found", "flagged_links", "issue_table",
+              "outlier_links", "cluster_links", "seconds", "peak_memory_mb", "error"]
+    readonly_fields = fields
+
+    @admin.display(description="Sent back")
+    def flagged_count(self, obj):
+        return len(obj.flagged)
+
+    @admin.display(description="Outliers")
+    def outlier_count(self, obj):
+        return len(obj.outliers)
+
+    @admin.display(description="Near-duplicate clusters")
+    def cluster_count(self, obj):
+        return len(obj.duplicate_clusters)
+
+    @staticmethod
+    def _photo(photo_id: int):
+        return format_html('<a href="{}">#{}</a>', reverse("admin:collector_photo_change", args=[photo_id]), photo_id)
+
+    @admin.display(description="Sent back to review")
+    def flagged_links(self, obj):
+        return format_html_join(", ", "{}", ((self._photo(pid),) for pid in obj.flagged)) or "none"
+
+    @admin.display(description="Likely label errors (most likely first)")
+    def issue_table(self, obj):
+        return format_html_join("; ", "{} {} → {} ({})", (
+            (self._photo(i["photo"]), i["label"], i["suggested"], f"{i['confidence']:.2f}") for i in obj.issues[:50]
+        )) or "none"
+
+    @admin.display(description="Unusual for their label")
+    def outlier_links(self, obj):
+        return format_html_join("; ", "{} {} (z {})", ((self._photo(o["photo"]), o["label"], o["z"])
+                                                        for o in obj.outliers[:50])) or "none"
+
+    @admin.display(description="Near-duplicates across volunteers")
+    def cluster_links(self, obj):
+        return format_html_join("; ", "{}", ((format_html_join(" ≈ ", "{}", ((self._photo(pid),) for pid in cluster)),)
+                                              for cluster in obj.duplicate_clusters[:50])) or "none"

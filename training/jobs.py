@@ -12,6 +12,14 @@ def scheduled_jobs() -> list[dict]:
     remote = settings.TRAINING_WORKER == "remote"  # the job and the admin's button only queue; a trainworker trains
     jobs = [{"id": "training-nightly", "command": ["train", "--trigger", "scheduler", *(["--enqueue"] if remote else [])],
              "hour": hour, "minute": minute}]
+    audit_hour, audit_minute = settings.LABEL_AUDIT_AT
+    jobs += [
+        # The model in service guesses new pending photos for the review queue (docs/review.md).
+        {"id": "review-guesses", "command": ["review_guesses", "--no-progress"], "hour": "*",
+         "minute": f"*/{settings.REVIEW_GUESSES_EVERY_MINUTES}"},
+        # After the night's training: likely mislabelled approved photos go back to review.
+        {"id": "label-audit", "command": ["label_audit", "--no-progress"], "hour": audit_hour, "minute": audit_minute},
+    ]
     if not remote:  # remote: trainworkers take the requested runs
         jobs.append({"id": "training-requests", "every_seconds": settings.TRAINING_REQUEST_POLL_SECONDS,
                      "call": "training.jobs.training_requests_poll"})

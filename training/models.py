@@ -264,3 +264,28 @@ class RolloutChange(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class LabelAudit(models.Model):
+    """One night's label audit (training.services.label_audit): what it found, what it sent back to review."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    photos = models.PositiveIntegerField(default=0, help_text="Approved photos audited (those with cached features).")
+    labels = models.PositiveIntegerField(default=0)
+    issues_found = models.PositiveIntegerField(default=0, help_text="Photos cleanlab ranks as likely mislabelled.")
+    flagged = models.JSONField(default=list, help_text="Photo ids sent back to the review queue (at most "
+                                                       "LABEL_AUDIT_MAX_PER_NIGHT).")
+    issues = models.JSONField(default=list, help_text="The first likely label errors: {photo, label, suggested, "
+                                                      "score, confidence}, most likely first.")
+    outliers = models.JSONField(default=list, help_text="Photos unusual for their label: {photo, label, z}.")
+    duplicate_clusters = models.JSONField(default=list, help_text="Near-identical photos of different volunteers.")
+    seconds = models.FloatField(default=0)
+    peak_memory_mb = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Label audit of {self.started_at:%Y-%m-%d %H:%M}"

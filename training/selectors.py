@@ -193,3 +193,12 @@ def training_run_active() -> TrainingRun | None:
 
 def training_run_queued_exists() -> bool:
     return TrainingRun.objects.filter(status=RunStatus.QUEUED).exists()
+
+
+def label_audit_outliers() -> dict[int, float]:
+    """photo id -> z-score of the photos the latest label audit found unusual for their label (staff see it
+    beside the novelty bonus). Empty before the first audit."""
+    from training.models import LabelAudit
+
+    latest = LabelAudit.objects.filter(finished_at__isnull=False).order_by("-started_at", "-id").first()
+    return {item["photo"]: item["z"] for item in latest.outliers} if latest is not None else {}

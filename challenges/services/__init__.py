@@ -15,7 +15,7 @@ from challenges.services.challenges import (
     LabelChoice, challenge_create, challenge_entry_check, challenge_label_choose, challenge_open_for_today,
     challenge_open_if_none,
 )
-from challenges.services.features import photo_feature, photo_unfeature
+from challenges.services.features import photo_feature, photo_feature_change, photo_unfeature
 from challenges.services.novelty import NoveltyResult, novelty_award, novelty_points
 from challenges.services.points import (
     bootstrap_points_take_back, on_photo_status_changed, photo_points_revoke, photo_points_settle,
@@ -28,7 +28,7 @@ from challenges.services.votes import VoteResult, vote_cast, vote_withdraw
 __all__ = [
     "LabelChoice", "challenge_create", "challenge_entry_check", "challenge_label_choose", "challenge_open_for_today",
     "challenge_open_if_none",
-    "photo_feature", "photo_unfeature",
+    "photo_feature", "photo_feature_change", "photo_unfeature",
     "NoveltyResult", "novelty_award", "novelty_points",
     "bootstrap_points_take_back", "on_photo_status_changed", "photo_points_revoke", "photo_points_settle",
     "rank_buckets_compact", "rank_buckets_rebuild", "scores_forget_user", "scores_recompute",

@@ -12,7 +12,7 @@ from challenges.models import Feature
 from challenges.services.points import photo_lock, photo_settle_locked
 from collector import selectors as collector_selectors
 from collector.models import PhotoStatus
-from config.domain_errors import Conflict, Forbidden
+from config.domain_errors import Conflict, Forbidden, NotFound
 
 
 def _require_staff(user) -> None:
@@ -48,3 +48,33 @@ def photo_unfeature(*, photo_id: int, staff_user, now: dt.datetime | None = None
         if deleted:
             photo_settle_locked(photo=photo, now=now, actor=staff_user, note="feature removed")
     return bool(deleted)
+
+
+def photo_feature_change(*, feature_id: int, photo_id: int, on: dt.date, staff_user,
+                         now: dt.datetime | None = None) -> Feature:
+    """Staff edit a feature: another day, or another photo. Moving it to another photo moves its points with
+    it through the ledger (the old photo's grant is taken back, the new photo's owner is granted), both
+    photos locked (in id order, so two edits never deadlock)."""
+    _require_staff(staff_user)
+    now = now or timezone.now()
+    with transaction.atomic():
+        feature = Feature.objects.select_for_update().filter(pk=feature_id).first()
+        if feature is None:
+            raise NotFound("There is no such feature.")
+        old_photo_id = feature.photo_id
+        locked = {pid: collector_selectors.photo_locked(pid, required=True) for pid in sorted({old_photo_id, photo_id})}
+        feature.featured_on = on
+        if photo_id == old_photo_id:
+            feature.save(update_fields=["featured_on"])
+            return feature
+        photo = locked[photo_id]
+        if photo.status != PhotoStatus.APPROVED:
+            raise Conflict("Only approved photos can be featured.", code="not_approved")
+        if Feature.objects.filter(photo_id=photo_id).exists():
+            raise Conflict(f"Photo {photo_id} is already featured.", code="already_featured")
+        feature.photo = photo
+        feature.featured_by = staff_user
+        feature.save(update_fields=["photo", "featured_on", "featured_by"])
+        photo_settle_locked(photo=locked[old_photo_id], now=now, actor=staff_user, note="feature moved")
+        photo_settle_locked(photo=photo, now=now, actor=staff_user)
+    return feature

@@ -90,6 +90,8 @@ def _photo_targets(photo: Photo) -> tuple[dict[tuple[str, int | None], tuple[int
         return {}, None
     if collector_selectors.volunteer_is_bootstrap(user_id=photo.volunteer_id):
         return {}, None  # imported data earns its account no fame
+    if photo.audit_outcome == "relabelled":
+        return {}, None  # the label audit caught a wrong label a reviewer let through: it earns nothing
     challenge = _entered_challenge(photo)
     targets: dict[tuple[str, int | None], tuple[int, int | None]] = {
         (PointReason.APPROVED, None): (settings.POINTS_PHOTO_APPROVED, photo.reviewed_by_id),
@@ -107,6 +109,27 @@ def _photo_targets(photo: Photo) -> tuple[dict[tuple[str, int | None], tuple[int
     return targets, challenge
 
 
+def _verify_targets(photo: Photo) -> dict[int, int]:
+    """{verification id: verifier id} for the community verdicts that match the photo's final decision: an
+    agree on a photo staff or the crowd approved under the label shown, a disagree on one rejected or moved to
+    another label. Pending photos, gold and unsure verdicts earn nothing (random clicking earns nothing)."""
+    from collector.models import Verdict
+
+    if photo.status not in (PhotoStatus.APPROVED, PhotoStatus.REJECTED):
+        return {}
+    targets = {}
+    for vid, verifier_id, verdict, label_id, shown_id in collector_selectors.verdicts_counted(photo_id=photo.pk):
+        if photo.status == PhotoStatus.APPROVED:
+            right = photo.label_id == shown_id
+            matches = (verdict == Verdict.AGREE and right) or (
+                verdict == Verdict.DISAGREE and not right and label_id in (None, photo.label_id))
+        else:
+            matches = verdict == Verdict.DISAGREE
+        if matches and verifier_id != photo.volunteer_id:
+            targets[vid] = verifier_id
+    return targets
+
+
 def photo_settle_locked(*, photo: Photo, now: dt.datetime, actor=None, note: str = "", revoke_all: bool = False) -> int:
     """Bring the ledger in line with the photo's state. The caller holds the photo's row lock.
 
@@ -114,10 +137,17 @@ def photo_settle_locked(*, photo: Photo, now: dt.datetime, actor=None, note: str
     Returns the number of ledger rows written (0 when nothing changed).
     """
     targets, challenge = ({}, None) if revoke_all else _photo_targets(photo)
+    verify_targets = {} if revoke_all else _verify_targets(photo)
     challenge_id = challenge.pk if challenge else None
     active = list(PointEntry.objects.filter(photo_id=photo.pk, active=True))
-    keep, take_back = set(), []
+    keep, keep_verify, take_back = set(), set(), []
     for grant in active:
+        if grant.reason == PointReason.VERIFY:  # the verifier's, not the owner's
+            if verify_targets.get(grant.verification_id) == grant.volunteer_id and grant.verification_id not in keep_verify:
+                keep_verify.add(grant.verification_id)
+            else:
+                take_back.append(grant)
+            continue
         key = (grant.reason, grant.vote_id if grant.reason == PointReason.VOTE else None)
         if key in targets and key not in keep and grant.challenge_id == challenge_id and grant.volunteer_id == photo.volunteer_id:
             keep.add(key)
@@ -133,7 +163,8 @@ def photo_settle_locked(*, photo: Photo, now: dt.datetime, actor=None, note: str
         for grant in take_back:
             entries.append(PointEntry(
                 volunteer_id=grant.volunteer_id, photo_id=photo.pk, reason=grant.reason, points=-grant.points,
-                earned_at=grant.earned_at, challenge_id=grant.challenge_id, vote_id=grant.vote_id, actor_id=actor_id,
+                earned_at=grant.earned_at, challenge_id=grant.challenge_id, vote_id=grant.vote_id,
+                verification_id=grant.verification_id, actor_id=actor_id,
                 active=False, reverses=grant, note=(note or "taken back")[:200], created_at=now,
             ))
     for (reason, vote_id), (points, who) in targets.items():
@@ -143,6 +174,13 @@ def photo_settle_locked(*, photo: Photo, now: dt.datetime, actor=None, note: str
             volunteer_id=photo.volunteer_id, photo_id=photo.pk, reason=reason, points=points, earned_at=now,
             challenge_id=challenge_id, vote_id=vote_id, actor_id=who if who is not None else actor_id,
             active=True, created_at=now,
+        ))
+    for verification_id, verifier_id in verify_targets.items():
+        if verification_id in keep_verify:
+            continue
+        entries.append(PointEntry(
+            volunteer_id=verifier_id, photo_id=photo.pk, reason=PointReason.VERIFY, points=settings.POINTS_VERIFY,
+            earned_at=now, verification_id=verification_id, actor_id=actor_id, active=True, created_at=now,
         ))
     _ledger_write(entries)
     return len(entries)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -13,6 +15,73 @@ from config.domain_errors import Conflict, Forbidden, Invalid, NotFound
 User = get_user_model()
 
 _OWN_PHOTO = "Reviewers never review their own photos."
+DECISIONS = ("approve", "reject", "relabel")
+
+
+@dataclass
+class ReviewResult:
+    """What photo_decide did: the photo as it now stands, and whether this call changed it."""
+
+    photo: Photo
+    changed: bool
+
+
+def review_input_check(*, decision: str, reason: str = "", label_slug: str | None = None) -> Label | None:
+    """The rules every way of deciding shares (API, queue page, photo page, bulk actions), checked before any
+    lock is taken: a known decision, a rejection needs a reason, a relabel needs a label, a label must exist.
+    Returns the label named (None when none). Raises Invalid."""
+    if decision not in DECISIONS:
+        raise Invalid("decision must be approve, reject or relabel.",
+                      fields={"decision": ["approve, reject or relabel"]})
+    if decision == "reject" and reason not in RejectionReason.values:
+        raise Invalid("A rejection needs a reason: " + ", ".join(RejectionReason.values) + ".",
+                      fields={"reason": ["Required when rejecting."]})
+    if decision == "relabel" and not label_slug:
+        raise Invalid("A relabel needs the new label.", fields={"label": ["Pick the new label."]})
+    if not label_slug:
+        return None
+    label = Label.objects.filter(slug=label_slug).first()
+    if label is None:
+        raise Invalid(f"There is no label {label_slug!r}.", fields={"label": ["Unknown label."]})
+    return label
+
+
+def decision_already_taken(photo: Photo, *, decision: str, reason: str = "", label: Label | None = None) -> bool:
+    """Does the photo already carry this decision? Then deciding again only adds a duplicate audit row.
+    Call with the photo's row lock held, so the answer cannot change before the decision is written."""
+    same_label = label is None or photo.label_id == label.pk
+    if photo.disputed or photo.audit_flag:
+        return False  # the crowd or the audit questioned it: a reviewer's decision settles it, even "approve"
+    if decision == "approve":
+        return photo.status == PhotoStatus.APPROVED and same_label
+    if decision == "reject":
+        return photo.status == PhotoStatus.REJECTED and photo.rejection_reason == reason and same_label
+    return same_label
+
+
+def photo_decide(*, photo_id: int, reviewer, decision: str, reason: str = "", label_slug: str | None = None,
+                 note: str = "") -> ReviewResult:
+    """Approve, reject (with a reason) or relabel one photo: the one way every caller decides.
+
+    "Already decided?" and the decision happen under the photo's row lock, so a double click, a retried
+    request, a bulk action racing a reviewer or two tabs record a decision once (``changed`` is False for
+    the repeat). Raises Invalid, NotFound, Forbidden (own_photo) or Conflict (withdrawn)."""
+    label = review_input_check(decision=decision, reason=reason, label_slug=label_slug)
+    with transaction.atomic():
+        photo = Photo.objects.lock_or_404(photo_id)
+        if photo.status == PhotoStatus.WITHDRAWN:
+            raise Conflict("This photo was withdrawn by its volunteer.", code="withdrawn")
+        if photo.is_owned_by(reviewer):
+            raise Forbidden(_OWN_PHOTO, code="own_photo")
+        if decision_already_taken(photo, decision=decision, reason=reason, label=label):
+            return ReviewResult(photo, changed=False)
+        if decision == "relabel":
+            _relabel_locked(photo=photo, reviewer=reviewer, label=label)
+        else:
+            status = PhotoStatus.APPROVED if decision == "approve" else PhotoStatus.REJECTED
+            photo_decide_locked(photo=photo, reviewer=reviewer, decision=status, reason=reason, label=label,
+                                note=note)
+    return ReviewResult(photo, changed=True)
 
 
 def photo_review(*, photo_id: int, reviewer, decision: str, reason: str = "", label_slug: str | None = None,
@@ -20,25 +89,15 @@ def photo_review(*, photo_id: int, reviewer, decision: str, reason: str = "", la
     """Approve or reject one photo (optionally relabelling it), recording who and when."""
     if decision not in ("approve", "reject"):
         raise Invalid("decision must be approve or reject.", fields={"decision": ["approve or reject"]})
-    status = PhotoStatus.APPROVED if decision == "approve" else PhotoStatus.REJECTED
-    if status == PhotoStatus.REJECTED and reason not in RejectionReason.values:
-        raise Invalid("A rejection needs a reason: " + ", ".join(RejectionReason.values) + ".",
-                      fields={"reason": ["Required when rejecting."]})
-    label = None
-    if label_slug:
-        label = Label.objects.filter(slug=label_slug).first()
-        if label is None:
-            raise Invalid(f"There is no label {label_slug!r}.", fields={"label": ["Unknown label."]})
-    with transaction.atomic():
-        photo = Photo.objects.lock_or_404(photo_id)
-        photo_decide_locked(photo=photo, reviewer=reviewer, decision=status, reason=reason, label=label, note=note)
-    return photo
+    return photo_decide(photo_id=photo_id, reviewer=reviewer, decision=decision, reason=reason,
+                        label_slug=label_slug, note=note).photo
 
 
 def photo_decide_locked(*, photo: Photo, reviewer, decision: str, reason: str, label: Label | None, note: str,
-                        allow_own: bool = False) -> None:
+                        allow_own: bool = False, community: bool = False) -> None:
     """Record one decision. Assumes the caller holds the row lock (Photo.objects.lock_or_404) or just
-    created the row (photo_create's auto-approval for imports, the one caller with allow_own)."""
+    created the row (photo_create's auto-approval for imports, the one caller with allow_own).
+    ``community``: the crowd's verdicts decided (collector.services.verification), not a staff reviewer."""
     if photo.status == PhotoStatus.WITHDRAWN:
         raise Conflict("This photo was withdrawn by its volunteer.", code="withdrawn")
     if not allow_own and photo.is_owned_by(reviewer):
@@ -56,10 +115,16 @@ def photo_decide_locked(*, photo: Photo, reviewer, decision: str, reason: str, l
         photo.approved_at = now
     elif decision != PhotoStatus.APPROVED:
         photo.approved_at = None
+    if not community:
+        photo.disputed = False  # a staff decision settles a dispute and any audit flag
+        if photo.audit_flag:
+            photo.audit_outcome = ("rejected" if decision == PhotoStatus.REJECTED
+                                   else "relabelled" if photo.label_id != old_label_id else "kept")
+        photo.audit_flag = ""
     photo.save()
     PhotoReview.objects.create(
         photo=photo, reviewer=reviewer, decision=decision, reason=photo.rejection_reason, note=photo.review_note,
-        label_before_id=old_label_id, label_after_id=photo.label_id,
+        label_before_id=old_label_id, label_after_id=photo.label_id, by_community=community,
     )
     if old_status != decision or old_label_id != photo.label_id:
         photo_status_changed.send(
@@ -68,25 +133,23 @@ def photo_decide_locked(*, photo: Photo, reviewer, decision: str, reason: str, l
         )
 
 
+def _relabel_locked(*, photo: Photo, reviewer, label: Label) -> None:
+    old_label_id = photo.label_id
+    photo.label = label
+    photo.disputed = False  # a reviewer settled what the crowd or the audit questioned
+    if photo.audit_flag:
+        photo.audit_outcome = "relabelled" if label.pk != old_label_id else "kept"
+    photo.audit_flag = ""
+    photo.save(update_fields=["label", "disputed", "audit_flag", "audit_outcome", "updated_at"])
+    PhotoReview.objects.create(photo=photo, reviewer=reviewer, decision=photo.status, note="relabel",
+                               label_before_id=old_label_id, label_after_id=label.pk)
+    photo_status_changed.send(sender=Photo, photo=photo, old_status=photo.status, new_status=photo.status,
+                              old_label_id=old_label_id, reviewer=reviewer)
+
+
 def photo_relabel(*, photo_id: int, reviewer, label_slug: str) -> Photo:
     """Change the label and keep the status (pending stays pending, approved stays approved)."""
-    label = Label.objects.filter(slug=label_slug).first()
-    if label is None:
-        raise Invalid(f"There is no label {label_slug!r}.", fields={"label": ["Unknown label."]})
-    with transaction.atomic():
-        photo = Photo.objects.lock_or_404(photo_id)
-        if photo.is_owned_by(reviewer):
-            raise Forbidden(_OWN_PHOTO, code="own_photo")
-        old_label_id = photo.label_id
-        if old_label_id == label.pk:
-            return photo
-        photo.label = label
-        photo.save(update_fields=["label", "updated_at"])
-        PhotoReview.objects.create(photo=photo, reviewer=reviewer, decision=photo.status, note="relabel",
-                                   label_before_id=old_label_id, label_after_id=label.pk)
-        photo_status_changed.send(sender=Photo, photo=photo, old_status=photo.status, new_status=photo.status,
-                                  old_label_id=old_label_id, reviewer=reviewer)
-    return photo
+    return photo_decide(photo_id=photo_id, reviewer=reviewer, decision="relabel", label_slug=label_slug).photo
 
 
 REVIEWERS_GROUP = "Reviewers"
@@ -155,3 +218,32 @@ def reviewers_group_sync(*, add_usernames: list[str] = (), remove_usernames: lis
         for name in remove_usernames:
             users[name].groups.remove(group)
     return group
+
+
+def photos_flag_likely_mislabeled(*, flags: list[tuple[int, float, str, float]], limit: int) -> list[int]:
+    """Send approved photos back to the review queue as likely mislabelled: ``flags`` is [(photo id, score,
+    suggested label slug, its probability)], most likely first. Each is flagged under its row lock, only while
+    it is still approved and never flagged before (a reviewer's verdict on a flag stands); at most ``limit``.
+    Flagged photos stay out of datasets and the novelty bonus until a reviewer decides (photos_approved).
+    Returns the ids flagged."""
+    from collector.selectors import AUDIT_FLAG
+
+    slugs = {slug for _, _, slug, _ in flags}
+    labels = {label.slug: label for label in Label.objects.filter(slug__in=slugs)}
+    flagged = []
+    for photo_id, score, slug, confidence in flags:
+        if len(flagged) >= limit:
+            break
+        with transaction.atomic():
+            photo = Photo.objects.select_for_update().filter(pk=photo_id).first()
+            if (photo is None or photo.status != PhotoStatus.APPROVED or photo.audit_flag or photo.audit_outcome
+                    or labels.get(slug) is None or labels[slug].pk == photo.label_id):
+                continue
+            photo.audit_flag = AUDIT_FLAG
+            photo.audit_score = round(float(score), 4)
+            photo.audit_suggested_label = labels[slug]
+            photo.audit_suggested_confidence = round(float(confidence), 4)
+            photo.save(update_fields=["audit_flag", "audit_score", "audit_suggested_label",
+                                      "audit_suggested_confidence", "updated_at"])
+            flagged.append(photo_id)
+    return flagged

@@ -167,6 +167,10 @@
     return button ? button.textContent.replace(/^\s*\d\s*/, "").trim() : value;
   }
 
+  function swapping() {
+    return loading || !cards().some(function (card) { return card.dataset.state === "pending"; });
+  }
+
   function loadNextWhenDone() {
     var open = cards().some(function (card) { return card.dataset.state === "pending" || card.dataset.state === "saving"; });
     if (open || inFlight || loading) return;
@@ -247,6 +251,13 @@
     if (!card || event.target.matches("select, textarea, input[type=text]")) return;
     var key = event.key;
     if (/^Arrow|^Home$|^End$/.test(key)) { event.preventDefault(); move(card, key); return; }
+    if (swapping() && /^[arlx ]$/.test(key)) {
+      // Every photo of this batch is decided and the next one is on its way: a key pressed now was meant for
+      // a photo of the next batch, never for the decided photo that still has focus.
+      event.preventDefault();
+      say("Loading the next photos: that key was not applied to photo #" + card.dataset.photoId + ".");
+      return;
+    }
     if (event.target !== card && (key === " " || key === "Enter")) return;  // a button's own keys
     lastCard = card;
     if (key === "a") { event.preventDefault(); decide(targets(card), "approve"); }

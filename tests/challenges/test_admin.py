@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from challenges import periods
 from challenges.models import Challenge, Feature, Score
-from tests.challenges.helpers import approved_photo, make_challenge, points_of
+from tests.challenges.helpers import approved_photo, ledger_sum, make_challenge, points_of, upload_photo
 from tests.factories import make_label, make_volunteer
 
 pytestmark = pytest.mark.django_db
@@ -104,6 +104,36 @@ class TestGalleryAdmin:
         assert response.status_code == 302
         assert not Feature.objects.exists()
         assert points_of(owner.user) == 10
+
+
+    def test_editing_a_feature_to_another_photo_moves_its_points_with_it(self, staff_client, settings):
+        first_owner, second_owner = make_volunteer(), make_volunteer()
+        first, second = approved_photo(volunteer=first_owner), approved_photo(volunteer=second_owner)
+        staff_client.post("/admin/challenges/approvedphoto/", {"action": "feature_photos", "_selected_action": [first.pk]})
+        feature = Feature.objects.get()
+        assert points_of(first_owner.user) == settings.POINTS_PHOTO_APPROVED + settings.POINTS_FEATURED
+        day = periods.local_date(timezone.now()) + dt.timedelta(days=1)
+        response = staff_client.post(f"/admin/challenges/feature/{feature.pk}/change/",
+                                     {"photo": second.pk, "featured_on": day.isoformat()})
+        assert response.status_code == 302, response.content.decode()[:2000]
+        feature.refresh_from_db()
+        assert (feature.photo_id, feature.featured_on) == (second.pk, day)
+        assert points_of(first_owner.user) == settings.POINTS_PHOTO_APPROVED, "the old photo's feature points left"
+        assert points_of(second_owner.user) == settings.POINTS_PHOTO_APPROVED + settings.POINTS_FEATURED
+        assert ledger_sum(first_owner.user) == points_of(first_owner.user)
+        assert ledger_sum(second_owner.user) == points_of(second_owner.user)
+
+    def test_a_feature_cannot_be_moved_to_a_photo_that_is_not_approved(self, staff_client, settings):
+        owner = make_volunteer()
+        photo = approved_photo(volunteer=owner)
+        pending = upload_photo()
+        staff_client.post("/admin/challenges/approvedphoto/", {"action": "feature_photos", "_selected_action": [photo.pk]})
+        feature = Feature.objects.get()
+        response = staff_client.post(f"/admin/challenges/feature/{feature.pk}/change/",
+                                     {"photo": pending.pk, "featured_on": feature.featured_on.isoformat()}, follow=True)
+        assert "Only approved photos can be featured." in response.content.decode()
+        assert Feature.objects.get().photo_id == photo.pk
+        assert points_of(owner.user) == settings.POINTS_PHOTO_APPROVED + settings.POINTS_FEATURED
 
 
 class TestScoreAdmin:

@@ -104,3 +104,42 @@ class TestReviewApi:
 
     def test_a_bad_decision_is_a_400(self, reviewer, photo):
         assert_error(review(client_for(reviewer), photo, decision="maybe"), 400, "invalid", ["decision"])
+
+    def test_sending_a_decision_twice_records_it_once(self, reviewer, photo):
+        for _ in range(2):
+            assert review(client_for(reviewer), photo, decision="reject", reason="blurry").status_code == 200
+        assert PhotoReview.objects.filter(photo=photo).count() == 1
+        review(client_for(reviewer), photo, decision="reject", reason="duplicate")  # another reason: a new decision
+        assert list(PhotoReview.objects.filter(photo=photo).values_list("reason", flat=True)) == ["blurry", "duplicate"]
+
+    def test_an_api_only_reviewer_needs_the_permission_not_staff_status(self, photo):
+        from django.contrib.auth.models import Permission
+
+        user = make_volunteer().user
+        user.user_permissions.add(Permission.objects.get(codename="review_photo"))
+        response = review(client_for(user), photo, decision="approve")
+        assert response.status_code == 200, response.content
+        assert Photo.objects.get(pk=photo.pk).status == PhotoStatus.APPROVED
+
+
+
+@pytest.mark.django_db
+class TestReviewQueueApi:
+    url = "/api/v1/review/queue/"
+
+    def test_it_lists_pending_photos_disputed_first_then_oldest_never_ones_own(self, reviewer, label):
+        from collector.services import volunteer_get_or_create_for_user
+
+        older, newer, disputed = (make_photo(label=label) for _ in range(3))
+        Photo.objects.filter(pk=disputed.pk).update(disputed=True)
+        make_photo(volunteer=volunteer_get_or_create_for_user(user=reviewer), label=label)  # own: never listed
+        make_photo(label=label, status=PhotoStatus.APPROVED)  # decided: not listed
+        body = client_for(reviewer).get(self.url).json()
+        assert [item["id"] for item in body["results"]] == [disputed.pk, older.pk, newer.pk]
+        assert body["results"][0]["disputed"] is True and body["results"][1]["flag"] == ""
+        assert client_for(reviewer).get(self.url + "?label=nope").json()["count"] == 0
+
+    def test_only_reviewers_and_only_known_flags(self, reviewer, volunteer):
+        assert_error(client_for(volunteer.user).get(self.url), 403, "permission_denied")
+        assert_error(APIClient().get(self.url), 401)
+        assert_error(client_for(reviewer).get(self.url + "?flag=blurry"), 400, "invalid", ["flag"])

@@ -125,6 +125,47 @@ class TestReviewByKeyboard:
         assert page.js_errors == []
         screenshot(page, "review-queue-done")
 
+    def test_keys_pressed_while_the_next_batch_loads_never_re_decide_the_last_photo(self, browser_as, monkeypatch):
+        from collector import review_views
+
+        monkeypatch.setattr(review_views, "PAGE_SIZE", 2)
+        photos = pending_queue(4, [make_label("daisy")])
+        group_reviewer("rita")
+        page = browser_as("rita", "review-pass-1")
+        page.goto(QUEUE)
+        held = []  # the next batch's page load, held back until the keys below have been pressed
+
+        def hold_page_loads(route):
+            if route.request.method == "GET":
+                held.append(route)
+            else:
+                route.continue_()
+
+        page.route("**/admin/collector/photo/review/*", hold_page_loads)
+        assert wait_for_pending_card(page) == photos[0].pk
+        page.keyboard.press("a")
+        assert wait_for_pending_card(page) == photos[1].pk
+        page.keyboard.press("a")  # the batch's last photo: the next batch is fetched now
+        while not held:
+            page.wait_for_timeout(20)
+        for key in ("r", "1", "a", "l", "x", "a"):  # a reviewer who keeps going at human speed
+            page.keyboard.press(key)
+            page.wait_for_timeout(60)
+        assert "Loading the next photos" in page.locator("#review-status").inner_text()
+        assert page.locator("#reason-prompt").is_hidden() and page.locator("#label-prompt").is_hidden()
+        for route in held:
+            route.continue_()
+        assert wait_for_pending_card(page) == photos[2].pk
+
+        first, last = (Photo.objects.get(pk=p.pk) for p in photos[:2])
+        assert (first.status, last.status) == (PhotoStatus.APPROVED, PhotoStatus.APPROVED)
+        assert PhotoReview.objects.filter(photo_id__in=[p.pk for p in photos]).count() == 2, "decided once each"
+        assert set(Photo.objects.filter(pk__in=[p.pk for p in photos[2:]]).values_list("status", flat=True)) == {
+            PhotoStatus.PENDING}
+        page.keyboard.press("a")  # keys work again once the next photos are shown
+        page.wait_for_function(f"() => document.getElementById('photo-{photos[2].pk}').dataset.state === 'approved'")
+        assert page.js_errors == []
+
     def test_a_double_click_decides_once_and_the_live_region_says_so(self, browser_as):
         photos = pending_queue(3, [make_label("daisy")])
         group_reviewer("rita")
@@ -289,3 +330,36 @@ def _other_rows():
     voter = make_volunteer("voter")
     challenge_services.vote_cast(user=voter.user, photo_id=Photo.objects.filter(status=PhotoStatus.APPROVED)
                                  .first().pk)
+
+
+class TestModelHelps:
+    def test_the_reviewer_previews_and_confirms_approving_where_the_model_agrees(self, browser_as, settings):
+        from collector.services import photo_guess_record
+
+        settings.REVIEW_AGREE_THRESHOLDS = [0.8, 0.9]
+        daisy, tulip = make_label("daisy"), make_label("tulip")
+        photos = pending_queue(4, [daisy])
+        sure, unsure, disagrees, unguessed = photos
+        photo_guess_record(photo_id=sure.pk, model_version=3, top=[("daisy", 0.93), ("tulip", 0.07)])
+        photo_guess_record(photo_id=unsure.pk, model_version=3, top=[("daisy", 0.6), ("tulip", 0.4)])
+        photo_guess_record(photo_id=disagrees.pk, model_version=3, top=[("tulip", 0.91), ("daisy", 0.09)])
+        group_reviewer("rita")
+        page = browser_as("rita", "review-pass-1")
+        page.goto(QUEUE + "?order=model_disagrees")
+        first = page.locator(".review-card").first
+        assert first.get_attribute("id") == f"photo-{disagrees.pk}", "model disagrees first"
+        assert "Model v3 says\ntulip (0.91) (model disagrees)" in first.inner_text()
+        page.get_by_label("Model agrees with the label at").select_option("0.8")
+        page.get_by_role("button", name="Preview").click()
+        preview = page.locator("#agree-preview")
+        assert "1 photo waiting where the model agrees at ≥ 80%" in preview.inner_text()
+        assert "not measured yet" in preview.inner_text()
+        assert Photo.objects.filter(status=PhotoStatus.PENDING).count() == 4, "a preview approves nothing"
+        page.get_by_role("button", name="Approve these 1 photo").click()
+        page.wait_for_url("**/review/**")
+        statuses = dict(Photo.objects.values_list("pk", "status"))
+        assert statuses[sure.pk] == PhotoStatus.APPROVED
+        assert {statuses[p.pk] for p in (unsure, disagrees, unguessed)} == {PhotoStatus.PENDING}
+        assert PhotoReview.objects.get(photo=sure).note == "batch: the model agreed at >= 0.8"
+        assert page.js_errors == []
+        assert tulip

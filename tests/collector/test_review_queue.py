@@ -1,4 +1,4 @@
-"""The review queue page (collector.admin_queue) through the test client: what it lists, who may use it,
+"""The review queue page (collector.review_views) through the test client: what it lists, who may use it,
 and what each decision, single or bulk, JSON or plain form, leaves in the database."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.db import connection
 
-from collector import admin_queue
+from collector import review_views
 from collector.models import Photo, PhotoReview, PhotoStatus
 from tests.collector.test_admin_review import group_reviewer, logged_in, plain_staff
 from tests.factories import make_label, make_photo, make_volunteer
@@ -77,7 +77,7 @@ class TestQueuePage:
         assert "2 photos waiting under “keys”" in response.content.decode()
 
     def test_it_preloads_the_next_page_of_photos(self, reviewer, queue, monkeypatch):
-        monkeypatch.setattr(admin_queue, "PAGE_SIZE", 2)
+        monkeypatch.setattr(review_views, "PAGE_SIZE", 2)
         response = logged_in(reviewer).get(QUEUE)
         html = response.content.decode()
         assert card_ids(response) == [p.pk for p in queue["pending"][:2]]
@@ -97,7 +97,7 @@ class TestQueuePage:
             make_photo(volunteer=make_volunteer(f"more{i}", consent_public_credit=i % 2 == 0), label=queue["mug"])
         with django_assert_max_num_queries(len(few.captured_queries)):
             response = client.get(QUEUE)
-        assert len(card_ids(response)) == admin_queue.PAGE_SIZE
+        assert len(card_ids(response)) == review_views.PAGE_SIZE
 
     def test_it_says_when_the_queue_is_empty(self, reviewer, db):
         html = logged_in(reviewer).get(QUEUE).content.decode()
@@ -217,11 +217,11 @@ class TestDeciding:
 def test_public_names_follow_consent(db):
     alice, shy = make_volunteer("alice"), make_volunteer("shy", consent_public_credit=False)
     label = make_label("mug")
-    assert admin_queue.volunteer_name(make_photo(volunteer=alice, label=label)) == "alice"
+    assert review_views.volunteer_name(make_photo(volunteer=alice, label=label)) == "alice"
     photo = make_photo(volunteer=shy, label=label)
-    assert admin_queue.volunteer_name(photo) == f"Volunteer #{shy.user_id}"
+    assert review_views.volunteer_name(photo) == f"Volunteer #{shy.user_id}"
     Photo.objects.filter(pk=photo.pk).update(volunteer=None)
-    assert admin_queue.volunteer_name(Photo.objects.get(pk=photo.pk)) == "a deleted account"
+    assert review_views.volunteer_name(Photo.objects.get(pk=photo.pk)) == "a deleted account"
     assert get_user_model().objects.filter(pk=shy.user_id).exists()
 
 

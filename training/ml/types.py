@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 
 # Bump when the way features are computed changes (preprocessing, cut layer, views): old cache rows stop matching.
 # 2: training photos' rows hold only their augmented views (the clean one was computed and never drawn).

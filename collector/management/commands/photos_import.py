@@ -30,7 +30,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
-from collector import services
+from collector import selectors, services
 from collector.lib.names import display_name_key
 from collector.models import Label, PhotoStatus, Volunteer
 from config.domain_errors import DomainError, StorageUnavailable
@@ -156,7 +156,7 @@ class Command(BaseCommand):
         user = User.objects.filter(username=operator).first()
         if user is None:
             raise CommandError(f"No user named {operator!r} (--operator)")
-        if not user.has_perm("collector.review_photo"):
+        if not selectors.user_is_reviewer(user):
             raise CommandError(f"{operator!r} may not review photos (needs collector.review_photo)")
         return user
 
