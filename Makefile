@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv run test test-fast migrate schema audit bench-upload bench-nginx bench-train bench-leaderboard bench-newsletter bench-review clean
+.PHONY: venv frontend run test test-fast migrate schema audit bench-upload bench-nginx bench-train bench-leaderboard bench-newsletter bench-review clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,14 +20,21 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# The volunteer pages' npm libraries (package-lock.json), copied into static/vendor/ (deploy/frontend.sh).
+FRONTEND_STAMP := static/vendor/.installed-from-lock
+$(FRONTEND_STAMP): package.json package-lock.json deploy/frontend.sh
+	bash deploy/frontend.sh
+
+frontend: $(FRONTEND_STAMP)
+
 # Web server on 127.0.0.1:8000 and the one scheduler process, on SQLite and ./var/.
-run: venv
+run: venv frontend
 	bash deploy/run-local.sh
 
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
-test: venv
+test: venv frontend
 	bash deploy/ensure-test-tools.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
