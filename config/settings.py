@@ -497,13 +497,16 @@ if S3_BUCKET:
 
     _img_src.append(f"{_urlsplit(S3_ENDPOINT_URL).scheme}://{_urlsplit(S3_ENDPOINT_URL).netloc}" if S3_ENDPOINT_URL
                     else f"https://s3.{S3_REGION}.amazonaws.com")
+# The camera page downloads the published model itself (static/js/model.js): from S3 when the
+# manifest's download_url is presigned there (issue 19).
+_connect_src = [SELF, *_img_src[3:]]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
         "style-src": [SELF],
         "img-src": _img_src,
-        "connect-src": [SELF],
+        "connect-src": _connect_src,
         "media-src": [SELF, "blob:"],
         "object-src": [NONE],
         "base-uri": [SELF],

@@ -18,4 +18,6 @@ urlpatterns = [
     path("signout/", auth_views.LogoutView.as_view(next_page="/"), name="signout"),
     path("me/", views.me, name="me"),
     path("capture/", views.capture, name="capture"),
+    path("sw.js", views.service_worker, name="service-worker"),
+    path("manifest.webmanifest", views.web_manifest, name="web-manifest"),
 ]

@@ -53,6 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _LAZY = {
     "train_and_export": ".train",
     "evaluate_tflite": ".export",
+    "classify_image": ".export",
     "embed": ".features",
     "preprocess_for_inference": ".data",
 }
@@ -89,6 +90,7 @@ __all__ = [
     "WeightsUnavailable",
     "train_and_export",
     "evaluate_tflite",
+    "classify_image",
     "embed",
     "preprocess_for_inference",
 ]

@@ -1,0 +1,150 @@
+"""The camera page as an offline-first phone app, in Debian's chromium at 390 px (issue 19).
+
+Service worker, offline reload, the IndexedDB outbox (three photos taken offline survive a
+reload and arrive exactly once each), removing a photo from the queue, the quota message, the
+on-device model's guess against LiteRT's on the same file, all under the page's real CSP."""
+
+import hashlib
+import io
+
+import pytest
+from PIL import Image
+
+from collector.models import Photo
+from tests.factories import image_bytes, make_label
+from tests.hardening.test_csp_browser import watch_violations
+from tests.pages.conftest import screenshot
+from tests.pages.test_browser import _sign_up
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _photo(seed: int) -> dict:
+    return {"name": f"IMG_{seed:04d}.jpg", "mimeType": "image/jpeg", "buffer": image_bytes(size=(800, 600), seed=seed)}
+
+
+def _worker_ready(page) -> None:
+    """The service worker is installed and activated (its precache complete) and controls the page. A page
+    that was loading while the worker activated may miss its clients.claim(): it is controlled from its
+    next load, as on a phone."""
+    page.wait_for_function("() => navigator.serviceWorker.getRegistration()"
+                           ".then(r => !!(r && r.active && r.active.state === 'activated'))", timeout=60_000)
+    if not page.evaluate("() => !!navigator.serviceWorker.controller"):
+        page.reload()
+    page.wait_for_function("() => !!navigator.serviceWorker.controller")
+
+
+def _take(page, seed: int, label: str = "mug") -> None:
+    page.get_by_label("What does the photo show?").select_option(label)
+    page.get_by_label("Photo", exact=True).set_input_files(_photo(seed))
+    page.get_by_role("button", name="Upload").click()
+
+
+def _queued(page) -> list[str]:
+    return page.locator("#outbox-list li").all_inner_texts()
+
+
+class TestInstallableAndOffline:
+    def test_the_worker_installs_and_the_camera_page_opens_offline(self, phone):
+        make_label("mug")
+        violations = watch_violations(phone)
+        _sign_up(phone, "maria")
+        manifest = phone.evaluate("() => fetch(document.querySelector('link[rel=manifest]').href).then(r => r.json())")
+        assert manifest["start_url"] == "/capture/" and manifest["display"] == "standalone"
+        assert {icon["sizes"] for icon in manifest["icons"]} == {"192x192", "512x512"}
+        _worker_ready(phone)
+        cached = phone.evaluate("() => caches.keys()")
+        assert any(name.startswith("crowdlens-precache") for name in cached) and "crowdlens-pages" in cached
+
+        phone.context.set_offline(True)
+        phone.reload()
+        assert phone.locator("h1").inner_text() == "Take a photo"
+        assert phone.get_by_label("What does the photo show?").is_visible()
+        # The page's scripts came from the worker's cache too: the queue works offline.
+        _take(phone, 1)
+        expect_text(phone, "#upload-status", "kept on this phone")
+        screenshot(phone, "capture-offline-queued")
+        phone.context.set_offline(False)
+        phone.locator("#outbox").wait_for(state="hidden", timeout=30_000)
+        assert Photo.objects.count() == 1
+        assert violations == [] and phone.js_errors == []
+        assert phone.foreign_requests == []
+
+    def test_three_photos_taken_offline_wait_survive_a_reload_and_arrive_once_each(self, phone):
+        make_label("mug")
+        make_label("keys")
+        violations = watch_violations(phone)
+        _sign_up(phone, "maria")
+        _worker_ready(phone)
+        keys_sent = []
+        phone.context.on("request", lambda r: keys_sent.append(r.headers.get("idempotency-key"))
+                         if r.url.endswith("/api/v1/photos/") and r.method == "POST" else None)
+        phone.context.set_offline(True)
+        for n, (seed, label) in enumerate([(11, "mug"), (12, "keys"), (13, "mug")], start=1):
+            _take(phone, seed, label)
+            phone.wait_for_function("n => document.querySelectorAll('#outbox-list li').length === n", arg=n)
+        assert phone.locator("#outbox-count").inner_text() == "3 photos wait to be sent."
+        assert all("waiting for a connection" in row for row in _queued(phone))
+
+        phone.reload()  # offline: the page comes from the worker, the photos from IndexedDB
+        phone.wait_for_function("() => document.querySelectorAll('#outbox-list li').length === 3")
+        assert [row.split(",")[0] for row in _queued(phone)] == ["Mug", "Keys", "Mug"]
+        assert not Photo.objects.exists()
+
+        phone.context.set_offline(False)  # the `online` event (and Background Sync) send them
+        phone.locator("#outbox").wait_for(state="hidden", timeout=30_000)
+        photos = list(Photo.objects.order_by("pk"))
+        assert [p.label.slug for p in photos] == ["mug", "keys", "mug"]
+        assert len({p.idempotency_key for p in photos}) == 3
+        assert {p.idempotency_key for p in photos} == {k for k in keys_sent if k}
+        phone.reload()  # nothing left to send twice
+        phone.wait_for_load_state("networkidle")
+        assert Photo.objects.count() == 3
+        assert violations == [] and phone.js_errors == []
+
+    def test_a_photo_can_be_removed_from_the_queue(self, phone):
+        make_label("mug")
+        _sign_up(phone, "maria")
+        _worker_ready(phone)
+        phone.context.set_offline(True)
+        _take(phone, 21)
+        phone.locator("#outbox-list li").wait_for()
+        phone.get_by_role("button", name="Remove the photo of Mug").click()
+        phone.locator("#outbox").wait_for(state="hidden")
+        expect_text(phone, "#upload-status", "Removed the photo of Mug")
+        phone.context.set_offline(False)
+        phone.reload()
+        phone.wait_for_load_state("networkidle")
+        assert not Photo.objects.exists()
+
+    def test_the_hourly_quota_says_when_it_resets_and_the_photo_waits(self, phone, settings):
+        settings.PHOTO_UPLOAD_RATE = "1/hour"
+        make_label("mug")
+        _sign_up(phone, "maria")
+        _take(phone, 31)
+        phone.locator("#result").wait_for(state="visible")
+        _take(phone, 32)
+        error = phone.locator("#upload-status .error")
+        error.wait_for()
+        text = error.inner_text()
+        assert text.startswith("You have sent as many photos as an hour allows. You can send again at ")
+        assert "this photo waits on your phone" in text and "server is busy" not in text
+        assert "You can send again at" in _queued(phone)[0]
+        assert Photo.objects.count() == 1
+
+    def test_a_file_that_is_no_photo_says_what_to_do(self, phone):
+        make_label("mug")
+        _sign_up(phone, "maria")
+        phone.get_by_label("What does the photo show?").select_option("mug")
+        phone.get_by_label("Photo", exact=True).set_input_files(
+            {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"these are not the bytes of a photo" * 20})
+        phone.get_by_role("button", name="Upload").click()
+        error = phone.locator("#upload-status .error")
+        error.wait_for()
+        assert "Take the photo again with the camera" in error.inner_text()
+        assert not Photo.objects.exists()
+
+
+def expect_text(page, selector: str, text: str) -> None:
+    page.wait_for_function("([s, t]) => { const e = document.querySelector(s); return e && e.textContent.includes(t) }",
+                           arg=[selector, text])
