@@ -15,6 +15,7 @@ from tests.factories import image_bytes, make_label
 from tests.hardening.test_csp_browser import watch_violations
 from tests.pages.conftest import screenshot
 from tests.pages.test_browser import _sign_up
+from tests.training.conftest import trained_result  # noqa: F401 (session fixture: a real tiny model)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -148,3 +149,74 @@ class TestInstallableAndOffline:
 def expect_text(page, selector: str, text: str) -> None:
     page.wait_for_function("([s, t]) => { const e = document.querySelector(s); return e && e.textContent.includes(t) }",
                            arg=[selector, text])
+
+
+class TestTheModelOnThePhone:
+    """A real model (tests/training/conftest.py's tiny classes, trained once per session) published through
+    training.services; MediaPipe in chromium runs the int8 file the manifest names, LiteRT the same file."""
+
+    def test_the_phone_guesses_as_litert_does_and_sends_its_guess(self, phone, trained_result, settings, tmp_path):
+        from django.test import Client
+
+        from training import ml
+        from tests.training.conftest import CLASSES, class_image, publish
+
+        version = publish(trained_result)
+        for slug in CLASSES:
+            make_label(slug)
+        api = Client()
+        manifest = api.get("/api/v1/models/latest/").json()
+        model_bytes = b"".join(api.get(manifest["download_url"]).streaming_content)
+        assert hashlib.sha256(model_bytes).hexdigest() == manifest["sha256"]
+
+        fetched = []
+        phone.context.on("request", lambda r: fetched.append((r.url, r.headers.get("if-none-match"))))
+        violations = watch_violations(phone)
+        _sign_up(phone, "maria")
+        phone.wait_for_function("() => document.getElementById('capture-form').dataset.modelVersion", timeout=60_000)
+        assert phone.locator("#capture-form").get_attribute("data-model-version") == str(version.version)
+
+        size = manifest["input"]["width"]
+        for slug, seed, side in [("red-disc", 501, size), ("green-bar", 502, size), ("blue-square", 503, size),
+                                 ("red-disc", 504, 3 * size)]:
+            # PNG: both sides read the same pixels (JPEG decoders may differ in chroma upsampling).
+            # At the input size no resampling happens, so the scores must be LiteRT's; three times
+            # larger the two resize differently (MediaPipe's bilinear has no antialiasing), and the
+            # answer must still be LiteRT's.
+            buffer = io.BytesIO()
+            Image.open(io.BytesIO(class_image(slug, seed, size=side))).save(buffer, "PNG")
+            photo = buffer.getvalue()
+            path = tmp_path / f"{slug}-{side}.png"
+            path.write_bytes(photo)
+            scores = ml.classify_image(model_content=model_bytes, image_path=path,
+                                       input_spec=ml.InputSpec(**manifest["input"]))
+            best = max(range(len(scores)), key=scores.__getitem__)
+            phone.get_by_label("What does the photo show?").select_option(slug)
+            phone.get_by_label("Photo", exact=True).set_input_files({"name": path.name, "mimeType": "image/png", "buffer": photo})
+            phone.wait_for_function("name => { const li = document.querySelector('#guess-list li');"
+                                    " return li && document.getElementById('id_image').files[0].name === name }", arg=path.name)
+            top = phone.locator("#guess-list li").first
+            guessed, score = top.get_attribute("data-label"), float(top.get_attribute("data-score"))
+            assert guessed == manifest["labels"][best], (slug, side, guessed, scores)
+            if side == size:
+                assert abs(score - scores[best]) <= 0.02, (slug, score, scores)
+            name = phone.locator(f"#id_target option[value={guessed}]").inner_text()
+            expect_text(phone, "#upload-status", f"The model thinks: {name} {round(score * 100)} %")
+        screenshot(phone, "capture-model-guess")
+
+        phone.get_by_role("button", name="Upload").click()
+        phone.locator("#result").wait_for(state="visible")
+        stored = Photo.objects.get()
+        assert stored.predicted_label == guessed and stored.model_version == version.version
+        assert stored.predicted_confidence == pytest.approx(score, abs=1e-3)
+
+        # The second visit asks with If-None-Match, gets 304 and downloads nothing.
+        downloads = [url for url, _ in fetched if "/download/" in url]
+        assert len(downloads) == 1
+        fetched.clear()
+        phone.reload()
+        phone.wait_for_function("() => document.getElementById('capture-form').dataset.modelVersion", timeout=60_000)
+        asked = [etag for url, etag in fetched if "/api/v1/models/latest/" in url]
+        assert asked and asked[0], fetched
+        assert not [url for url, _ in fetched if "/download/" in url]
+        assert violations == [] and phone.js_errors == []
