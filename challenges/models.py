@@ -88,6 +88,7 @@ class PointReason(models.TextChoices):
     FEATURED = "featured", "Featured by staff"
     VOTE = "vote", "Vote received"
     NOVELTY = "novelty", "Novelty bonus"
+    STUMPED = "stumped", "Stumped the model"
 
 
 class PointEntry(models.Model):

@@ -35,3 +35,8 @@ def revoke_photo_points(sender, instance, **kwargs):
 def forget_user_scores(sender, instance, **kwargs):
     """A user deleted any way (admin included): their Score rows cascade away, so leave the ranked totals too."""
     services.scores_forget_user(user_id=instance.pk)
+
+
+def settle_stumped_points(sender, *, photo_id, **kwargs):
+    """training stored its own prediction for a photo: the stump-the-model bonus may now be due."""
+    services.photo_points_settle(photo_id=photo_id, note="server prediction")

@@ -102,3 +102,9 @@ def photos_public(*, approved_since=None, approved_until=None, ids=None) -> Quer
 def volunteer_public_names(*, user_ids) -> dict[int, str]:
     """user id -> the name public pages may show right now (display name only with consent)."""
     return {v.user_id: v.public_name for v in Volunteer.objects.filter(user_id__in=list(user_ids))}
+
+
+def photos_uploaded_since(*, since) -> QuerySet[Photo]:
+    """Photos uploaded at or after `since` that are pending or approved (training's server predictions)."""
+    return (Photo.objects.filter(created_at__gte=since, status__in=[PhotoStatus.PENDING, PhotoStatus.APPROVED])
+            .order_by("id"))

@@ -387,6 +387,15 @@ POINTS_PHOTO_APPROVED = env_int("POINTS_PHOTO_APPROVED", 10, minimum=0)
 POINTS_FEATURED = env_int("POINTS_FEATURED", 25, minimum=0)
 POINTS_PER_VOTE = env_int("POINTS_PER_VOTE", 2, minimum=0)
 POINTS_NOVELTY_MAX = env_int("POINTS_NOVELTY_MAX", 15, minimum=0)
+# --- stump the model (issue 19) -------------------------------------------
+# An approved photo the model in service got wrong (its own server-side prediction, training.services.predictions,
+# never the phone's claim) earns POINTS_STUMPED; the scheduler predicts new photos every PHOTOS_PREDICT_EVERY_MINUTES.
+POINTS_STUMPED = env_int("POINTS_STUMPED", 15, minimum=0)
+PHOTOS_PREDICT_EVERY_MINUTES = env_int("PHOTOS_PREDICT_EVERY_MINUTES", 5, minimum=1)
+if PHOTOS_PREDICT_EVERY_MINUTES > 59:
+    raise ImproperlyConfigured(f"PHOTOS_PREDICT_EVERY_MINUTES must be 1 to 59, got {PHOTOS_PREDICT_EVERY_MINUTES}")
+SCHEDULER_JOBS.append({"id": "photos_predict", "command": ["photos_predict"],
+                       "hour": "*", "minute": f"*/{PHOTOS_PREDICT_EVERY_MINUTES}"})
 NOVELTY_PERCENTILE = env_float("NOVELTY_PERCENTILE", 0.75, minimum=0.0, maximum=0.99)
 NOVELTY_MIN_PHOTOS = env_int("NOVELTY_MIN_PHOTOS", 10, minimum=2)
 LEADERBOARD_MAX_PAGE_SIZE = env_int("LEADERBOARD_MAX_PAGE_SIZE", 100, minimum=1)

@@ -183,3 +183,17 @@ def training_run_active() -> TrainingRun | None:
 
 def training_run_queued_exists() -> bool:
     return TrainingRun.objects.filter(status=RunStatus.QUEUED).exists()
+
+
+def photo_server_prediction(*, photo_id: int):
+    """The server's own prediction for the photo (training.models.PhotoPrediction), or None."""
+    from training.models import PhotoPrediction
+
+    return PhotoPrediction.objects.filter(photo_id=photo_id).first()
+
+
+def photo_server_predictions(*, photo_ids) -> dict:
+    """photo id -> the server's PhotoPrediction, for the photos that have one."""
+    from training.models import PhotoPrediction
+
+    return {p.photo_id: p for p in PhotoPrediction.objects.filter(photo_id__in=list(photo_ids))}
