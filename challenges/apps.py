@@ -25,3 +25,6 @@ class ChallengesConfig(AppConfig):
         from training.signals import photo_predicted
 
         photo_predicted.connect(receivers.settle_stumped_points, dispatch_uid="challenges.settle_stumped_points")
+        from collector.signals import labels_ranking
+
+        labels_ranking.connect(receivers.rank_labels, dispatch_uid="challenges.rank_labels")

@@ -90,6 +90,36 @@ def label_need_key(label: Label, recall: dict[str, float] | None) -> tuple:
     return (*by_recall, target, label.slug)
 
 
+def labels_need_ranking(*, labels: list[Label]) -> dict[str, dict]:
+    """{slug: {rank, recall, confused_with, hint}} for these labels, most needed first by label_need_key; the
+    hint says why in a volunteer's words ("The model mixes up Tulip and Rose: a tulip that looks like a rose
+    helps most."). Confusions are the model in service's on its test split (training.selectors)."""
+    recall = latest_recall_by_label()
+    try:
+        confusions = training_selectors.latest_confusions()
+    except Exception:
+        logger.exception("training.selectors.latest_confusions failed; ranking without confusions")
+        confusions = {}
+    names = {label.slug: label.name for label in labels}
+    ranked = sorted(labels, key=lambda label: label_need_key(label, recall))
+    out = {}
+    for rank, label in enumerate(ranked, start=1):
+        other = confusions.get(label.slug)
+        approved = getattr(label, "approved_count", 0)
+        if other and other[0] in names:
+            hint = (f"The model mixes up {label.name} and {names[other[0]]}: "
+                    f"a {label.name.lower()} that looks like a {names[other[0]].lower()} helps most.")
+        elif recall is not None and label.slug in recall:
+            hint = f"The model recognises {round(100 * recall[label.slug])} % of these."
+        elif approved < label.effective_prototype_target:
+            hint = f"{approved} of {label.effective_prototype_target} photos for a first model."
+        else:
+            hint = f"{approved} of {label.effective_production_target} photos for a good model."
+        out[label.slug] = {"rank": rank, "recall": recall.get(label.slug) if recall else None,
+                           "confused_with": other[0] if other and other[0] in names else None, "hint": hint}
+    return out
+
+
 def labels_most_needed() -> list[Label]:
     """Active labels, the one the model needs most first (each with ``approved_count``)."""
     recall = latest_recall_by_label()

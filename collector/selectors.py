@@ -108,3 +108,20 @@ def photos_uploaded_since(*, since) -> QuerySet[Photo]:
     """Photos uploaded at or after `since` that are pending or approved (training's server predictions)."""
     return (Photo.objects.filter(created_at__gte=since, status__in=[PhotoStatus.PENDING, PhotoStatus.APPROVED])
             .order_by("id"))
+
+
+def label_list_ranked() -> list[Label]:
+    """Active labels, most needed first (GET /api/v1/labels/, the camera page): each with approved_count and
+    need_rank, recall, confused_with, hint, as collector.signals.labels_ranking's receiver says."""
+    from collector.models import Label as _Label
+    from collector.signals import labels_ranking
+
+    labels = list(label_list_active())
+    ranking = next((answer for _, answer in labels_ranking.send(sender=_Label, labels=labels) if answer), None) or {}
+    for position, label in enumerate(labels, start=1):
+        need = ranking.get(label.slug) or {}
+        label.need_rank = need.get("rank", position)
+        label.recall = need.get("recall")
+        label.confused_with = need.get("confused_with")
+        label.hint = need.get("hint", "")
+    return sorted(labels, key=lambda label: label.need_rank)
