@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from challenges import periods
 from challenges.models import (
-    Challenge, Feature, PointEntry, RankBucket, RankBucketChange, Score, Vote,
+    Challenge, Feature, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
 )
 from collector import selectors as collector_selectors
 from collector.models import Label, Photo, Volunteer, public_name_for
@@ -117,6 +117,25 @@ def labels_need_ranking(*, labels: list[Label]) -> dict[str, dict]:
             hint = f"{approved} of {label.effective_production_target} photos for a good model."
         out[label.slug] = {"rank": rank, "recall": recall.get(label.slug) if recall else None,
                            "confused_with": other[0] if other and other[0] in names else None, "hint": hint}
+    return out
+
+
+def stumpers(*, since: dt.datetime, until: dt.datetime, limit: int = 1) -> list[dict]:
+    """The volunteers whose approved photos stumped the model most in [since, until) (issue 19): active
+    STUMPED grants earned then, most first (ties: the earlier volunteer), each with one example
+    ({photo_id, label, thought}: the photo's label and what the server's model took it for)."""
+    grants = PointEntry.objects.filter(reason=PointReason.STUMPED, active=True, earned_at__gte=since,
+                                       earned_at__lt=until)
+    top = (grants.values("volunteer_id").annotate(photos=Count("id"), points=Sum("points"))
+           .order_by("-photos", "volunteer_id")[:limit])
+    out = []
+    for row in top:
+        grant = grants.filter(volunteer_id=row["volunteer_id"]).select_related("photo__label").order_by("-earned_at").first()
+        prediction = training_selectors.photo_server_prediction(photo_id=grant.photo_id)
+        thought = collector_selectors.label_get(slug=prediction.label) if prediction else None
+        out.append({"volunteer_id": row["volunteer_id"], "photos": row["photos"], "points": row["points"],
+                    "example": {"photo_id": grant.photo_id, "label": grant.photo.label.name,
+                                "thought": thought.name if thought else (prediction.label if prediction else "")}})
     return out
 
 

@@ -1,13 +1,19 @@
 """Stump the model (issue 19): the server's own prediction decides the bonus, never the phone's claim."""
 
+import datetime as dt
+
 import pytest
 from django.core.management import call_command
+from django.template.loader import render_to_string
+from django.utils import timezone
 
 from challenges.models import PointEntry, PointReason
 from collector import storage
 from collector.models import Photo
 from tests.factories import client_for, make_label, make_reviewer, make_volunteer, upload
 from tests.training.conftest import CLASSES, class_image, publish, trained_result  # noqa: F401 (session fixture)
+from newsletter import selectors as newsletter_selectors
+from newsletter.models import Edition
 from training import ml
 from training.models import PhotoPrediction
 
@@ -47,6 +53,17 @@ class TestStumpTheModel:
         staff.post(f"/api/v1/photos/{forged}/review/", {"decision": "approve", "label": model_said[forged]}, format="json")
         assert _stumped_points(honest) == 15
         assert _stumped_points(forged) == 0
+
+        # The newsletter names the week's best at it, with what the model thought.
+        now = timezone.now()
+        edition = Edition.objects.create(period_start=now - dt.timedelta(days=7), period_end=now + dt.timedelta(minutes=1),
+                                         subject="weekly", scheduled_for=now,
+                                         content=newsletter_selectors.edition_content(
+                                             since=now - dt.timedelta(days=7), until=now + dt.timedelta(minutes=1),
+                                             previous=None))
+        text = render_to_string("newsletter/email/edition_body.txt", newsletter_selectors.edition_render_context(edition))
+        assert (f"maria: 1 approved photo the model got wrong (it thought a {wrong[honest]} was a {model_said[honest]})."
+                in text), text
 
         # Relabelled to what the model said: the bonus is taken back through the ledger.
         staff.post(f"/api/v1/photos/{honest}/review/", {"decision": "approve", "label": model_said[honest]}, format="json")
