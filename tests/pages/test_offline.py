@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from collector.models import Photo
+from tests.axe import assert_accessible
 from tests.factories import image_bytes, make_label
 from tests.hardening.test_csp_browser import watch_violations
 from tests.pages.conftest import screenshot
@@ -91,6 +92,7 @@ class TestInstallableAndOffline:
         phone.wait_for_function("() => document.querySelectorAll('#outbox-list li').length === 3")
         assert [row.split(",")[0] for row in _queued(phone)] == ["Mug", "Keys", "Mug"]
         assert not Photo.objects.exists()
+        assert_accessible(phone, "camera page with three photos queued, offline, at 390 px")
 
         phone.context.set_offline(False)  # the `online` event (and Background Sync) send them
         phone.locator("#outbox").wait_for(state="hidden", timeout=30_000)
@@ -203,6 +205,7 @@ class TestTheModelOnThePhone:
             name = phone.locator(f"#id_target option[value={guessed}]").inner_text()
             expect_text(phone, "#upload-status", f"The model thinks: {name} {round(score * 100)} %")
         screenshot(phone, "capture-model-guess")
+        assert_accessible(phone, "camera page with the model's guesses at 390 px")
 
         phone.get_by_role("button", name="Upload").click()
         phone.locator("#result").wait_for(state="visible")
