@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv frontend run test test-fast migrate schema audit bench-upload bench-nginx bench-train bench-leaderboard bench-newsletter bench-review clean
+.PHONY: venv frontend run test test-fast migrate schema audit bench-upload bench-nginx bench-train bench-leaderboard bench-newsletter bench-review bench-browser-model clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench-newsletter: venv
 bench-review: venv
 	bash deploy/ensure-test-tools.sh
 	$(BIN)/python bench/review.py
+
+# Needs ../shared/data (flowers and weights), chromium (deploy/ensure-test-tools.sh) and static/vendor/.
+bench-browser-model: venv frontend
+	$(BIN)/python bench/browser_model.py
 
 clean:
 	rm -rf $(VENV) var
