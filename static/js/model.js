@@ -69,10 +69,27 @@
     });
   }
 
+  // A service worker installing for the first time is downloading the runtime into its precache:
+  // wait for it (at most 60 s) and read the runtime from there, rather than fetch it a second time.
+  function workerSettled() {
+    var registering = scope.crowdlensWorker;
+    if (!registering) return Promise.resolve();
+    return registering.then(function (registration) {
+      var worker = registration && (registration.installing || registration.waiting);
+      if (!worker || (registration.active && !registration.installing)) return;
+      return new Promise(function (resolve) {
+        var check = function () { if (worker.state === "activated" || worker.state === "redundant") resolve(); };
+        worker.addEventListener("statechange", check);
+        setTimeout(resolve, 60000);
+        check();
+      });
+    });
+  }
+
   var visionPromise = null;
   function vision(runtimeBase) {
     if (!visionPromise) {
-      visionPromise = import(runtimeBase + "vision_bundle.mjs").then(function (tasks) {
+      visionPromise = workerSettled().then(function () { return import(runtimeBase + "vision_bundle.mjs"); }).then(function (tasks) {
         return tasks.FilesetResolver.forVisionTasks(runtimeBase + "wasm").then(function (fileset) {
           return { tasks: tasks, fileset: fileset };
         });
