@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 
 from collector.models import Label, Photo, PhotoStatus, Volunteer
+from collector.signals import labels_ranking
 from collector.models import photo_thumbnail_url  # noqa: F401  (the one thumbnail URL rule, for other apps)
 from collector.models import volunteer_is  # noqa: F401  (the one "who took this photo" rule, for other apps)
 
@@ -113,11 +114,8 @@ def photos_uploaded_since(*, since) -> QuerySet[Photo]:
 def label_list_ranked() -> list[Label]:
     """Active labels, most needed first (GET /api/v1/labels/, the camera page): each with approved_count and
     need_rank, recall, confused_with, hint, as collector.signals.labels_ranking's receiver says."""
-    from collector.models import Label as _Label
-    from collector.signals import labels_ranking
-
     labels = list(label_list_active())
-    ranking = next((answer for _, answer in labels_ranking.send(sender=_Label, labels=labels) if answer), None) or {}
+    ranking = next((answer for _, answer in labels_ranking.send(sender=Label, labels=labels) if answer), None) or {}
     for position, label in enumerate(labels, start=1):
         need = ranking.get(label.slug) or {}
         label.need_rank = need.get("rank", position)
