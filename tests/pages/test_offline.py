@@ -223,3 +223,39 @@ class TestTheModelOnThePhone:
         assert asked and asked[0], fetched
         assert not [url for url, _ in fetched if "/download/" in url]
         assert violations == [] and phone.js_errors == []
+
+
+class TestBackgroundSync:
+    def test_the_worker_sends_the_queue_with_no_page_open(self, phone):
+        """Chromium's Background Sync: the service worker's `sync` handler sends what waits, even after
+        the tab was closed. The browser decides when to fire it; DevTools' dispatchSyncEvent fires it now."""
+        make_label("mug")
+        _sign_up(phone, "maria")
+        _worker_ready(phone)
+        phone.context.set_offline(True)
+        _take(phone, 41)
+        phone.locator("#outbox-list li").wait_for()
+        context = phone.context
+        blank = context.new_page()
+        phone.close()  # no camera page open any more: nothing but the worker can send it
+        context.set_offline(False)
+        cdp = context.new_cdp_session(blank)
+        registrations = []
+        cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
+        cdp.send("ServiceWorker.enable")
+        blank.wait_for_timeout(500)
+        registration = next(r for r in registrations if r["scopeURL"].endswith("/") and not r["isDeleted"])
+        assert not Photo.objects.exists()  # back online, no page open: it waits for the sync
+        cdp.send("ServiceWorker.dispatchSyncEvent", {"origin": registration["scopeURL"].rstrip("/"),
+                                                     "registrationId": registration["registrationId"],
+                                                     "tag": "crowdlens-outbox", "lastChance": False})
+        for _ in range(100):
+            if Photo.objects.exists():
+                break
+            blank.wait_for_timeout(100)
+        photo = Photo.objects.get()
+        assert photo.label.slug == "mug"
+        blank.goto("/capture/")  # the queue is empty: nothing is sent a second time
+        blank.wait_for_load_state("networkidle")
+        assert blank.locator("#outbox").is_hidden()
+        assert Photo.objects.count() == 1
