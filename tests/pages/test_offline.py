@@ -225,6 +225,31 @@ class TestTheModelOnThePhone:
         assert violations == [] and phone.js_errors == []
 
 
+class TestAModelFileThatIsNotTheManifests:
+    def test_a_file_whose_sha256_differs_is_never_kept_or_run(self, phone, trained_result):  # noqa: F811
+        from tests.training.conftest import CLASSES, publish
+
+        publish(trained_result)
+        for slug in CLASSES:
+            make_label(slug)
+
+        def tampered(route):
+            body = bytearray(route.fetch().body())
+            body[len(body) // 2] ^= 0xFF  # one byte changed on the way
+            route.fulfill(status=200, body=bytes(body), headers={"Content-Type": "application/octet-stream"})
+
+        phone.context.route("**/download/**", tampered)
+        _sign_up(phone, "maria")
+        phone.wait_for_function("() => document.getElementById('capture-form').dataset.modelVersion", timeout=60_000)
+        assert phone.locator("#capture-form").get_attribute("data-model-version") == "failed"
+        assert phone.evaluate("""() => new Promise(resolve => { const open = indexedDB.open('crowdlens');
+            open.onsuccess = () => { const get = open.result.transaction('model').objectStore('model').get('current');
+                                     get.onsuccess = () => resolve(get.result === undefined); }; })""")
+        phone.get_by_label("Photo", exact=True).set_input_files(_photo(51))
+        phone.wait_for_timeout(1000)
+        assert phone.locator("#guesses").is_hidden()
+
+
 class TestBackgroundSync:
     def test_the_worker_sends_the_queue_with_no_page_open(self, phone):
         """Chromium's Background Sync: when the connection returns, the browser wakes the service worker,
