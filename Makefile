@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv run test test-fast migrate schema audit bench-upload bench-upload-memory bench-nginx bench-train bench-leaderboard bench-newsletter bench-review clean
+.PHONY: venv frontend run test test-fast migrate schema audit bench-upload bench-upload-memory bench-nginx bench-train bench-leaderboard bench-newsletter bench-review bench-browser-model clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,14 +19,21 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# The volunteer pages' npm libraries (package-lock.json), copied into static/vendor/ (deploy/frontend.sh).
+FRONTEND_STAMP := static/vendor/.installed-from-lock
+$(FRONTEND_STAMP): package.json package-lock.json deploy/frontend.sh
+	bash deploy/frontend.sh
+
+frontend: $(FRONTEND_STAMP)
+
 # Web server on 127.0.0.1:8000 and the one scheduler process, on SQLite and ./var/.
-run: venv
+run: venv frontend
 	bash deploy/run-local.sh
 
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
-test: venv
+test: venv frontend
 	bash deploy/ensure-test-tools.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -65,6 +72,10 @@ bench-newsletter: venv
 bench-review: venv
 	bash deploy/ensure-test-tools.sh
 	$(BIN)/python bench/review.py
+
+# Needs ../shared/data (flowers and weights), chromium (deploy/ensure-test-tools.sh) and static/vendor/.
+bench-browser-model: venv frontend
+	$(BIN)/python bench/browser_model.py
 
 clean:
 	rm -rf $(VENV) var

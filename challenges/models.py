@@ -89,6 +89,7 @@ class PointReason(models.TextChoices):
     VOTE = "vote", "Vote received"
     NOVELTY = "novelty", "Novelty bonus"
     VERIFY = "verify", "Verdict matched the final decision"
+    STUMPED = "stumped", "Stumped the model"
 
 
 class PointEntry(models.Model):

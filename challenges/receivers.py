@@ -6,7 +6,7 @@ inside the delete's, so every write here commits or rolls back with the change.
 
 from __future__ import annotations
 
-from challenges import services
+from challenges import selectors, services
 
 
 def validate_challenge_entry(sender, *, user, label, challenge_id, now, **kwargs):
@@ -35,3 +35,13 @@ def revoke_photo_points(sender, instance, **kwargs):
 def forget_user_scores(sender, instance, **kwargs):
     """A user deleted any way (admin included): their Score rows cascade away, so leave the ranked totals too."""
     services.scores_forget_user(user_id=instance.pk)
+
+
+def settle_stumped_points(sender, *, photo_id, **kwargs):
+    """training stored its own prediction for a photo: the stump-the-model bonus may now be due."""
+    services.photo_points_settle(photo_id=photo_id, note="server prediction")
+
+
+def rank_labels(sender, *, labels, **kwargs):
+    """collector asks which labels are needed most (GET /api/v1/labels/, the camera page)."""
+    return selectors.labels_need_ranking(labels=labels)

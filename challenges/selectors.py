@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from challenges import periods
 from challenges.models import (
-    Challenge, Feature, PointEntry, RankBucket, RankBucketChange, Score, Vote,
+    Challenge, Feature, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
 )
 from collector import selectors as collector_selectors
 from collector.models import Label, Photo, Volunteer, public_name_for
@@ -88,6 +88,55 @@ def label_need_key(label: Label, recall: dict[str, float] | None) -> tuple:
         target = (1, approved / label.effective_production_target)
     by_recall = (float(recall.get(label.slug, 0.0)),) if recall else ()
     return (*by_recall, target, label.slug)
+
+
+def labels_need_ranking(*, labels: list[Label]) -> dict[str, dict]:
+    """{slug: {rank, recall, confused_with, hint}} for these labels, most needed first by label_need_key; the
+    hint says why in a volunteer's words ("The model mixes up Tulip and Rose: a tulip that looks like a rose
+    helps most."). Confusions are the model in service's on its test split (training.selectors)."""
+    recall = latest_recall_by_label()
+    try:
+        confusions = training_selectors.latest_confusions()
+    except Exception:
+        logger.exception("training.selectors.latest_confusions failed; ranking without confusions")
+        confusions = {}
+    names = {label.slug: label.name for label in labels}
+    ranked = sorted(labels, key=lambda label: label_need_key(label, recall))
+    out = {}
+    for rank, label in enumerate(ranked, start=1):
+        other = confusions.get(label.slug)
+        approved = getattr(label, "approved_count", 0)
+        if other and other[0] in names:
+            hint = (f"The model mixes up {label.name} and {names[other[0]]}: "
+                    f"a {label.name.lower()} that looks like a {names[other[0]].lower()} helps most.")
+        elif recall is not None and label.slug in recall:
+            hint = f"The model recognises {round(100 * recall[label.slug])} % of these."
+        elif approved < label.effective_prototype_target:
+            hint = f"{approved} of {label.effective_prototype_target} photos for a first model."
+        else:
+            hint = f"{approved} of {label.effective_production_target} photos for a good model."
+        out[label.slug] = {"rank": rank, "recall": recall.get(label.slug) if recall else None,
+                           "confused_with": other[0] if other and other[0] in names else None, "hint": hint}
+    return out
+
+
+def stumpers(*, since: dt.datetime, until: dt.datetime, limit: int = 1) -> list[dict]:
+    """The volunteers whose approved photos stumped the model most in [since, until) (issue 19): active
+    STUMPED grants earned then, most first (ties: the earlier volunteer), each with one example
+    ({photo_id, label, thought}: the photo's label and what the server's model took it for)."""
+    grants = PointEntry.objects.filter(reason=PointReason.STUMPED, active=True, earned_at__gte=since,
+                                       earned_at__lt=until)
+    top = (grants.values("volunteer_id").annotate(photos=Count("id"), points=Sum("points"))
+           .order_by("-photos", "volunteer_id")[:limit])
+    out = []
+    for row in top:
+        grant = grants.filter(volunteer_id=row["volunteer_id"]).select_related("photo__label").order_by("-earned_at").first()
+        prediction = training_selectors.photo_server_prediction(photo_id=grant.photo_id)
+        thought = collector_selectors.label_get(slug=prediction.label) if prediction else None
+        out.append({"volunteer_id": row["volunteer_id"], "photos": row["photos"], "points": row["points"],
+                    "example": {"photo_id": grant.photo_id, "label": grant.photo.label.name,
+                                "thought": thought.name if thought else (prediction.label if prediction else "")}})
+    return out
 
 
 def labels_most_needed() -> list[Label]:

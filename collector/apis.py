@@ -153,9 +153,11 @@ class LabelListApi(APIView):
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(responses={200: LabelOutput(many=True)}, tags=["labels"],
-                   summary="The labels photos are collected for, with their progress")
+                   summary="The labels photos are collected for, most needed first, with their progress",
+                   description="Ranked by need: lowest recall of the model in service first (its latest "
+                               "measurement), then furthest below the targets; each says why in `hint`.")
     def get(self, request):
-        return Response(LabelOutput(selectors.label_list_active(), many=True).data)
+        return Response(LabelOutput(selectors.label_list_ranked(), many=True).data)
 
 
 class PhotoListCreateApi(APIView):

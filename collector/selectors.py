@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 
 from collector.models import Label, Photo, PhotoStatus, Volunteer
+from collector.signals import labels_ranking
 from collector.models import photo_thumbnail_url  # noqa: F401  (the one thumbnail URL rule, for other apps)
 from collector.models import volunteer_is  # noqa: F401  (the one "who took this photo" rule, for other apps)
 
@@ -239,3 +240,23 @@ def model_agreement_error_rate(*, threshold: float) -> tuple[int, int]:
     decided = agreed.count()
     wrong = agreed.filter(Q(photo__status=PhotoStatus.REJECTED) | ~Q(photo__label_id=F("photo_label_id"))).count()
     return decided, wrong
+
+
+def photos_uploaded_since(*, since) -> QuerySet[Photo]:
+    """Photos uploaded at or after `since` that are pending or approved (training's server predictions)."""
+    return (Photo.objects.filter(created_at__gte=since, status__in=[PhotoStatus.PENDING, PhotoStatus.APPROVED])
+            .order_by("id"))
+
+
+def label_list_ranked() -> list[Label]:
+    """Active labels, most needed first (GET /api/v1/labels/, the camera page): each with approved_count and
+    need_rank, recall, confused_with, hint, as collector.signals.labels_ranking's receiver says."""
+    labels = list(label_list_active())
+    ranking = next((answer for _, answer in labels_ranking.send(sender=Label, labels=labels) if answer), None) or {}
+    for position, label in enumerate(labels, start=1):
+        need = ranking.get(label.slug) or {}
+        label.need_rank = need.get("rank", position)
+        label.recall = need.get("recall")
+        label.confused_with = need.get("confused_with")
+        label.hint = need.get("hint", "")
+    return sorted(labels, key=lambda label: label.need_rank)

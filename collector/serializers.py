@@ -100,11 +100,17 @@ class LabelOutput(serializers.ModelSerializer):
         help_text="approved_count / prototype_target, at most 1 (4 decimals).")
     production_progress = serializers.SerializerMethodField(
         help_text="approved_count / production_target, at most 1 (4 decimals).")
+    need_rank = serializers.IntegerField(help_text="1 for the label the model needs most, then 2, ...: the list's order.")
+    recall = serializers.FloatField(allow_null=True, help_text="Share of this label's test photos the model in "
+                                                               "service recognised (latest measurement); null before any.")
+    confused_with = serializers.CharField(allow_null=True, help_text="The label (slug) the model most often takes "
+                                                                     "this one for; null if none.")
+    hint = serializers.CharField(help_text="Why this label is needed, in a volunteer's words.")
 
     class Meta:
         model = Label
         fields = ["slug", "name", "description", "approved_count", "prototype_target", "production_target",
-                  "prototype_progress", "production_progress"]
+                  "prototype_progress", "production_progress", "need_rank", "recall", "confused_with", "hint"]
         extra_kwargs = {
             "slug": {"help_text": "The label's identifier: what `label` means everywhere in the API."},
             "name": {"help_text": "The label's name for people."},

@@ -23,3 +23,9 @@ photo_status_changed = Signal()
 # keep training models but earn nothing from now on, points already earned
 # included. kwargs: user.
 volunteer_became_bootstrap = Signal()
+
+# Which labels are needed most (issue 19): collector asks, challenges answers with the rule its daily
+# rotation picks by (training's recall and confusions, then the targets). kwargs: labels (the active Label
+# rows, each with approved_count). A receiver returns {slug: {"rank": 1.., "recall": float or None,
+# "confused_with": slug or None, "hint": str}}; without one, labels keep their order by name.
+labels_ranking = Signal()

@@ -529,6 +529,13 @@ LEADERBOARD_MAX_PAGE_SIZE = env_int("LEADERBOARD_MAX_PAGE_SIZE", 100, minimum=1,
 CHALLENGE_COMPACT_EVERY_MINUTES = env_int("CHALLENGE_COMPACT_EVERY_MINUTES", 10, minimum=1, maximum=59,
     help="How often, in minutes, `challenges_compact` folds rank counts and opens today's challenge if none is "
          "open.")
+# An approved photo the model in service got wrong (its own server-side prediction, never the phone's claim).
+POINTS_STUMPED = env_int("POINTS_STUMPED", 15, minimum=0, help=
+    "Bonus for an approved photo whose label the model in service got wrong (the server's own prediction for "
+    "the stored photo, never the phone's claim).")
+PHOTOS_PREDICT_EVERY_MINUTES = env_int("PHOTOS_PREDICT_EVERY_MINUTES", 5, minimum=1, maximum=59, help=
+    "How often the scheduler has the model in service predict new photos (the stumped bonus, what to photograph "
+    "next).")
 # --- newsletter -----------------------------------------------------------
 env.section("Newsletter")
 # Editions are composed for each period and sent by `manage.py newsletter_send`,
@@ -642,13 +649,16 @@ if S3_BUCKET:
 
     _img_src.append(f"{_urlsplit(S3_ENDPOINT_URL).scheme}://{_urlsplit(S3_ENDPOINT_URL).netloc}" if S3_ENDPOINT_URL
                     else f"https://s3.{S3_REGION}.amazonaws.com")
+# The camera page downloads the published model itself (static/js/model.js): from S3 when the
+# manifest's download_url is presigned there (issue 19).
+_connect_src = [SELF, *_img_src[3:]]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
         "style-src": [SELF],
         "img-src": _img_src,
-        "connect-src": [SELF],
+        "connect-src": _connect_src,
         "media-src": [SELF, "blob:"],
         "object-src": [NONE],
         "base-uri": [SELF],

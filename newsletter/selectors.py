@@ -176,6 +176,8 @@ def edition_content(*, since: datetime, until: datetime, previous: Edition | Non
         "leaderboard": section_leaderboard(until=until, limit=10),
         "model": model,
         "labels_needed": section_labels_needed(recall=model["recall"], limit=settings.NEWSLETTER_NEEDED_LABELS),
+        # The week's best at stumping the model (issue 19): most approved photos the model got wrong.
+        "stumpers": challenges_selectors.stumpers(since=since, until=until, limit=1),
     }
 
 
@@ -213,7 +215,8 @@ def edition_render_context(edition: Edition) -> dict:
     leaderboard = board.get("rows") or []
     board_start = datetime.fromisoformat(board["start"]) if board.get("start") else None
     winners = content.get("challenge_winners") or []
-    people = [r for r in leaderboard] + [w for c in winners for w in c.get("winners", [])]
+    stumpers = content.get("stumpers") or []
+    people = [r for r in leaderboard] + [w for c in winners for w in c.get("winners", [])] + stumpers
     names = collector_selectors.volunteer_public_names(
         user_ids={r["volunteer_id"] for r in people if r.get("volunteer_id")})
     for row in people:
@@ -235,6 +238,7 @@ def edition_render_context(edition: Edition) -> dict:
         "improved_labels": model.get("improved") or [],
         "field_accuracy": model.get("field"),
         "labels_needed": content.get("labels_needed") or [],
+        "stumpers": stumpers,
         "site_url": settings.SITE_URL,
         "archive_url": settings.SITE_URL + reverse("newsletter-archive-detail", kwargs={"edition_id": edition.pk}),
         "archive_index_url": settings.SITE_URL + reverse("newsletter-archive"),

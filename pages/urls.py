@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from pages import views
+from pages import app_views, views
 
 app_name = "pages"
 
@@ -19,4 +19,6 @@ urlpatterns = [
     path("me/", views.me, name="me"),
     path("capture/", views.capture, name="capture"),
     path("verify/", views.verify, name="verify"),
+    path("sw.js", app_views.service_worker, name="service-worker"),
+    path("manifest.webmanifest", app_views.web_manifest, name="web-manifest"),
 ]

@@ -33,6 +33,7 @@ from challenges import services as challenge_services
 from collector import selectors as collector_selectors
 from collector import services as collector_services
 from collector.throttles import UploadThrottle
+from training import selectors as training_selectors
 from config.domain_errors import DomainError
 from config.errors import status_for
 from pages.forms import SignUpForm
@@ -260,8 +261,14 @@ def me(request):
     page = Paginator(collector_selectors.photo_list_for_user(user=request.user), MY_PHOTOS_PAGE_SIZE).get_page(
         request.GET.get("page"))
     photos = list(page.object_list)
+    predictions = training_selectors.photo_server_predictions(photo_ids=[p.pk for p in photos])
+    names = {label.slug: label.name for label in collector_selectors.label_list_active()}
     for photo in photos:
         photo.thumb_width, photo.thumb_height = thumbnail_size(photo.width, photo.height)
+        prediction = predictions.get(photo.pk)
+        # "The model thought it was a rose": the server's own prediction (what the stumped bonus goes by).
+        photo.model_thought = (names.get(prediction.label, prediction.label)
+                               if prediction and prediction.label != photo.label.slug else None)
     volunteer = collector_selectors.volunteer_for_user(request.user)
     return render(request, "pages/me.html", {
         "photos": photos,
@@ -325,7 +332,7 @@ def capture(request):
             "challenge": challenge_selectors.challenge_today(),
             "session_ended": request.method == "POST",
         }, status=403 if request.method == "POST" else 200)
-    labels = list(collector_selectors.label_list_active())
+    labels = collector_selectors.label_list_ranked()  # most needed first (issue 19)
     challenge = challenge_selectors.challenge_today()
     selected = request.POST.get("target") or request.GET.get("target") or ("challenge" if challenge else "")
     if selected == "challenge" and challenge is None:
@@ -338,6 +345,7 @@ def capture(request):
     thumb = thumbnail_size(result.photo.width, result.photo.height) if result else None
     return render(request, "pages/capture.html", {
         "labels": labels,
+        "needed": labels[:3],
         "challenge": challenge,
         "selected": selected,
         "result": result.photo if result else None,
@@ -375,4 +383,5 @@ def _capture_post(request, challenge):
     except DomainError as exc:  # collector's, or challenges' check of the entry through collector's signal
         return None, exc.message, status_for(exc)  # the status the API gives the same error
     return result, None, 201 if result.created else 200
+
 

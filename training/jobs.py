@@ -17,6 +17,9 @@ def scheduled_jobs() -> list[dict]:
         # The model in service guesses new pending photos for the review queue (docs/review.md).
         {"id": "review-guesses", "command": ["review_guesses", "--no-progress"], "hour": "*",
          "minute": f"*/{settings.REVIEW_GUESSES_EVERY_MINUTES}"},
+        # The server's own prediction for new photos (the stumped bonus; never the phone's claim).
+        {"id": "photos_predict", "command": ["photos_predict"], "hour": "*",
+         "minute": f"*/{settings.PHOTOS_PREDICT_EVERY_MINUTES}"},
         # After the night's training: likely mislabelled approved photos go back to review.
         {"id": "label-audit", "command": ["label_audit", "--no-progress"], "hour": audit_hour, "minute": audit_minute},
     ]

@@ -202,3 +202,39 @@ def label_audit_outliers() -> dict[int, float]:
 
     latest = LabelAudit.objects.filter(finished_at__isnull=False).order_by("-started_at", "-id").first()
     return {item["photo"]: item["z"] for item in latest.outliers} if latest is not None else {}
+def photo_server_prediction(*, photo_id: int):
+    """The server's own prediction for the photo (training.models.PhotoPrediction), or None."""
+    from training.models import PhotoPrediction
+
+    return PhotoPrediction.objects.filter(photo_id=photo_id).first()
+
+
+def photo_server_predictions(*, photo_ids) -> dict:
+    """photo id -> the server's PhotoPrediction, for the photos that have one."""
+    from training.models import PhotoPrediction
+
+    return {p.photo_id: p for p in PhotoPrediction.objects.filter(photo_id__in=list(photo_ids))}
+
+
+def latest_confusions() -> dict[str, tuple[str, float]]:
+    """Label slug -> (the label the model in service most often took it for, the share of its test photos
+    taken for that one), from the version's own evaluation (TRAINING_DEFAULT_VARIANT, else the gate variant)
+    on its test split. Labels it never confused are absent."""
+    current = model_in_service()
+    if current is None:
+        return {}
+    for variant in (settings.TRAINING_DEFAULT_VARIANT, settings.TRAINING_GATE_VARIANT, *current.metrics.keys()):
+        confusion = (current.metrics.get(variant) or {}).get("confusion")
+        if confusion:
+            break
+    else:
+        return {}
+    labels = list(current.labels)
+    out = {}
+    for i, row in enumerate(confusion[: len(labels)]):
+        total = sum(row)
+        wrong = [(count, j) for j, count in enumerate(row[: len(labels)]) if j != i and count > 0]
+        if total and wrong:
+            count, j = max(wrong)
+            out[labels[i]] = (labels[j], count / total)
+    return out

@@ -30,7 +30,10 @@ class TestLabelList:
         assert body["mug"] == {
             "slug": "mug", "name": "Mug", "description": "Any drinking mug", "approved_count": 3,
             "prototype_target": 4, "production_target": 10, "prototype_progress": 0.75, "production_progress": 0.3,
+            # Most needed first (issue 19): under its prototype target, where cup has passed its own.
+            "need_rank": 1, "recall": None, "confused_with": None, "hint": "3 of 4 photos for a first model.",
         }
+        assert [row["slug"] for row in response.json()] == ["mug", "cup"]
         assert body["cup"]["approved_count"] == 3
         assert (body["cup"]["prototype_target"], body["cup"]["production_target"]) == (2, 3)
         assert body["cup"]["prototype_progress"] == 1.0 and body["cup"]["production_progress"] == 1.0

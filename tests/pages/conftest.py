@@ -36,6 +36,9 @@ def chromium(django_db_setup):
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        # The pages' service worker (/sw.js) fetches too: without this, set_offline() and context.route()
+        # leave its requests alone (Playwright's Chromium default), and "offline" would not be offline.
+        env.setenv("PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS", "1")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             yield browser

@@ -15,6 +15,8 @@ the types), kept backward compatible. Additions and precisions by the ML side:
   gives its name, version, description, author and licence; labels and normalisation come from the run.
 - `COREML` in `HParams.variants` adds a Core ML package (coreml.py): `TrainResult.coreml`; a failed
   conversion is named in `TrainResult.failed_variants` and fails nothing else.
+- `classify_image(model_content=, image_path=, input_spec=)`: one photo through a `.tflite` in LiteRT, prepared
+  as the manifest says; the file's scores (dequantized). The server's own prediction per photo (issue 19).
 - `train_and_export` raises ValueError for inconsistent input (no labels, no training photos, a
   label index out of range, an unknown variant) before doing any work.
 
@@ -56,6 +58,7 @@ from .types import (
 _LAZY = {
     "train_and_export": ".train",
     "evaluate_tflite": ".export",
+    "classify_image": ".export",
     "embed": ".features",
     "preprocess_for_inference": ".data",
 }
@@ -92,6 +95,7 @@ __all__ = [
     "WeightsUnavailable",
     "train_and_export",
     "evaluate_tflite",
+    "classify_image",
     "embed",
     "preprocess_for_inference",
 ]

@@ -372,3 +372,20 @@ def evaluate_tflite(*, path: Path, examples: list[Example], labels: list[str], i
         latency_ms=1000.0 * seconds / len(examples) if examples else 0.0,
         predictions=predictions,
     )
+
+
+def classify_image(*, model_content: bytes, image_path: Path | str, input_spec: InputSpec) -> list[float]:
+    """One photo through a .tflite file in LiteRT, prepared as `input_spec` says (the manifest's crop and
+    normalisation): the file's scores in its output order (dequantized for uint8 outputs). What a phone
+    that follows the manifest computes; the server's own prediction for a stored photo (issue 19)."""
+    interpreter = _interpreter(model_content=model_content)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    pixels = np.asarray(data.load_rgb(image_path), dtype=np.uint8)
+    interpreter.set_tensor(inp["index"], data.preprocess_for_inference(pixels, input_spec))
+    interpreter.invoke()
+    scores = interpreter.get_tensor(out["index"])[0].astype(np.float64)
+    scale, zero_point = out.get("quantization", (0.0, 0))
+    if scale:
+        scores = (scores - zero_point) * scale
+    return [float(s) for s in scores]
