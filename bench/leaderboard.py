@@ -101,7 +101,7 @@ def seed(*, volunteers: int, photos: int, seed_value: int, now: dt.datetime) -> 
     rng = random.Random(seed_value)
     with connection.cursor() as cur:
         tables = [m._meta.db_table for m in (PointEntry, Vote, Challenge, Photo, Volunteer, Label)]
-        cur.execute("TRUNCATE " + ", ".join(tables) + ", challenges_score, challenges_feature, challenges_photonovelty, "
+        cur.execute("TRUNCATE " + ", ".join(tables) + ", challenges_score, challenges_photooftheday, challenges_photonovelty, "
                     "authtoken_token, auth_user RESTART IDENTITY CASCADE")
     labels = [Label(slug=f"label-{i:02d}", name=f"Label {i}") for i in range(40)]
     Label.objects.bulk_create(labels)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from challenges import periods, services
-from challenges.models import ApprovedPhoto, Challenge, Feature, PhotoNovelty, PointEntry, Score, Vote
+from challenges.models import ApprovedPhoto, Challenge, PhotoOfTheDay, PhotoNovelty, PointEntry, Score, Vote
 from config.admin_base import ReadOnlyAdmin
 from collector.models import PhotoStatus
 from config.domain_errors import DomainError
@@ -116,8 +116,8 @@ class PhotoNoveltyAdmin(ReadOnlyAdmin):
         return f"yes (z {z})" if z is not None else ""
 
 
-@admin.register(Feature)
-class FeatureAdmin(admin.ModelAdmin):
+@admin.register(PhotoOfTheDay)
+class PhotoOfTheDayAdmin(admin.ModelAdmin):
     list_display = ("featured_on", "photo_id", "featured_by", "created_at")
     raw_id_fields = ("photo",)
     fields = ("photo", "featured_on")

@@ -242,8 +242,10 @@ class Vote(models.Model):
         return f"vote by {self.voter_id} for photo {self.photo_id}"
 
 
-class Feature(models.Model):
-    """Staff picked a photo as "photo of the day" (at most once per photo)."""
+class PhotoOfTheDay(models.Model):
+    """Staff picked a photo as "photo of the day" (at most once per photo; "featured" in the UI and points).
+
+    Named so that "feature" means one thing in the code: an embedding (training's feature store)."""
 
     photo = models.OneToOneField("collector.Photo", on_delete=models.CASCADE, related_name="+")
     featured_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -252,6 +254,7 @@ class Feature(models.Model):
 
     class Meta:
         ordering = ["-featured_on", "-id"]
+        verbose_name, verbose_name_plural = "photo of the day", "photos of the day"
 
     def __str__(self) -> str:
         return f"photo {self.photo_id} featured on {self.featured_on}"

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from challenges import periods
 from challenges.models import (
-    Challenge, Feature, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
+    Challenge, PhotoOfTheDay, PointEntry, PointReason, RankBucket, RankBucketChange, Score, Vote,
 )
 from collector import selectors as collector_selectors
 from collector.models import Label, Photo, Volunteer, public_name_for
@@ -392,7 +392,7 @@ def _gallery(qs, names: dict[int, Volunteer]) -> list[GalleryPhoto]:
 
 def _annotated_photos(public_only: bool) -> QuerySet[Photo]:
     votes = Vote.objects.filter(photo_id=OuterRef("pk")).order_by().values("photo_id").annotate(n=Count("id")).values("n")
-    feature = Feature.objects.filter(photo_id=OuterRef("pk")).values("featured_on")[:1]
+    feature = PhotoOfTheDay.objects.filter(photo_id=OuterRef("pk")).values("featured_on")[:1]
     qs = collector_selectors.photos_public() if public_only else collector_selectors.photos_approved()
     return qs.annotate(
         vote_count=Coalesce(Subquery(votes, output_field=IntegerField()), Value(0)),

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from challenges import periods
-from challenges.models import Feature
+from challenges.models import PhotoOfTheDay
 from challenges.services.points import photo_lock, photo_settle_locked
 from collector import selectors as collector_selectors
 from collector.models import PhotoStatus
@@ -20,7 +20,7 @@ def _require_staff(user) -> None:
         raise Forbidden("Only staff can feature photos.")
 
 
-def photo_feature(*, photo_id: int, staff_user, on: dt.date | None = None, now: dt.datetime | None = None) -> Feature:
+def photo_feature(*, photo_id: int, staff_user, on: dt.date | None = None, now: dt.datetime | None = None) -> PhotoOfTheDay:
     """Make an approved photo a "photo of the day" (once per photo; featuring again changes nothing)."""
     _require_staff(staff_user)
     now = now or timezone.now()
@@ -28,7 +28,7 @@ def photo_feature(*, photo_id: int, staff_user, on: dt.date | None = None, now: 
         photo = collector_selectors.photo_locked(photo_id, required=True)
         if photo.status != PhotoStatus.APPROVED:
             raise Conflict("Only approved photos can be featured.", code="not_approved")
-        feature, created = Feature.objects.get_or_create(
+        feature, created = PhotoOfTheDay.objects.get_or_create(
             photo=photo, defaults={"featured_by": staff_user, "featured_on": on or periods.local_date(now)}
         )
         if created:
@@ -44,21 +44,21 @@ def photo_unfeature(*, photo_id: int, staff_user, now: dt.datetime | None = None
         photo = photo_lock(photo_id)
         if photo is None:
             return False
-        deleted, _ = Feature.objects.filter(photo=photo).delete()
+        deleted, _ = PhotoOfTheDay.objects.filter(photo=photo).delete()
         if deleted:
             photo_settle_locked(photo=photo, now=now, actor=staff_user, note="feature removed")
     return bool(deleted)
 
 
 def photo_feature_change(*, feature_id: int, photo_id: int, on: dt.date, staff_user,
-                         now: dt.datetime | None = None) -> Feature:
+                         now: dt.datetime | None = None) -> PhotoOfTheDay:
     """Staff edit a feature: another day, or another photo. Moving it to another photo moves its points with
     it through the ledger (the old photo's grant is taken back, the new photo's owner is granted), both
     photos locked (in id order, so two edits never deadlock)."""
     _require_staff(staff_user)
     now = now or timezone.now()
     with transaction.atomic():
-        feature = Feature.objects.select_for_update().filter(pk=feature_id).first()
+        feature = PhotoOfTheDay.objects.select_for_update().filter(pk=feature_id).first()
         if feature is None:
             raise NotFound("There is no such feature.")
         old_photo_id = feature.photo_id
@@ -70,7 +70,7 @@ def photo_feature_change(*, feature_id: int, photo_id: int, on: dt.date, staff_u
         photo = locked[photo_id]
         if photo.status != PhotoStatus.APPROVED:
             raise Conflict("Only approved photos can be featured.", code="not_approved")
-        if Feature.objects.filter(photo_id=photo_id).exists():
+        if PhotoOfTheDay.objects.filter(photo_id=photo_id).exists():
             raise Conflict(f"Photo {photo_id} is already featured.", code="already_featured")
         feature.photo = photo
         feature.featured_by = staff_user

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from challenges import periods
-from challenges.models import Challenge, Feature, PhotoNovelty, PointEntry, PointReason, Vote
+from challenges.models import Challenge, PhotoOfTheDay, PhotoNovelty, PointEntry, PointReason, Vote
 from training import selectors as training_selectors
 from challenges.services.scores import scores_add
 from collector import selectors as collector_selectors
@@ -99,7 +99,7 @@ def _photo_targets(photo: Photo) -> tuple[dict[tuple[str, int | None], tuple[int
     }
     if challenge is not None:
         targets[(PointReason.CHALLENGE_BONUS, None)] = (challenge.bonus_points, None)
-    feature = Feature.objects.filter(photo_id=photo.pk).values_list("featured_by_id", flat=True)[:1]
+    feature = PhotoOfTheDay.objects.filter(photo_id=photo.pk).values_list("featured_by_id", flat=True)[:1]
     if feature:
         targets[(PointReason.FEATURED, None)] = (settings.POINTS_FEATURED, feature[0])
     novelty = PhotoNovelty.objects.filter(photo_id=photo.pk).values_list("points", flat=True).first()

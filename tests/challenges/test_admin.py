@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from challenges import periods
-from challenges.models import Challenge, Feature, Score
+from challenges.models import Challenge, PhotoOfTheDay, Score
 from tests.challenges.helpers import approved_photo, ledger_sum, make_challenge, points_of, upload_photo
 from tests.factories import make_label, make_volunteer
 
@@ -71,7 +71,7 @@ class TestGalleryAdmin:
         response = staff_client.post("/admin/challenges/approvedphoto/", {
             "action": "feature_photos", "_selected_action": [photo.pk]}, follow=True)
         assert response.status_code == 200
-        assert Feature.objects.filter(photo=photo).exists()
+        assert PhotoOfTheDay.objects.filter(photo=photo).exists()
         assert points_of(owner.user) == 10 + 25
 
     def test_a_photo_rejected_meanwhile_is_reported_and_the_others_are_featured(self, staff_client, monkeypatch):
@@ -93,16 +93,16 @@ class TestGalleryAdmin:
         assert response.status_code == 200
         assert f"Photo {first.pk} not featured: Only approved photos can be featured." in page
         assert "Featured 1 photo(s)." in page
-        assert list(Feature.objects.values_list("photo_id", flat=True)) == [second.pk]
+        assert list(PhotoOfTheDay.objects.values_list("photo_id", flat=True)) == [second.pk]
 
     def test_removing_a_feature_in_the_admin_takes_its_points_back(self, staff_client):
         owner = make_volunteer()
         photo = approved_photo(volunteer=owner)
         staff_client.post("/admin/challenges/approvedphoto/", {"action": "feature_photos", "_selected_action": [photo.pk]})
-        feature = Feature.objects.get()
-        response = staff_client.post(f"/admin/challenges/feature/{feature.pk}/delete/", {"post": "yes"})
+        feature = PhotoOfTheDay.objects.get()
+        response = staff_client.post(f"/admin/challenges/photooftheday/{feature.pk}/delete/", {"post": "yes"})
         assert response.status_code == 302
-        assert not Feature.objects.exists()
+        assert not PhotoOfTheDay.objects.exists()
         assert points_of(owner.user) == 10
 
 
@@ -110,10 +110,10 @@ class TestGalleryAdmin:
         first_owner, second_owner = make_volunteer(), make_volunteer()
         first, second = approved_photo(volunteer=first_owner), approved_photo(volunteer=second_owner)
         staff_client.post("/admin/challenges/approvedphoto/", {"action": "feature_photos", "_selected_action": [first.pk]})
-        feature = Feature.objects.get()
+        feature = PhotoOfTheDay.objects.get()
         assert points_of(first_owner.user) == settings.POINTS_PHOTO_APPROVED + settings.POINTS_FEATURED
         day = periods.local_date(timezone.now()) + dt.timedelta(days=1)
-        response = staff_client.post(f"/admin/challenges/feature/{feature.pk}/change/",
+        response = staff_client.post(f"/admin/challenges/photooftheday/{feature.pk}/change/",
                                      {"photo": second.pk, "featured_on": day.isoformat()})
         assert response.status_code == 302, response.content.decode()[:2000]
         feature.refresh_from_db()
@@ -128,11 +128,11 @@ class TestGalleryAdmin:
         photo = approved_photo(volunteer=owner)
         pending = upload_photo()
         staff_client.post("/admin/challenges/approvedphoto/", {"action": "feature_photos", "_selected_action": [photo.pk]})
-        feature = Feature.objects.get()
-        response = staff_client.post(f"/admin/challenges/feature/{feature.pk}/change/",
+        feature = PhotoOfTheDay.objects.get()
+        response = staff_client.post(f"/admin/challenges/photooftheday/{feature.pk}/change/",
                                      {"photo": pending.pk, "featured_on": feature.featured_on.isoformat()}, follow=True)
         assert "Only approved photos can be featured." in response.content.decode()
-        assert Feature.objects.get().photo_id == photo.pk
+        assert PhotoOfTheDay.objects.get().photo_id == photo.pk
         assert points_of(owner.user) == settings.POINTS_PHOTO_APPROVED + settings.POINTS_FEATURED
 
 

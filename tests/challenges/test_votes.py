@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from challenges import selectors, services
-from challenges.models import Feature, PhotoNovelty, PointEntry, Vote
+from challenges.models import PhotoOfTheDay, PhotoNovelty, PointEntry, Vote
 from config.domain_errors import Conflict, Forbidden
 from config.errors import status_for
 from tests.challenges.helpers import approved_photo, points_of, review, upload_photo
@@ -102,7 +102,7 @@ class TestFeature:
         staff = make_reviewer()
         services.photo_feature(photo_id=photo.pk, staff_user=staff)
         services.photo_feature(photo_id=photo.pk, staff_user=staff)
-        assert Feature.objects.count() == 1
+        assert PhotoOfTheDay.objects.count() == 1
         assert points_of(owner.user) == 10 + 25
         assert [p.photo_id for p in selectors.featured_photos()] == [photo.pk]
 
@@ -120,7 +120,7 @@ class TestFeature:
         with pytest.raises(Forbidden) as refused:
             services.photo_feature(photo_id=photo.pk, staff_user=make_volunteer().user)
         assert status_for(refused.value) == 403 and refused.value.code == "permission_denied"
-        assert not Feature.objects.exists()
+        assert not PhotoOfTheDay.objects.exists()
 
     def test_only_approved_photos_can_be_featured(self):
         photo = upload_photo()
