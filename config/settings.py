@@ -344,8 +344,8 @@ if not TRAINING_VARIANTS or set(TRAINING_VARIANTS) - set(TRAINING_VARIANT_NAMES)
         f"TRAINING_VARIANTS must be a comma-separated subset of {list(TRAINING_VARIANT_NAMES)} "
         f"that includes TRAINING_GATE_VARIANT ({TRAINING_GATE_VARIANT}), got {TRAINING_VARIANTS!r}"
     )
-TRAINING_DEFAULT_VARIANT = env_choice("TRAINING_DEFAULT_VARIANT", "int8" if "int8" in TRAINING_VARIANTS else TRAINING_GATE_VARIANT,
-                                      set(TRAINING_VARIANTS))
+# auto: each version's own default, chosen by evidence when it is published (issue 17; docs/training.md).
+TRAINING_DEFAULT_VARIANT = env_choice("TRAINING_DEFAULT_VARIANT", "auto", {"auto", *TRAINING_VARIANTS})
 TRAINING_MIN_APP_VERSION = env_str("TRAINING_MIN_APP_VERSION", "1.0.0")
 TRAINING_STALE_AFTER = env_int("TRAINING_STALE_AFTER", 900, minimum=10)  # seconds without a heartbeat
 TRAINING_HEARTBEAT_SECONDS = env_int("TRAINING_HEARTBEAT_SECONDS", 30, minimum=1)
@@ -367,6 +367,13 @@ TRAINING_AUGMENT_FLIP = env_bool("TRAINING_AUGMENT_FLIP", True)
 TRAINING_MIXUP_ALPHA = _env_opt_float("TRAINING_MIXUP_ALPHA", minimum=0.0)
 TRAINING_TF_THREADS = env_int("TRAINING_TF_THREADS", 0, minimum=0)  # 0 = min(4, CPUs)
 TRAINING_EMBEDDINGS = env_bool("TRAINING_EMBEDDINGS", True)  # pooled embeddings for challenges' novelty score
+# Issue 17 (small data): under TRAINING_CV_BELOW_TEST_PHOTOS test photos (unset: HParams' 200) the accuracy is
+# estimated by TRAINING_CV_FOLDS-fold cross-validation (unset: 5) over all photos and the model trains on all;
+# a first model is published only when its interval's lower bound beats the largest class's share, or
+# TRAINING_PUBLISH_MIN_ACCURACY (0..1) when set.
+TRAINING_CV_BELOW_TEST_PHOTOS = _env_opt_int("TRAINING_CV_BELOW_TEST_PHOTOS", minimum=0)
+TRAINING_CV_FOLDS = _env_opt_int("TRAINING_CV_FOLDS", minimum=2)
+TRAINING_PUBLISH_MIN_ACCURACY = _env_opt_float("TRAINING_PUBLISH_MIN_ACCURACY", minimum=0.0, maximum=1.0)
 # local: the scheduler host trains (today's one-machine behaviour). remote: the nightly job and the admin's
 # button only queue a run; `manage.py trainworker` on a GPU host takes it (docs/deploy.md).
 TRAINING_WORKER = env_choice("TRAINING_WORKER", "local", {"local", "remote"})

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collector import storage
+from config.domain_errors import NotFound
 from config.errors import ApiError, error_response
 from config.pagination import PageNumberPagination
 from training import selectors
@@ -64,10 +65,11 @@ class PublicApiView(APIView):
     permission_classes = [permissions.AllowAny]
 
 
-def _variant(request) -> str:
+def _variant(request) -> str | None:
+    """The ?variant= asked for; None: the version's default (``ModelVersion.phone_variant``)."""
     query = VariantQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
-    return query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT
+    return query.validated_data.get("variant")
 
 
 def manifest_etag(version: ModelVersion, file: ModelFile) -> str:
@@ -95,11 +97,11 @@ def _latest_query(request) -> tuple[str, str | None]:
         data["install_id"] = header
     query = LatestQuery(data=data)
     query.is_valid(raise_exception=True)
-    return (query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT,
-            query.validated_data.get("install_id"))
+    return query.validated_data.get("variant"), query.validated_data.get("install_id")
 
 
-def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResponse:
+def _manifest_response(request, version: ModelVersion, variant: str | None) -> HttpResponse:
+    variant = variant or version.phone_variant()
     file = selectors.model_file_get(version=version, variant=variant)
     if file is None:
         raise ApiError(404, "variant_not_available", f"Model v{version.version} has no {variant} file.",
@@ -122,9 +124,15 @@ def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResp
                 "accuracy": metrics.get("accuracy"),
                 "latency_ms": metrics.get("latency_ms"),
                 "test_examples": metrics.get("test_examples"),
+                "interval": metrics.get("interval"),
+                "photos": metrics.get("photos"),
+                "method": metrics.get("method"),
                 "per_class": metrics.get("per_class", {}),
             },
             "min_app_version": version.min_app_version,
+            "default_variant": {"variant": version.phone_variant(),
+                                "why": (version.default_variant_why if settings.TRAINING_DEFAULT_VARIANT == "auto"
+                                        else "TRAINING_DEFAULT_VARIANT names it.") or "Chosen before versions chose their own."},
         }
         response = Response(ManifestOutput(body).data)
     response["ETag"] = etag
@@ -146,8 +154,9 @@ class ModelLatestApi(PublicApiView):
         variant, install_id = _latest_query(request)
         version = selectors.model_for_device(install_id=install_id)
         if version is None:
-            raise ApiError(404, "no_model", "No model has been published yet; check again after the nightly training.")
-        if selectors.model_file_get(version=version, variant=variant) is None:
+            raise NotFound("No model has been published yet; check again after the nightly training."
+                           + (f" {why}" if (why := selectors.no_model_reason()) else ""), code="no_model")
+        if variant is not None and selectors.model_file_get(version=version, variant=variant) is None:
             # A variant can fail to export alone (coreml): phones asking for it keep the last version that has it.
             version = selectors.model_version_latest_with(variant=variant, up_to=version) or version
         return _manifest_response(request, version, variant)
