@@ -33,10 +33,11 @@ def small_night(tiny_training):
 
 class TestASmallNight:
     def test_it_reports_an_interval_its_strategy_and_a_default_variant_chosen_by_evidence(self, small_night, photos):
-        # The int8 file of a random-weight network is far worse than float32 (14-43 points in the tiny tests):
-        # with an allowed drop of 8 points it is not shown to answer like float32; float16 is. The paired gate
-        # test is left out of this (alpha 0 never holds back): it is tested in test_gate.py.
-        small_night.TRAINING_INT8_MAX_DROP = 8.0
+        # With an allowed drop of 3 points on 60 photos, only a file that never answers worse than float32 is
+        # shown to answer like it (float16 is); int8 calibrated on two photos is not. The paired gate test is
+        # left out of this (alpha 0 never holds back): it is tested in test_gate.py.
+        small_night.TRAINING_INT8_MAX_DROP = 3.0
+        small_night.TRAINING_INT8_CALIBRATION_SAMPLES = 2
         small_night.TRAINING_GATE_ALPHA = 0.0
         for slug in CLASSES:
             photos.add(slug, PER_LABEL)
@@ -59,7 +60,7 @@ class TestASmallNight:
 
         # Precondition of the variant rule: int8 did answer worse than float32 beyond the margin.
         int8 = fit.VariantEvidence("int8", 60, *_worse_better(run, "int8"))
-        assert int8.drop_upper * 100 > 8.0, "the tiny int8 file answered like float32: this test proves nothing"
+        assert int8.drop_upper * 100 > 3.0, "the tiny int8 file answered like float32: this test proves nothing"
         assert run.estimate["default_variant"] == "float16"
         version = ModelVersion.objects.get()
         assert version.default_variant == "float16" and "int8" in version.default_variant_why
@@ -68,7 +69,7 @@ class TestASmallNight:
         manifest = client.get("/api/v1/models/latest/").json()
         assert manifest["variant"] == "float16"
         assert manifest["default_variant"]["variant"] == "float16"
-        assert "not shown within 8" in manifest["default_variant"]["why"]
+        assert "not shown within 3" in manifest["default_variant"]["why"]
         metrics = manifest["metrics"]
         assert metrics["method"] == "cross_validation" and metrics["photos"] == 60
         low, high = metrics["interval"]
@@ -90,14 +91,13 @@ class TestASmallNight:
         decisions = {d["decision"]: d["detail"] for d in run.decisions}
         why = decisions["gate_not_better_than_chance"]
         assert "Not shown better than chance" in why and "on 60 photos" in why
-        assert "share of the largest label" in why and "Nothing was published" in why
+        assert "the largest label's share" in why and "Nothing was published" in why
         assert "photos" in why.split("Nothing was published")[1]
         assert decisions["held_back"] == "The candidate was not published; no model is in service yet."
 
         response = APIClient().get("/api/v1/models/latest/")
         assert response.status_code == 404
-        body = response.json()
-        assert body["code"] == "no_model"
+        body = response.json()["error"]
         assert f"The last training run (#{run.pk}) published nothing: Not shown better than chance" in body["message"]
 
         page = admin_client.get("/admin/training/trainingrun/").content.decode()

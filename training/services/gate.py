@@ -106,7 +106,7 @@ def chance_threshold(*, largest_class_share: float) -> tuple[float, str]:
     the share of the largest class, which a model answering that label to every photo scores."""
     if settings.TRAINING_PUBLISH_MIN_ACCURACY is not None:
         return settings.TRAINING_PUBLISH_MIN_ACCURACY, "TRAINING_PUBLISH_MIN_ACCURACY"
-    return largest_class_share, "the share of the largest label (what always answering it scores)"
+    return largest_class_share, "the largest label's share: what always answering that label scores"
 
 
 def chance_rule(*, estimate: dict, largest_class_share: float, labels: int) -> tuple[bool, str]:
