@@ -16,6 +16,7 @@ added after 1.0.0 raises the minimum to the version that added it), so the write
 
 from __future__ import annotations
 
+import gc
 import importlib
 import io
 import json
@@ -24,6 +25,7 @@ import types
 import zipfile
 from dataclasses import dataclass
 
+from .quiet import dispose_metadata_writer
 from .types import InputSpec, ModelInfo
 
 LABELS_FILE = "labels.txt"
@@ -70,6 +72,9 @@ def write(flat: bytes, *, labels: list[str], input_spec: InputSpec, info: ModelI
         name=info.name, version=info.version, description=info.description, author=info.author,
         licenses=info.license)
     populated, _ = writer.populate()
+    dispose_metadata_writer(writer)
+    del writer
+    gc.collect()  # the writer sits in a reference cycle: collect it now, not at exit (quiet.py)
     return bytes(populated)
 
 

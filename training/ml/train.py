@@ -17,6 +17,7 @@ import numpy as np
 
 from . import data, export, fit, tflite_metadata
 from .features import cached_features
+from .quiet import libraries_quiet
 from .model import POOLED, Head, bottom_model, build_backbone, cut_layer_name, set_top_trainable, tf_setup, trainable_model
 from .types import COREML, VARIANTS, Example, FeatureStore, HParams, ModelInfo, Stopped, TrainResult
 
@@ -171,6 +172,13 @@ def train_and_export(
     choice = {"strategy": strategy, "why": why, **choice}
 
     # --- export every variant, then evaluate every written file -----------------------------
+    with libraries_quiet():
+        return _export_and_evaluate(**locals())
+
+
+def _export_and_evaluate(*, train, val, test, labels, hparams, out_dir, progress, log, should_stop, model_info, phases,
+                         cpu, notes, phase_done, n, size, every, counts, largest_share, cross_validate, how, base, head,
+                         stats, history, choice, out_of_fold, estimate, strategy, **_) -> TrainResult:
     calibration = _calibration_pixels(train, hparams)
     tflite_variants = [v for v in hparams.variants if v != COREML]
     exports = len(hparams.variants)
@@ -189,7 +197,8 @@ def train_and_export(
         progress("export", len(tflite_variants) / exports)
         try:
             coreml_result = coreml.export(base, head, labels=list(labels), size=size, out_dir=out_dir, info=model_info)
-            log(f"coreml: {coreml_result.size_bytes} bytes (not evaluated: Core ML runs only on Apple systems)")
+            log(f"coreml: {coreml_result.size_bytes} bytes (not evaluated: Core ML runs only on Apple systems; "
+                "converted by coremltools 9.0, which names TensorFlow 2.21 untested)")
         except coreml.CoreMLExportFailed as exc:
             failed[COREML] = str(exc)
             log(f"coreml: {exc}")
