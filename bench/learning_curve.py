@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/learning_curve.py                                  # the configuration in bench/README.md
     .venv/bin/python bench/learning_curve.py --sizes 10,30 --draws 2 --calibration-draws 10 --eval 600
+    (--feature-cache DIR keeps the features on disk: a second run skips the feature phase)
 
 For each size (photos drawn a label; "all" = every photo but a stratified 30 % kept back), and each draw
 (another random draw of photos, seeded):
@@ -66,8 +67,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--sizes", default="10,30,60,120,250,all")
     parser.add_argument("--draws", default="3", help="nights per size: one number, or one per size (3,3,3,2,2,1)")
-    parser.add_argument("--calibration-draws", type=int, default=10, help="draws per size for the calibration "
-                                                                           "(the nights' draws count; sizes under 'all')")
+    parser.add_argument("--calibration-draws", default="10", help="draws per size for the calibration (the nights' "
+                                                                  "draws count; 'all' has its nights only): one number "
+                                                                  "or one per size")
     parser.add_argument("--eval", type=int, default=800, help="undrawn photos each night's file is evaluated on")
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--feature-cache", type=Path, default=None, help="keep features on disk between runs")
@@ -82,6 +84,8 @@ def main() -> None:
     sizes = args.sizes.split(",")
     draws = [int(d) for d in args.draws.split(",")]
     draws = draws * len(sizes) if len(draws) == 1 else draws
+    calibration = [int(d) for d in args.calibration_draws.split(",")]
+    calibration = calibration * len(sizes) if len(calibration) == 1 else calibration
     print(f"flowers: {len(examples)} photos, {len(labels)} labels; sizes {sizes}, nights {draws}, "
           f"calibration draws {args.calibration_draws}, eval {args.eval} undrawn photos a night", flush=True)
 
@@ -90,9 +94,9 @@ def main() -> None:
     y = np.array([e.label_index for e in examples])
 
     table = []
-    for size, nights in zip(sizes, draws):
+    for size, nights, checks in zip(sizes, draws, calibration):
         rows = []
-        for d in range(max(nights, args.calibration_draws if size != "all" else nights)):
+        for d in range(max(nights, checks if size != "all" else nights)):
             seed = args.seed * 1000 + d
             drawn, undrawn = draw(examples, labels, size, seed)
             rng = np.random.default_rng(seed)
