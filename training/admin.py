@@ -71,15 +71,15 @@ def _processes_now() -> list[ProcessHeartbeat]:
     return sorted(latest.values(), key=lambda r: (r.kind, r.host))
 
 
-def _with_interval(metrics: dict) -> str:
-    """"61.4 % (53.5-68.8 %, 153 photos)": an accuracy with its 95 % interval and what it rests on."""
+def _with_interval(metrics: dict, digits: int = 1) -> str:
+    """"61.4% (53.5%-68.8%, 153 photos)": an accuracy with its 95 % interval and how many photos it rests on."""
     accuracy = metrics.get("accuracy")
     if accuracy is None:
         return "-"
     interval, photos = metrics.get("interval"), metrics.get("photos")
     if not interval:
-        return f"{accuracy:.1%}"
-    return f"{accuracy:.1%} ({interval[0]:.1%}-{interval[1]:.1%}, {photos} photos)"
+        return f"{accuracy:.{digits}%}"
+    return f"{accuracy:.{digits}%} ({interval[0]:.1%}-{interval[1]:.1%}, {photos} photos)"
 
 
 @admin.register(TrainingRun)
@@ -288,7 +288,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     def metrics_table(self, obj):
         if not obj.metrics:
             return "-"
-        rows = [[variant, _with_interval(m), f"{m.get('size_bytes', 0) / 1024:.0f} KiB",
+        rows = [[variant, _with_interval(m, 2), f"{m.get('size_bytes', 0) / 1024:.0f} KiB",
                  f"{m.get('latency_ms', 0):.2f} ms", m.get("test_examples", "")] for variant, m in obj.metrics.items()]
         service = (obj.gate or {}).get("service")
         if service:

@@ -15,7 +15,6 @@ from training import ml
 from training.ml import fit
 from training.models import ModelVersion, RunOutcome, RunStatus, TrainingRun
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 PER_LABEL = 20  # 60 photos, about 9 test photos: a test split that measures nothing
 
@@ -31,6 +30,8 @@ def small_night(tiny_training):
     return tiny_training
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 class TestASmallNight:
     def test_it_reports_an_interval_its_strategy_and_a_default_variant_chosen_by_evidence(self, small_night, photos):
         # With an allowed drop of 3 points on 60 photos, only a file that never answers worse than float32 is
@@ -137,6 +138,7 @@ class TestWhatIsReported:
         assert variant == "float32" and "not shown within 1" in why
 
 
+@pytest.mark.slow
 def test_the_head_beats_chance_only_when_labels_mean_something(tmp_path):
     """train_and_export on generated photos: the same photos, true and shuffled labels."""
     from tests.training.images import TRAINABLE, make_examples
@@ -155,3 +157,23 @@ def test_the_head_beats_chance_only_when_labels_mean_something(tmp_path):
     true, noise = results["true"].estimate, results["shuffled"].estimate
     assert true["method"] == noise["method"] == "cross_validation" and true["photos"] == 48
     assert true["low"] > 1 / 3 >= noise["low"]
+
+
+@pytest.mark.django_db
+class TestTheRunsList:
+    def test_it_says_why_a_run_failed_or_published_nothing(self, admin_client):
+        from django.utils import timezone
+
+        now = timezone.now()
+        TrainingRun.objects.create(status=RunStatus.FAILED, finished_at=now,
+                                   error="TRAINING_BASE_WEIGHTS='/x.h5': no such weights file")
+        TrainingRun.objects.create(status=RunStatus.SUCCEEDED, outcome=RunOutcome.HELD_BACK, finished_at=now,
+                                   decisions=[{"decision": "gate_not_better_than_chance",
+                                               "detail": "Not shown better than chance: about 40 more photos"},
+                                              {"decision": "held_back", "detail": "The candidate was not published"}])
+        TrainingRun.objects.create(status=RunStatus.SKIPPED, finished_at=now,
+                                   decisions=[{"decision": "skip", "detail": "Only 1 label(s) with at least 5"}])
+        page = admin_client.get("/admin/training/trainingrun/").content.decode()
+        assert "Why nothing was published" in page
+        for why in ("no such weights file", "about 40 more photos", "Only 1 label(s) with at least 5"):
+            assert why in page
