@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import logging
 import os
 import re
@@ -120,15 +119,22 @@ def libraries_quiet(log=None):
 
 
 def dispose_metadata_writer(writer) -> None:
-    """Remove MediaPipe's writer's temporary folder now: its ``__del__`` would otherwise run at interpreter
-    exit, when ``os`` is already gone, and print a traceback."""
+    """Remove MediaPipe's writer's temporary folder now, and make its class's ``__del__`` safe: it runs at
+    interpreter exit for writers still alive then, when its module's ``os`` is already None, and printed
+    "Exception ignored in: MetadataWriter.__del__" with a traceback after every successful night."""
     for candidate in (writer, getattr(writer, "writer", None)):
         folder = getattr(candidate, "_temp_folder", None)
-        if folder is not None:
+        if folder is None:
+            continue
+        folder.cleanup()
+        if type(candidate).__del__ is not _safe_del:
+            type(candidate).__del__ = _safe_del
+
+
+def _safe_del(self, _exists=os.path.exists) -> None:  # os.path.exists bound now, not looked up at exit
+    folder = getattr(self, "_temp_folder", None)
+    try:
+        if folder is not None and _exists(folder.name):
             folder.cleanup()
-            candidate._temp_folder = _Gone()
-    gc.collect()
-
-
-class _Gone:
-    name = ""  # os.path.exists("") is False: the writer's __del__ does nothing
+    except Exception:  # at exit: the folder's own finalizer removes it
+        pass

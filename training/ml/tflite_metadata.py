@@ -16,7 +16,6 @@ added after 1.0.0 raises the minimum to the version that added it), so the write
 
 from __future__ import annotations
 
-import gc
 import importlib
 import io
 import json
@@ -71,10 +70,10 @@ def write(flat: bytes, *, labels: list[str], input_spec: InputSpec, info: ModelI
     writer.writer._general_md = metadata_info.GeneralMd(
         name=info.name, version=info.version, description=info.description, author=info.author,
         licenses=info.license)
-    populated, _ = writer.populate()
-    dispose_metadata_writer(writer)
-    del writer
-    gc.collect()  # the writer sits in a reference cycle: collect it now, not at exit (quiet.py)
+    try:
+        populated, _ = writer.populate()
+    finally:
+        dispose_metadata_writer(writer)  # no traceback from its __del__ at exit (quiet.py)
     return bytes(populated)
 
 
