@@ -68,8 +68,9 @@ def model_versions_published(since=None, until=None) -> list[dict]:
     """Versions published in [since, until), oldest first, for the newsletter.
 
     Each: {"version", "published_at", "in_service", "strategy", "labels", "photo_count",
-    "dataset_version", "accuracy": {variant: top-1 on its test split}, "new_labels": labels the
-    previous published version did not have}.
+    "dataset_version", "accuracy": {variant: top-1 as the run reported it}, "interval": {variant: [low, high]},
+    "photos": {variant: photos it rests on}, "default_variant", "new_labels": labels the previous published
+    version did not have}.
     """
     qs = ModelVersion.objects.filter(status=VersionStatus.PUBLISHED).select_related("dataset_version")
     if since is not None:
@@ -89,6 +90,10 @@ def model_versions_published(since=None, until=None) -> list[dict]:
             "photo_count": mv.dataset_version.photo_count,
             "dataset_version": mv.dataset_version_id,
             "accuracy": {variant: m.get("accuracy") for variant, m in mv.metrics.items()},
+            # The accuracy's 95 % interval and the photos it rests on, per variant (issue 17; absent before).
+            "interval": {variant: m.get("interval") for variant, m in mv.metrics.items() if m.get("interval")},
+            "photos": {variant: m.get("photos") for variant, m in mv.metrics.items() if m.get("photos")},
+            "default_variant": mv.phone_variant(),
             "new_labels": [slug for slug in mv.labels if slug not in (previous or [])],
         })
     return out
