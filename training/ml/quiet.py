@@ -18,9 +18,8 @@ import os
 import re
 import sys
 import tempfile
-from collections import Counter
 
-# Native stderr lines that say nothing an operator needs (each is counted, not printed).
+# Native stderr lines that say nothing an operator needs (dropped).
 NATIVE_NOISE = re.compile(
     r"(Created TensorFlow Lite XNNPACK delegate|fully_quantize: \d|Estimated count of arithmetic ops|"
     r"WARNING: All log messages before absl::InitializeLog|^W0000 |^I0000 |Ignored output_format|"
@@ -84,9 +83,10 @@ def no_progress_bars() -> None:
 
 
 @contextlib.contextmanager
-def libraries_quiet(log=None):
+def libraries_quiet():
     """Around export and evaluation: quiet loggers, no coremltools bars, and the native stderr lines (fd 2)
-    filtered: known noise counted, anything else passed on when the block ends."""
+    filtered: known noise dropped, anything else passed on when the block ends (so another thread's stderr
+    lines in the meantime come late, never lost; the run's own log goes through `log`, not stderr)."""
     quiet_loggers()
     no_progress_bars()
     try:
@@ -106,13 +106,8 @@ def libraries_quiet(log=None):
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            noise = Counter()
-            kept = []
-            for line in capture.read().decode("utf-8", "replace").splitlines():
-                if NATIVE_NOISE.search(line):
-                    noise[line.split(":")[0][:40]] += 1
-                else:
-                    kept.append(line)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
+                    if not NATIVE_NOISE.search(line)]
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
                 sys.stderr.flush()
