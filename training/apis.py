@@ -89,7 +89,7 @@ def _download_url(request, version: ModelVersion, file: ModelFile) -> str:
     return request.build_absolute_uri(reverse("model-download", args=[version.version, file.variant]))
 
 
-def _latest_query(request) -> tuple[str, str | None]:
+def _latest_query(request) -> tuple[str | None, str | None]:
     """(variant, install id) of a `latest` request; the X-Install-Id header wins over ?install_id=."""
     data = request.query_params.copy()
     header = request.headers.get("X-Install-Id")
