@@ -64,6 +64,9 @@ class DiskFeatureStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(blob)
 
+    def present(self, keys, cache_id):
+        return {key for key in keys if self._path(key, cache_id).is_file()}
+
 
 def fraction(key: str, salt: str) -> float:
     return int(hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF

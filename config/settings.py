@@ -448,10 +448,11 @@ if not TRAINING_VARIANTS or set(TRAINING_VARIANTS) - set(TRAINING_VARIANT_NAMES)
         f"TRAINING_VARIANTS must be a comma-separated subset of {list(TRAINING_VARIANT_NAMES)} "
         f"that includes TRAINING_GATE_VARIANT ({TRAINING_GATE_VARIANT}), got {TRAINING_VARIANTS!r}"
     )
-TRAINING_DEFAULT_VARIANT = env_choice("TRAINING_DEFAULT_VARIANT", "int8" if "int8" in TRAINING_VARIANTS else TRAINING_GATE_VARIANT,
-                                      set(TRAINING_VARIANTS), order=["the variants in `TRAINING_VARIANTS`"],
-                                      shown="`int8` (the gate variant when `int8` is not exported)",
-                                      help="Manifest variant when a phone asks for none (`?variant=` absent).")
+TRAINING_DEFAULT_VARIANT = env_choice("TRAINING_DEFAULT_VARIANT", "auto", {"auto", *TRAINING_VARIANTS},
+                                      order=["auto", "the variants in `TRAINING_VARIANTS`"],
+                                      help="Manifest variant when a phone asks for none (`?variant=` absent). `auto`: "
+                                           "each version's own, chosen by evidence when it is published (the smallest "
+                                           "file shown within `TRAINING_INT8_MAX_DROP` of float32; docs/training.md).")
 TRAINING_MIN_APP_VERSION = env_str("TRAINING_MIN_APP_VERSION", "1.0.0",
     help="`min_app_version` in manifests.")
 TRAINING_STALE_AFTER = env_int("TRAINING_STALE_AFTER", 900, minimum=10,
@@ -495,6 +496,14 @@ TRAINING_TF_THREADS = env_int("TRAINING_TF_THREADS", 0, minimum=0,
 TRAINING_EMBEDDINGS = env_bool("TRAINING_EMBEDDINGS", True,
     help="After training, cache pooled embeddings of new photos for the challenges' novelty bonus (one extra "
          "forward pass per new photo).")
+TRAINING_CV_BELOW_TEST_PHOTOS = env_opt_int("TRAINING_CV_BELOW_TEST_PHOTOS", minimum=0, shown=_TUNED, help=
+    "Below this many test photos the run estimates accuracy by k-fold cross-validation over all approved photos and "
+    "trains the published model on all of them.")
+TRAINING_CV_FOLDS = env_opt_int("TRAINING_CV_FOLDS", minimum=2, shown=_TUNED, help=
+    "Folds of that cross-validation.")
+TRAINING_PUBLISH_MIN_ACCURACY = env_opt_float("TRAINING_PUBLISH_MIN_ACCURACY", minimum=0.0, maximum=1.0,
+    shown="unset: the largest label's share (better than chance)", help=
+    "A model is published only when its accuracy interval's lower bound is above this (0 to 1).")
 TRAINING_WORKER = env_choice("TRAINING_WORKER", "local", {"local", "remote"}, order=["local", "remote"],
     help="`local`: the scheduler host trains. `remote`: the nightly job and the admin's button only queue a run, "
          "and `manage.py trainworker` on a GPU host takes it. Set it alike on every host.")

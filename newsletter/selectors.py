@@ -58,7 +58,7 @@ def subscribers_confirmed() -> QuerySet[Subscriber]:
 
 def _version_accuracy(version) -> float | None:
     """Top-1 accuracy (0..1) of the variant phones download, else the gate's, else any measured one."""
-    for variant in (settings.TRAINING_DEFAULT_VARIANT, settings.TRAINING_GATE_VARIANT):
+    for variant in (version.phone_variant(), settings.TRAINING_GATE_VARIANT):
         value = version.accuracy(variant)
         if value is not None:
             return float(value)
@@ -120,11 +120,14 @@ def section_model_news(*, since: datetime, until: datetime, previous: dict | Non
     versions = []
     for row in training_selectors.model_versions_published(since=since, until=until):
         accuracy = row.get("accuracy") or {}
-        value = next((accuracy.get(v) for v in (settings.TRAINING_DEFAULT_VARIANT, settings.TRAINING_GATE_VARIANT)
-                      if accuracy.get(v) is not None), None)
+        variant = next((v for v in (row.get("default_variant"), settings.TRAINING_DEFAULT_VARIANT,
+                                    settings.TRAINING_GATE_VARIANT) if accuracy.get(v) is not None), None)
+        interval = (row.get("interval") or {}).get(variant) or [None, None]
         published = row.get("published_at")
         versions.append({"version": row["version"], "published_at": published.isoformat() if published else None,
-                         "accuracy": _plain(value), "new_labels": list(row.get("new_labels") or [])})
+                         "accuracy": _plain(accuracy.get(variant)), "low": _plain(interval[0]),
+                         "high": _plain(interval[1]), "photos": (row.get("photos") or {}).get(variant),
+                         "new_labels": list(row.get("new_labels") or [])})
     current = training_selectors.model_in_service()
     recall = {str(k): float(v) for k, v in (training_selectors.latest_recall_by_label() or {}).items()}
     before = (previous or {}).get("model") or {}

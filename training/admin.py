@@ -71,17 +71,29 @@ def _processes_now() -> list[ProcessHeartbeat]:
     return sorted(latest.values(), key=lambda r: (r.kind, r.host))
 
 
+def _with_interval(metrics: dict, digits: int = 1) -> str:
+    """"61.4% (53.5%-68.8%, 153 photos)": an accuracy with its 95 % interval and how many photos it rests on."""
+    accuracy = metrics.get("accuracy")
+    if accuracy is None:
+        return "-"
+    interval, photos = metrics.get("interval"), metrics.get("photos")
+    if not interval:
+        return f"{accuracy:.{digits}%}"
+    return f"{accuracy:.{digits}%} ({interval[0]:.1%}-{interval[1]:.1%}, {photos} photos)"
+
+
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnlyAdmin):
-    list_display = ["id", "status", "outcome", "trigger", "progress", "dataset_link", "strategy", "gate_accuracy",
-                    "started_at", "duration"]
+    list_display = ["id", "status", "outcome", "why_nothing", "trigger", "progress", "dataset_link", "strategy",
+                    "gate_accuracy", "started_at", "duration"]
     list_filter = ["status", "outcome", "trigger"]
     change_list_template = "admin/training/trainingrun/change_list.html"
     change_form_template = "admin/training/trainingrun/change_form.html"
     fieldsets = [
         ("Run", {"fields": ["status", "outcome", "error", "cancel_state", "progress", "trigger", "force", "requested_by",
                             "started_at", "heartbeat_at", "finished_at", "host", "pid"]}),
-        ("Data and strategy", {"fields": ["dataset_link", "labels", "strategy", "feature_stats", "hparams_table"]}),
+        ("Data and strategy", {"fields": ["dataset_link", "labels", "strategy", "estimate_text", "feature_stats",
+                                          "hparams_table"]}),
         ("Results", {"fields": ["metrics_table", "decisions_list", "phase_table", "curves", "confusion",
                                 "model_version_link"]}),
         ("Log", {"fields": ["log_text"]}),
@@ -224,8 +236,28 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description=f"Accuracy ({settings.TRAINING_GATE_VARIANT})")
     def gate_accuracy(self, obj):
-        value = (obj.metrics.get(settings.TRAINING_GATE_VARIANT) or {}).get("accuracy")
-        return "-" if value is None else f"{value:.1%}"
+        metrics = obj.metrics.get(settings.TRAINING_GATE_VARIANT) or {}
+        return "-" if metrics.get("accuracy") is None else _with_interval(metrics)
+
+    @admin.display(description="Why nothing was published")
+    def why_nothing(self, obj):
+        return obj.why_nothing_published() or "-"
+
+    @admin.display(description="Estimate and choices")
+    def estimate_text(self, obj):
+        from training.services.execute import estimate_sentence
+
+        estimate = obj.estimate or {}
+        if not estimate:
+            return "-"
+        choice = estimate.get("choice") or {}
+        lines = [estimate_sentence(estimate), f"Strategy: {choice.get('why', obj.strategy)}."]
+        if "C" in choice:
+            lines.append(f"Head: {choice.get('head')}, L2 C={choice['C']:g} chosen by {choice.get('folds')}-fold "
+                         "cross-validation among " + ", ".join(f"C={c} {s:.1%}" for c, s in choice.get(
+                             "cv_accuracy_by_C", {}).items()) + ".")
+        lines.append(f"Default variant {estimate.get('default_variant')}: {estimate.get('default_variant_why')}")
+        return format_html_join("", "<p>{}</p>", ((line,) for line in lines))
 
     @admin.display(description="Duration")
     def duration(self, obj):
@@ -256,7 +288,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     def metrics_table(self, obj):
         if not obj.metrics:
             return "-"
-        rows = [[variant, f"{m.get('accuracy', 0):.2%}", f"{m.get('size_bytes', 0) / 1024:.0f} KiB",
+        rows = [[variant, _with_interval(m, 2), f"{m.get('size_bytes', 0) / 1024:.0f} KiB",
                  f"{m.get('latency_ms', 0):.2f} ms", m.get("test_examples", "")] for variant, m in obj.metrics.items()]
         service = (obj.gate or {}).get("service")
         if service:
@@ -336,7 +368,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     actions = ["put_in_service"]
     fields = ["version", "status", "in_service", "rollout_state", "published_at", "created_at", "strategy",
-              "dataset_version", "run", "labels", "min_app_version", "files_table", "field_accuracy_table",
+              "dataset_version", "run", "labels", "min_app_version", "default_variant", "default_variant_why",
+              "files_table", "field_accuracy_table",
               "history_table", "rollout_history"]
     readonly_fields = fields
     change_form_template = "admin/training/modelversion/change_form.html"
@@ -453,7 +486,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Top-1 per variant")
     def accuracies(self, obj):
-        return ", ".join(f"{v} {m.get('accuracy', 0):.1%}" for v, m in obj.metrics.items())
+        return ", ".join(f"{v} {_with_interval(m)}" for v, m in obj.metrics.items())
 
     @admin.display(description="Files")
     def files_table(self, obj):

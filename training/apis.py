@@ -100,10 +100,11 @@ def _published_for_caller(request, version: int) -> ModelVersion | None:
     return found
 
 
-def _variant(request) -> str:
+def _variant(request) -> str | None:
+    """The ?variant= asked for; None: the version's default (``ModelVersion.phone_variant``)."""
     query = VariantQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
-    return query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT
+    return query.validated_data.get("variant")
 
 
 def manifest_etag(version: ModelVersion, file: ModelFile) -> str:
@@ -123,7 +124,7 @@ def _download_url(request, version: ModelVersion, file: ModelFile) -> str:
     return request.build_absolute_uri(reverse("model-download", args=[version.version, file.variant]))
 
 
-def _latest_query(request) -> tuple[str, str | None]:
+def _latest_query(request) -> tuple[str | None, str | None]:
     """(variant, install id) of a `latest` request; the X-Install-Id header wins over ?install_id=; either sent
     empty or malformed is a 400."""
     query = LatestQuery(data=request.query_params)  # an invalid ?install_id= is refused even when the header wins
@@ -135,10 +136,11 @@ def _latest_query(request) -> tuple[str, str | None]:
             raise Invalid("X-Install-Id must be 1 to 128 printable ASCII characters, no spaces.",
                           fields={"install_id": ["X-Install-Id: 1 to 128 printable ASCII characters, no spaces."]})
         install_id = header
-    return query.validated_data.get("variant") or settings.TRAINING_DEFAULT_VARIANT, install_id
+    return query.validated_data.get("variant"), install_id
 
 
-def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResponse:
+def _manifest_response(request, version: ModelVersion, variant: str | None) -> HttpResponse:
+    variant = variant or version.phone_variant()
     file = selectors.model_file_get(version=version, variant=variant)
     if file is None:
         raise NotFound(f"Model v{version.version} has no {variant} file.", code="variant_not_available",
@@ -161,9 +163,15 @@ def _manifest_response(request, version: ModelVersion, variant: str) -> HttpResp
                 "accuracy": metrics.get("accuracy"),
                 "latency_ms": metrics.get("latency_ms"),
                 "test_examples": metrics.get("test_examples"),
+                "interval": metrics.get("interval"),
+                "photos": metrics.get("photos"),
+                "method": metrics.get("method"),
                 "per_class": metrics.get("per_class", {}),
             },
             "min_app_version": version.min_app_version,
+            "default_variant": {"variant": version.phone_variant(),
+                                "why": (version.default_variant_why if settings.TRAINING_DEFAULT_VARIANT == "auto"
+                                        else "TRAINING_DEFAULT_VARIANT names it.") or "Chosen before versions chose their own."},
         }
         response = Response(ManifestOutput(body).data)
     response["ETag"] = etag
@@ -185,8 +193,9 @@ class ModelLatestApi(PublicApiView):
         variant, install_id = _latest_query(request)
         version = selectors.model_for_device(install_id=install_id)
         if version is None:
-            raise NotFound("No model has been published yet; check again after the nightly training.", code="no_model")
-        if selectors.model_file_get(version=version, variant=variant) is None:
+            raise NotFound("No model has been published yet; check again after the nightly training."
+                           + (f" {why}" if (why := selectors.no_model_reason()) else ""), code="no_model")
+        if variant is not None and selectors.model_file_get(version=version, variant=variant) is None:
             # A variant can fail to export alone (coreml): phones asking for it keep the last version that has it.
             version = selectors.model_version_latest_with(variant=variant, up_to=version) or version
         return _manifest_response(request, version, variant)

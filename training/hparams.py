@@ -29,6 +29,8 @@ SETTING_BY_FIELD: dict[str, str] = {
     "mixup_alpha": "TRAINING_MIXUP_ALPHA",
     "augment_flip": "TRAINING_AUGMENT_FLIP",
     "threads": "TRAINING_TF_THREADS",
+    "cv_below_test_photos": "TRAINING_CV_BELOW_TEST_PHOTOS",
+    "cv_folds": "TRAINING_CV_FOLDS",
 }
 
 

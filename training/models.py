@@ -82,6 +82,9 @@ class TrainingRun(models.Model):
     history = models.JSONField(default=dict, blank=True, help_text="Keras history per epoch")
     feature_stats = models.JSONField(default=dict, blank=True)
     gate = models.JSONField(default=dict, blank=True, help_text="What the release gate compared")
+    estimate = models.JSONField(default=dict, blank=True,
+                                help_text="The accuracy reported, its 95 % interval and what it rests on; per variant; "
+                                          "how the strategy and the default variant were chosen")
     decisions = models.JSONField(default=list, blank=True, help_text="[{at, decision, detail}] in order")
     model_version = models.ForeignKey("ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")
@@ -108,6 +111,23 @@ class TrainingRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+    # Decisions that say why a finished run published nothing, most telling first.
+    NOTHING_PUBLISHED_DECISIONS = ("gate_not_better_than_chance", "gate_accuracy_worse", "gate_int8_drop", "skip",
+                                   "identical")
+
+    def why_nothing_published(self) -> str:
+        """One line for the runs list: why this finished run failed or published nothing ("" when it published,
+        or is still going)."""
+        if self.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            return (self.error or "").strip().splitlines()[0] if self.error else str(self.get_status_display())
+        if not self.is_finished or self.outcome == RunOutcome.PUBLISHED:
+            return ""
+        details = {d.get("decision"): d.get("detail", "") for d in self.decisions or []}
+        for decision in self.NOTHING_PUBLISHED_DECISIONS:
+            if decision in details:
+                return details[decision]
+        return ""
 
 
 class FeatureCache(models.Model):
@@ -148,6 +168,9 @@ class ModelVersion(models.Model):
     labels = models.JSONField(default=list)
     metrics = models.JSONField(default=dict, help_text="variant -> evaluation of the exported file")
     min_app_version = models.CharField(max_length=40, blank=True)
+    default_variant = models.CharField(max_length=16, blank=True,
+                                       help_text="What a phone gets without ?variant=, chosen by evidence at publishing")
+    default_variant_why = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
@@ -163,6 +186,14 @@ class ModelVersion(models.Model):
 
     def accuracy(self, variant: str) -> float | None:
         return (self.metrics.get(variant) or {}).get("accuracy")
+
+    def phone_variant(self) -> str:
+        """The variant of a manifest asked for without ?variant=: TRAINING_DEFAULT_VARIANT when the operator
+        named one, else this version's own choice (versions from before the choice existed: int8, as then)."""
+        configured = settings.TRAINING_DEFAULT_VARIANT
+        if configured != "auto":
+            return configured
+        return self.default_variant or ("int8" if "int8" in self.metrics else settings.TRAINING_GATE_VARIANT)
 
 
 class ModelFile(models.Model):

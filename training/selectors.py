@@ -78,8 +78,9 @@ def model_versions_published(since=None, until=None) -> list[dict]:
     """Versions published in [since, until), oldest first, for the newsletter.
 
     Each: {"version", "published_at", "in_service", "strategy", "labels", "photo_count",
-    "dataset_version", "accuracy": {variant: top-1 on its test split}, "new_labels": labels the
-    previous published version did not have}.
+    "dataset_version", "accuracy": {variant: top-1 as the run reported it}, "interval": {variant: [low, high]},
+    "photos": {variant: photos it rests on}, "default_variant", "new_labels": labels the previous published
+    version did not have}.
     """
     qs = ModelVersion.objects.filter(status=VersionStatus.PUBLISHED).select_related("dataset_version")
     if since is not None:
@@ -99,6 +100,10 @@ def model_versions_published(since=None, until=None) -> list[dict]:
             "photo_count": mv.dataset_version.photo_count,
             "dataset_version": mv.dataset_version_id,
             "accuracy": {variant: m.get("accuracy") for variant, m in mv.metrics.items()},
+            # The accuracy's 95 % interval and the photos it rests on, per variant (issue 17; absent before).
+            "interval": {variant: m.get("interval") for variant, m in mv.metrics.items() if m.get("interval")},
+            "photos": {variant: m.get("photos") for variant, m in mv.metrics.items() if m.get("photos")},
+            "default_variant": mv.phone_variant(),
             "new_labels": [slug for slug in mv.labels if slug not in (previous or [])],
         })
     return out
@@ -122,6 +127,17 @@ def model_version_field_accuracy(*, version: int) -> dict:
             "accuracy": matched / samples if samples else None, "per_label": per_label}
 
 
+def no_model_reason() -> str:
+    """Why no model is published yet, from the latest finished run: what held it back (and how many more photos
+    would help), why it was skipped or why it failed; "" when no run has finished."""
+    run = (TrainingRun.objects.filter(finished_at__isnull=False).order_by("-finished_at", "-id")
+           .only("pk", "status", "outcome", "error", "decisions", "finished_at").first())
+    if run is None:
+        return ""
+    why = run.why_nothing_published()
+    return f"The last training run (#{run.pk}) published nothing: {why}" if why else ""
+
+
 def latest_recall_by_label() -> dict[str, float] | None:
     """Label slug -> recall (0..1) of the model in service, as last measured; None when no model exists.
 
@@ -129,7 +145,8 @@ def latest_recall_by_label() -> dict[str, float] | None:
     service on that run's test split (the published candidate's own evaluation, or the
     in-service model re-evaluated by the gate of a held-back run, where labels it never
     learnt count 0); otherwise the in-service version's own recorded evaluation. The
-    variant is TRAINING_DEFAULT_VARIANT when the run evaluated it, else the gate variant.
+    variant is the one phones get by default (``ModelVersion.phone_variant``) when the run evaluated it, else
+    the gate variant.
     """
     current = model_in_service()
     run = (TrainingRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-finished_at", "-id")
@@ -137,18 +154,18 @@ def latest_recall_by_label() -> dict[str, float] | None:
     per_class = None
     if run is not None and current is not None:
         if run.outcome == RunOutcome.PUBLISHED and run.model_version_id == current.pk:
-            per_class = _variant_per_class(run.metrics)
+            per_class = _variant_per_class(run.metrics, current.phone_variant())
         elif run.outcome == RunOutcome.HELD_BACK and (run.gate.get("service") or {}).get("version") == current.version:
             per_class = run.gate["service"].get("per_class")
     if per_class is None and current is not None:
-        per_class = _variant_per_class(current.metrics)
+        per_class = _variant_per_class(current.metrics, current.phone_variant())
     if per_class is None:
         return None
     return {slug: float(values.get("recall", 0.0)) for slug, values in per_class.items()}
 
 
-def _variant_per_class(metrics: dict) -> dict | None:
-    for variant in (settings.TRAINING_DEFAULT_VARIANT, settings.TRAINING_GATE_VARIANT, *metrics.keys()):
+def _variant_per_class(metrics: dict, phone_variant: str) -> dict | None:
+    for variant in (phone_variant, settings.TRAINING_GATE_VARIANT, *metrics.keys()):
         if variant in metrics and "per_class" in metrics[variant]:
             return metrics[variant]["per_class"]
     return None

@@ -13,7 +13,8 @@ class VariantQuery(QuerySerializer):
         choices=list(settings.TRAINING_VARIANT_NAMES), required=False,
         help_text="Which export: int8 (smallest, uint8 input), float16, dynamic (int8 weights) or float32 "
                   "(.tflite files), or coreml (a zipped Core ML .mlpackage for iOS). "
-                  "Default: TRAINING_DEFAULT_VARIANT (int8).",
+                  "Default: the version's own default variant, chosen by evidence at publishing (the manifest's "
+                  "default_variant says which and why), unless TRAINING_DEFAULT_VARIANT names one.",
     )
 
 
@@ -64,10 +65,25 @@ class ClassMetricsOutput(serializers.Serializer):
 class VariantMetricsOutput(serializers.Serializer):
     # null (and per_class empty) for coreml: Core ML runs only on Apple systems, so that file is not evaluated.
     accuracy = serializers.FloatField(allow_null=True,
-                                      help_text="Top-1 of this very file in LiteRT on the version's test split (null for coreml)")
+                                      help_text="Top-1 of this very file in LiteRT on the version's test split, or after "
+                                                "cross-validation the estimate (see method; null for coreml)")
     latency_ms = serializers.FloatField(allow_null=True, help_text="Mean CPU latency per image on the training host (null for coreml)")
     test_examples = serializers.IntegerField(allow_null=True, help_text="Photos in the version's test split (null for coreml)")
     per_class = serializers.DictField(child=ClassMetricsOutput(), help_text="label -> precision, recall, support")
+    interval = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False,
+                                     help_text="95 % confidence interval of accuracy, [low, high] (Wilson); null if not measured")
+    photos = serializers.IntegerField(allow_null=True, required=False,
+                                      help_text="How many photos the accuracy rests on")
+    method = serializers.CharField(allow_null=True, required=False,
+                                   help_text="test_split: this file on the test photos; cross_validation: k-fold "
+                                             "cross-validation over all photos (the file trained on all of them), "
+                                             "less this file's measured drop against float32")
+
+
+class DefaultVariantOutput(serializers.Serializer):
+    variant = serializers.CharField(help_text="What a request without ?variant= gets for this version")
+    why = serializers.CharField(help_text="The evidence: the smallest file shown to answer like float32 within "
+                                          "TRAINING_INT8_MAX_DROP, else the next larger one")
 
 
 class ManifestOutput(serializers.Serializer):
@@ -81,6 +97,7 @@ class ManifestOutput(serializers.Serializer):
     input = InputSpecOutput(help_text="How to prepare a photo for this file's input tensor")
     metrics = VariantMetricsOutput(help_text="This file's evaluation")
     min_app_version = serializers.CharField(help_text="The oldest app version that can run it; empty: any")
+    default_variant = DefaultVariantOutput(help_text="Which variant this version gives phones by default, and why")
 
 
 class ModelVariantSummaryOutput(serializers.Serializer):

@@ -236,6 +236,18 @@ class TestEditionCompose:
         assert before == datetime(2026, 2, 25, 7, 0, tzinfo=tz.utc)
         assert after == datetime(2026, 3, 4, 7, 0, tzinfo=tz.utc)
 
+    def test_a_version_s_accuracy_comes_with_its_interval_and_photos(self, smtp):
+        version = _model_version(4, accuracy=0.61, recall={"kettle": 0.4})
+        version.default_variant = "float32"
+        version.metrics["float32"].update(accuracy=0.613, interval=[0.534, 0.687], photos=153)
+        version.save()
+        edition = make_edition(introduction="Our intro")
+        rendered = emails.edition(edition)
+        message = rendered.message(to="r@example.org", unsubscribe="https://crowdlens.example/u/x/").message()
+        text, html = parts(_reparse(message))
+        assert "Model version 4 published, accuracy 61 % (95 % interval 53-69 %, 153 photos)" in text
+        assert "(95&nbsp;% interval 53-69&nbsp;%, 153 photos)" in html or "(95\xa0% interval 53-69\xa0%, 153 photos)" in html
+
     def test_it_renders_every_section_in_both_parts(self, smtp):
         volunteer = make_volunteer("Shooter", consent_public_credit=True)
         label = make_label("kettle", name="Kettle", production_target=50)

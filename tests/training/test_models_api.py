@@ -72,7 +72,8 @@ class TestModelLatestApi:
         assert (body["version"], body["variant"], body["labels"]) == (version.version, "coreml", result.labels)
         assert (body["sha256"], body["size"]) == (result.coreml.sha256, result.coreml.size_bytes)
         # Not evaluated (Core ML runs only on Apple systems): no figures rather than made-up ones.
-        assert body["metrics"] == {"accuracy": None, "latency_ms": None, "test_examples": None, "per_class": {}}
+        assert body["metrics"] == {"accuracy": None, "latency_ms": None, "test_examples": None, "per_class": {},
+                                   "interval": None, "photos": None, "method": None}
         # Raw RGB pixels of the centred square: the package's ImageType normalises them itself.
         assert body["input"] == {"height": 32, "width": 32, "resize": "center_crop", "dtype": "uint8",
                                  "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}

@@ -21,7 +21,7 @@ class TestLatestRecallByLabel:
     def test_it_gives_the_recall_of_the_model_in_service(self, trained_result, settings):
         version = publish(trained_result)
         result, _ = trained_result
-        expected = {slug: v["recall"] for slug, v in result.variants[settings.TRAINING_DEFAULT_VARIANT].per_class.items()}
+        expected = {slug: v["recall"] for slug, v in result.variants[version.phone_variant()].per_class.items()}
         assert selectors.latest_recall_by_label() == pytest.approx(expected)
         # A later held-back run re-measured the model in service on a newer split, with a new label it lacks.
         TrainingRun.objects.create(status=RunStatus.SUCCEEDED, outcome="held_back", finished_at=timezone.now(), gate={

@@ -31,6 +31,7 @@ import zipfile
 from pathlib import Path
 
 from .model import full_model, tf_setup
+from .quiet import no_progress_bars, quiet_loggers
 from .types import CoreMLResult, InputSpec, ModelInfo
 
 INPUT_NAME = "image"
@@ -76,9 +77,11 @@ def export(base, head, *, labels: list[str], size: int, out_dir: Path, info: Mod
 
 def convert(base, head, *, labels: list[str], size: int, info: ModelInfo):
     """The quantized coremltools MLModel (not yet saved)."""
+    quiet_loggers()  # before the import: its "Failed to load _MLModelProxy" is expected on Linux
     import coremltools as ct
     import coremltools.optimize.coreml as cto
 
+    no_progress_bars()  # its tqdm bars would nest inside `manage.py train`'s own
     tf = tf_setup()
     model = full_model(base, head, raw_pixels=False)
     module = tf.Module()

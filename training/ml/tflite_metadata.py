@@ -24,6 +24,7 @@ import types
 import zipfile
 from dataclasses import dataclass
 
+from .quiet import dispose_metadata_writer
 from .types import InputSpec, ModelInfo
 
 LABELS_FILE = "labels.txt"
@@ -69,7 +70,10 @@ def write(flat: bytes, *, labels: list[str], input_spec: InputSpec, info: ModelI
     writer.writer._general_md = metadata_info.GeneralMd(
         name=info.name, version=info.version, description=info.description, author=info.author,
         licenses=info.license)
-    populated, _ = writer.populate()
+    try:
+        populated, _ = writer.populate()
+    finally:
+        dispose_metadata_writer(writer)  # no traceback from its __del__ at exit (quiet.py)
     return bytes(populated)
 
 

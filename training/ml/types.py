@@ -102,6 +102,10 @@ class HParams:
     mixup_alpha: float = 0.4
     # TensorFlow intra-op threads (0 = min(4, CPUs)); takes effect if TensorFlow is not yet initialised.
     threads: int = 0
+    # Below this many test photos a test split measures too little (23 photos: one is 4 points): the accuracy
+    # is estimated by k-fold cross-validation over every photo, and the published model trains on all of them.
+    cv_below_test_photos: int = 200
+    cv_folds: int = 5
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,17 @@ class TrainResult:
     # here with the reason (only COREML can fail alone: a .tflite failure fails the run).
     coreml: CoreMLResult | None = None
     failed_variants: dict[str, str] = field(default_factory=dict)
+    # Added for small data (training/ml/fit.py): the accuracy the run reports, with its 95 % interval and what it
+    # rests on (fit.Estimate.as_dict()); how the strategy and the head's regularisation were chosen; the share of
+    # the largest class (what guessing it scores); each variant's right/wrong answer on the photos the default
+    # variant is chosen on (``evidence_keys``, same order); and, after cross-validation, each photo's
+    # out-of-fold answer (photo key -> label index) from a model that never saw it.
+    estimate: dict = field(default_factory=dict)
+    choice: dict = field(default_factory=dict)
+    largest_class_share: float = 0.0
+    evidence: dict[str, list[bool]] = field(default_factory=dict)
+    evidence_keys: list[str] = field(default_factory=list)
+    out_of_fold: dict[str, int] = field(default_factory=dict)
 
 
 class WeightsUnavailable(Exception):

@@ -101,19 +101,57 @@ def _drop_counts(*, drop_points: float, allowed: float, paired: PairedComparison
                    f">= {alpha:g}")
 
 
+def chance_threshold(*, largest_class_share: float) -> tuple[float, str]:
+    """(accuracy a model must beat with confidence, what it is): TRAINING_PUBLISH_MIN_ACCURACY when set, else
+    the share of the largest class, which a model answering that label to every photo scores."""
+    if settings.TRAINING_PUBLISH_MIN_ACCURACY is not None:
+        return settings.TRAINING_PUBLISH_MIN_ACCURACY, "TRAINING_PUBLISH_MIN_ACCURACY"
+    return largest_class_share, "the largest label's share: what always answering that label scores"
+
+
+def chance_rule(*, estimate: dict, largest_class_share: float, labels: int) -> tuple[bool, str]:
+    """(passes?, sentence): the estimate's 95 % lower bound must exceed the chance threshold; when it does not,
+    the sentence says how many more photos would help."""
+    threshold, what = chance_threshold(largest_class_share=largest_class_share)
+    low, accuracy, photos = estimate.get("low", 0.0), estimate.get("accuracy", 0.0), estimate.get("photos", 0)
+    measured = (f"accuracy {_pct(accuracy)}, 95 % interval {_pct(low)}-{_pct(estimate.get('high', 1.0))} on "
+                f"{photos} photos")
+    if photos and low > threshold:
+        return True, f"Better than chance: {measured}; its lower bound is above {_pct(threshold)} ({what})."
+    from training.ml.fit import photos_for_lower_bound
+
+    needed = photos_for_lower_bound(accuracy, threshold, n=photos)
+    if needed is None:
+        more = (f"the model does no better than {_pct(threshold)} ({what}), so more of the same photos will not "
+                "show otherwise: check that the labels are right and that the photos show what tells the labels "
+                f"apart, and add photos (at least 30 a label)")
+    else:
+        extra = needed - photos
+        more = (f"at this accuracy about {extra} more photos (about {-(-extra // max(1, labels))} a label) would "
+                f"show it; more photos usually raise the accuracy too")
+    return False, (f"Not shown better than chance: {measured}; its lower bound is not above {_pct(threshold)} "
+                   f"({what}). Nothing was published: {more}.")
+
+
 def gate_decide(*, candidate: dict[str, float], service: float | None, service_version: int | None,
-                correct: dict[str, list[bool]] | None = None, service_correct: list[bool] | None = None) -> GateVerdict:
+                correct: dict[str, list[bool]] | None = None, service_correct: list[bool] | None = None,
+                evidence: dict[str, list[bool]] | None = None, chance: tuple[bool, str] | None = None) -> GateVerdict:
     """The release rules on accuracies (0..1); margins are in accuracy points (percent).
 
     ``correct``: variant -> whether the candidate's file got each test photo right; ``service_correct``:
     the same for the model in service on the same photos, in the same order. Without them the rules
-    compare accuracies alone.
+    compare accuracies alone. ``evidence``: variant -> right/wrong on the photos the variants are compared
+    on (more than the test split after cross-validation); the int8 rule uses it when given. ``chance``:
+    the verdict of ``chance_rule``; a model not shown better than chance is held back.
     """
     variant = settings.TRAINING_GATE_VARIANT
     margin, max_drop = settings.TRAINING_GATE_MARGIN, settings.TRAINING_INT8_MAX_DROP
     correct = correct or {}
     decisions: list[tuple[str, str]] = []
     passed = True
+    if chance is not None:
+        passed = chance[0]
+        decisions.append(("gate_chance_ok" if chance[0] else "gate_not_better_than_chance", chance[1]))
     ours = candidate[variant]
     if service is None:
         decisions.append(("gate_no_model_in_service", f"No model in service: the candidate's {variant} "
@@ -131,8 +169,11 @@ def gate_decide(*, candidate: dict[str, float], service: float | None, service_v
             decisions.append(("gate_accuracy_ok", sentence))
     if "int8" in candidate and "float32" in candidate:
         int8, f32 = candidate["int8"], candidate["float32"]
-        paired = (paired_comparison(reference=correct["float32"], other=correct["int8"])
-                  if "float32" in correct and "int8" in correct else None)
+        pairs = evidence if evidence and "float32" in evidence and "int8" in evidence else correct
+        if pairs is evidence:
+            int8, f32 = sum(evidence["int8"]) / max(1, len(evidence["int8"])), sum(evidence["float32"]) / max(1, len(evidence["float32"]))
+        paired = (paired_comparison(reference=pairs["float32"], other=pairs["int8"])
+                  if "float32" in pairs and "int8" in pairs else None)
         held, why = _drop_counts(drop_points=(f32 - int8) * 100, allowed=max_drop, paired=paired)
         sentence = (f"int8 {_pct(int8)} {_against(int8, f32)} float32 {_pct(f32)}; allowed drop {max_drop:g} "
                     f"(TRAINING_INT8_MAX_DROP): {why}.")
@@ -152,6 +193,12 @@ def training_run_gate(*, run: TrainingRun, result: ml.TrainResult, test: list[ml
     candidate = {name: vr.accuracy for name, vr in result.variants.items()}
     truth = [example.label_index for example in test]
     correct = {name: correct_per_photo(predictions=vr.predictions, truth=truth) for name, vr in result.variants.items()}
+    if result.estimate.get("method") == "cross_validation" and result.out_of_fold:
+        # The files trained on the test photos too: the candidate answers each test photo with the
+        # cross-validation model that never saw it (the float head the files carry).
+        gate_variant = settings.TRAINING_GATE_VARIANT
+        correct[gate_variant] = [result.out_of_fold.get(e.key) == e.label_index for e in test]
+        candidate[gate_variant] = sum(correct[gate_variant]) / max(1, len(test))
     service_correct = None
     current = ModelVersion.objects.filter(in_service=True, status=VersionStatus.PUBLISHED).first()
     service_acc, service_version, gate_info = None, None, {"candidate": candidate, "variant": settings.TRAINING_GATE_VARIANT,
@@ -180,14 +227,18 @@ def training_run_gate(*, run: TrainingRun, result: ml.TrainResult, test: list[ml
         }
         reporter.log(f"v{current.version} in service ({file.variant}) re-evaluated on the new test split: "
                      f"{evaluation.accuracy:.4f}")
+    chance = chance_rule(estimate=result.estimate, largest_class_share=result.largest_class_share,
+                         labels=len(run.labels)) if result.estimate else None
     verdict = gate_decide(candidate=candidate, service=service_acc, service_version=service_version,
-                          correct=correct, service_correct=service_correct)
+                          correct=correct, service_correct=service_correct, evidence=result.evidence or None,
+                          chance=chance)
     gate_info["passed"] = verdict.passed
     run.gate = jsonable(gate_info)
     for decision, detail in verdict.decisions:
         reporter.decide(decision, detail)
     if not verdict.passed:
-        reporter.decide("held_back", "The candidate was not published; the model in service stays.")
+        reporter.decide("held_back", "The candidate was not published; the model in service stays." if current
+                        else "The candidate was not published; no model is in service yet.")
     return verdict.passed
 
 

@@ -57,6 +57,8 @@ def _reserve_version(*, run: TrainingRun, result: ml.TrainResult, dataset: Datas
                     version=number, status=VersionStatus.PENDING, run=run, dataset_version=dataset,
                     strategy=result.strategy, labels=list(result.labels), metrics=metrics,
                     min_app_version=settings.TRAINING_MIN_APP_VERSION,
+                    default_variant=run.estimate.get("default_variant", ""),
+                    default_variant_why=run.estimate.get("default_variant_why", ""),
                 )
         except IntegrityError:
             if attempt == 4:
@@ -87,6 +89,7 @@ def model_version_publish(*, run: TrainingRun, result: ml.TrainResult, dataset: 
                 "version": version.version, "variant": name, "sha256": sha, "size": len(data),
                 "labels": list(result.labels), "input": spec, "metrics": version.metrics.get(name, {}),
                 "strategy": result.strategy, "dataset_version": dataset.pk, "created_at": version.created_at.isoformat(),
+                "default_variant": {"variant": version.default_variant, "why": version.default_variant_why},
                 "min_app_version": version.min_app_version,
             }
             for key, payload in ((keys["model_key"], data), (keys["labels_key"], labels_txt),

@@ -29,6 +29,7 @@ def tiny_hparams(**changes) -> HParams:
         mixup_alpha=0.0,
         early_stopping_patience=4,
         int8_calibration_samples=16,
+        cv_below_test_photos=0,  # these tests are about the Keras path: a test split of any size measures
     )
     return dataclasses.replace(hparams, **changes)
 
