@@ -44,6 +44,10 @@ def top1(model_bytes: bytes, pixels: np.ndarray, spec: ml.InputSpec) -> int:
 TFLITE = ["dynamic", "float16", "float32", "int8"]  # a version's files, in their order (variant)
 
 
+# Six trainings; what they ask of the database (claims, publishing, the identical check, the gate's records)
+# is asserted on both databases by test_runs.py, test_models_api.py (TestPublishing, TestIdenticalFiles,
+# TestRollback) and test_selectors.py at a fraction of the cost: CI runs this chain on PostgreSQL only.
+@pytest.mark.any_database
 class TestNightAfterNight:
     """One installation's nights, each a real `manage.py train` on the same photos: publish, skip, identical,
     Core ML turned on, a failed conversion, a worse candidate held back (one chain: each night starts from the
