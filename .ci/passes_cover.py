@@ -17,7 +17,8 @@ from pathlib import Path
 
 
 def collected_ids(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if "::" in line and not line.startswith(" ")]
+    """Node ids, once each (a warnings summary may name a test again)."""
+    return list(dict.fromkeys(line.strip() for line in text.splitlines() if "::" in line and not line.startswith(" ")))
 
 
 def outcomes(text: str) -> dict[str, set[str]]:
