@@ -44,14 +44,14 @@ def top1(model_bytes: bytes, pixels: np.ndarray, spec: ml.InputSpec) -> int:
 TFLITE = ["dynamic", "float16", "float32", "int8"]  # a version's files, in their order (variant)
 
 
-# Six trainings; what they ask of the database (claims, publishing, the identical check, the gate's records)
+# Five trainings; what they ask of the database (claims, publishing, the identical check, the gate's records)
 # is asserted on both databases by test_runs.py, test_models_api.py (TestPublishing, TestIdenticalFiles,
 # TestRollback) and test_selectors.py at a fraction of the cost: CI runs this chain on PostgreSQL only.
 @pytest.mark.any_database
 class TestNightAfterNight:
     """One installation's nights, each a real `manage.py train` on the same photos: publish, skip, identical,
     Core ML turned on, a failed conversion, a worse candidate held back (one chain: each night starts from the
-    last, so six trainings prove what nine did as separate tests)."""
+    last, so five trainings prove what nine did as separate tests)."""
 
     def test_publish_skip_identical_core_ml_and_the_release_gate(self, tiny_training, three_classes, capsys,
                                                                  monkeypatch):
