@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     missing = uncovered(collected, passes)
     for line in missing:
         print(f"not covered: {line}")
-    per_pass = ", ".join(f"{sum(s == {'passed'} for s in p.values())} in pass {i}" for i, p in enumerate(passes, 1))
+    per_pass = ", ".join(f"{sum(p.get(n) == {'passed'} for n in collected)} in pass {i}" for i, p in enumerate(passes, 1))
     print(f"{len(collected) - len(missing)} of {len(collected)} collected tests passed in a pass ({per_pass}).")
     return 1 if missing or not collected else 0
 

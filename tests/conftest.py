@@ -5,10 +5,9 @@ import pytest
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
                      "live_server"}
 # Fixtures that are costly to build and shared beyond one test: with pytest-xdist (`-n 2 --dist loadgroup`,
-# .ci/run) the tests that use one go to one worker, which builds it once. Session-wide ones by name,
-# module-wide ones (a browser, a cluster of processes) per module.
+# .ci/run) the tests that use one go to one worker, which builds it once. These session-wide ones by
+# name; every module-scoped one (a browser, a cluster of processes, converted models) per module.
 SHARED_PER_SESSION = {"first_run": "trained-model", "migrated_sqlite": "file-sqlite"}
-SHARED_PER_MODULE = {"chromium", "cluster"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,10 +22,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.database)
         fixtures = set(getattr(item, "fixturenames", ()))
         group = next((SHARED_PER_SESSION[name] for name in sorted(SHARED_PER_SESSION.keys() & fixtures)), None)
-        if group is None and SHARED_PER_MODULE & fixtures:
+        if group is None and _uses_module_fixture(item):
             group = item.nodeid.split("::")[0]
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _uses_module_fixture(item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return bool(info) and any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
 
 
 def pytest_runtest_logreport(report):
