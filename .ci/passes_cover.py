@@ -26,8 +26,14 @@ def outcomes(text: str) -> dict[str, set[str]]:
     for line in text.splitlines():
         outcome, _, nodeid = line.partition("\t")
         if nodeid:
-            found.setdefault(nodeid, set()).add(outcome)
+            found.setdefault(without_group(nodeid), set()).add(outcome)
     return found
+
+
+def without_group(nodeid: str) -> str:
+    """The node id without the "@group" pytest-xdist's --dist loadgroup appends (an "@" in a parameter stays)."""
+    head, at, group = nodeid.rpartition("@")
+    return head if at and "]" not in group else nodeid
 
 
 def uncovered(collected: list[str], passes: list[dict[str, set[str]]]) -> list[str]:

@@ -10,6 +10,7 @@ DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "dja
 SHARED_PER_SESSION = {"first_run": "trained-model", "migrated_sqlite": "file-sqlite"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the xdist_group marks set here
 def pytest_collection_modifyitems(config, items):
     """Mark `database` each test whose outcome may depend on which database DATABASE_URL names.
 

@@ -35,6 +35,15 @@ class TestPassesCover:
         assert check.uncovered(check.collected_ids(self.COLLECTED), [postgres, sqlite]) == [
             "tests/b.py::TestX::test_vendor[1]: skipped; not run"]
 
+    def test_it_reads_the_ids_pytest_xdist_gave_a_group(self):
+        check = _passes_cover()
+        collected = check.collected_ids("tests/a.py::test_db[x@example.org]\ntests/b.py::test_model\n")
+        postgres = check.outcomes("passed\ttests/a.py::test_db[x@example.org]@tests/a.py\n"
+                                  "passed\ttests/b.py::test_model@trained-model\n")
+        assert check.uncovered(collected, [postgres]) == []
+        assert check.uncovered(collected, [check.outcomes("passed\ttests/a.py::test_db[x@example.org]\n")]) == [
+            "tests/b.py::test_model: not run"]
+
     def test_a_test_whose_teardown_failed_did_not_pass(self, tmp_path):
         check = _passes_cover()
         (tmp_path / "collected.txt").write_text("tests/a.py::test_db\n")
