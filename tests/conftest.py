@@ -1,5 +1,47 @@
+import os
+
 import pytest
 
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+                     "live_server"}
+# Fixtures that are costly to build and shared beyond one test: with pytest-xdist (`-n 2 --dist loadgroup`,
+# .ci/run) the tests that use one go to one worker, which builds it once. These session-wide ones by
+# name; every module-scoped one (a browser, a cluster of processes, converted models) per module.
+SHARED_PER_SESSION = {"first_run": "trained-model", "classes_result": "classes-model", "migrated_sqlite": "file-sqlite"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the xdist_group marks set here
+def pytest_collection_modifyitems(config, items):
+    """Mark `database` each test whose outcome may depend on which database DATABASE_URL names.
+
+    That is every test that reaches the database through pytest-django (the only way a test, or a
+    process it starts, can reach the test database), less the browser tests and those marked
+    `any_database`: CI's SQLite pass runs `-m database`, the PostgreSQL pass everything (.ci/run).
+    """
+    for item in items:
+        if _uses_database(item) and not item.get_closest_marker("browser") and not item.get_closest_marker("any_database"):
+            item.add_marker(pytest.mark.database)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        group = next((SHARED_PER_SESSION[name] for name in sorted(SHARED_PER_SESSION.keys() & fixtures)), None)
+        if group is None and _uses_module_fixture(item):
+            group = item.nodeid.split("::")[0]
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _uses_module_fixture(item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return bool(info) and any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
+
+
+def pytest_runtest_logreport(report):
+    """With CROWDLENS_TEST_OUTCOMES set (.ci/run), append how each test ended, for .ci/passes_cover.py.
+
+    Written by the one process that sees every report (the controller when pytest-xdist runs workers)."""
+    path = os.environ.get("CROWDLENS_TEST_OUTCOMES")
+    if path and not os.environ.get("PYTEST_XDIST_WORKER") and (report.when == "call" or report.outcome != "passed"):
+        with open(path, "a") as out:
+            out.write(f"{report.outcome}\t{report.nodeid}\n")
 
 
 @pytest.fixture(autouse=True)
@@ -14,7 +56,7 @@ def _isolated_media(settings, tmp_path, request):
 
     # The cache is the database's (as in production, without REDIS_URL): only
     # a test that may use the database can have counters to clear.
-    if _uses_database(request) or not settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
+    if _uses_database(request.node) or not settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
         for name in ("transactional_db", "db"):  # a test asking for the database by fixture gets it first
             if name in request.fixturenames:
                 request.getfixturevalue(name)
@@ -23,9 +65,8 @@ def _isolated_media(settings, tmp_path, request):
     yield
 
 
-def _uses_database(request) -> bool:
-    db_fixtures = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
-    return bool(request.node.get_closest_marker("django_db")) or bool(db_fixtures & set(request.fixturenames))
+def _uses_database(item) -> bool:
+    return bool(item.get_closest_marker("django_db")) or bool(DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())))
 
 
 def stored_files(root) -> list[str]:

@@ -11,7 +11,8 @@ from challenges.models import PointEntry, PointReason
 from collector import storage
 from collector.models import Photo
 from tests.factories import client_for, make_label, make_reviewer, make_volunteer, upload
-from tests.training.conftest import CLASSES, class_image, publish, trained_result  # noqa: F401 (session fixture)
+from tests.training.conftest import CLASSES, class_image, publish  # noqa: F401
+from tests.training.conftest import classes_result  # noqa: F401 (session fixture)
 from newsletter import selectors as newsletter_selectors
 from newsletter.models import Edition
 from training import ml
@@ -26,9 +27,9 @@ def _stumped_points(photo_id: int) -> int:
 
 class TestStumpTheModel:
     def test_the_server_prediction_decides_and_a_forged_claim_earns_nothing(
-            self, trained_result, settings, django_capture_on_commit_callbacks):  # noqa: F811
+            self, classes_result, settings, django_capture_on_commit_callbacks):  # noqa: F811
         settings.POINTS_STUMPED = 15
-        version = publish(trained_result)
+        version = publish(classes_result)
         for slug in CLASSES:
             make_label(slug)
         volunteer, reviewer = make_volunteer("maria"), make_reviewer()
@@ -71,9 +72,9 @@ class TestStumpTheModel:
         assert PointEntry.objects.filter(photo_id=honest, reason=PointReason.STUMPED).count() == 2  # grant, take-back
 
     def test_a_photo_approved_before_the_prediction_gets_its_bonus_when_it_comes(
-            self, trained_result, settings, django_capture_on_commit_callbacks, tmp_path):  # noqa: F811
+            self, classes_result, settings, django_capture_on_commit_callbacks, tmp_path):  # noqa: F811
         settings.POINTS_STUMPED = 15
-        version = publish(trained_result)
+        version = publish(classes_result)
         for slug in CLASSES:
             make_label(slug)
         phone, staff = client_for(make_volunteer("jo").user), client_for(make_reviewer())

@@ -158,6 +158,7 @@ class TestCameraPageForScreenReaders:
         from collector.models import Photo
 
         context, page = _browser_page(chromium, live_server, WIDTHS["phone"])
+        context.clock.install()  # the page's timers run as usual, and can be run ahead (below)
         try:
             _sign_in(page)
             page.goto("/capture/")
@@ -189,7 +190,9 @@ class TestCameraPageForScreenReaders:
             assert status.inner_text() == expected
             assert page.evaluate(FOCUS) == "upload-button"
             assert button.get_attribute("aria-disabled") is None
-            page.wait_for_timeout(2000)  # still there for a screen reader that finishes its sentence first
+            # Still there for a screen reader that finishes its sentence first: every timer the page set for
+            # the next minute fires now (a message cleared after a few seconds would be gone).
+            page.clock.run_for(60_000)
             assert status.inner_text() == expected
             assert len(posts) == 1  # the second Enter while busy sent nothing
             assert_accessible(page, "camera page after an upload")

@@ -16,7 +16,7 @@ from tests.factories import image_bytes, make_label
 from tests.hardening.test_csp_browser import watch_violations
 from tests.pages.conftest import screenshot
 from tests.pages.test_browser import _sign_up
-from tests.training.conftest import trained_result  # noqa: F401 (session fixture: a real tiny model)
+from tests.training.conftest import classes_result  # noqa: F401 (session fixture: a real tiny model)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -160,13 +160,13 @@ class TestTheModelOnThePhone:
     """A real model (tests/training/conftest.py's tiny classes, trained once per session) published through
     training.services; MediaPipe in chromium runs the int8 file the manifest names, LiteRT the same file."""
 
-    def test_the_phone_guesses_as_litert_does_and_sends_its_guess(self, phone, trained_result, settings, tmp_path):
+    def test_the_phone_guesses_as_litert_does_and_sends_its_guess(self, phone, classes_result, settings, tmp_path):
         from django.test import Client
 
         from training import ml
         from tests.training.conftest import CLASSES, class_image, publish
 
-        version = publish(trained_result)
+        version = publish(classes_result)
         for slug in CLASSES:
             make_label(slug)
         api = Client()
@@ -229,10 +229,10 @@ class TestTheModelOnThePhone:
 
 
 class TestAModelFileThatIsNotTheManifests:
-    def test_a_file_whose_sha256_differs_is_never_kept_or_run(self, phone, trained_result):  # noqa: F811
+    def test_a_file_whose_sha256_differs_is_never_kept_or_run(self, phone, classes_result):  # noqa: F811
         from tests.training.conftest import CLASSES, publish
 
-        publish(trained_result)
+        publish(classes_result)
         for slug in CLASSES:
             make_label(slug)
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+
 import pytest
 
 from tests.factories import client_for, make_label, make_reviewer, make_volunteer, upload
+from tests.training.processes import BASE, subprocess_env
 from tests.training.images import Look, Variation, class_photo
+from tests.training.tiny_run import Photos, make_photos, train_first_run
 
 # Three classes a small network tells apart at 32 px even from random weights: hue and shape differ.
 CLASSES = {
@@ -94,16 +100,34 @@ def three_classes(photos):
 
 
 @pytest.fixture(scope="session")
-def trained_result(tmp_path_factory):
-    """A real TrainResult from training.ml on the tiny classes (every variant), made once per test session."""
-    import dataclasses
+def trainable_photos(tmp_path_factory) -> Photos:
+    return make_photos(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="session")
+def first_run(trainable_photos, tmp_path_factory):
+    """The session's one real run (tests/training/tiny_run.py): (TrainResult, feature store, export folder)."""
+    return train_first_run(trainable_photos, tmp_path_factory.mktemp("run1"))
+
+
+@pytest.fixture(scope="session")
+def trained_result(first_run, trainable_photos):
+    """That run's TrainResult (every variant, Core ML too) and its test examples, for `publish`."""
+    return first_run[0], trainable_photos.test
+
+
+@pytest.fixture(scope="session")
+def classes_result(tmp_path_factory):
+    """A real TrainResult on CLASSES, the looks and label slugs the Django-level tests upload (PhotoMaker), for
+    tests that need the model in service to recognise their photos (review guesses, the stumped bonus, the
+    phone's guess). The shared run above knows other labels (TRAINABLE's); this one is small (32 px, no Core ML)."""
     import hashlib
 
     from django.conf import settings as django_settings
 
     from training import ml
 
-    folder = tmp_path_factory.mktemp("trained")
+    folder = tmp_path_factory.mktemp("classes")
     labels = sorted(CLASSES)
     splits: dict[str, list] = {"train": [], "val": [], "test": []}
     for index, slug in enumerate(labels):
@@ -115,14 +139,35 @@ def trained_result(tmp_path_factory):
                                             label_index=index))
     hparams = ml.HParams(
         backbone=ml.BackboneConfig(alpha=0.35, input_size=32, base_weights="none"),
-        fine_tune_min_per_class=1, fine_tune_layers=2, mixup_alpha=0.0, epochs_head=5, epochs_fine_tune=8, learning_rate_head=0.02, augment=False, augment_views=0, batch_size=16,
-        early_stopping_patience=12, int8_calibration_samples=32,
-        variants=tuple(django_settings.TRAINING_VARIANT_NAMES),
+        fine_tune_min_per_class=1, fine_tune_layers=2, mixup_alpha=0.0, epochs_head=5, epochs_fine_tune=8,
+        learning_rate_head=0.02, augment=False, augment_views=0, batch_size=16, early_stopping_patience=12,
+        int8_calibration_samples=32, cv_below_test_photos=0,
+        variants=tuple(v for v in django_settings.TRAINING_VARIANT_NAMES if v != "coreml"),
     )
     result = ml.train_and_export(train=splits["train"], val=splits["val"], test=splits["test"], labels=labels,
                                  hparams=hparams, feature_store=ml.MemoryFeatureStore(), out_dir=folder / "export",
                                  log=lambda message: None)
-    return dataclasses.replace(result), splits["test"]
+    return result, splits["test"]
+
+
+# --- a migrated file SQLite database, for commands run as processes (tests/training/processes.py) ---------
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory):
+    """A migrated file SQLite database (once per session); tests copy it."""
+    folder = tmp_path_factory.mktemp("filedb")
+    path = folder / "template.sqlite3"
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BASE,
+                   env=subprocess_env(path, folder), check=True, timeout=300)
+    return path
+
+
+@pytest.fixture
+def file_db(migrated_sqlite, tmp_path):
+    db = tmp_path / "db.sqlite3"
+    shutil.copy(migrated_sqlite, db)
+    return db
 
 
 def publish(result_and_test) -> "ModelVersion":  # noqa: F821

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from collector import storage
 from tests.training.conftest import publish
+from tests.training.tiny_run import SIZE
 from training.services import publishing
 from training.services.publishing import (
     PublishError,
@@ -57,7 +58,7 @@ class TestModelLatestApi:
             assert set(body["metrics"]["per_class"]) == set(result.labels)
             assert body["min_app_version"] == django_settings.TRAINING_MIN_APP_VERSION
             spec = body["input"]
-            assert (spec["height"], spec["width"]) == (32, 32)
+            assert (spec["height"], spec["width"]) == (SIZE, SIZE)
             assert spec["resize"] in ("center_crop", "stretch")
             assert spec["dtype"] == ("uint8" if variant == "int8" else "float32")
             if variant == "int8":
@@ -75,7 +76,7 @@ class TestModelLatestApi:
         assert body["metrics"] == {"accuracy": None, "latency_ms": None, "test_examples": None, "per_class": {},
                                    "interval": None, "photos": None, "method": None}
         # Raw RGB pixels of the centred square: the package's ImageType normalises them itself.
-        assert body["input"] == {"height": 32, "width": 32, "resize": "center_crop", "dtype": "uint8",
+        assert body["input"] == {"height": SIZE, "width": SIZE, "resize": "center_crop", "dtype": "uint8",
                                  "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
 
     def test_phones_asking_for_core_ml_get_the_last_version_that_has_it(self, trained_result):
@@ -152,7 +153,7 @@ class TestModelDownloadApi:
             pixels = np.asarray(Image.open(example.path).convert("RGB"))
             tensor = ml.preprocess_for_inference(pixels, spec)
             assert tensor.dtype == np.uint8
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor.reshape(1, 32, 32, 3))
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor.reshape(1, SIZE, SIZE, 3))
             interpreter.invoke()
             output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
             assert manifest["labels"][int(np.argmax(output))] == manifest["labels"][expected]

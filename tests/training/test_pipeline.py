@@ -5,13 +5,11 @@ photos -> `manage.py train` -> published version -> manifest -> download -> Lite
 
 import hashlib
 import io
-import threading
 from datetime import timedelta
 
 import numpy as np
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
@@ -43,8 +41,28 @@ def top1(model_bytes: bytes, pixels: np.ndarray, spec: ml.InputSpec) -> int:
     return int(np.argmax(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]))
 
 
-class TestTrainEndToEnd:
-    def test_it_trains_publishes_and_phones_get_what_was_evaluated(self, tiny_training, three_classes, capsys):
+TFLITE = ["dynamic", "float16", "float32", "int8"]  # a version's files, in their order (variant)
+
+
+# Five trainings; what they ask of the database (claims, publishing, the identical check, the gate's records)
+# is asserted on both databases by test_runs.py, test_models_api.py (TestPublishing, TestIdenticalFiles,
+# TestRollback) and test_selectors.py at a fraction of the cost: CI runs this chain on PostgreSQL only.
+@pytest.mark.any_database
+class TestNightAfterNight:
+    """One installation's nights, each a real `manage.py train` on the same photos: publish, skip, identical,
+    Core ML turned on, a failed conversion, a worse candidate held back (one chain: each night starts from the
+    last, so five trainings prove what nine did as separate tests)."""
+
+    def test_publish_skip_identical_core_ml_and_the_release_gate(self, tiny_training, three_classes, capsys,
+                                                                 monkeypatch):
+        first = self.night_1_trains_publishes_and_phones_get_what_was_evaluated(capsys)
+        self.night_2_changes_nothing_and_skips()
+        self.night_3_forced_on_the_same_photos_publishes_nothing(first)
+        with_coreml = self.night_4_core_ml_turned_on_publishes_its_first_package(tiny_training)
+        published = self.night_5_a_failed_conversion_only_loses_that_file(three_classes, monkeypatch, with_coreml)
+        self.night_6_holds_back_a_worse_candidate(tiny_training, published)
+
+    def night_1_trains_publishes_and_phones_get_what_was_evaluated(self, capsys):
         call_command("train", "--no-progress")
         run = TrainingRun.objects.get()
         assert run.status == RunStatus.SUCCEEDED, run.error + run.log
@@ -81,33 +99,49 @@ class TestTrainEndToEnd:
         ids = [r["id"] for r in run.dataset_version.manifest]
         embeddings = selectors.photo_embeddings(ids)
         assert set(embeddings) == set(ids) and embeddings[ids[0]].ndim == 1
+        return run
 
-        # Nothing changed: a run without --force records a skip; with a new approved photo it trains again.
+    def night_2_changes_nothing_and_skips(self):
+        # Nothing changed: a run without --force records a skip (with a new approved photo it trains again:
+        # night 5).
         call_command("train", "--no-progress")
         skipped = TrainingRun.objects.order_by("-id").first()
         assert skipped.status == RunStatus.SKIPPED and "No approved photo changed" in skipped.decisions[-1]["detail"]
         assert ModelVersion.objects.count() == 1
 
+    def night_3_forced_on_the_same_photos_publishes_nothing(self, first):
+        etag = APIClient().get("/api/v1/models/latest/")["ETag"]
+        # Same photos, same settings, same seed, features from the cache: the same model comes out.
+        call_command("train", "--no-progress", "--force")
+        second = TrainingRun.objects.order_by("-id").first()
+        assert second.pk != first.pk
+        assert second.status == RunStatus.SUCCEEDED and second.outcome == RunOutcome.IDENTICAL
+        assert second.decisions[-1]["decision"] == "identical"
+        assert second.decisions[-1]["detail"].startswith("Identical to v1")
+        assert second.model_version.version == 1 and ModelVersion.objects.count() == 1
+        assert APIClient().get("/api/v1/models/latest/", HTTP_IF_NONE_MATCH=etag).status_code == 304
 
-class TestCoreML:
-    def test_a_run_publishes_the_core_ml_package_and_a_failed_conversion_only_loses_that_file(
-            self, tiny_training, three_classes, monkeypatch):
-        tiny_training.TRAINING_VARIANTS = ("float32", "coreml")
-        tiny_training.TRAINING_DEFAULT_VARIANT = "float32"
-        call_command("train", "--no-progress")
-        first = TrainingRun.objects.get()
-        assert first.outcome == RunOutcome.PUBLISHED, first.decisions
+    def night_4_core_ml_turned_on_publishes_its_first_package(self, tiny_training) -> dict:
+        # The operator turns Core ML on: the same .tflite files come out, and iOS gets its first package.
+        tiny_training.TRAINING_VARIANTS = (*TFLITE, "coreml")
+        call_command("train", "--no-progress", "--force")
+        run = TrainingRun.objects.order_by("-id").first()
+        assert run.outcome != RunOutcome.IDENTICAL, run.decisions
+        assert run.outcome == RunOutcome.PUBLISHED, run.decisions
         client = APIClient()
+        assert client.get("/api/v1/models/latest/", {"variant": "coreml"}).status_code == 200
         manifest = client.get("/api/v1/models/latest/?variant=coreml").json()
-        assert manifest["version"] == 1 and manifest["input"]["dtype"] == "uint8"
+        assert manifest["version"] == 2 and manifest["input"]["dtype"] == "uint8"
         body = download(client, manifest["download_url"])
         assert hashlib.sha256(body).hexdigest() == manifest["sha256"] and body[:2] == b"PK"
         # The .tflite file names the run in its metadata (the version number comes later).
         float32 = download(client, client.get("/api/v1/models/latest/?variant=float32").json()["download_url"])
         from training.ml import tflite_metadata
 
-        assert tflite_metadata.read(float32).version == f"run {first.pk}"
+        assert tflite_metadata.read(float32).version == f"run {run.pk}"
+        return manifest
 
+    def night_5_a_failed_conversion_only_loses_that_file(self, three_classes, monkeypatch, with_coreml):
         import coremltools as ct
 
         def unsupported(*args, **kwargs):
@@ -115,27 +149,25 @@ class TestCoreML:
 
         monkeypatch.setattr(ct, "convert", unsupported)
         # A new approved photo: the same photos again would give the same float32 model, which publishes
-        # nothing (TestIdenticalRun).
+        # nothing (night 3).
         three_classes.add("red-disc", 1)
         call_command("train", "--no-progress", "--force")
-        second = TrainingRun.objects.order_by("-id").first()
-        assert second.outcome == RunOutcome.PUBLISHED, second.decisions
-        failed = [d["detail"] for d in second.decisions if d["decision"] == "variant_failed"]
+        run = TrainingRun.objects.order_by("-id").first()
+        assert run.outcome == RunOutcome.PUBLISHED, run.decisions
+        failed = [d["detail"] for d in run.decisions if d["decision"] == "variant_failed"]
         assert len(failed) == 1 and "coreml" in failed[0] and "Foo" in failed[0]
-        assert [f.variant for f in ModelVersion.objects.get(version=2).files.all()] == ["float32"]
-        assert client.get("/api/v1/models/latest/?variant=float32").json()["version"] == 2
+        assert [f.variant for f in ModelVersion.objects.get(version=3).files.all()] == TFLITE
+        client = APIClient()
+        assert client.get("/api/v1/models/latest/?variant=float32").json()["version"] == 3
         # Phones asking for Core ML keep the last version that has it.
-        assert client.get("/api/v1/models/latest/?variant=coreml").json()["sha256"] == manifest["sha256"]
+        assert client.get("/api/v1/models/latest/?variant=coreml").json()["sha256"] == with_coreml["sha256"]
+        monkeypatch.undo()
+        return run
 
-
-class TestReleaseGate:
-    def test_it_holds_back_a_worse_candidate_and_keeps_the_model_in_service(self, tiny_training, three_classes):
+    def night_6_holds_back_a_worse_candidate(self, tiny_training, published):
         tiny_training.TRAINING_VARIANTS = ("float32", "int8")
         tiny_training.TRAINING_DEFAULT_VARIANT = "int8"
-        call_command("train", "--no-progress")
-        first = TrainingRun.objects.get()
-        assert first.outcome == RunOutcome.PUBLISHED, first.decisions
-        # The next night's candidate learns nothing (learning rate 0): the gate must keep v1.
+        # The next night's candidate learns nothing (learning rate 0): the gate must keep v3.
         tiny_training.TRAINING_LEARNING_RATE_HEAD = 0.0
         tiny_training.TRAINING_LEARNING_RATE_FINE_TUNE = 0.0
         # ~6 test photos cannot make any drop significant; the paired test is proven in test_gate.py, and
@@ -145,71 +177,16 @@ class TestReleaseGate:
         second = TrainingRun.objects.order_by("-id").first()
         assert second.status == RunStatus.SUCCEEDED and second.outcome == RunOutcome.HELD_BACK
         decisions = {d["decision"]: d["detail"] for d in second.decisions}
-        assert "gate_accuracy_worse" in decisions and "v1 in service" in decisions["gate_accuracy_worse"]
-        assert second.gate["service"]["version"] == 1
+        assert "gate_accuracy_worse" in decisions and "v3 in service" in decisions["gate_accuracy_worse"]
+        assert second.gate["service"]["version"] == 3
         # Same photos, same backbone: the second night computes no feature again.
         assert second.feature_stats["computed"] == 0 and second.feature_stats["reused"] > 0
-        assert second.gate["service"]["accuracy"] == pytest.approx(first.metrics["float32"]["accuracy"])
-        assert ModelVersion.objects.count() == 1
-        assert APIClient().get("/api/v1/models/latest/").json()["version"] == 1
+        assert second.gate["service"]["accuracy"] == pytest.approx(published.metrics["float32"]["accuracy"])
+        assert ModelVersion.objects.count() == 3
+        assert APIClient().get("/api/v1/models/latest/").json()["version"] == 3
 
 
-class TestIdenticalRun:
-    def test_a_forced_run_whose_files_are_the_model_in_service_publishes_nothing(self, tiny_training, three_classes):
-        tiny_training.TRAINING_VARIANTS = ("float32", "int8")
-        tiny_training.TRAINING_DEFAULT_VARIANT = "int8"
-        call_command("train", "--no-progress")
-        first = TrainingRun.objects.get()
-        assert first.outcome == RunOutcome.PUBLISHED, first.decisions
-        etag = APIClient().get("/api/v1/models/latest/")["ETag"]
-        # Same photos, same settings, same seed, features from the cache: the same model comes out.
-        call_command("train", "--no-progress", "--force")
-        second = TrainingRun.objects.order_by("-id").first()
-        assert second.status == RunStatus.SUCCEEDED and second.outcome == RunOutcome.IDENTICAL
-        assert second.decisions[-1]["decision"] == "identical"
-        assert second.decisions[-1]["detail"].startswith("Identical to v1")
-        assert second.model_version.version == 1 and ModelVersion.objects.count() == 1
-        assert APIClient().get("/api/v1/models/latest/", HTTP_IF_NONE_MATCH=etag).status_code == 304
-
-    def test_a_run_that_adds_the_core_ml_package_is_published(self, tiny_training, three_classes):
-        tiny_training.TRAINING_VARIANTS = ("float32", "int8")
-        tiny_training.TRAINING_DEFAULT_VARIANT = "int8"
-        call_command("train", "--no-progress")
-        # The operator turns Core ML on: the same .tflite files come out, and iOS gets its first package.
-        tiny_training.TRAINING_VARIANTS = ("float32", "int8", "coreml")
-        call_command("train", "--no-progress", "--force")
-        second = TrainingRun.objects.order_by("-id").first()
-        assert second.outcome != RunOutcome.IDENTICAL, second.decisions
-        assert APIClient().get("/api/v1/models/latest/", {"variant": "coreml"}).status_code == 200
-
-
-class TestExactlyOnce:
-    def test_two_train_commands_at_the_same_moment_make_one_run(self, tiny_training, three_classes):
-        if connection.vendor == "sqlite" and connection.is_in_memory_db():
-            pytest.skip("threads on shared-cache in-memory SQLite lock tables; runs on PostgreSQL "
-                        "(and the claim across processes on a file database in test_scheduler.py)")
-        tiny_training.TRAINING_VARIANTS = ("float32", "int8")
-        barrier = threading.Barrier(2)
-        errors = []
-
-        def train():
-            try:
-                barrier.wait()
-                call_command("train", "--no-progress")
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=train) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors
-        assert TrainingRun.objects.count() == 1
-        assert list(ModelVersion.objects.values_list("version", "status")) == [(1, "published")]
-
+class TestKilledWhilePublishing:
     def test_a_run_killed_while_publishing_leaves_nothing_half_published_and_the_next_run_proceeds(
             self, tiny_training, three_classes, monkeypatch, settings):
         tiny_training.TRAINING_VARIANTS = ("float32", "int8")

@@ -19,9 +19,9 @@ QUEUE = "/admin/collector/photo/review/"
 
 
 @pytest.fixture
-def queue(photos, trained_result, tiny_training):
+def queue(photos, classes_result, tiny_training):
     """The model in service, and pending photos: six labelled right, three sent with a wrong label."""
-    version = publish(trained_result)
+    version = publish(classes_result)
     right = [photos.add(slug, 2, approve=False) for slug in CLASSES]
     right = [pk for pair in right for pk in pair]
     photos.seed += 100

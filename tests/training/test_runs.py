@@ -1,5 +1,7 @@
 """Runs: the one-active-run claim, stale detection, requests from the admin, skips, failures, cancelling."""
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -12,6 +14,7 @@ from django.utils import timezone
 
 from config.domain_errors import Conflict
 from config.errors import status_for
+from tests.training.processes import BASE, database_url, read_until, rows, subprocess_env
 from training import jobs
 from training.hparams import hparams_as_recorded, hparams_from_settings
 from training.services.datasets import dataset_version_freeze
@@ -76,29 +79,45 @@ def in_memory_sqlite() -> bool:
     return connection.vendor == "sqlite" and connection.is_in_memory_db()
 
 
+# Each process connects, says READY and waits for a line on its standard input; both are then released
+# at once, and only the claim itself is left to race.
+CLAIM_WHEN_RELEASED = (
+    "import sys; from django.db import connection; from training.services.runs import training_run_claim; "
+    "connection.ensure_connection(); print('READY', flush=True); sys.stdin.readline(); "
+    "run = training_run_claim(trigger='scheduler'); print('CLAIMED' if run else 'REFUSED', flush=True)")
+
+
 @pytest.mark.django_db(transaction=True)
 class TestConcurrentClaims:
-    def test_two_claims_at_the_same_moment_make_one_run(self):
+    def test_two_processes_claiming_at_the_same_moment_make_one_run(self, file_db, tmp_path):
+        """Two hosts' schedulers (or a scheduler and an admin's `train`) at the same moment: one run.
+
+        On PostgreSQL the processes share the test database; SQLite's in-memory test database is private
+        to this process, so there they share a migrated file database, as two processes of `make run` do."""
+        env = subprocess_env(file_db, tmp_path)
+        if not in_memory_sqlite():
+            env["DATABASE_URL"] = database_url(connection.settings_dict)
+        procs = [subprocess.Popen([sys.executable, "manage.py", "shell", "-c", CLAIM_WHEN_RELEASED], cwd=BASE, env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(2)]
+        try:
+            for proc in procs:
+                ready, output = read_until(proc, "READY", timeout=120)
+                assert ready, output
+            for proc in procs:
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+        verdicts = sorted(o.strip().splitlines()[-1] for o in outputs)
+        assert verdicts == ["CLAIMED", "REFUSED"], outputs
         if in_memory_sqlite():
-            pytest.skip("shared-cache in-memory SQLite locks tables between threads; the same race runs on a "
-                        "file database in test_scheduler.py, and here on PostgreSQL")
-        barrier = threading.Barrier(2)
-        results = []
-
-        def claim():
-            try:
-                barrier.wait()
-                results.append(training_run_claim(trigger="scheduler"))
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=claim) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(r is None for r in results) == [False, True]
-        assert TrainingRun.objects.count() == 1
+            assert rows(file_db, "SELECT count(*), max(active) FROM training_trainingrun") == [(1, 1)]
+        else:
+            assert list(TrainingRun.objects.values_list("active", "status")) == [(True, RunStatus.RUNNING)]
 
 
 @pytest.mark.django_db

@@ -1,69 +1,20 @@
 """`manage.py runscheduler` and the bookkeeping that makes a scheduled time run exactly once."""
 
 import json
-import os
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
 from config import scheduler as scheduling
-
-BASE = Path(django_settings.BASE_DIR)
-
-
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory):
-    """A migrated file SQLite database (once per session); tests copy it."""
-    folder = tmp_path_factory.mktemp("filedb")
-    path = folder / "template.sqlite3"
-    env = subprocess_env(path, folder)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BASE, env=env, check=True,
-                   timeout=300)
-    return path
-
-
-def subprocess_env(db: Path, folder: Path, **extra) -> dict:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.training.subprocess_settings",
-           "DATABASE_URL": f"sqlite:///{db}", "CROWDLENS_VAR_DIR": str(folder), "MEDIA_ROOT": str(folder / "media"),
-           "TIME_ZONE": "UTC", "PYTHONUNBUFFERED": "1"}
-    env.pop("S3_BUCKET", None)
-    env.update(extra)
-    return env
-
-
-@pytest.fixture
-def file_db(migrated_sqlite, tmp_path):
-    db = tmp_path / "db.sqlite3"
-    shutil.copy(migrated_sqlite, db)
-    return db
-
-
-def read_until(proc: subprocess.Popen, text: str, *, timeout: float) -> tuple[bool, str]:
-    """Read ``proc``'s output line by line until a line holds ``text``: (whether it came, what was read).
-
-    The process is killed when the line has not come within ``timeout`` seconds (the read then ends)."""
-    killer = threading.Timer(timeout, proc.kill)
-    killer.start()
-    lines = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if text in line:
-                return True, "".join(lines)
-        return False, "".join(lines)
-    finally:
-        killer.cancel()
+from tests.training.processes import BASE, read_until, rows, subprocess_env
 
 
 def stop_with_sigterm(proc: subprocess.Popen, timeout: float = 60) -> str:
@@ -78,11 +29,6 @@ def stop_with_sigterm(proc: subprocess.Popen, timeout: float = 60) -> str:
             if time.monotonic() > deadline:
                 proc.kill()
                 raise
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db, timeout=30) as conn:
-        return conn.execute(sql).fetchall()
 
 
 class TestLastFireTime:
@@ -236,21 +182,6 @@ class TestRunschedulerProcess:
         assert "Adding job tentatively" not in output and "Running job" not in output, output
         assert "executed successfully" not in output
         assert "AXES: BEGIN" not in output  # django-axes' start-up line, once per process (every scheduled command)
-
-    def test_two_processes_claiming_the_run_at_once_make_one(self, file_db, tmp_path):
-        """The training claim across processes on a file SQLite database (PostgreSQL: test_runs.py)."""
-        start_at = time.time() + 12
-        code = ("import time, os; time.sleep(max(0, float(os.environ['AT']) - time.time())); "
-                "from training.services.runs import training_run_claim; run = training_run_claim(trigger='scheduler'); "
-                "print('CLAIMED' if run else 'REFUSED')")
-        env = subprocess_env(file_db, tmp_path, AT=str(start_at))
-        procs = [subprocess.Popen([sys.executable, "manage.py", "shell", "-c", code], cwd=BASE, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-        outputs = [p.communicate(timeout=120)[0] for p in procs]
-        assert time.time() >= start_at, "the processes did not meet: raise the start delay"
-        verdicts = sorted(o.strip().splitlines()[-1] for o in outputs)
-        assert verdicts == ["CLAIMED", "REFUSED"], outputs
-        assert rows(file_db, "SELECT count(*) FROM training_trainingrun")[0][0] == 1
 
 
 @pytest.mark.django_db

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from tests.training.test_scheduler import BASE, file_db, migrated_sqlite, rows, subprocess_env  # noqa: F401
+from tests.training.processes import BASE, rows, subprocess_env
 from config.processes import ProcessBeat
 from training import jobs, workers
 from training.services import execute, runs

@@ -1,66 +1,13 @@
-"""One real training run shared by the tests of a module: tiny images, random weights, seconds."""
+"""The training library's tests share the session's one real training run (tests/training/tiny_run.py)."""
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import pytest
 
-from tests.training.images import TRAINABLE, make_examples
-from training.ml import BackboneConfig, HParams, MemoryFeatureStore, ModelInfo
-
-SIZE = 48
-FIRST_RUN_INFO = ModelInfo(version="run 7", license="CC BY 4.0")
-
-
-def tiny_hparams(**changes) -> HParams:
-    hparams = HParams(
-        backbone=BackboneConfig(alpha=0.35, input_size=SIZE, base_weights="none"),
-        fine_tune_min_per_class=10,
-        fine_tune_layers=2,
-        epochs_head=12,
-        epochs_fine_tune=3,
-        batch_size=16,
-        learning_rate_head=3e-3,
-        learning_rate_fine_tune=1e-3,
-        augment_views=2,
-        dropout=0.2,  # 16 photos a class: the defaults' dropout 0.5 and mixup are for thousands
-        mixup_alpha=0.0,
-        early_stopping_patience=4,
-        int8_calibration_samples=16,
-        cv_below_test_photos=0,  # these tests are about the Keras path: a test split of any size measures
-    )
-    return dataclasses.replace(hparams, **changes)
-
-
-@dataclasses.dataclass
-class Photos:
-    train: list
-    val: list
-    test: list
-    labels: list
+from tests.training.tiny_run import FIRST_RUN_INFO, SIZE, Photos, tiny_hparams  # noqa: F401 (imported from here)
 
 
 @pytest.fixture(scope="session")
-def photos(tmp_path_factory) -> Photos:
-    root: Path = tmp_path_factory.mktemp("photos")
-    return Photos(
-        train=make_examples(root / "train", 16, seed=1),
-        val=make_examples(root / "val", 4, seed=2),
-        test=make_examples(root / "test", 6, seed=3),
-        labels=list(TRAINABLE),
-    )
-
-
-@pytest.fixture(scope="session")
-def first_run(photos, tmp_path_factory):
-    """A fine-tuning run exporting every variant (the Core ML package too), with its feature store."""
-    from training.ml import COREML, VARIANTS, train_and_export
-
-    store = MemoryFeatureStore()
-    out = tmp_path_factory.mktemp("run1")
-    result = train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
-                              hparams=tiny_hparams(variants=(*VARIANTS, COREML)), feature_store=store, out_dir=out,
-                              log=lambda m: None, model_info=FIRST_RUN_INFO)
-    return result, store, out
+def photos(trainable_photos) -> Photos:
+    """Here `photos` are the shared run's generated photos (in tests/training/, the upload helper)."""
+    return trainable_photos
