@@ -116,11 +116,11 @@ def connection_drop() -> None:
 class Beat(threading.Thread):
     """Calls ``fn()`` every ``interval`` seconds until ``stop()``; survives and recovers from database outages."""
 
-    def __init__(self, fn: Callable[[], None], *, interval: float, name: str):
+    def __init__(self, fn: Callable[[], None], *, interval: float, name: str, what: str | None = None):
         super().__init__(name=name, daemon=True)
         self.fn, self.interval = fn, interval
         self.stopping = threading.Event()
-        self.calls = RecoveringCalls(name)
+        self.calls = RecoveringCalls(what or name)  # what the log calls it: "The heartbeat of scheduler on host-1"
 
     @property
     def failing(self) -> bool:
@@ -155,7 +155,8 @@ class ProcessBeat:
         self.row = self._rows.create(kind=kind, host=socket.gethostname()[:200], pid=os.getpid(),
                                      started_at=now, beat_at=now, state="idle", devices=devices or [])
         self.state = "idle"
-        self._beat = Beat(self.beat, interval=interval or settings.PROCESS_HEARTBEAT_SECONDS, name=f"{kind}-heartbeat")
+        self._beat = Beat(self.beat, interval=interval or settings.PROCESS_HEARTBEAT_SECONDS, name=f"{kind}-heartbeat",
+                          what=f"The heartbeat of {self.row}")
 
     def start(self) -> ProcessBeat:
         self._beat.start()

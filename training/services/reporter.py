@@ -38,7 +38,8 @@ class Heartbeat(Beat):
     """Beats every ``interval`` seconds while a run works, so a run that reports no progress for a while stays alive."""
 
     def __init__(self, run_id: int, interval: float):
-        super().__init__(self.beat, interval=interval, name=f"training-heartbeat-{run_id}")
+        super().__init__(self.beat, interval=interval, name=f"training-heartbeat-{run_id}",
+                         what=f"The heartbeat of run #{run_id}")
         self.run_id = run_id
         self.lost = False
         self.cancel: CancelRequest | None = None
