@@ -84,7 +84,7 @@ def _with_interval(metrics: dict, digits: int = 1) -> str:
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnlyAdmin):
-    list_display = ["id", "status", "outcome", "why_nothing", "trigger", "progress", "dataset_link", "strategy",
+    list_display = ["id", "status", "outcome_and_why", "trigger", "progress", "dataset_link", "strategy",
                     "gate_accuracy", "started_at", "duration"]
     list_filter = ["status", "outcome", "trigger"]
     change_list_template = "admin/training/trainingrun/change_list.html"
@@ -239,9 +239,13 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         metrics = obj.metrics.get(settings.TRAINING_GATE_VARIANT) or {}
         return "-" if metrics.get("accuracy") is None else _with_interval(metrics)
 
-    @admin.display(description="Why nothing was published")
-    def why_nothing(self, obj):
-        return obj.why_nothing_published() or "-"
+    @admin.display(description="Outcome", ordering="outcome")
+    def outcome_and_why(self, obj):
+        """One column, so that the list fits a 1280 px screen: the outcome, and under it why a finished run
+        failed or published nothing."""
+        outcome = obj.get_outcome_display() if obj.outcome else "-"
+        why = obj.why_nothing_published()
+        return format_html("{}<br><small>Why nothing was published: {}</small>", outcome, why) if why else outcome
 
     @admin.display(description="Estimate and choices")
     def estimate_text(self, obj):
