@@ -34,10 +34,11 @@ import time
 from pathlib import Path
 
 import requests
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.upload import Server, phone_photo, rss_kib, unique, worker_pids  # noqa: E402
+from tests.collector.samples import flat_blocks  # noqa: E402
 
 WORST_SIZE = (8160, 6120)  # 49.9 MP
 
@@ -56,17 +57,6 @@ def unique_heic(data: bytes, n: int) -> bytes:
     tag = f"bench-{n}-{time.time_ns()}".encode()
     return data + (8 + len(tag)).to_bytes(4, "big") + b"free" + tag
 
-
-def flat_blocks(size) -> Image.Image:
-    w, h = size
-    image = Image.new("RGB", size, (90, 140, 200))
-    draw = ImageDraw.Draw(image)
-    for i in range(8):
-        for j in range(8):
-            if (i + j) % 3:
-                draw.rectangle([i * w // 8, j * h // 8, (i + 1) * w // 8 - 1, (j + 1) * h // 8 - 1],
-                               fill=((i * 37) % 256, (j * 59) % 256, ((i + j) * 23) % 256))
-    return image
 
 
 def cached(path: Path, make) -> bytes:

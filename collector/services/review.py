@@ -38,11 +38,14 @@ def review_input_check(*, decision: str, reason: str = "", label_slug: str | Non
                       fields={"reason": ["Required when rejecting."]})
     if decision == "relabel" and not label_slug:
         raise Invalid("A relabel needs the new label.", fields={"label": ["Pick the new label."]})
-    if not label_slug:
-        return None
-    label = Label.objects.filter(slug=label_slug).first()
+    return label_named(label_slug) if label_slug else None
+
+
+def label_named(slug: str) -> Label:
+    """The label with this slug, or Invalid naming the field `label` (review, relabel, a verifier's suggestion)."""
+    label = Label.objects.filter(slug=slug).first()
     if label is None:
-        raise Invalid(f"There is no label {label_slug!r}.", fields={"label": ["Unknown label."]})
+        raise Invalid(f"There is no label {slug!r}.", fields={"label": ["Unknown label."]})
     return label
 
 

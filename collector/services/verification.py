@@ -35,7 +35,7 @@ from django.db.models import Count, F, Q
 
 from collector.selectors import gold_expected, verifier_is_eligible
 from collector.models import Label, Photo, PhotoReview, PhotoStatus, RejectionReason, Verdict, Verification
-from collector.services.review import photo_decide_locked
+from collector.services.review import label_named, photo_decide_locked
 from collector.signals import photo_status_changed
 from config.domain_errors import Conflict, Forbidden, Invalid, NotFound
 
@@ -137,11 +137,7 @@ def verification_submit(*, user, photo_id: int, verdict: str, label_slug: str | 
     already_decided: staff decided the photo meanwhile)."""
     if verdict not in Verdict.values:
         raise Invalid("verdict must be agree, disagree or unsure.", fields={"verdict": ["agree, disagree or unsure"]})
-    label = None
-    if label_slug:
-        label = Label.objects.filter(slug=label_slug).first()
-        if label is None:
-            raise Invalid(f"There is no label {label_slug!r}.", fields={"label": ["Unknown label."]})
+    label = label_named(label_slug) if label_slug else None
     _require_eligible(user)
     counts = verifier_in_good_standing(user_id=user.pk)
     with transaction.atomic():

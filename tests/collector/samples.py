@@ -31,6 +31,21 @@ _STORE = {
 }
 
 
+def flat_blocks(size: tuple[int, int]) -> Image.Image:
+    """Flat coloured blocks: megapixels that compress to kilobytes (a decompression bomb's shape)."""
+    from PIL import ImageDraw
+
+    w, h = size
+    image = Image.new("RGB", size, (90, 140, 200))
+    draw = ImageDraw.Draw(image)
+    for i in range(8):
+        for j in range(8):
+            if (i + j) % 3:
+                draw.rectangle([i * w // 8, j * h // 8, (i + 1) * w // 8 - 1, (j + 1) * h // 8 - 1],
+                               fill=((i * 37) % 256, (j * 59) % 256, ((i + j) * 23) % 256))
+    return image
+
+
 def quadrant_image(size=(600, 400)) -> Image.Image:
     w, h = size
     image = Image.new("RGB", size)

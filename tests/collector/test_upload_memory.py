@@ -18,25 +18,17 @@ import time
 
 import pytest
 from django.conf import settings as django_settings
-from PIL import Image, ImageDraw
 
-from collector.lib import images
 from collector.lib.decode_budget import BudgetTimeout, DecodeBudget
 from collector.models import Photo
 from tests.collector.asserts import assert_error
+from tests.collector.samples import flat_blocks
 from tests.factories import client_for, make_label, make_volunteer, upload
 
 
 def blocks(size: tuple[int, int], fmt: str, mode: str = "RGB", **save) -> bytes:
     """A picture of flat coloured blocks: megapixels in a file of kilobytes (a decompression bomb's shape)."""
-    w, h = size
-    image = Image.new("RGB", size, (90, 140, 200))
-    draw = ImageDraw.Draw(image)
-    for i in range(8):
-        for j in range(8):
-            if (i + j) % 3:
-                draw.rectangle([i * w // 8, j * h // 8, (i + 1) * w // 8 - 1, (j + 1) * h // 8 - 1],
-                               fill=((i * 37) % 256, (j * 59) % 256, ((i + j) * 23) % 256))
+    image = flat_blocks(size)
     if mode != "RGB":
         image = image.convert(mode)
     out = io.BytesIO()
