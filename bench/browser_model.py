@@ -35,6 +35,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from deploy.localcluster import wait_for  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -72,7 +73,7 @@ def setup(workdir: Path) -> dict:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from tests.factories import make_label, make_volunteer
+    from tests.factories import make_volunteer
 
     make_volunteer(VOLUNTEER, password=PASSWORD)
     return env
@@ -168,12 +169,8 @@ def main() -> None:
     from tests.pages.conftest import CHROMIUM_ARGS, PHONE
 
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.2).close() or True,
+                 timeout=10, what="the bench's web server")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True,

@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from deploy.localcluster import wait_for  # noqa: E402
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 REVIEWER, PASSWORD = "bench-reviewer", "bench-review-pass-1"
 REASON_KEYS = "12345"
@@ -150,12 +151,8 @@ def main() -> None:
 
     results = {"queue": [], "pages": []}
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.2).close() or True,
+                 timeout=10, what="the bench's web server")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=f"http://127.0.0.1:{port}")
