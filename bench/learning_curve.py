@@ -89,8 +89,10 @@ def main() -> None:
     print(f"flowers: {len(examples)} photos, {len(labels)} labels; sizes {sizes}, nights {draws}, "
           f"calibration draws {args.calibration_draws}, eval {args.eval} undrawn photos a night", flush=True)
 
-    clean, views, seconds = features_once(examples, hparams, store)
-    print(f"features of every photo (clean view + {views.shape[1]} augmented views, pooled): {seconds:.0f} s", flush=True)
+    plain, clean, views, last, seconds = features_once(examples, hparams, store)
+    print(f"features of every photo (clean view + {views.shape[1]} augmented views, pooled at scales "
+          f"{hparams.feature_scales}, layers {hparams.head_layers} + last; and the baseline's plain pooled clean "
+          f"view): {seconds:.0f} s", flush=True)
     y = np.array([e.label_index for e in examples])
 
     table = []
@@ -101,11 +103,11 @@ def main() -> None:
             drawn, undrawn = draw(examples, labels, size, seed)
             rng = np.random.default_rng(seed)
             sample = sorted(rng.choice(undrawn, size=min(args.eval, len(undrawn)), replace=False).tolist())
-            base = baseline(clean, y, drawn, sample)
+            base = baseline(plain, y, drawn, sample)
             if d < nights:
                 row = night(examples, labels, drawn, sample, hparams, store)
             else:
-                row = estimate_only(clean, views, y, drawn, undrawn, hparams)
+                row = estimate_only(clean, views, y, drawn, undrawn, hparams, last)
             row.update(size=size, draw=d, baseline=base, photos=len(drawn))
             row["inside"] = row["low"] <= row["held_out"] <= row["high"]
             rows.append(row)
@@ -113,37 +115,40 @@ def main() -> None:
                   f"held-out {row['held_out']:.3f} ({row.get('variant', 'float head')}) baseline {base:.3f}; "
                   f"reported {row['accuracy']:.3f} [{row['low']:.3f}, {row['high']:.3f}] "
                   f"({row['method']}, {row['rests_on']} photos) inside={row['inside']}"
-                  + (f"; night {row['wall']:.0f} s, {row['strategy']}, default {row['variant']}" if d < nights else ""),
+                  + (f"; night {row['wall']:.0f} s, {row['strategy']}, default {row['variant']}" if d < nights
+                     else f"; {row['strategy']}"),
                   flush=True)
         table.append(summarise(size, rows))
     print()
     print("size | photos | nights | default file top-1 mean (min-max) | baseline mean (min-max) | file - baseline "
-          "| night wall s | inside interval")
+          "| night wall s | inside interval | interval width (mean)")
     for line in table:
         print(line)
 
 
 def features_once(examples, hparams, store):
-    """Pooled features of every photo, clean view and hparams.augment_views augmented views: computed once,
-    stored under the identities the nights use, so every night reuses them."""
+    """Features of every photo, computed once and stored under the identities the nights use, so every night
+    reuses them: the night's (hparams' Pooling: the scales and layers its head candidates read) of the clean
+    view and hparams.augment_views augmented views, and the plain pooled clean view the baseline reads."""
     from training.ml.features import cached_features
-    from training.ml.model import POOLED, bottom_model, build_backbone
+    from training.ml.model import POOLED, Pooling, bottom_model, build_backbone
 
     start = time.perf_counter()
     base = build_backbone(hparams.backbone)
-    bottom = bottom_model(base, POOLED)
+    pooling = Pooling(layers=tuple(hparams.head_layers), scales=tuple(hparams.feature_scales))
     keys, paths = [e.key for e in examples], [e.path for e in examples]
-    common = dict(keys=keys, paths=paths, base=base, backbone=hparams.backbone, cut=POOLED, hparams=hparams,
-                  feature_store=store, bottom=bottom)
+    every = np.arange(len(examples))
+    out = {}
     with tempfile.TemporaryDirectory() as scratch:
-        c = cached_features(augmented=0, scratch=Path(scratch), **common)
-        v = cached_features(augmented=hparams.augment_views, scratch=Path(scratch), **common)
-        every = np.arange(len(examples))
-        clean = c.features.read(every).reshape(len(examples), -1)
-        views = v.features.read(every).reshape(len(examples), hparams.augment_views, -1)
-        c.features.close()
-        v.features.close()
-    return clean, views, time.perf_counter() - start
+        for name, cut, augmented in (("plain", POOLED, 0), ("clean", pooling, 0),
+                                     ("views", pooling, hparams.augment_views)):
+            got = cached_features(keys=keys, paths=paths, base=base, backbone=hparams.backbone, cut=cut,
+                                  hparams=hparams, feature_store=store, bottom=bottom_model(base, cut),
+                                  augmented=augmented, scratch=Path(scratch))
+            out[name] = got.features.read(every).reshape(len(examples), max(1, augmented), -1)
+            got.features.close()
+    return out["plain"][:, 0], out["clean"][:, 0], out["views"], int(base.output.shape[-1]), \
+        time.perf_counter() - start
 
 
 def baseline(clean, y, drawn, sample) -> float:
@@ -178,18 +183,20 @@ def night(examples, labels, drawn, sample, hparams, store) -> dict:
             "method": estimate["method"], "rests_on": estimate["photos"]}
 
 
-def estimate_only(clean, views, y, drawn, undrawn, hparams) -> dict:
+def estimate_only(clean, views, y, drawn, undrawn, hparams, last) -> dict:
     drawn = np.array(drawn)
     n = int(y.max()) + 1
+    candidates = {"head_only": slice(0, last), **({"several_layers": slice(None)} if hparams.head_layers else {})}
     choice = fit.choose_head(clean=clean[drawn], views=views[drawn], y=y[drawn], n_classes=n, seed=hparams.seed,
-                             folds=hparams.cv_folds)
-    estimate = fit.Estimate.of(method="cross_validation", why="", correct=int((choice.out_of_fold == y[drawn]).sum()),
-                               photos=len(drawn), folds=choice.folds)
+                             folds=hparams.cv_folds, candidates=candidates, repeats=hparams.cv_repeats)
+    estimate = fit.Estimate.of_cross_validation(why="", correct=choice.correct, photos=len(drawn), folds=choice.folds,
+                                                fold_accuracies=choice.fold_accuracies, repeats=choice.repeats)
+    columns = candidates[choice.candidate]
     kernel, bias = fit.fit_head(clean=clean[drawn], views=views[drawn], y=y[drawn], n_classes=n, c=choice.c,
-                                seed=hparams.seed)
-    held = float(((clean[undrawn] @ kernel + bias).argmax(1) == y[undrawn]).mean())
+                                seed=hparams.seed, columns=columns)
+    held = float(((clean[undrawn][:, columns] @ kernel + bias).argmax(1) == y[undrawn]).mean())
     return {"held_out": held, "accuracy": estimate.accuracy, "low": estimate.low, "high": estimate.high,
-            "method": "cross_validation", "rests_on": len(drawn)}
+            "method": "cross_validation", "rests_on": len(drawn), "strategy": choice.candidate}
 
 
 def summarise(size: str, rows: list[dict]) -> str:
@@ -198,9 +205,10 @@ def summarise(size: str, rows: list[dict]) -> str:
     base = np.array([r["baseline"] for r in nights])
     walls = np.array([r["wall"] for r in nights])
     inside = sum(r["inside"] for r in rows)
+    width = np.array([r["high"] - r["low"] for r in rows])
     return (f"{size} | {rows[0]['photos']} | {len(nights)} | {held.mean():.3f} ({held.min():.3f}-{held.max():.3f}) | "
             f"{base.mean():.3f} ({base.min():.3f}-{base.max():.3f}) | {(held - base).mean():+.3f} "
-            f"(min {(held - base).min():+.3f}) | {walls.mean():.0f} | {inside}/{len(rows)}")
+            f"(min {(held - base).min():+.3f}) | {walls.mean():.0f} | {inside}/{len(rows)} | {width.mean():.3f}")
 
 
 if __name__ == "__main__":

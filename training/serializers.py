@@ -112,7 +112,9 @@ class ModelVersionOutput(serializers.Serializer):
     created_at = serializers.DateTimeField(help_text="When the version was trained")
     published_at = serializers.DateTimeField(help_text="When it was published")
     in_service = serializers.BooleanField(help_text="Whether this is the version phones get as latest")
-    strategy = serializers.CharField(help_text="How it was trained: head_only or fine_tune")
+    strategy = serializers.CharField(help_text="How it was trained: head_only (a head on the last activation's "
+                                     "pooled features), several_layers (a head on several layers' pooled features) "
+                                     "or fine_tune")
     dataset_version = serializers.IntegerField(help_text="The id of the dataset version it was trained on")
     labels = serializers.ListField(child=serializers.CharField(), help_text="Label slugs in output-index order")
     min_app_version = serializers.CharField(help_text="The oldest app version that can run it; empty: any")

@@ -5,10 +5,16 @@ seconds where training a network costs minutes:
 
 - `wilson`: the Wilson score interval of an accuracy measured on n photos (one photo of 23 is
   4 points; the interval says so).
-- `choose_head`: a multinomial logistic regression on the pooled backbone features (the
-  Teachable Machine / frozen-feature recipe), trained on every photo's clean view and its cached
-  augmented views, with balanced class weights; its L2 strength is chosen by stratified k-fold
-  cross-validation, and the same folds' out-of-fold answers estimate the accuracy. Runs to convergence (L-BFGS until its tolerance, not a fixed epoch count).
+- `choose_head`: a multinomial logistic regression on pooled backbone features (the Teachable
+  Machine / frozen-feature recipe), trained on every photo's clean view and its cached augmented
+  views, with balanced class weights. Which features (the candidates: the last activation alone, or
+  it and several intermediate layers' pooled activations) and its L2 strength are chosen together by
+  stratified k-fold cross-validation; the k-fold is then repeated on other fold draws at the choice,
+  and all the out-of-fold answers estimate the accuracy. Runs to convergence (L-BFGS until its
+  tolerance, not a fixed epoch count).
+- `Estimate.of_cross_validation`: that estimate's 95 % interval, wide enough for both the photos'
+  binomial noise (Wilson) and the variance from which photos trained each fold (the corrected
+  repeated k-fold t interval of Bouckaert and Frank, 2004).
 - `fit_head`: the chosen head as Dense weights (standardisation folded in) for the exported file.
 - `variant_choice`: the smallest exported file shown, photo by photo, to be within the allowed drop
   of float32; else the next larger one.
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,8 +38,9 @@ DEFAULT_CANDIDATES = ("int8", "float16")
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
 
 
-def wilson(correct: int, n: int, z: float = Z_TWO_SIDED) -> tuple[float, float]:
-    """Wilson score interval of ``correct`` successes in ``n`` trials (0..1); (0, 1) for n = 0."""
+def wilson(correct: float, n: int, z: float = Z_TWO_SIDED) -> tuple[float, float]:
+    """Wilson score interval of ``correct`` successes in ``n`` trials (0..1); (0, 1) for n = 0. ``correct``
+    may be a mean over repeats (not a whole number)."""
     if n <= 0:
         return 0.0, 1.0
     p = correct / n
@@ -58,7 +65,7 @@ def photos_for_lower_bound(accuracy: float, threshold: float, *, n: int, limit: 
 
 @dataclass
 class Estimate:
-    """An accuracy with its 95 % Wilson interval and what it rests on."""
+    """An accuracy with its 95 % interval and what it rests on."""
 
     method: str  # "cross_validation" | "test_split"
     why: str
@@ -68,6 +75,9 @@ class Estimate:
     photos: int
     correct: int
     folds: int = 0
+    repeats: int = 0  # k-fold repeats on other fold draws (cross-validation only)
+    fold_sd: float = 0.0  # spread (standard deviation) of the folds' accuracies
+    interval: str = "wilson"  # how low/high were computed
 
     @classmethod
     def of(cls, *, method: str, why: str, correct: int, photos: int, folds: int = 0) -> "Estimate":
@@ -75,24 +85,53 @@ class Estimate:
         return cls(method=method, why=why, accuracy=correct / photos if photos else 0.0, low=low, high=high,
                    photos=photos, correct=correct, folds=folds)
 
+    @classmethod
+    def of_cross_validation(cls, *, why: str, correct: float, photos: int, folds: int,
+                            fold_accuracies: list[float], repeats: int) -> "Estimate":
+        """The repeated k-fold estimate: ``correct`` is the mean number of photos right per repeat; the interval
+        is the union of the Wilson interval on the photos and the corrected repeated k-fold t interval
+        (Bouckaert and Frank 2004, after Nadeau and Bengio 2003): mean fold accuracy +- t(J-1) sqrt((1/J + 1/(k-1))
+        s^2), s the spread of the J = k x repeats folds' accuracies. Wilson alone counts each photo's answer as
+        independent luck of one fixed model; but the folds' models differ by which photos trained them, which at
+        10-30 photos a label moves the estimate as much again (bench/README.md, "Interval calibration"). The
+        union keeps Wilson where the folds happen to agree and stays inside [0, 1]."""
+        from scipy.stats import t as student
+
+        accuracy = correct / photos if photos else 0.0
+        low, high = wilson(correct, photos)
+        spread = float(np.std(fold_accuracies, ddof=1)) if len(fold_accuracies) > 1 else 0.0
+        if len(fold_accuracies) > 1 and folds > 1:
+            half = float(student.ppf(0.5 + CONFIDENCE / 2, len(fold_accuracies) - 1)) * math.sqrt(
+                (1 / len(fold_accuracies) + 1 / (folds - 1)) * spread ** 2)
+            low, high = max(0.0, min(low, accuracy - half)), min(1.0, max(high, accuracy + half))
+        return cls(method="cross_validation", why=why, accuracy=accuracy, low=low, high=high, photos=photos,
+                   correct=int(round(correct)), folds=folds, repeats=repeats, fold_sd=spread,
+                   interval="wilson+corrected_t")
+
     def sentence(self) -> str:
-        how = (f"{self.folds}-fold cross-validation over all {self.photos} photos" if self.method == "cross_validation"
-               else f"{self.photos} test photos")
+        how = (f"{self.folds}-fold cross-validation over all {self.photos} photos"
+               + (f", repeated on {self.repeats} fold draws" if self.repeats > 1 else "")
+               if self.method == "cross_validation" else f"{self.photos} test photos")
         return (f"{self.accuracy * 100:.1f} % (95 % interval {self.low * 100:.1f}-{self.high * 100:.1f} %, "
                 f"{how})")
 
     def as_dict(self) -> dict:
         return {"method": self.method, "why": self.why, "accuracy": self.accuracy, "low": self.low, "high": self.high,
-                "photos": self.photos, "correct": self.correct, "folds": self.folds, "confidence": CONFIDENCE}
+                "photos": self.photos, "correct": self.correct, "folds": self.folds, "confidence": CONFIDENCE,
+                "repeats": self.repeats, "fold_sd": self.fold_sd, "interval": self.interval}
 
 
 @dataclass
 class HeadChoice:
+    candidate: str  # which features (a key of the candidates given)
     c: float
-    scores: dict[float, float]  # C -> cross-validated accuracy on clean views
+    scores: dict[str, dict[float, float]]  # candidate -> C -> cross-validated accuracy on clean views (first draw)
     folds: int
-    out_of_fold: np.ndarray  # each photo's prediction at C by the fold model that never saw it
-    log_loss: dict[float, float]  # C -> cross-validated log loss, what chose C
+    out_of_fold: np.ndarray  # each photo's prediction at the choice by the fold model that never saw it (first draw)
+    log_loss: dict[str, dict[float, float]]  # candidate -> C -> cross-validated log loss, what chose them
+    repeats: int = 1
+    correct: float = 0.0  # photos right out of fold at the choice, mean over the repeats
+    fold_accuracies: list[float] = field(default_factory=list)  # every fold of every repeat, at the choice
 
 
 def _folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -144,51 +183,71 @@ def _probabilities(fitted, x: np.ndarray, n_classes: int) -> np.ndarray:
     return probabilities
 
 
-def _grid_predictions(clean, views, y, n_classes, *, k, seed, grid, should_stop) -> tuple[dict[float, np.ndarray], int]:
-    """Out-of-fold probabilities of every photo (clean view) for each C: its fold's model never saw it."""
-    splits = _folds(y, k, seed)
-    predicted = {c: np.zeros((len(y), n_classes)) for c in grid}
+def _fold_predictions(clean, views, y, n_classes, *, splits, configs, should_stop) -> dict[tuple, np.ndarray]:
+    """Out-of-fold probabilities of every photo (clean view) for each (columns, C) config: its fold's model
+    never saw it. ``configs``: key -> (columns of the features, C)."""
+    predicted = {key: np.zeros((len(y), n_classes)) for key in configs}
     for train_part, held_part in splits:
         if should_stop():
             from .types import Stopped
 
             raise Stopped("stopped while cross-validating")
         x, rows_y, w = _rows(clean, views, y, train_part)
-        for c in grid:
-            predicted[c][held_part] = _probabilities(_fit(x, rows_y, w, c, n_classes, seed), clean[held_part], n_classes)
-    return predicted, len(splits)
+        for key, (columns, c) in configs.items():
+            fitted = _fit(x[:, columns], rows_y, w, c, n_classes, 0)
+            predicted[key][held_part] = _probabilities(fitted, clean[held_part][:, columns], n_classes)
+    return predicted
 
 
-def _best(losses: dict[float, float]) -> float:
-    low = min(losses.values())
-    return min(c for c, s in losses.items() if s <= low + 1e-12)  # ties: the stronger regularisation
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
 
 
 def choose_head(*, clean: np.ndarray, views: np.ndarray | None, y: np.ndarray, n_classes: int, seed: int,
-                folds: int = 5, grid: tuple[float, ...] = C_GRID, should_stop=lambda: False) -> HeadChoice:
-    """Choose C by stratified k-fold CV over all the photos given (log loss on held-out clean views).
+                folds: int = 5, grid: tuple[float, ...] = C_GRID, candidates: dict[str, object] | None = None,
+                repeats: int = 1, should_stop=lambda: False) -> HeadChoice:
+    """Choose the features and C by stratified k-fold CV over all the photos given (log loss on held-out clean
+    views), then repeat the k-fold on ``repeats - 1`` other fold draws at the choice.
 
-    ``out_of_fold`` is every photo's prediction at the chosen C by the fold model that never saw it: the
-    cross-validated estimate. It is not nested (the same folds chose C), so it is optimistic by the choice
-    among the grid's few, strongly correlated values: a fraction of a point, well inside the interval
-    (measured in bench/README.md, "Interval calibration")."""
-    probabilities, k = _grid_predictions(clean, views, y, n_classes, k=folds, seed=seed, grid=grid,
-                                         should_stop=should_stop)
-    scores = {c: float((p.argmax(1) == y).mean()) for c, p in probabilities.items()}
+    ``candidates``: name -> the columns of ``clean``/``views`` that candidate reads (a slice or index array), the
+    simplest first (a tie goes to the earlier one, then to the stronger regularisation); default: every column.
+    ``out_of_fold`` is every photo's prediction at the choice by the first draw's fold model that never saw it.
+    The estimate (``correct``, ``fold_accuracies``) is not nested (the first draw's folds also chose), so it is
+    optimistic by the choice among a few strongly correlated configurations: a fraction of a point, well inside
+    the interval (measured in bench/README.md, "Interval calibration"); the other draws did not choose."""
+    candidates = candidates or {"head": slice(None)}
+    configs = {(name, c): (columns, c) for name, columns in candidates.items() for c in grid}
+    splits = _folds(y, folds, seed)
+    k = len(splits)
+    probabilities = _fold_predictions(clean, views, y, n_classes, splits=splits, configs=configs,
+                                      should_stop=should_stop)
+    scores = {name: {c: float((probabilities[(name, c)].argmax(1) == y).mean()) for c in grid} for name in candidates}
     # Chosen by the held-out log loss, a proper score: smoother than accuracy on a few dozen photos, where
-    # several strengths tie on accuracy and one photo decides.
-    losses = {c: float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean()) for c, p in probabilities.items()}
-    c = _best(losses)
-    return HeadChoice(c=c, scores=scores, folds=k, out_of_fold=probabilities[c].argmax(1), log_loss=losses)
+    # several configurations tie on accuracy and one photo decides.
+    losses = {name: {c: _log_loss(probabilities[(name, c)], y) for c in grid} for name in candidates}
+    low = min(v for per in losses.values() for v in per.values())
+    name, c = next((name, c) for name in candidates for c in sorted(grid)
+                   if losses[name][c] <= low + 1e-12)  # ties: the simpler features, the stronger regularisation
+    answers = [probabilities[(name, c)].argmax(1)]
+    fold_accuracies = [float((answers[0][held] == y[held]).mean()) for _, held in splits]
+    for repeat in range(1, max(1, repeats)):
+        more = _folds(y, folds, seed + 7919 * repeat)
+        predicted = _fold_predictions(clean, views, y, n_classes, splits=more, configs={0: (candidates[name], c)},
+                                      should_stop=should_stop)[0].argmax(1)
+        answers.append(predicted)
+        fold_accuracies += [float((predicted[held] == y[held]).mean()) for _, held in more]
+    correct = float(np.mean([(a == y).sum() for a in answers]))
+    return HeadChoice(candidate=name, c=c, scores=scores, folds=k, out_of_fold=answers[0], log_loss=losses,
+                      repeats=len(answers), correct=correct, fold_accuracies=fold_accuracies)
 
 
 def fit_head(*, clean: np.ndarray, views: np.ndarray | None, y: np.ndarray, n_classes: int, c: float,
-             seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The head on all the photos given, as (kernel D x classes, bias) of a softmax Dense layer on the
-    pooled features: the standardisation is folded in, so the exported file needs nothing else."""
+             seed: int, columns=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """The head on all the photos given, reading ``columns`` of the features, as (kernel D x classes, bias) of a
+    softmax Dense layer on them: the standardisation is folded in, so the exported file needs nothing else."""
     x, rows_y, w = _rows(clean, views, y, np.arange(len(y)))
-    scaler, model = _fit(x, rows_y, w, c, n_classes, seed)
-    coef = np.zeros((n_classes, x.shape[1]))
+    scaler, model = _fit(x[:, columns], rows_y, w, c, n_classes, seed)
+    coef = np.zeros((n_classes, model.coef_.shape[1]))
     intercept = np.full(n_classes, -1e4)  # a class without photos is never the answer
     coef[model.classes_] = model.coef_ if len(model.classes_) > 2 else np.vstack([-model.coef_, model.coef_]) / 2
     intercept[model.classes_] = model.intercept_ if len(model.classes_) > 2 else np.array([-1, 1]) * model.intercept_ / 2

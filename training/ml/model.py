@@ -10,6 +10,7 @@ full model, so the full model for export (`full_model`) carries the trained weig
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,58 @@ import numpy as np
 from .types import BackboneConfig, WeightsUnavailable
 
 POOLED = "pooled"
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """What a head on pooled features reads, computed alike for the cached features and inside the exported file.
+
+    For each of ``scales`` (input sizes; empty: the input as it comes) the backbone runs on the input resized to
+    it (bilinear, inside the graph, so the phone's preprocessing stays the manifest's: one centred square at the
+    input size); the last activation and each of ``layers`` (intermediate layers) are averaged over space, each
+    averaged over the scales, and concatenated, the last activation first (so its columns are the first
+    ``last_channels`` of every row, what the head-only candidate reads)."""
+
+    layers: tuple[str, ...] = ()
+    scales: tuple[int, ...] = ()
+
+    def __str__(self) -> str:  # the cut's name in the cache identity
+        return (POOLED + ("+" + ",".join(self.layers) if self.layers else "")
+                + ("@" + ",".join(str(s) for s in self.scales) if self.scales else ""))
+
+    @property
+    def plain(self) -> bool:
+        return not self.layers and not self.scales
+
+
+def replay(base, x, outputs: list[str]) -> list:
+    """The backbone's layers applied again to ``x`` (any spatial size: the network is convolutional), weights
+    shared; the tensors of the layers named ``outputs``. Calling the backbone Model itself on another size is
+    refused (its input spec fixes the size)."""
+    import tensorflow as tf
+
+    tensors = {base.layers[0].name: x}
+    for layer in base.layers[1:]:
+        inbound = tf.nest.flatten(layer._inbound_nodes[0].inbound_layers)
+        args = [tensors[parent.name] for parent in inbound]
+        tensors[layer.name] = layer(args if len(args) > 1 else args[0])
+    return [tensors[name] for name in outputs]
+
+
+def pooled_features(base, pooling: Pooling, x):
+    """``pooling``'s feature vector of a batch ``x`` of normalized images at the backbone's input size."""
+    keras = _keras()
+    size = base.input.shape[1]
+    names = [base.layers[-1].name, *pooling.layers]
+    per_scale = []
+    for scale in pooling.scales or (size,):
+        seen = x if scale == size else keras.layers.Resizing(scale, scale, interpolation="bilinear",
+                                                             name=f"scale_{scale}")(x)
+        maps = [base.get_layer(n).output for n in names] if seen is base.input else replay(base, seen, names)
+        per_scale.append([keras.layers.GlobalAveragePooling2D(name=f"pool_{n}_{scale}")(m) for n, m in zip(names, maps)])
+    pooled = [per[0] if len(per_scale) == 1 else keras.layers.Average(name=f"scales_{n}")(list(per))
+              for n, per in zip(names, zip(*per_scale))]
+    return pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="layers")(pooled)
 # base_weights="none" is one fixed network (so its features can be cached like any other): seeded init,
 # then BatchNormalization statistics estimated on seeded noise images so the signal neither vanishes nor
 # explodes through 17 blocks (Keras' default statistics shrink it to ~1e-12 by the last layer).
@@ -108,14 +161,17 @@ def cut_layer_name(base, fine_tune_layers: int) -> str:
     return f"block_{block}_add" if f"block_{block}_add" in names else f"block_{block}_project_BN"
 
 
-def bottom_model(base, cut: str):
-    """Input image to the cut (frozen part). For POOLED, the globally pooled last activation."""
+def bottom_model(base, cut):
+    """Input image to the cut (frozen part). For POOLED, the globally pooled last activation; for a Pooling,
+    its feature vector."""
     keras = _keras()
-    if cut == POOLED:
+    if isinstance(cut, Pooling) and not cut.plain:
+        output = pooled_features(base, cut, base.input)
+    elif cut == POOLED or isinstance(cut, Pooling):
         output = keras.layers.GlobalAveragePooling2D(name="embedding_pool")(base.output)
     else:
         output = base.get_layer(cut).output
-    model = keras.Model(base.input, output, name=f"bottom_{cut}")
+    model = keras.Model(base.input, output, name="bottom_pooling" if isinstance(cut, Pooling) else f"bottom_{cut}")
     model.trainable = False
     return model
 
@@ -150,8 +206,10 @@ def set_top_trainable(base, cut: str, trainable: bool) -> None:
 class Head:
     """Pooling, dropout and the classifier, as shared layers."""
 
-    def __init__(self, num_classes: int, *, dropout: float, weight_decay: float, seed: int):
+    def __init__(self, num_classes: int, *, dropout: float, weight_decay: float, seed: int,
+                 pooling: Pooling | None = None):
         keras = _keras()
+        self.pooling = pooling  # None: the last activation's map, pooled here (fine-tuning); else what it reads
         self.pool = keras.layers.GlobalAveragePooling2D(name="head_pool")
         self.dropout = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")
         self.dense = keras.layers.Dense(
@@ -168,6 +226,12 @@ class Head:
     def on_map(self, x):
         return self.on_pooled(self.pool(x))
 
+    def set_weights(self, kernel, bias) -> None:
+        """The classifier's weights, on features of kernel.shape[0] columns (builds the Dense layer for them)."""
+        keras = _keras()
+        self.on_pooled(keras.Input(shape=(kernel.shape[0],)))
+        self.dense.set_weights([kernel, bias])
+
 
 def trainable_model(base, cut: str, head: Head):
     """What trains on cached features: the head alone (POOLED) or top blocks + head."""
@@ -182,6 +246,11 @@ def trainable_model(base, cut: str, head: Head):
 def full_model(base, head: Head, *, raw_pixels: bool = False):
     """Image to class probabilities, for export. raw_pixels: takes 0-255 and normalizes inside."""
     keras = _keras()
+    if head.pooling is not None:
+        inp = keras.Input(shape=base.input.shape[1:], name="pixels" if raw_pixels else "image")
+        x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(inp) if raw_pixels else inp
+        return keras.Model(inp, head.on_pooled(pooled_features(base, head.pooling, x)),
+                           name="classifier_pixels" if raw_pixels else "classifier_float")
     if not raw_pixels:
         return keras.Model(base.input, head.on_map(base.output), name="classifier_float")
     inp = keras.Input(shape=base.input.shape[1:], name="pixels")

@@ -18,7 +18,8 @@ import numpy as np
 from . import data, export, fit, tflite_metadata
 from .features import cached_features
 from .quiet import libraries_quiet
-from .model import POOLED, Head, bottom_model, build_backbone, cut_layer_name, set_top_trainable, tf_setup, trainable_model
+from .model import (POOLED, Head, Pooling, bottom_model, build_backbone, cut_layer_name, set_top_trainable, tf_setup,
+                    trainable_model)
 from .types import COREML, VARIANTS, Example, FeatureStore, HParams, ModelInfo, Stopped, TrainResult
 
 
@@ -164,6 +165,8 @@ def train_and_export(
         out_of_fold = fitted["out_of_fold"] if cross_validate else {}
         estimate = fitted["estimate"] if cross_validate else None
         cut = POOLED
+        strategy = choice["features"]
+        why = f"{strategy} (chosen by cross-validation: {choice['features_why']}); " + why.split(": ", 1)[1]
     else:
         head, stats, history, choice, out_of_fold, estimate = *_train_fine_tune(
             base=base, cut=cut, train=train, val=val, n=n, hparams=hparams, feature_store=feature_store,
@@ -336,19 +339,26 @@ def _train_fine_tune(*, base, cut, train, val, n, hparams, feature_store, out_di
     return head, stats, history, {"epochs": len(history["loss"])}
 
 
+HEAD_CANDIDATES = {"head_only": "the last activation's pooled features",
+                   "several_layers": "the pooled features of several layers"}
+
+
 def _train_head_by_cv(*, base, head_examples, hparams, feature_store, out_dir, progress, log, should_stop, n,
                       phase_done) -> dict:
-    """The logistic head on pooled features (clean view + cached augmented views of every photo given), its L2
-    strength chosen by k-fold cross-validation (training/ml/fit.py), written into the Dense layer that ships."""
+    """The logistic head on pooled features (clean view + cached augmented views of every photo given). Which
+    features (the last activation's, or several layers': model.Pooling) and its L2 strength are chosen together
+    by k-fold cross-validation (training/ml/fit.py); the chosen head is written into the Dense layer that ships,
+    and the exported graph computes the features it reads."""
     from . import fit
 
     augmented = max(0, hparams.augment_views) if hparams.augment else 0
     out_dir.mkdir(parents=True, exist_ok=True)
+    pooling = Pooling(layers=tuple(hparams.head_layers), scales=tuple(hparams.feature_scales))
     keys, paths = [e.key for e in head_examples], [e.path for e in head_examples]
-    common = dict(base=base, backbone=hparams.backbone, cut=POOLED, hparams=hparams, feature_store=feature_store,
-                  should_stop=should_stop, bottom=bottom_model(base, POOLED), scratch=out_dir)
+    common = dict(base=base, backbone=hparams.backbone, cut=pooling, hparams=hparams, feature_store=feature_store,
+                  should_stop=should_stop, bottom=bottom_model(base, pooling), scratch=out_dir)
     share = 1 / (1 + augmented)
-    # The clean view's cache row is the challenges' embedding of the photo (same cache identity): shared.
+    # With the plain pooling, the clean view's cache row is the challenges' embedding of the photo (same identity).
     clean_f = cached_features(keys=keys, paths=paths, augmented=0, progress=lambda f: progress("features", f * share),
                               **common)
     views_f = (cached_features(keys=keys, paths=paths, augmented=augmented,
@@ -362,28 +372,41 @@ def _train_head_by_cv(*, base, head_examples, hparams, feature_store, out_dir, p
     for f in (clean_f, views_f):
         if f is not None:
             f.features.close()
-    log(f"features at {POOLED}: {computed} computed, {reused} reused, clean view + {augmented} augmented views "
+    log(f"features {pooling}: {computed} computed, {reused} reused, clean view + {augmented} augmented views "
         "per photo")
     phase_done("features")
 
     y = np.array([e.label_index for e in head_examples], np.int64)
     progress("train_head", 0.0)
+    last = int(base.output.shape[-1])
+    candidates = {"head_only": slice(0, last)}
+    if pooling.layers:
+        candidates["several_layers"] = slice(None)
     choice = fit.choose_head(clean=clean, views=views, y=y, n_classes=n, seed=hparams.seed, folds=hparams.cv_folds,
-                             should_stop=should_stop)
-    kernel, bias = fit.fit_head(clean=clean, views=views, y=y, n_classes=n, c=choice.c, seed=hparams.seed)
-    head = Head(n, dropout=hparams.dropout, weight_decay=hparams.weight_decay, seed=hparams.seed)
-    trainable_model(base, POOLED, head)  # builds the Dense layer the exported model shares
-    head.dense.set_weights([kernel, bias])
-    correct = int((choice.out_of_fold == y).sum())
-    log(f"train_head: logistic head on {len(y)} photos, L2 C={choice.c:g} chosen by {choice.folds}-fold "
-        "cross-validation (" + ", ".join(f"C={c:g} {s:.3f}" for c, s in choice.scores.items()) + ")")
+                             candidates=candidates, repeats=hparams.cv_repeats, should_stop=should_stop)
+    kernel, bias = fit.fit_head(clean=clean, views=views, y=y, n_classes=n, c=choice.c, seed=hparams.seed,
+                                columns=candidates[choice.candidate])
+    chosen = Pooling(layers=pooling.layers if choice.candidate == "several_layers" else (), scales=pooling.scales)
+    head = Head(n, dropout=hparams.dropout, weight_decay=hparams.weight_decay, seed=hparams.seed, pooling=chosen)
+    head.set_weights(kernel, bias)
+    best = {name: min(losses.values()) for name, losses in choice.log_loss.items()}
+    features_why = "; ".join(
+        f"{name} ({HEAD_CANDIDATES[name]}): best held-out log loss {best[name]:.3f}, accuracy "
+        f"{max(choice.scores[name].values()):.3f}" for name in candidates)
+    log(f"train_head: logistic head on {len(y)} photos reading {choice.candidate} ({chosen}), L2 C={choice.c:g}, "
+        f"chosen by {choice.folds}-fold cross-validation: {features_why}")
     progress("train_head", 1.0)
     phase_done("train_head")
-    estimate = fit.Estimate.of(method="cross_validation", why="", correct=correct, photos=len(y), folds=choice.folds)
+    estimate = fit.Estimate.of_cross_validation(why="", correct=choice.correct, photos=len(y), folds=choice.folds,
+                                                fold_accuracies=choice.fold_accuracies, repeats=choice.repeats)
     return {"head": head, "stats": {"computed": computed, "reused": reused},
-            "choice": {"head": "logistic regression on pooled features", "C": choice.c,
-                       "cv_accuracy_by_C": {f"{c:g}": s for c, s in choice.scores.items()}, "folds": choice.folds,
-                       "photos": len(y), "views_per_photo": 1 + augmented},
+            "choice": {"head": f"logistic regression on {HEAD_CANDIDATES[choice.candidate]} ({chosen})",
+                       "features": choice.candidate, "features_why": features_why, "pooling": str(chosen),
+                       "C": choice.c, "cv_accuracy_by_C": {f"{c:g}": s for c, s in choice.scores[choice.candidate].items()},
+                       "cv_accuracy_by_features": {name: {f"{c:g}": s for c, s in per.items()}
+                                                   for name, per in choice.scores.items()},
+                       "folds": choice.folds, "repeats": choice.repeats, "photos": len(y),
+                       "views_per_photo": 1 + augmented},
             "out_of_fold": {e.key: int(p) for e, p in zip(head_examples, choice.out_of_fold)},
             "estimate": estimate}
 

@@ -106,6 +106,15 @@ class HParams:
     # is estimated by k-fold cross-validation over every photo, and the published model trains on all of them.
     cv_below_test_photos: int = 200
     cv_folds: int = 5
+    # The k-fold is repeated on this many fold draws at the chosen head (the first draw chooses): the estimate
+    # averages them and its interval counts their spread (fit.Estimate.of_cross_validation).
+    cv_repeats: int = 3
+    # What a head on pooled features reads (model.Pooling). Input sizes the backbone sees, the input resized to
+    # each inside the exported graph, their pooled features averaged (empty: the input size alone).
+    feature_scales: tuple[int, ...] = (128, 224)
+    # Intermediate layers whose pooled activations the "several_layers" candidate reads beside the last one
+    # (empty: the candidate is not tried). The night chooses it or the last activation alone by cross-validation.
+    head_layers: tuple[str, ...] = ("block_13_expand_relu", "block_16_project_BN")
 
 
 @dataclass(frozen=True)
@@ -191,7 +200,7 @@ class CoreMLResult:
 
 @dataclass
 class TrainResult:
-    strategy: str  # "head_only" | "fine_tune"
+    strategy: str  # "head_only" | "several_layers" (the head on several layers' pooled features) | "fine_tune"
     labels: list[str]
     variants: dict[str, VariantResult]
     input_specs: dict[str, InputSpec]

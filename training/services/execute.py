@@ -215,6 +215,7 @@ def estimate_sentence(estimate: dict) -> str:
     if not estimate.get("photos"):
         return "No photo measured the model: its accuracy is unknown."
     how = (f"{estimate.get('folds')}-fold cross-validation over all {estimate['photos']} photos"
+           + (f", repeated on {estimate['repeats']} fold draws" if (estimate.get("repeats") or 0) > 1 else "")
            if estimate.get("method") == "cross_validation" else f"{estimate['photos']} test photos")
     return (f"Accuracy {estimate['accuracy'] * 100:.1f} % (95 % interval {estimate['low'] * 100:.1f}-"
             f"{estimate['high'] * 100:.1f} %, {how}). {estimate.get('why', '')}.").replace("..", ".")
