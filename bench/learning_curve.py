@@ -6,19 +6,22 @@
 
 For each size (photos drawn a label; "all" = every photo but a stratified 30 % kept back), and each draw
 (another random draw of photos, seeded):
-1. A night through `train_and_export` with the defaults (128 px, the shared alpha 0.35 weights) on the drawn
+1. A night through `train_and_export` with the defaults (224 px as the product's TRAINING_INPUT_SIZE, the
+   flowers' 128 px photos upsampled by the preprocessing; the shared alpha 0.35 weights) on the drawn
    photos, split by the hash rule the Django side uses (15 % test, 15 % validation). The variant phones get
    by default is chosen as publishing chooses it (`fit.variant_choice`, TRAINING_INT8_MAX_DROP 1.0), and that
    very file is evaluated in LiteRT on undrawn photos (up to `--eval`, the same ones for the baseline).
 2. Baseline in the same run: the issue's frozen-feature recipe, `LogisticRegression(max_iter=1000)` on the
-   pooled clean features of the same drawn photos, on the same undrawn photos.
-3. The night's wall time (features are computed once for every photo before the first night and shared
+   pooled clean features (one pass at the input size) of the same drawn photos, on the same undrawn photos.
+3. The night's wall time (features are computed once for the photos before the first night and shared
    through one FeatureStore, as a real installation's cache would hold them from earlier nights).
 4. Interval calibration: whether the accuracy on undrawn photos falls inside the 95 % interval the night
    reported. Draws beyond the nights' (`--calibration-draws`) repeat only what the night does to estimate
-   (the cross-validated head on cached features, and its float head on the undrawn photos' features): the
-   exported float32 file computes that same function (up to float16 feature rounding), so no file is written.
-Prints one line per draw and a table per size: mean and spread (min-max) across draws.
+   (the cross-validated choice of head on cached features, and its float head on every undrawn photo's
+   features): the exported float32 file computes that same function (up to float16 feature rounding), so no
+   file is written.
+Prints one line per draw and a table per size: mean and spread (min-max) across draws, how often the held-out
+accuracy fell inside the reported interval, and the interval's mean width.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np  # noqa: E402
 from bench.train import SHARED, WEIGHTS, DiskFeatureStore, load  # noqa: E402
 from training.ml import BackboneConfig, Example, HParams, MemoryFeatureStore, evaluate_tflite, train_and_export  # noqa: E402
 from training.ml import fit  # noqa: E402
+from training.ml.model import Pooling  # noqa: E402
 
 SPLIT_SALT = "crowdlens-split"
 
@@ -71,7 +75,7 @@ def main() -> None:
                                                                   "draws count; 'all' has its nights only): one number "
                                                                   "or one per size")
     parser.add_argument("--eval", type=int, default=800, help="undrawn photos each night's file is evaluated on")
-    parser.add_argument("--input-size", type=int, default=128)
+    parser.add_argument("--input-size", type=int, default=224, help="the product's default (TRAINING_INPUT_SIZE)")
     parser.add_argument("--feature-cache", type=Path, default=None, help="keep features on disk between runs")
     parser.add_argument("--seed", type=int, default=17)
     args = parser.parse_args()
@@ -89,10 +93,15 @@ def main() -> None:
     print(f"flowers: {len(examples)} photos, {len(labels)} labels; sizes {sizes}, nights {draws}, "
           f"calibration draws {args.calibration_draws}, eval {args.eval} undrawn photos a night", flush=True)
 
-    plain, clean, views, last, seconds = features_once(examples, hparams, store)
-    print(f"features of every photo (clean view + {views.shape[1]} augmented views, pooled at scales "
-          f"{hparams.feature_scales}, layers {hparams.head_layers} + last; and the baseline's plain pooled clean "
-          f"view): {seconds:.0f} s", flush=True)
+    plan = {}
+    for size, nights, checks in zip(sizes, draws, calibration):
+        for d in range(max(nights, checks if size != "all" else nights)):
+            plan[(size, d)] = draw(examples, labels, size, args.seed * 1000 + d)
+    drawn_ever = sorted({i for drawn, _ in plan.values() for i in drawn})
+    plain, clean, views, last, seconds = features_once(examples, hparams, store, drawn_ever)
+    print(f"features (clean view of every photo; {views.shape[1]} augmented views of the {len(drawn_ever)} photos "
+          f"ever drawn; pooled at {Pooling.of(hparams)}; and the baseline's plain pooled clean view): "
+          f"{seconds:.0f} s", flush=True)
     y = np.array([e.label_index for e in examples])
 
     table = []
@@ -100,7 +109,7 @@ def main() -> None:
         rows = []
         for d in range(max(nights, checks if size != "all" else nights)):
             seed = args.seed * 1000 + d
-            drawn, undrawn = draw(examples, labels, size, seed)
+            drawn, undrawn = plan[(size, d)]
             rng = np.random.default_rng(seed)
             sample = sorted(rng.choice(undrawn, size=min(args.eval, len(undrawn)), replace=False).tolist())
             base = baseline(plain, y, drawn, sample)
@@ -126,27 +135,30 @@ def main() -> None:
         print(line)
 
 
-def features_once(examples, hparams, store):
-    """Features of every photo, computed once and stored under the identities the nights use, so every night
-    reuses them: the night's (hparams' Pooling: the scales and layers its head candidates read) of the clean
-    view and hparams.augment_views augmented views, and the plain pooled clean view the baseline reads."""
+def features_once(examples, hparams, store, drawn_ever):
+    """Features computed once and stored under the identities the nights use, so every night reuses them: the
+    night's (Pooling.of(hparams): the scales and layers its head candidates read) of every photo's clean view and
+    of hparams.augment_views augmented views of the photos some draw trains on, and the plain pooled clean view
+    the baseline reads. Views of photos never drawn are left zero (nothing reads them)."""
     from training.ml.features import cached_features
-    from training.ml.model import POOLED, Pooling, bottom_model, build_backbone
+    from training.ml.model import POOLED, bottom_model, build_backbone
 
     start = time.perf_counter()
     base = build_backbone(hparams.backbone)
-    pooling = Pooling(layers=tuple(hparams.head_layers), scales=tuple(hparams.feature_scales))
-    keys, paths = [e.key for e in examples], [e.path for e in examples]
-    every = np.arange(len(examples))
+    pooling = Pooling.of(hparams)
     out = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for name, cut, augmented in (("plain", POOLED, 0), ("clean", pooling, 0),
-                                     ("views", pooling, hparams.augment_views)):
-            got = cached_features(keys=keys, paths=paths, base=base, backbone=hparams.backbone, cut=cut,
-                                  hparams=hparams, feature_store=store, bottom=bottom_model(base, cut),
-                                  augmented=augmented, scratch=Path(scratch))
-            out[name] = got.features.read(every).reshape(len(examples), max(1, augmented), -1)
+        for name, cut, augmented, which in (("plain", POOLED, 0, range(len(examples))),
+                                            ("clean", pooling, 0, range(len(examples))),
+                                            ("views", pooling, hparams.augment_views, drawn_ever)):
+            which = list(which)
+            got = cached_features(keys=[examples[i].key for i in which], paths=[examples[i].path for i in which],
+                                  base=base, backbone=hparams.backbone, cut=cut, hparams=hparams, feature_store=store,
+                                  bottom=bottom_model(base, cut), augmented=augmented, scratch=Path(scratch))
+            rows = got.features.read(np.arange(len(which))).reshape(len(which), max(1, augmented), -1)
             got.features.close()
+            out[name] = np.zeros((len(examples),) + rows.shape[1:], np.float32)
+            out[name][which] = rows
     return out["plain"][:, 0], out["clean"][:, 0], out["views"], int(base.output.shape[-1]), \
         time.perf_counter() - start
 

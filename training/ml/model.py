@@ -41,6 +41,15 @@ class Pooling:
     def plain(self) -> bool:
         return not self.layers and not self.scales
 
+    @classmethod
+    def of(cls, hparams) -> "Pooling":
+        """What the night's head candidates read: ``hparams.head_layers`` beside the last activation, at the input
+        size and each of ``hparams.feature_scales`` below it (a larger one would only upsample the phone's photo,
+        for more work)."""
+        size = hparams.backbone.input_size
+        smaller = tuple(sorted({s for s in hparams.feature_scales if s < size}, reverse=True))
+        return cls(layers=tuple(hparams.head_layers), scales=(size, *smaller) if smaller else ())
+
 
 def replay(base, x, outputs: list[str]) -> list:
     """The backbone's layers applied again to ``x`` (any spatial size: the network is convolutional), weights

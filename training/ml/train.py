@@ -353,7 +353,7 @@ def _train_head_by_cv(*, base, head_examples, hparams, feature_store, out_dir, p
 
     augmented = max(0, hparams.augment_views) if hparams.augment else 0
     out_dir.mkdir(parents=True, exist_ok=True)
-    pooling = Pooling(layers=tuple(hparams.head_layers), scales=tuple(hparams.feature_scales))
+    pooling = Pooling.of(hparams)
     keys, paths = [e.key for e in head_examples], [e.path for e in head_examples]
     common = dict(base=base, backbone=hparams.backbone, cut=pooling, hparams=hparams, feature_store=feature_store,
                   should_stop=should_stop, bottom=bottom_model(base, pooling), scratch=out_dir)

@@ -109,9 +109,10 @@ class HParams:
     # The k-fold is repeated on this many fold draws at the chosen head (the first draw chooses): the estimate
     # averages them and its interval counts their spread (fit.Estimate.of_cross_validation).
     cv_repeats: int = 3
-    # What a head on pooled features reads (model.Pooling). Input sizes the backbone sees, the input resized to
-    # each inside the exported graph, their pooled features averaged (empty: the input size alone).
-    feature_scales: tuple[int, ...] = (128, 224)
+    # What a head on pooled features reads (model.Pooling): the backbone also sees the input resized (inside the
+    # exported graph) to each of these sizes below the input size, and each layer's pooled activations are
+    # averaged over the scales. At the default 224 px input: 224 and 128 (1.33 times one pass's work).
+    feature_scales: tuple[int, ...] = (128,)
     # Intermediate layers whose pooled activations the "several_layers" candidate reads beside the last one
     # (empty: the candidate is not tried). The night chooses it or the last activation alone by cross-validation.
     head_layers: tuple[str, ...] = ("block_13_expand_relu", "block_16_project_BN")

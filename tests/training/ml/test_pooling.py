@@ -5,22 +5,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.training.ml.conftest import SIZE
+from tests.training.ml.conftest import SIZE, tiny_hparams
 from tests.training.ml.test_tflite_metadata import classifier, mp_image
 from training.ml import BackboneConfig, export
 from training.ml.data import clean_view, load_rgb, normalize, preprocess_for_inference
 from training.ml.model import Head, Pooling, bottom_model, build_backbone
 
-pytestmark = pytest.mark.slow
 
 
+def test_the_night_reads_the_scales_below_the_input_size_only():
+    hparams = tiny_hparams(feature_scales=(128, 32, 24), head_layers=("block_13_expand_relu",))
+    assert Pooling.of(hparams) == Pooling(layers=("block_13_expand_relu",), scales=(SIZE, 32, 24))
+    assert Pooling.of(tiny_hparams(feature_scales=(128,), head_layers=())).plain  # nothing smaller: one pass
+
+
+@pytest.mark.slow
 def test_the_file_computes_the_head_on_several_layers_at_two_scales(photos):
     """The features the night caches (bottom_model of the Pooling) and the head on them, against the exported
     files run as a phone runs them: LiteRT with the manifest's preprocessing, and MediaPipe Tasks."""
     from ai_edge_litert.interpreter import Interpreter
 
     base = build_backbone(BackboneConfig(alpha=0.35, input_size=SIZE, base_weights="none"))
-    pooling = Pooling(layers=("block_13_expand_relu", "block_16_project_BN"), scales=(SIZE, 64))
+    pooling = Pooling(layers=("block_13_expand_relu", "block_16_project_BN"), scales=(SIZE, 32))
     pixels = np.stack([clean_view(load_rgb(e.path), SIZE) for e in photos.test])
     features = bottom_model(base, pooling).predict(normalize(pixels), verbose=0)
     last = base.output.shape[-1]
