@@ -199,26 +199,8 @@ def _fold_predictions(clean, views, y, n_classes, *, splits, configs, should_sto
     return predicted
 
 
-def _photo_losses(p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return -np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1))
-
-
 def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
-    return float(_photo_losses(p, y).mean())
-
-
-def _simplest_within_noise(losses: dict[str, np.ndarray]) -> str:
-    """The first (simplest) candidate whose held-out log loss is within one standard error of the best one's (the
-    "one standard error" rule of Breiman et al. and Hastie et al., on the photos' paired loss differences): a
-    richer head is chosen only when the photos show it better, not when a few dozen photos happen to favour it."""
-    names = list(losses)
-    best = min(names, key=lambda n: losses[n].mean())
-    for name in names:
-        difference = losses[name] - losses[best]
-        error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
-        if difference.mean() <= error + 1e-12:
-            return name
-    return best
+    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
 
 
 def choose_head(*, clean: np.ndarray, views: np.ndarray | None, y: np.ndarray, n_classes: int, seed: int,
@@ -228,9 +210,7 @@ def choose_head(*, clean: np.ndarray, views: np.ndarray | None, y: np.ndarray, n
     views), then repeat the k-fold on ``repeats - 1`` other fold draws at the choice.
 
     ``candidates``: name -> the columns of ``clean``/``views`` that candidate reads (a slice or index array), the
-    simplest first: a later one is chosen only when its held-out log loss beats every earlier one's by more than
-    one standard error (`_simplest_within_noise`); each candidate's C is its lowest log loss (ties: the stronger
-    regularisation); default: every column.
+    simplest first (a tie goes to the earlier one, then to the stronger regularisation); default: every column.
     ``out_of_fold`` is every photo's prediction at the choice by the first draw's fold model that never saw it.
     The estimate (``correct``, ``fold_accuracies``) is not nested (the first draw's folds also chose), so it is
     optimistic by the choice among a few strongly correlated configurations: a fraction of a point, well inside
@@ -245,10 +225,9 @@ def choose_head(*, clean: np.ndarray, views: np.ndarray | None, y: np.ndarray, n
     # Chosen by the held-out log loss, a proper score: smoother than accuracy on a few dozen photos, where
     # several configurations tie on accuracy and one photo decides.
     losses = {name: {c: _log_loss(probabilities[(name, c)], y) for c in grid} for name in candidates}
-    # Ties: the stronger regularisation (min keeps the first of equals, and the grid is sorted weakest last).
-    best_c = {name: min(sorted(grid), key=lambda c: losses[name][c]) for name in candidates}
-    name = _simplest_within_noise({n: _photo_losses(probabilities[(n, best_c[n])], y) for n in candidates})
-    c = best_c[name]
+    low = min(v for per in losses.values() for v in per.values())
+    name, c = next((name, c) for name in candidates for c in sorted(grid)
+                   if losses[name][c] <= low + 1e-12)  # ties: the simpler features, the stronger regularisation
     answers = [probabilities[(name, c)].argmax(1)]
     fold_accuracies = [float((answers[0][held] == y[held]).mean()) for _, held in splits]
     for repeat in range(1, max(1, repeats)):
