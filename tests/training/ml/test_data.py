@@ -84,8 +84,9 @@ class TestAugmentation:
                                                        variants=("float32",)),
                                   feature_store=store, out_dir=tmp_path, log=lambda m: None)
         shapes = {data_shape for data_shape in (np.load(__import__("io").BytesIO(v)).shape for v in store.rows.values())}
-        assert shapes == {(1, 1280)}  # one clean pooled view per photo
-        assert result.strategy == "head_only"
+        # One clean view per photo: the last activation's pooled features and the head layers' (1280 + 192 + 112).
+        assert shapes == {(1, 1280 + 192 + 112)}
+        assert result.strategy in ("head_only", "several_layers") and "fine_tune" not in result.phase_seconds
 
 
 class TestEmbed:
