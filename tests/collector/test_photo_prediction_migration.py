@@ -65,3 +65,14 @@ def test_guesses_and_predictions_become_one_table_with_their_roles(old_state):
     assert {p.predicted_at for p in rows.values()} == {WHEN}
     tables = connection.introspection.table_names()
     assert "collector_photoguess" not in tables and "training_photoprediction" not in tables
+
+    # And back: each role returns to its own table.
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE)
+    old = executor.loader.project_state(BEFORE).apps
+    guesses = old.get_model("collector", "PhotoGuess").objects.all()
+    assert {(g.photo_id, g.model_version, g.label, g.computed_at) for g in guesses} == {
+        (both, 3, "daisy", WHEN), (guessed, 3, "daisy", WHEN), (newer, 4, "tulip", WHEN)}
+    predictions = old.get_model("training", "PhotoPrediction").objects.all()
+    assert {(p.photo_id, p.model_version, p.variant, p.label, p.created_at) for p in predictions} == {
+        (both, 3, "int8", "daisy", WHEN), (predicted, 3, "int8", "daisy", WHEN), (newer, 3, "int8", "daisy", WHEN)}
