@@ -340,9 +340,12 @@ class TestModelHelps:
         daisy, tulip = make_label("daisy"), make_label("tulip")
         photos = pending_queue(4, [daisy])
         sure, unsure, disagrees, unguessed = photos
-        photo_prediction_record(photo_id=sure.pk, model_version=3, variant="float32", top=[("daisy", 0.93), ("tulip", 0.07)])
-        photo_prediction_record(photo_id=unsure.pk, model_version=3, variant="float32", top=[("daisy", 0.6), ("tulip", 0.4)])
-        photo_prediction_record(photo_id=disagrees.pk, model_version=3, variant="float32", top=[("tulip", 0.91), ("daisy", 0.09)])
+        photo_prediction_record(photo_id=sure.pk, model_version=3, variant="float32",
+                                top=[("daisy", 0.93), ("tulip", 0.07)])
+        photo_prediction_record(photo_id=unsure.pk, model_version=3, variant="float32",
+                                top=[("daisy", 0.6), ("tulip", 0.4)])
+        photo_prediction_record(photo_id=disagrees.pk, model_version=3, variant="float32",
+                                top=[("tulip", 0.91), ("daisy", 0.09)])
         group_reviewer("rita")
         page = browser_as("rita", "review-pass-1")
         page.goto(QUEUE + "?order=model_disagrees")
