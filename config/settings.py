@@ -26,6 +26,12 @@ from config.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env.section("Site")
+declare(env.ENV_FILE_VARIABLE, type="string", default="", shown="none (`make run`: `var/crowdlens.env`, created empty)",
+        read_by="config/env.py, in every process before any other setting", help=
+        "A settings file, `NAME=value` lines as systemd's `EnvironmentFile=` reads them. Its values win over the "
+        "environment's; it is read afresh by every process when it starts (never copied into the environment), so "
+        "the next training run, the admin's \"start a run\" included, uses an edit without a restart. The web "
+        "server and the scheduler read it only when they start.")
 VAR_DIR = Path(env_str("CROWDLENS_VAR_DIR", str(BASE_DIR / "var"), shown="`./var`", help=
                        "Folder of the default SQLite database, media and static files (and `make run`'s generated "
                        "secret key)."))
