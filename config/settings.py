@@ -26,7 +26,7 @@ from config.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env.section("Site")
-declare(env.ENV_FILE_VARIABLE, type="string", default="", shown="none (`make run`: `var/crowdlens.env`, created empty)",
+declare(env.ENV_FILE_VARIABLE, type="string", default="", shown="none (`make run`: `var/crowdlens.env`, created on its first start)",
         read_by="config/env.py, in every process before any other setting", help=
         "A settings file, `NAME=value` lines as systemd's `EnvironmentFile=` reads them. Its values win over the "
         "environment's; it is read afresh by every process when it starts (never copied into the environment), so "

@@ -39,6 +39,55 @@ def clean_view(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(center_square(image).resize((size, size), RESAMPLE), dtype=np.uint8)
 
 
+# How a phone may resize when it hands its SDK the whole frame (MediaPipe Tasks' CPU path: OpenCV's bilinear
+# warp, no antialiasing): the int8 calibration sees these beside the manifest's own view (calibration_pixels).
+PHONE_RESIZES = ("manifest", "shrunk", "shrunk_from_larger", "enlarged")
+
+
+def resize_unfiltered(image: Image.Image, size: int) -> np.ndarray:
+    """Bilinear sampling at the output pixels' centres, without the antialiasing filter PIL's resize applies
+    when it shrinks: what OpenCV's INTER_LINEAR warp (MediaPipe Tasks' resize on the CPU) computes."""
+    width, height = image.size
+    # PIL's transform evaluates the map at the output pixels' centres, in coordinates where input pixel i spans
+    # [i, i + 1): a plain scale is OpenCV's half-pixel mapping (checked against cv2.resize: within 1 level).
+    affine = (width / size, 0.0, 0.0, 0.0, height / size, 0.0)
+    return np.asarray(image.transform((size, size), Image.Transform.AFFINE, affine, resample=RESAMPLE), np.uint8)
+
+
+def phone_view(image: Image.Image, size: int, how: str) -> np.ndarray:
+    """The photo's centred square at the input size as a phone may make it (PHONE_RESIZES): the manifest's own
+    resize; shrunk without antialiasing (from the photo as stored, or from a frame 2.5 times larger, as a
+    camera's is); or enlarged without it from a frame 0.75 times the size (a small photo, a large input)."""
+    square = center_square(image)
+    if how == "manifest":
+        return np.asarray(square.resize((size, size), RESAMPLE), np.uint8)
+    if how == "shrunk":
+        return resize_unfiltered(square, size)
+    if how == "shrunk_from_larger":
+        side = max(size, round(square.size[0] * 2.5))
+        return resize_unfiltered(square.resize((side, side), Image.Resampling.BICUBIC), size)
+    if how == "enlarged":
+        side = max(8, round(min(square.size[0], size) * 0.75))
+        return resize_unfiltered(square.resize((side, side), RESAMPLE), size)
+    raise ValueError(f"unknown phone resize {how!r}")
+
+
+def calibration_pixels(examples: list, hparams: HParams) -> list[np.ndarray]:
+    """What the int8 file's activation ranges are measured on: up to `int8_calibration_samples` training
+    photos (a seeded draw), one view each. `int8_calibration` "clean": the manifest's view of every photo
+    (before issue 17); "phone": the photos take turns through PHONE_RESIZES, so the ranges also hold for
+    a frame the phone's SDK resized itself, at the same conversion cost."""
+    rng = np.random.default_rng(hparams.seed)
+    order = rng.permutation(len(examples))[: max(1, hparams.int8_calibration_samples)]
+    size = hparams.backbone.input_size
+    if hparams.int8_calibration == "clean":
+        return [clean_view(load_rgb(examples[i].path), size) for i in order]
+    if hparams.int8_calibration != "phone":
+        raise ValueError(f"unknown int8_calibration {hparams.int8_calibration!r}")
+    return [phone_view(load_rgb(examples[i].path), size, PHONE_RESIZES[k % len(PHONE_RESIZES)])
+            for k, i in enumerate(order)]
+
+
 def normalize(pixels: np.ndarray) -> np.ndarray:
     """Raw 0-255 pixels to the backbone's float input, (p - 127.5) / 127.5."""
     return (pixels.astype(np.float32) - np.float32(MOBILENET_MEAN[0])) / np.float32(MOBILENET_STD[0])

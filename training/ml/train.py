@@ -389,10 +389,7 @@ def _train_head_by_cv(*, base, head_examples, hparams, feature_store, out_dir, p
 
 
 def _calibration_pixels(train: list[Example], hparams: HParams) -> list[np.ndarray] | None:
-    """Clean views of up to int8_calibration_samples training photos, spread over the classes."""
+    """Views of up to int8_calibration_samples training photos (data.calibration_pixels)."""
     if "int8" not in hparams.variants:
         return None
-    rng = np.random.default_rng(hparams.seed)
-    order = rng.permutation(len(train))[: max(1, hparams.int8_calibration_samples)]
-    size = hparams.backbone.input_size
-    return [data.clean_view(data.load_rgb(train[i].path), size) for i in order]
+    return data.calibration_pixels(train, hparams)

@@ -93,6 +93,9 @@ class HParams:
     seed: int = 1234
     prune_sparsity: float = 0.0  # 0 = no pruning; tfmot, stripped before export
     int8_calibration_samples: int = 200
+    # What int8 calibrates on: "phone" (the manifest's view and the resizes a phone's SDK makes, in turn) or
+    # "clean" (the manifest's view only, before issue 17). data.calibration_pixels.
+    int8_calibration: str = "phone"
     variants: tuple[str, ...] = VARIANTS  # any of VARIANTS, and COREML
     # Added by the ML side (backward compatible): augmented views per photo cached for training.
     augment_views: int = 6
