@@ -39,18 +39,22 @@ def clean_view(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(center_square(image).resize((size, size), RESAMPLE), dtype=np.uint8)
 
 
-# How a phone may resize when it hands its SDK the whole frame (MediaPipe Tasks' CPU path: OpenCV's bilinear
-# warp, no antialiasing): the int8 calibration sees these beside the manifest's own view (calibration_pixels).
+# How a phone may resize when it hands its SDK the whole frame (MediaPipe Tasks' own resize: resize_unfiltered):
+# the int8 calibration sees these beside the manifest's own view (calibration_pixels).
 PHONE_RESIZES = ("manifest", "shrunk", "shrunk_from_larger", "enlarged")
 
 
 def resize_unfiltered(image: Image.Image, size: int) -> np.ndarray:
-    """Bilinear sampling at the output pixels' centres, without the antialiasing filter PIL's resize applies
-    when it shrinks: what OpenCV's INTER_LINEAR warp (MediaPipe Tasks' resize on the CPU) computes."""
+    """The square resize MediaPipe Tasks makes itself when handed a whole frame (its CPU ImageToTensor: an
+    OpenCV bilinear warp of the region's corners onto the tensor's): output pixel x samples input x * in/out,
+    corner-aligned, so the content lands shifted by (in/out - 1) / 2 input pixels against a centre-aligned
+    resize such as the manifest's, and nothing filters a shrink. Measured against MediaPipe Tasks 1.2.2 by
+    tests/training/ml/test_phone_resize.py."""
     width, height = image.size
-    # PIL's transform evaluates the map at the output pixels' centres, in coordinates where input pixel i spans
-    # [i, i + 1): a plain scale is OpenCV's half-pixel mapping (checked against cv2.resize: within 1 level).
-    affine = (width / size, 0.0, 0.0, 0.0, height / size, 0.0)
+    sx, sy = width / size, height / size
+    # PIL's transform maps the output pixel centre (x + 0.5) to input coordinates in which pixel i spans
+    # [i, i + 1): x * s + 0.5 (input pixel x * s's centre) needs the constant 0.5 - s / 2.
+    affine = (sx, 0.0, 0.5 - sx / 2, 0.0, sy, 0.5 - sy / 2)
     return np.asarray(image.transform((size, size), Image.Transform.AFFINE, affine, resample=RESAMPLE), np.uint8)
 
 
