@@ -14,8 +14,9 @@ What it does, on the flowers (5 classes, 128 x 128 px) with the shared MobileNet
    files' softmax outputs averaged photo by photo on the held-out photos (what distilling such an
    ensemble into one model could reach at best).
 5. The phone's own resizing (issue 17; --skip-phone leaves it out): the final night's int8 file is converted a
-   second time from the same trained weights with the other int8 calibration ("clean": the manifest's view
-   only, as before issue 17; the night's default is "phone"); every file is then handed to MediaPipe Tasks'
+   second time from the same trained weights as before issue 17 (the manifest's view of 200 photos, one
+   draw; the night's default: the phone's resizes too, 3 draws, the closest to float32 kept); every
+   file is then handed to MediaPipe Tasks'
    ImageClassifier with each held-out photo as a whole frame it resizes itself (as stored, 2.5x larger,
    0.75x smaller), against LiteRT on the manifest's preprocessing of the same frame: the share of photos
    with the same top-1, and both top-1s against the truth.
@@ -205,22 +206,22 @@ def final_model_kept():
 
 
 def phone_section(final, kept, train, test, labels, hparams, out) -> dict:
-    """The int8 calibration before issue 17 ("clean") against the night's ("phone" by default), from the same trained
-    weights, and every variant's agreement with MediaPipe Tasks resizing the frame itself."""
+    """The int8 calibration before issue 17 (the manifest's view of 200 photos, one draw), from the same trained
+    weights as the night's int8 file, and every variant's agreement with MediaPipe Tasks resizing the frame itself."""
     from training.ml import data, export
 
     start = time.perf_counter()
-    other = "clean" if hparams.int8_calibration != "clean" else "phone"
+    before = dataclasses.replace(hparams, int8_calibration="clean", int8_calibration_draws=1)
     flat = export.convert(kept["base"], kept["head"], variant="int8", size=kept["size"], labels=list(labels),
-                          calibration_pixels=data.calibration_pixels(train, dataclasses.replace(hparams, int8_calibration=other)))
-    other_path = export.write(flat, out / f"int8-{other}", "int8")
+                          calibration_pixels=data.calibration_pixels(train, before))
+    before_path = export.write(flat, out / "int8-before", "int8")
     spec = final.input_specs["int8"]
-    other_result = export.evaluate_tflite(path=other_path, examples=test, labels=labels, input_spec=spec)
+    before_result = export.evaluate_tflite(path=before_path, examples=test, labels=labels, input_spec=spec)
     frames = [phone_frames(e) for e in test]
     truth = np.array([e.label_index for e in test])
-    files = {f"{v} ({hparams.int8_calibration} calibration)" if v == "int8" else v: (r.path, final.input_specs[v], r)
-             for v, r in final.variants.items()}
-    files[f"int8 ({other} calibration)"] = (other_path, spec, other_result)
+    night = f"int8 ({hparams.int8_calibration}, {hparams.int8_calibration_draws} draws)"
+    files = {night if v == "int8" else v: (r.path, final.input_specs[v], r) for v, r in final.variants.items()}
+    files["int8 (clean, 1 draw: before)"] = (before_path, spec, before_result)
     figures = {name: (result, phone_agreement(path, spec_, frames, truth, labels))
                for name, (path, spec_, result) in files.items()}
     return {"figures": figures, "photos": len(test), "seconds": time.perf_counter() - start}
@@ -230,10 +231,10 @@ def print_phone(phone: dict) -> None:
     print(f"\nphone's own resizing, {phone['photos']} held-out photos ({phone['seconds']:.0f} s): MediaPipe Tasks handed the "
           "whole frame vs LiteRT on the manifest's preprocessing of it; share with the same top-1 "
           "(MediaPipe top-1 / LiteRT top-1 against the truth)")
-    print("  file                        | LiteRT top-1 | " + " | ".join(f"{k:>24s}" for k in PHONE_FRAMES))
+    print("  file                          | LiteRT top-1 | " + " | ".join(f"{k:>24s}" for k in PHONE_FRAMES))
     for name, (result, per_frame) in phone["figures"].items():
         cells = [f"{a:.3f} ({m:.3f}/{lt:.3f})".rjust(24) for a, m, lt in per_frame.values()]
-        print(f"  {name:27s} | {result.accuracy:12.4f} | " + " | ".join(cells))
+        print(f"  {name:29s} | {result.accuracy:12.4f} | " + " | ".join(cells))
 
 
 def verdict(ok: bool) -> str:

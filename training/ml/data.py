@@ -76,20 +76,31 @@ def phone_view(image: Image.Image, size: int, how: str) -> np.ndarray:
     raise ValueError(f"unknown phone resize {how!r}")
 
 
-def calibration_pixels(examples: list, hparams: HParams) -> list[np.ndarray]:
+def calibration_pixels(examples: list, hparams: HParams, *, draw: int = 0) -> list[np.ndarray]:
     """What the int8 file's activation ranges are measured on: up to `int8_calibration_samples` training
-    photos (a seeded draw), one view each. `int8_calibration` "clean": the manifest's view of every photo
-    (before issue 17); "phone": the photos take turns through PHONE_RESIZES, so the ranges also hold for
-    a frame the phone's SDK resized itself, at the same conversion cost."""
-    rng = np.random.default_rng(hparams.seed)
+    photos (a seeded draw; `draw` picks another), one view each. `int8_calibration` "clean": the manifest's
+    view of every photo (before issue 17); "phone": the photos take turns through PHONE_RESIZES, so the
+    ranges also hold for a frame the phone's SDK resized itself, at the same conversion cost."""
+    rng = np.random.default_rng(hparams.seed if draw == 0 else [hparams.seed, draw])
     order = rng.permutation(len(examples))[: max(1, hparams.int8_calibration_samples)]
     size = hparams.backbone.input_size
     if hparams.int8_calibration == "clean":
         return [clean_view(load_rgb(examples[i].path), size) for i in order]
     if hparams.int8_calibration != "phone":
         raise ValueError(f"unknown int8_calibration {hparams.int8_calibration!r}")
-    return [phone_view(load_rgb(examples[i].path), size, PHONE_RESIZES[k % len(PHONE_RESIZES)])
+    return [phone_view(load_rgb(examples[i].path), size, PHONE_RESIZES[(k + draw) % len(PHONE_RESIZES)])
             for k, i in enumerate(order)]
+
+
+FIDELITY_RESIZES = ("manifest", "shrunk_from_larger", "enlarged")
+
+
+def fidelity_pixels(examples: list, size: int, *, limit: int = 100, seed: int = 0) -> list[np.ndarray]:
+    """Views on which an int8 file's outputs are compared with the float model's (export.convert_int8_closest):
+    up to `limit` photos, each as the manifest prepares it and as MediaPipe resizes a larger and a smaller frame."""
+    order = np.random.default_rng(seed).permutation(len(examples))[:limit]
+    return [phone_view(image, size, how) for image in (load_rgb(examples[i].path) for i in order)
+            for how in FIDELITY_RESIZES]
 
 
 def normalize(pixels: np.ndarray) -> np.ndarray:

@@ -96,6 +96,9 @@ class HParams:
     # What int8 calibrates on: "phone" (the manifest's view and the resizes a phone's SDK makes, in turn) or
     # "clean" (the manifest's view only, before issue 17). data.calibration_pixels.
     int8_calibration: str = "phone"
+    # Calibrations tried (other draws of photos); the int8 file kept is the one whose outputs stay closest to the
+    # float model's on photos it was not calibrated on, as the manifest and as MediaPipe resize them (export).
+    int8_calibration_draws: int = 3
     variants: tuple[str, ...] = VARIANTS  # any of VARIANTS, and COREML
     # Added by the ML side (backward compatible): augmented views per photo cached for training.
     augment_views: int = 6
