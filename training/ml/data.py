@@ -78,16 +78,17 @@ def phone_view(image: Image.Image, size: int, how: str) -> np.ndarray:
 
 def calibration_pixels(examples: list, hparams: HParams, *, draw: int = 0) -> list[np.ndarray]:
     """What the int8 file's activation ranges are measured on: up to `int8_calibration_samples` training
-    photos (a seeded draw; `draw` picks another), one view each. `int8_calibration` "clean": the manifest's
-    view of every photo (before issue 17); "phone": the photos take turns through PHONE_RESIZES, so the
-    ranges also hold for a frame the phone's SDK resized itself, at the same conversion cost."""
+    photos, one view each. Draw 0 is the calibration before issue 17: the manifest's view of a draw of photos
+    seeded by `seed`. Each later draw takes other photos and, with `int8_calibration` "phone" (the default),
+    sends them in turn through PHONE_RESIZES, so the ranges also hold for a frame the phone's SDK resized
+    itself; with "clean" they keep the manifest's view."""
+    if hparams.int8_calibration not in ("clean", "phone"):
+        raise ValueError(f"unknown int8_calibration {hparams.int8_calibration!r}")
     rng = np.random.default_rng(hparams.seed if draw == 0 else [hparams.seed, draw])
     order = rng.permutation(len(examples))[: max(1, hparams.int8_calibration_samples)]
     size = hparams.backbone.input_size
-    if hparams.int8_calibration == "clean":
+    if draw == 0 or hparams.int8_calibration == "clean":
         return [clean_view(load_rgb(examples[i].path), size) for i in order]
-    if hparams.int8_calibration != "phone":
-        raise ValueError(f"unknown int8_calibration {hparams.int8_calibration!r}")
     return [phone_view(load_rgb(examples[i].path), size, PHONE_RESIZES[(k + draw) % len(PHONE_RESIZES)])
             for k, i in enumerate(order)]
 

@@ -408,6 +408,7 @@ def _int8_closest(base, head, calibrations, *, train, val, hparams, labels, mode
     check = data.fidelity_pixels(val or train, size, seed=hparams.seed)
     flat, distances, kept = export.convert_int8_closest(base, head, size=size, calibrations=calibrations,
                                                         check_pixels=check, labels=list(labels), info=model_info)
-    log(f"int8: {len(calibrations)} calibrations ({hparams.int8_calibration}), mean L1 to the float model on "
+    log(f"int8: {len(calibrations)} calibrations (draw 0 as before issue 17, then {hparams.int8_calibration}), mean L1 "
+        f"to the float model on "
         f"{len(check)} views " + ", ".join(f"{d:.4f}" for d in distances) + f": kept draw {kept}")
     return flat

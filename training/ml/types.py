@@ -93,12 +93,13 @@ class HParams:
     seed: int = 1234
     prune_sparsity: float = 0.0  # 0 = no pruning; tfmot, stripped before export
     int8_calibration_samples: int = 200
-    # What int8 calibrates on: "phone" (the manifest's view and the resizes a phone's SDK makes, in turn) or
-    # "clean" (the manifest's view only, before issue 17). data.calibration_pixels.
-    int8_calibration: str = "phone"
-    # Calibrations tried (other draws of photos); the int8 file kept is the one whose outputs stay closest to the
-    # float model's on photos it was not calibrated on, as the manifest and as MediaPipe resize them (export).
+    # Calibrations tried: draw 0 as before issue 17 (the manifest's view of 200 photos), each later one on other
+    # photos; the int8 file kept is the one closest to the float model on validation photos as the manifest and
+    # as MediaPipe resize them (export.convert_int8_closest). 1: the calibration before issue 17 alone.
     int8_calibration_draws: int = 3
+    # What the later draws calibrate on: "phone" (the manifest's view and the resizes a phone's SDK makes, in
+    # turn) or "clean" (the manifest's view only). data.calibration_pixels.
+    int8_calibration: str = "phone"
     variants: tuple[str, ...] = VARIANTS  # any of VARIANTS, and COREML
     # Added by the ML side (backward compatible): augmented views per photo cached for training.
     augment_views: int = 6

@@ -2,7 +2,8 @@
 
 MediaPipe's resize is not the manifest's (antialiased, centre-aligned bilinear): a probe model whose scores are its
 own input pixels shows exactly what MediaPipe feeds a model, and `data.resize_unfiltered` reproduces it; the int8
-file's calibration draws such views beside the manifest's own (`HParams.int8_calibration`, "phone" by default).
+night converts `int8_calibration_draws` calibrations (draw 0 as before, later ones through such views:
+`HParams.int8_calibration` "phone") and keeps the file closest to the float model on such views.
 How much that changes the phone's answers is measured on the flowers by bench/train.py (bench/README.md).
 """
 
@@ -16,7 +17,10 @@ from PIL import Image
 
 from tests.training.ml.conftest import SIZE, tiny_hparams
 from training.ml import InputSpec, ModelInfo, tflite_metadata
-from training.ml.data import PHONE_RESIZES, calibration_pixels, clean_view, load_rgb, phone_view, resize_unfiltered
+from training.ml.data import (
+    FIDELITY_RESIZES, PHONE_RESIZES, calibration_pixels, clean_view, fidelity_pixels, load_rgb, phone_view,
+    resize_unfiltered,
+)
 
 PROBE = 8  # the probe model's input side
 
@@ -69,21 +73,36 @@ class TestMediaPipesOwnResize:
 
 
 class TestInt8Calibration:
-    def test_the_photos_take_turns_through_the_phone_s_resizes(self, photos):
+    def test_draw_0_is_the_calibration_before_issue_17(self, photos):
         hparams = tiny_hparams(int8_calibration_samples=8)
-        views = calibration_pixels(photos.train, hparams)
-        clean = calibration_pixels(photos.train, dataclasses.replace(hparams, int8_calibration="clean"))
-        assert len(views) == len(clean) == 8
-        rng = np.random.default_rng(hparams.seed)
+        rng = np.random.default_rng(hparams.seed)  # the draw every int8 file had before: the manifest's view
+        drawn = [photos.train[i] for i in rng.permutation(len(photos.train))[:8]]
+        for calibration in ("phone", "clean"):
+            views = calibration_pixels(photos.train, dataclasses.replace(hparams, int8_calibration=calibration))
+            assert len(views) == 8
+            assert all(np.array_equal(view, clean_view(load_rgb(example.path), SIZE))
+                       for view, example in zip(views, drawn, strict=True))
+
+    def test_later_draws_take_other_photos_in_turn_through_the_phone_s_resizes(self, photos):
+        hparams = tiny_hparams(int8_calibration_samples=8)
+        views = calibration_pixels(photos.train, hparams, draw=1)
+        rng = np.random.default_rng([hparams.seed, 1])
         drawn = [photos.train[i] for i in rng.permutation(len(photos.train))[:8]]
         for k, (view, example) in enumerate(zip(views, drawn, strict=True)):
-            image = load_rgb(example.path)
             assert view.shape == (SIZE, SIZE, 3) and view.dtype == np.uint8
-            assert np.array_equal(view, phone_view(image, SIZE, PHONE_RESIZES[k % len(PHONE_RESIZES)]))
-            assert np.array_equal(clean[k], clean_view(image, SIZE))  # before issue 17: the manifest's view only
-        assert np.array_equal(views[0], clean[0])  # the manifest's own view is one of the turns
-        assert not np.array_equal(views[2], clean[2])  # a frame 2.5x larger, shrunk as MediaPipe does
+            assert np.array_equal(view, phone_view(load_rgb(example.path), SIZE, PHONE_RESIZES[(k + 1) % len(PHONE_RESIZES)]))
+        first = calibration_pixels(photos.train, hparams, draw=0)
+        assert not all(np.array_equal(a, b) for a, b in zip(first, views, strict=True))
+        clean = calibration_pixels(photos.train, dataclasses.replace(hparams, int8_calibration="clean"), draw=1)
+        assert all(np.array_equal(view, clean_view(load_rgb(example.path), SIZE))
+                   for view, example in zip(clean, drawn, strict=True))
 
     def test_an_unknown_calibration_is_refused(self, photos):
         with pytest.raises(ValueError, match="int8_calibration"):
             calibration_pixels(photos.train, tiny_hparams(int8_calibration="rainbow"))
+
+    def test_closeness_is_checked_on_the_manifest_s_view_and_mediapipe_s_resizes(self, photos):
+        views = fidelity_pixels(photos.val, SIZE, limit=2, seed=3)
+        assert len(views) == 2 * len(FIDELITY_RESIZES) and FIDELITY_RESIZES[0] == "manifest"
+        image = load_rgb(photos.val[np.random.default_rng(3).permutation(len(photos.val))[0]].path)
+        assert [np.array_equal(v, phone_view(image, SIZE, how)) for v, how in zip(views, FIDELITY_RESIZES)] == [True] * 3
