@@ -1,8 +1,8 @@
 """A phone that hands MediaPipe Tasks its whole camera frame lets MediaPipe resize it: how, and what int8 learns of it.
 
 MediaPipe's resize is not the manifest's (antialiased, centre-aligned bilinear): a probe model whose scores are its
-own input pixels shows exactly what MediaPipe feeds a model, and `data.resize_unfiltered` reproduces it; the int8
-night converts `int8_calibration_draws` calibrations (draw 0 as before, later ones through such views:
+own input pixels shows exactly what MediaPipe feeds a model, and `data.resize_unfiltered` reproduces it; the
+night's int8 export converts `int8_calibration_draws` calibrations (draw 0 as before, later ones through such views:
 `HParams.int8_calibration` "phone") and keeps the file closest to the float model on such views.
 How much that changes the phone's answers is measured on the flowers by bench/train.py (bench/README.md).
 """
