@@ -491,6 +491,10 @@ TRAINING_PRUNE_SPARSITY = env_float("TRAINING_PRUNE_SPARSITY", 0.0, minimum=0.0,
     help="Target sparsity of magnitude pruning (0: no pruning).")
 TRAINING_INT8_CALIBRATION_SAMPLES = env_opt_int("TRAINING_INT8_CALIBRATION_SAMPLES", minimum=1, shown=_TUNED,
     help="Photos that calibrate the int8 quantization.")
+TRAINING_INT8_CALIBRATION_DRAWS = env_opt_int("TRAINING_INT8_CALIBRATION_DRAWS", minimum=1, shown=_TUNED,
+    help="int8 calibrations tried, each on another draw of training photos (the first as before issue 17, the "
+         "others through the resizes a phone's SDK makes); the file closest to the float model is kept. 1: the "
+         "first alone (docs/training-ml.md).")
 TRAINING_SEED = env_int("TRAINING_SEED", 1234,
     help="Seeds of the splits' shuffles, augmentation and initialisation.")
 TRAINING_AUGMENT_FLIP = env_bool("TRAINING_AUGMENT_FLIP", True,
