@@ -208,11 +208,11 @@ def final_model_kept():
 def phone_section(final, kept, train, test, labels, hparams, out) -> dict:
     """The int8 calibration before issue 17 (the manifest's view of 200 photos, one draw), from the same trained
     weights as the night's int8 file, and every variant's agreement with MediaPipe Tasks resizing the frame itself."""
-    from training.ml import data, export
+    from training.ml import calibration, export
 
     start = time.perf_counter()
     flat = export.convert(kept["base"], kept["head"], variant="int8", size=kept["size"], labels=list(labels),
-                          calibration_pixels=data.calibration_pixels(train, hparams, draw=0))
+                          calibration_pixels=calibration.calibration_pixels(train, hparams, draw=0))
     before_path = export.write(flat, out / "int8-before", "int8")
     spec = final.input_specs["int8"]
     before_result = export.evaluate_tflite(path=before_path, examples=test, labels=labels, input_spec=spec)

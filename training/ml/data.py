@@ -40,7 +40,7 @@ def clean_view(image: Image.Image, size: int) -> np.ndarray:
 
 
 # How a phone may resize when it hands its SDK the whole frame (MediaPipe Tasks' own resize: resize_unfiltered):
-# the int8 calibration sees these beside the manifest's own view (calibration_pixels).
+# the int8 calibration sees these beside the manifest's own view (calibration.calibration_pixels).
 PHONE_RESIZES = ("manifest", "shrunk", "shrunk_from_larger", "enlarged")
 
 
@@ -74,34 +74,6 @@ def phone_view(image: Image.Image, size: int, how: str) -> np.ndarray:
         side = max(8, round(min(square.size[0], size) * 0.75))
         return resize_unfiltered(square.resize((side, side), RESAMPLE), size)
     raise ValueError(f"unknown phone resize {how!r}")
-
-
-def calibration_pixels(examples: list, hparams: HParams, *, draw: int = 0) -> list[np.ndarray]:
-    """What the int8 file's activation ranges are measured on: up to `int8_calibration_samples` training
-    photos, one view each. Draw 0 is the calibration before issue 17: the manifest's view of a draw of photos
-    seeded by `seed`. Each later draw takes other photos and, with `int8_calibration` "phone" (the default),
-    sends them in turn through PHONE_RESIZES, so the ranges also hold for a frame the phone's SDK resized
-    itself; with "clean" they keep the manifest's view."""
-    if hparams.int8_calibration not in ("clean", "phone"):
-        raise ValueError(f"unknown int8_calibration {hparams.int8_calibration!r}")
-    rng = np.random.default_rng(hparams.seed if draw == 0 else [hparams.seed, draw])
-    order = rng.permutation(len(examples))[: max(1, hparams.int8_calibration_samples)]
-    size = hparams.backbone.input_size
-    if draw == 0 or hparams.int8_calibration == "clean":
-        return [clean_view(load_rgb(examples[i].path), size) for i in order]
-    return [phone_view(load_rgb(examples[i].path), size, PHONE_RESIZES[(k + draw) % len(PHONE_RESIZES)])
-            for k, i in enumerate(order)]
-
-
-FIDELITY_RESIZES = ("manifest", "shrunk_from_larger", "enlarged")
-
-
-def fidelity_pixels(examples: list, size: int, *, limit: int = 100, seed: int = 0) -> list[np.ndarray]:
-    """Views on which an int8 file's outputs are compared with the float model's (export.convert_int8_closest):
-    up to `limit` photos, each as the manifest prepares it and as MediaPipe resizes a larger and a smaller frame."""
-    order = np.random.default_rng(seed).permutation(len(examples))[:limit]
-    return [phone_view(image, size, how) for image in (load_rgb(examples[i].path) for i in order)
-            for how in FIDELITY_RESIZES]
 
 
 def normalize(pixels: np.ndarray) -> np.ndarray:

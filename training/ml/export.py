@@ -98,33 +98,6 @@ def convert(base, head, *, variant: str, size: int, calibration_pixels: list[np.
     return flat
 
 
-def convert_int8_closest(base, head, *, size: int, calibrations: list[list[np.ndarray]], check_pixels: list[np.ndarray],
-                         labels: list[str] | None = None, info: ModelInfo | None = None) -> tuple[bytes, list[float], int]:
-    """The int8 file of each calibration, and the one kept: the closest to the float model on `check_pixels`
-    (mean L1 distance between the two probability vectors; photos the calibrations did not draw, as the
-    manifest and as a phone's SDK resize them). Which calibration lands closest varies from model to model
-    (bench/README.md, "The phone's own resizing"); the distance picks it on photos other than the test's.
-    Returns (file, distance of each calibration, index kept)."""
-    reference = full_model(base, head, raw_pixels=True).predict(
-        np.stack(check_pixels).astype(np.float32), batch_size=32, verbose=0).astype(np.float64)
-    files, distances = [], []
-    for pixels in calibrations:
-        flat = convert(base, head, variant="int8", size=size, calibration_pixels=pixels, labels=labels, info=info)
-        interpreter = _interpreter(model_content=flat)
-        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-        scale, zero_point = out["quantization"]
-        total = 0.0
-        for view, expected in zip(check_pixels, reference, strict=True):
-            interpreter.set_tensor(inp["index"], np.asarray(view, np.uint8)[None])
-            interpreter.invoke()
-            probabilities = (interpreter.get_tensor(out["index"])[0].astype(np.float64) - zero_point) * scale
-            total += float(np.abs(probabilities - expected).sum())
-        files.append(flat)
-        distances.append(total / max(1, len(check_pixels)))
-    kept = int(np.argmin(distances))
-    return files[kept], distances, kept
-
-
 def _interpreter(model_path: Path | None = None, model_content: bytes | None = None):
     from ai_edge_litert.interpreter import Interpreter
 

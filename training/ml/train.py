@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import data, export, fit, tflite_metadata
+from . import calibration, data, export, fit, tflite_metadata
 from .features import cached_features
 from .quiet import libraries_quiet
 from .model import POOLED, Head, bottom_model, build_backbone, cut_layer_name, set_top_trainable, tf_setup, trainable_model
@@ -179,15 +179,15 @@ def train_and_export(
 def _export_and_evaluate(*, train, val, test, labels, hparams, out_dir, progress, log, should_stop, model_info, phases,
                          cpu, notes, phase_done, n, size, every, counts, largest_share, cross_validate, how, base, head,
                          stats, history, choice, out_of_fold, estimate, strategy, **_) -> TrainResult:
-    calibrations = _calibration_pixels(train, hparams)
+    calibrations = calibration.calibration_draws(train, hparams)
     tflite_variants = [v for v in hparams.variants if v != COREML]
     exports = len(hparams.variants)
     paths = {}
     for i, variant in enumerate(tflite_variants):
         progress("export", i / exports)
         if variant == "int8" and len(calibrations) > 1:
-            flat = _int8_closest(base, head, calibrations, train=train, val=val, hparams=hparams, labels=labels,
-                                 model_info=model_info, log=log)
+            flat = calibration.int8_closest(base, head, calibrations, train=train, val=val, hparams=hparams,
+                                            labels=labels, model_info=model_info, log=log)
         else:
             flat = export.convert(base, head, variant=variant, size=size,
                                   calibration_pixels=calibrations[0] if calibrations else None,
@@ -391,24 +391,3 @@ def _train_head_by_cv(*, base, head_examples, hparams, feature_store, out_dir, p
                        "photos": len(y), "views_per_photo": 1 + augmented},
             "out_of_fold": {e.key: int(p) for e, p in zip(head_examples, choice.out_of_fold)},
             "estimate": estimate}
-
-
-def _calibration_pixels(train: list[Example], hparams: HParams) -> list[list[np.ndarray]]:
-    """`int8_calibration_draws` calibrations of up to int8_calibration_samples training photos each
-    (data.calibration_pixels); none without int8."""
-    if "int8" not in hparams.variants:
-        return []
-    return [data.calibration_pixels(train, hparams, draw=d) for d in range(max(1, hparams.int8_calibration_draws))]
-
-
-def _int8_closest(base, head, calibrations, *, train, val, hparams, labels, model_info, log) -> bytes:
-    """The int8 file of the calibration closest to the float model (export.convert_int8_closest), checked on
-    validation photos (training photos when there are none: closeness to the float model is not accuracy)."""
-    size = hparams.backbone.input_size
-    check = data.fidelity_pixels(val or train, size, seed=hparams.seed)
-    flat, distances, kept = export.convert_int8_closest(base, head, size=size, calibrations=calibrations,
-                                                        check_pixels=check, labels=list(labels), info=model_info)
-    log(f"int8: {len(calibrations)} calibrations (draw 0 as before issue 17, then {hparams.int8_calibration}), mean L1 "
-        f"to the float model on "
-        f"{len(check)} views " + ", ".join(f"{d:.4f}" for d in distances) + f": kept draw {kept}")
-    return flat

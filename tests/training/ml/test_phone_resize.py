@@ -17,10 +17,8 @@ from PIL import Image
 
 from tests.training.ml.conftest import SIZE, tiny_hparams
 from training.ml import InputSpec, ModelInfo, tflite_metadata
-from training.ml.data import (
-    FIDELITY_RESIZES, PHONE_RESIZES, calibration_pixels, clean_view, fidelity_pixels, load_rgb, phone_view,
-    resize_unfiltered,
-)
+from training.ml.calibration import FIDELITY_RESIZES, calibration_pixels, fidelity_pixels
+from training.ml.data import PHONE_RESIZES, clean_view, load_rgb, phone_view, resize_unfiltered
 
 PROBE = 8  # the probe model's input side
 
