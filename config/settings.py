@@ -27,6 +27,12 @@ from config.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env.section("Site")
+declare(env.ENV_FILE_VARIABLE, type="string", default="", shown="none (`make run`: `var/crowdlens.env`, created on its first start)",
+        read_by="config/env.py, in every process before any other setting", help=
+        "A settings file, `NAME=value` lines as systemd's `EnvironmentFile=` reads them. Its values win over the "
+        "environment's; it is read afresh by every process when it starts (never copied into the environment), so "
+        "the next training run, the admin's \"start a run\" included, uses an edit without a restart. The web "
+        "server and the scheduler read it only when they start.")
 VAR_DIR = Path(env_str("CROWDLENS_VAR_DIR", str(BASE_DIR / "var"), shown="`./var`", help=
                        "Folder of the default SQLite database, media and static files (and `make run`'s generated "
                        "secret key)."))
@@ -486,6 +492,10 @@ TRAINING_PRUNE_SPARSITY = env_float("TRAINING_PRUNE_SPARSITY", 0.0, minimum=0.0,
     help="Target sparsity of magnitude pruning (0: no pruning).")
 TRAINING_INT8_CALIBRATION_SAMPLES = env_opt_int("TRAINING_INT8_CALIBRATION_SAMPLES", minimum=1, shown=_TUNED,
     help="Photos that calibrate the int8 quantization.")
+TRAINING_INT8_CALIBRATION_DRAWS = env_opt_int("TRAINING_INT8_CALIBRATION_DRAWS", minimum=1, shown=_TUNED,
+    help="int8 calibrations tried, each on another draw of training photos (the first as before issue 17, the "
+         "others through the resizes a phone's SDK makes); the file closest to the float model is kept. 1: the "
+         "first alone (docs/training-ml.md).")
 TRAINING_SEED = env_int("TRAINING_SEED", 1234,
     help="Seeds of the splits' shuffles, augmentation and initialisation.")
 TRAINING_AUGMENT_FLIP = env_bool("TRAINING_AUGMENT_FLIP", True,
