@@ -13,7 +13,14 @@ What it does, on the flowers (5 classes, 128 x 128 px) with the shared MobileNet
 4. Ensemble ceiling: night 2's model and `--ensemble - 1` more trained with other seeds, their float32
    files' softmax outputs averaged photo by photo on the held-out photos (what distilling such an
    ensemble into one model could reach at best).
-5. Prints the figures the targets are about, each against its target (issue 10's restatement):
+5. The phone's own resizing (issue 17; --skip-phone leaves it out): the final night's int8 file is converted a
+   second time from the same trained weights as before issue 17 (draw 0 alone: the manifest's view of 200
+   photos; the night keeps the closest to float32 of draw 0 and two draws through the phone's resizes);
+   every file is then handed to MediaPipe Tasks'
+   ImageClassifier with each held-out photo as a whole frame it resizes itself (as stored, 2.5x larger,
+   0.75x smaller), against LiteRT on the manifest's preprocessing of the same frame: the share of photos
+   with the same top-1, and both top-1s against the truth.
+6. Prints the figures the targets are about, each against its target (issue 10's restatement):
    - feature phase on night 2: CPU seconds per newly computed photo at most 1.1x night 1's;
    - int8 file at most 32 % of float32's (metadata included);
    - float32 top-1 at least 0.735 with int8 within 1.0 point, beside the baseline and the ceiling.
@@ -22,6 +29,7 @@ What it does, on the flowers (5 classes, 128 x 128 px) with the shared MobileNet
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -126,6 +134,108 @@ def softmax_outputs(result, variant: str, examples: list[Example]) -> np.ndarray
     return np.stack(rows)
 
 
+# A phone hands MediaPipe Tasks its camera frame and lets it resize (no antialiasing, its own sampling): the
+# frames below stand in for that, made from each held-out photo (128 px): as stored, enlarged 2.5x (a frame
+# larger than the input, which MediaPipe shrinks) and shrunk to 0.75x (one it enlarges, as the default 224 px
+# input does with these photos).
+PHONE_FRAMES = {"as stored": 1.0, "2.5x larger": 2.5, "0.75x smaller": 0.75}
+
+
+def phone_frames(example: Example) -> dict[str, np.ndarray]:
+    from PIL import Image
+
+    from training.ml.data import load_rgb
+
+    image = load_rgb(example.path)
+    frames = {}
+    for name, scale in PHONE_FRAMES.items():
+        side = (round(image.size[0] * scale), round(image.size[1] * scale))
+        frames[name] = np.asarray(image if scale == 1.0 else image.resize(side, Image.Resampling.BICUBIC), np.uint8)
+    return frames
+
+
+def phone_agreement(path: Path, spec, frames: list[dict[str, np.ndarray]], truth: np.ndarray,
+                    labels: list[str]) -> dict[str, tuple[float, float, float]]:
+    """Per frame kind: (share of photos where MediaPipe Tasks, handed the whole frame, names the same top-1 as
+    LiteRT on the manifest's preprocessing of that frame; MediaPipe's top-1 accuracy; LiteRT's)."""
+    import mediapipe as mp
+    from ai_edge_litert.interpreter import Interpreter
+    from mediapipe.tasks.python import BaseOptions
+    from mediapipe.tasks.python.vision import ImageClassifier, ImageClassifierOptions
+
+    from training.ml import preprocess_for_inference
+
+    flat = Path(path).read_bytes()
+    interpreter = Interpreter(model_content=flat, num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    options = ImageClassifierOptions(base_options=BaseOptions(model_asset_buffer=flat), max_results=-1)
+    figures = {}
+    with ImageClassifier.create_from_options(options) as classifier:
+        for kind in PHONE_FRAMES:
+            lite, phone = [], []
+            for frame in frames:
+                interpreter.set_tensor(inp["index"], preprocess_for_inference(frame[kind], spec))
+                interpreter.invoke()
+                lite.append(int(np.argmax(interpreter.get_tensor(out["index"])[0])))
+                image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame[kind]))
+                categories = classifier.classify(image).classifications[0].categories
+                phone.append(labels.index(max(categories, key=lambda c: c.score).category_name))
+            lite_a, phone_a = np.array(lite), np.array(phone)
+            figures[kind] = (float((lite_a == phone_a).mean()), float((phone_a == truth).mean()),
+                             float((lite_a == truth).mean()))
+    return figures
+
+
+@contextlib.contextmanager
+def final_model_kept():
+    """The trained model (backbone and head) the night exports, kept to calibrate its int8 file a second way."""
+    from training.ml import export
+
+    kept, convert = {}, export.convert
+
+    def keeping(base, head, **options):
+        kept.update(base=base, head=head, size=options["size"])
+        return convert(base, head, **options)
+
+    export.convert = keeping
+    try:
+        yield kept
+    finally:
+        export.convert = convert
+
+
+def phone_section(final, kept, train, test, labels, hparams, out) -> dict:
+    """The int8 calibration before issue 17 (the manifest's view of 200 photos, one draw), from the same trained
+    weights as the night's int8 file, and every variant's agreement with MediaPipe Tasks resizing the frame itself."""
+    from training.ml import calibration, export
+
+    start = time.perf_counter()
+    flat = export.convert(kept["base"], kept["head"], variant="int8", size=kept["size"], labels=list(labels),
+                          calibration_pixels=calibration.calibration_pixels(train, hparams, draw=0))
+    before_path = export.write(flat, out / "int8-before", "int8")
+    spec = final.input_specs["int8"]
+    before_result = export.evaluate_tflite(path=before_path, examples=test, labels=labels, input_spec=spec)
+    frames = [phone_frames(e) for e in test]
+    truth = np.array([e.label_index for e in test])
+    night = f"int8 ({hparams.int8_calibration_draws} draws, closest)"
+    files = {night if v == "int8" else v: (r.path, final.input_specs[v], r) for v, r in final.variants.items()}
+    files["int8 (draw 0: before)"] = (before_path, spec, before_result)
+    figures = {name: (result, phone_agreement(path, spec_, frames, truth, labels))
+               for name, (path, spec_, result) in files.items()}
+    return {"figures": figures, "photos": len(test), "seconds": time.perf_counter() - start}
+
+
+def print_phone(phone: dict) -> None:
+    print(f"\nphone's own resizing, {phone['photos']} held-out photos ({phone['seconds']:.0f} s): MediaPipe Tasks handed the "
+          "whole frame vs LiteRT on the manifest's preprocessing of it; share with the same top-1 "
+          "(MediaPipe top-1 / LiteRT top-1 against the truth)")
+    print("  file                          | LiteRT top-1 | " + " | ".join(f"{k:>24s}" for k in PHONE_FRAMES))
+    for name, (result, per_frame) in phone["figures"].items():
+        cells = [f"{a:.3f} ({m:.3f}/{lt:.3f})".rjust(24) for a, m, lt in per_frame.values()]
+        print(f"  {name:29s} | {result.accuracy:12.4f} | " + " | ".join(cells))
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -152,6 +262,8 @@ def main() -> None:
     parser.add_argument("--feature-cache", type=Path, default=None,
                         help="experiments: keep features on disk between invocations (the incremental figures then mean nothing)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override an HParams field")
+    parser.add_argument("--skip-phone", action="store_true",
+                        help="skip the phone's own resizing (MediaPipe Tasks) and the int8 calibration before/after")
     args = parser.parse_args()
 
     weights = args.data / WEIGHTS
@@ -178,13 +290,18 @@ def main() -> None:
 
     store = DiskFeatureStore(args.feature_cache) if args.feature_cache else MemoryFeatureStore()
     if args.skip_incremental:
-        final, final_total = run("one night, all photos", train, val, test, labels, hparams, store, out)
+        with final_model_kept() as kept:
+            final, final_total = run("one night, all photos", train, val, test, labels, hparams, store, out)
         first = None
     else:
         early = lambda split_: [e for e in split_ if fraction(e.key, "arrival") < 0.7]  # noqa: E731
         first, first_total = run("night 1: 70 % of photos", early(train), early(val), early(test), labels, hparams,
                                  store, out)
-        final, final_total = run("night 2: the other 30 % arrived", train, val, test, labels, hparams, store, out)
+        with final_model_kept() as kept:
+            final, final_total = run("night 2: the other 30 % arrived", train, val, test, labels, hparams, store, out)
+    phone = None
+    if not args.skip_phone and "int8" in final.variants:
+        phone = phone_section(final, kept, train, test, labels, hparams, out)
 
     ceiling = None
     f32 = final.variants.get("float32")
@@ -217,6 +334,8 @@ def main() -> None:
         share = 100 * i8.size_bytes / f32.size_bytes
         print(f"int8 size {i8.size_bytes} B = {share:.1f} % of float32's {f32.size_bytes} B, metadata included "
               f"(target <= 32 %: {verdict(share <= 32.0)})")
+    if phone is not None:
+        print_phone(phone)
     if first is not None:
         a, b = first.phase_seconds["features"], final.phase_seconds["features"]
         ca, cb = first.phase_cpu_seconds["features"], final.phase_cpu_seconds["features"]

@@ -59,8 +59,12 @@ def settings_page() -> str:
 
     lines = [_GENERATED.format(source="the declarations in config/settings.py (config.env)") + "# Settings", "",
              "Every setting comes from an environment variable, read in `config/settings.py` (or, for the last "
-             "section, by the program named). A value that cannot be parsed, or is out of bounds, stops the start "
-             "with a message naming the variable. Why the defaults are what they are: the explanation pages "
+             "section, by the program named, from its environment only), or from the settings file `CROWDLENS_ENV_FILE` names (`NAME=value` "
+             "lines; `make run`: `var/crowdlens.env`), whose values win over the environment's. Every process reads "
+             "them when it starts, and each training run the scheduler starts is a new process: an edit to the "
+             "file applies to the next run without a restart. A value that cannot be parsed, or is out of bounds, "
+             "stops the start with a message naming the variable (and the file). Why the defaults are what they "
+             "are: the explanation pages "
              "([training](../training.md), [challenges](../challenges.md), [decisions](../decisions.md)).", ""]
     sections: dict[str, list] = {}
     for setting in SETTINGS.values():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -26,6 +27,12 @@ from config.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env.section("Site")
+declare(env.ENV_FILE_VARIABLE, type="string", default="", shown="none (`make run`: `var/crowdlens.env`, created on its first start)",
+        read_by="config/env.py, in every process before any other setting", help=
+        "A settings file, `NAME=value` lines as systemd's `EnvironmentFile=` reads them. Its values win over the "
+        "environment's; it is read afresh by every process when it starts (never copied into the environment), so "
+        "the next training run, the admin's \"start a run\" included, uses an edit without a restart. The web "
+        "server and the scheduler read it only when they start.")
 VAR_DIR = Path(env_str("CROWDLENS_VAR_DIR", str(BASE_DIR / "var"), shown="`./var`", help=
                        "Folder of the default SQLite database, media and static files (and `make run`'s generated "
                        "secret key)."))
@@ -485,6 +492,10 @@ TRAINING_PRUNE_SPARSITY = env_float("TRAINING_PRUNE_SPARSITY", 0.0, minimum=0.0,
     help="Target sparsity of magnitude pruning (0: no pruning).")
 TRAINING_INT8_CALIBRATION_SAMPLES = env_opt_int("TRAINING_INT8_CALIBRATION_SAMPLES", minimum=1, shown=_TUNED,
     help="Photos that calibrate the int8 quantization.")
+TRAINING_INT8_CALIBRATION_DRAWS = env_opt_int("TRAINING_INT8_CALIBRATION_DRAWS", minimum=1, shown=_TUNED,
+    help="int8 calibrations tried, each on another draw of training photos (the first as before issue 17, the "
+         "others through the resizes a phone's SDK makes); the file closest to the float model is kept. 1: the "
+         "first alone (docs/training-ml.md).")
 TRAINING_SEED = env_int("TRAINING_SEED", 1234,
     help="Seeds of the splits' shuffles, augmentation and initialisation.")
 TRAINING_AUGMENT_FLIP = env_bool("TRAINING_AUGMENT_FLIP", True,
@@ -543,8 +554,9 @@ POINTS_STUMPED = env_int("POINTS_STUMPED", 15, minimum=0, help=
     "Bonus for an approved photo whose label the model in service got wrong (the server's own prediction for "
     "the stored photo, never the phone's claim).")
 PHOTOS_PREDICT_EVERY_MINUTES = env_int("PHOTOS_PREDICT_EVERY_MINUTES", 5, minimum=1, maximum=59, help=
-    "How often the scheduler has the model in service predict new photos (the stumped bonus, what to photograph "
-    "next).")
+    "How often the scheduler runs `photos_predict`: the model in service predicts new photos (the stumped bonus) "
+    "and guesses the pending photos it has not guessed yet (the review queue), in LiteRT, in the scheduler's "
+    "subprocess, never in the web process.")
 # --- newsletter -----------------------------------------------------------
 env.section("Newsletter")
 # Editions are composed for each period and sent by `manage.py newsletter_send`,
@@ -721,9 +733,12 @@ COMMUNITY_REVIEW_GOLD_AGREEMENT = env_float("COMMUNITY_REVIEW_GOLD_AGREEMENT", 0
     "A verifier agreeing with staff on fewer of their gold photos than this stops counting until it recovers.")
 POINTS_VERIFY = env_int("POINTS_VERIFY", 1, minimum=0, help=
     "Points for a verdict that matches the photo's final decision (never for gold or unsure verdicts).")
-REVIEW_GUESSES_EVERY_MINUTES = env_int("REVIEW_GUESSES_EVERY_MINUTES", 10, minimum=1, maximum=59, help=
-    "How often the model in service guesses new pending photos for the review queue (LiteRT, in the "
-    "scheduler's subprocess, never in the web process).")
+if env_opt_int("REVIEW_GUESSES_EVERY_MINUTES", help=
+        "Deprecated and no longer read: the review queue's guesses come from the one `photos_predict` job, every "
+        "`PHOTOS_PREDICT_EVERY_MINUTES`. Set, it only prints a warning at start-up.") is not None:
+    warnings.warn("REVIEW_GUESSES_EVERY_MINUTES is no longer read: the review queue's guesses come from the "
+                  "photos_predict job, every PHOTOS_PREDICT_EVERY_MINUTES (default 5); unset it.", FutureWarning,
+                  stacklevel=1)
 REVIEW_AGREE_THRESHOLDS = [float(x) for x in env_list("REVIEW_AGREE_THRESHOLDS", ["0.8", "0.9", "0.95"], help=
     "Confidences the queue offers for \"approve the N photos where the model agrees at ≥ p\", comma-separated.")]
 LABEL_AUDIT_AT = env_time("LABEL_AUDIT_AT", "04:00", help=

@@ -5,8 +5,13 @@ environment exactly as in production.
 """
 
 import os
+import sys
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+# A developer's `make run` settings file (README's second terminal exports CROWDLENS_ENV_FILE) must not change
+# what the test session reads; a process a test starts reads the file the test names in its environment.
+if "pytest" in sys.modules:
+    os.environ.pop("CROWDLENS_ENV_FILE", None)
 
 from config.settings import *  # noqa: E402,F403
 

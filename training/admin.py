@@ -26,6 +26,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from config import env
 from config.admin_base import ReadOnlyAdmin
 from config.domain_errors import DomainError
 from config.formats import datetime_display
@@ -80,6 +81,21 @@ def _with_interval(metrics: dict, digits: int = 1) -> str:
     if not interval:
         return f"{accuracy:.{digits}%}"
     return f"{accuracy:.{digits}%} ({interval[0]:.1%}-{interval[1]:.1%}, {photos} photos)"
+
+
+def _run_settings_now() -> dict:
+    """The TRAINING_* settings a run started now would read: the settings file as it is now (read afresh, as
+    the run's own process will), else this process's environment (the scheduler's too under `make run` and
+    the systemd units), else the default; set values checked by their readers."""
+    try:
+        rows = env.current("TRAINING_")
+    except env.EnvFileError as exc:
+        return {"settings_file": env.env_file_path(), "settings_file_error": str(exc), "settings_set": [],
+                "settings_invalid": []}
+    chosen = [row for row in rows if row.source != "default"]
+    return {"settings_file": env.env_file_path(), "settings_file_error": "", "settings_set": chosen,
+            "settings_invalid": [row for row in chosen if row.error],
+            "settings_default_count": len(rows) - len(chosen)}
 
 
 @admin.register(TrainingRun)
@@ -140,8 +156,8 @@ class TrainingRunAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         if request.method == "GET":
             context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Start a training run?",
-                       "poll_seconds": settings.TRAINING_REQUEST_POLL_SECONDS,
-                       "changelist_url": reverse("admin:training_trainingrun_changelist")}
+                       "poll_seconds": settings.TRAINING_REQUEST_POLL_SECONDS, "remote": settings.TRAINING_WORKER == "remote",
+                       "changelist_url": reverse("admin:training_trainingrun_changelist"), **_run_settings_now()}
             return TemplateResponse(request, "admin/training/trainingrun/request_confirmation.html", context)
         if request.method != "POST":
             return HttpResponseNotAllowed(["GET", "POST"])
@@ -152,7 +168,8 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         elif created:
             self.message_user(request, f"Run #{run.pk} requested: the scheduler starts it within "
                                        f"{settings.TRAINING_REQUEST_POLL_SECONDS} s (manage.py train --queued-only), "
-                                       "with the scheduler's settings, not this web process's.",
+                                       + (f"with the settings file {env.env_file_path()} as it reads when the run starts."
+                                          if env.env_file_path() else "with the scheduler's environment."),
                               messages.SUCCESS)
         else:
             self.message_user(request, f"Run #{run.pk} is already waiting for the scheduler.", messages.INFO)

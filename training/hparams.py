@@ -26,6 +26,7 @@ SETTING_BY_FIELD: dict[str, str] = {
     "augment_views": "TRAINING_AUGMENT_VIEWS",
     "early_stopping_patience": "TRAINING_EARLY_STOPPING_PATIENCE",
     "int8_calibration_samples": "TRAINING_INT8_CALIBRATION_SAMPLES",
+    "int8_calibration_draws": "TRAINING_INT8_CALIBRATION_DRAWS",
     "mixup_alpha": "TRAINING_MIXUP_ALPHA",
     "augment_flip": "TRAINING_AUGMENT_FLIP",
     "threads": "TRAINING_TF_THREADS",

@@ -30,7 +30,8 @@ def _answers(url: str) -> bool:
 def test_ctrl_c_stops_both_processes_and_exits_0_and_site_url_follows_run_address(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "SITE_URL", "REDIS_URL")}
+           if k not in ("DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "SITE_URL", "REDIS_URL",
+                        "CROWDLENS_ENV_FILE")}
     env.update(CROWDLENS_VAR_DIR=str(tmp_path), RUN_ADDRESS=f"127.0.0.1:{port}", LOG_LEVEL="WARNING")
     log = (tmp_path / "run.log").open("w+")
     # Its own process group, as a terminal's foreground job is: Ctrl-C signals the whole group.
@@ -50,5 +51,8 @@ def test_ctrl_c_stops_both_processes_and_exits_0_and_site_url_follows_run_addres
             process.wait()
     output = (tmp_path / "run.log").read_text()
     assert f"SITE_URL=http://127.0.0.1:{port}" in output  # what a second terminal must export too
+    settings_file = tmp_path / "crowdlens.env"  # created on the first start, in the var folder, for the operator
+    assert f"export CROWDLENS_ENV_FILE={settings_file}" in output
+    assert "TRAINING_BASE_WEIGHTS=" in settings_file.read_text()
     assert "Stopping Crowdlens" in output
     assert not _answers(f"http://127.0.0.1:{port}/healthz/live")  # the web server went with it

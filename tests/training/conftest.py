@@ -54,6 +54,7 @@ def tiny_training(settings):
     settings.TRAINING_BATCH_SIZE = 16
     settings.TRAINING_EARLY_STOPPING_PATIENCE = 12
     settings.TRAINING_INT8_CALIBRATION_SAMPLES = 32
+    settings.TRAINING_INT8_CALIBRATION_DRAWS = 1  # one conversion a run; the draws are tested in tests/training/ml
     settings.TRAINING_MIN_PHOTOS_PER_LABEL = 5
     settings.TRAINING_HEARTBEAT_SECONDS = 3600
     # The Core ML conversion adds a minute to every run; test_pipeline's Core ML test and
@@ -144,7 +145,7 @@ def classes_result(tmp_path_factory):
         backbone=ml.BackboneConfig(alpha=0.35, input_size=32, base_weights="none"),
         fine_tune_min_per_class=1, fine_tune_layers=2, mixup_alpha=0.0, epochs_head=5, epochs_fine_tune=8,
         learning_rate_head=0.02, augment=False, augment_views=0, batch_size=16, early_stopping_patience=12,
-        int8_calibration_samples=32, cv_below_test_photos=0,
+        int8_calibration_samples=32, int8_calibration_draws=1, cv_below_test_photos=0,
         variants=tuple(v for v in django_settings.TRAINING_VARIANT_NAMES if v != "coreml"),
     )
     result = ml.train_and_export(train=splits["train"], val=splits["val"], test=splits["test"], labels=labels,

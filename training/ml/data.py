@@ -39,6 +39,43 @@ def clean_view(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(center_square(image).resize((size, size), RESAMPLE), dtype=np.uint8)
 
 
+# How a phone may resize when it hands its SDK the whole frame (MediaPipe Tasks' own resize: resize_unfiltered):
+# the int8 calibration sees these beside the manifest's own view (calibration.calibration_pixels).
+PHONE_RESIZES = ("manifest", "shrunk", "shrunk_from_larger", "enlarged")
+
+
+def resize_unfiltered(image: Image.Image, size: int) -> np.ndarray:
+    """The square resize MediaPipe Tasks makes itself when handed a whole frame (its CPU ImageToTensor: an
+    OpenCV bilinear warp of the region's corners onto the tensor's): output pixel x samples input x * in/out,
+    corner-aligned, so the content lands shifted by (in/out - 1) / 2 input pixels against a centre-aligned
+    resize such as the manifest's, and nothing filters a shrink. Measured against MediaPipe Tasks 1.2.2 by
+    tests/training/ml/test_phone_resize.py."""
+    width, height = image.size
+    sx, sy = width / size, height / size
+    # PIL's transform maps the output pixel centre (x + 0.5) to input coordinates in which pixel i spans
+    # [i, i + 1): x * s + 0.5 (input pixel x * s's centre) needs the constant 0.5 - s / 2.
+    affine = (sx, 0.0, 0.5 - sx / 2, 0.0, sy, 0.5 - sy / 2)
+    return np.asarray(image.transform((size, size), Image.Transform.AFFINE, affine, resample=RESAMPLE), np.uint8)
+
+
+def phone_view(image: Image.Image, size: int, how: str) -> np.ndarray:
+    """The photo's centred square at the input size as a phone may make it (PHONE_RESIZES): the manifest's own
+    resize; shrunk without antialiasing (from the photo as stored, or from a frame 2.5 times larger, as a
+    camera's is); or enlarged without it from a frame 0.75 times the size (a small photo, a large input)."""
+    square = center_square(image)
+    if how == "manifest":
+        return np.asarray(square.resize((size, size), RESAMPLE), np.uint8)
+    if how == "shrunk":
+        return resize_unfiltered(square, size)
+    if how == "shrunk_from_larger":
+        side = max(size, round(square.size[0] * 2.5))
+        return resize_unfiltered(square.resize((side, side), Image.Resampling.BICUBIC), size)
+    if how == "enlarged":
+        side = max(8, round(min(square.size[0], size) * 0.75))
+        return resize_unfiltered(square.resize((side, side), RESAMPLE), size)
+    raise ValueError(f"unknown phone resize {how!r}")
+
+
 def normalize(pixels: np.ndarray) -> np.ndarray:
     """Raw 0-255 pixels to the backbone's float input, (p - 127.5) / 127.5."""
     return (pixels.astype(np.float32) - np.float32(MOBILENET_MEAN[0])) / np.float32(MOBILENET_STD[0])

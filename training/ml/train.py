@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import data, export, fit, tflite_metadata
+from . import calibration, data, export, fit, tflite_metadata
 from .features import cached_features
 from .quiet import libraries_quiet
 from .model import (POOLED, Head, Pooling, bottom_model, build_backbone, cut_layer_name, set_top_trainable, tf_setup,
@@ -182,14 +182,19 @@ def train_and_export(
 def _export_and_evaluate(*, train, val, test, labels, hparams, out_dir, progress, log, should_stop, model_info, phases,
                          cpu, notes, phase_done, n, size, every, counts, largest_share, cross_validate, how, base, head,
                          stats, history, choice, out_of_fold, estimate, strategy, **_) -> TrainResult:
-    calibration = _calibration_pixels(train, hparams)
+    calibrations = calibration.calibration_draws(train, hparams)
     tflite_variants = [v for v in hparams.variants if v != COREML]
     exports = len(hparams.variants)
     paths = {}
     for i, variant in enumerate(tflite_variants):
         progress("export", i / exports)
-        flat = export.convert(base, head, variant=variant, size=size, calibration_pixels=calibration,
-                              labels=list(labels), info=model_info)
+        if variant == "int8" and len(calibrations) > 1:
+            flat = calibration.int8_closest(base, head, calibrations, train=train, val=val, hparams=hparams,
+                                            labels=labels, model_info=model_info, log=log)
+        else:
+            flat = export.convert(base, head, variant=variant, size=size,
+                                  calibration_pixels=calibrations[0] if calibrations else None,
+                                  labels=list(labels), info=model_info)
         paths[variant] = export.write(flat, out_dir, variant)
         if should_stop():
             raise Stopped("stopped during export")
@@ -409,13 +414,3 @@ def _train_head_by_cv(*, base, head_examples, hparams, feature_store, out_dir, p
                        "views_per_photo": 1 + augmented},
             "out_of_fold": {e.key: int(p) for e, p in zip(head_examples, choice.out_of_fold)},
             "estimate": estimate}
-
-
-def _calibration_pixels(train: list[Example], hparams: HParams) -> list[np.ndarray] | None:
-    """Clean views of up to int8_calibration_samples training photos, spread over the classes."""
-    if "int8" not in hparams.variants:
-        return None
-    rng = np.random.default_rng(hparams.seed)
-    order = rng.permutation(len(train))[: max(1, hparams.int8_calibration_samples)]
-    size = hparams.backbone.input_size
-    return [data.clean_view(data.load_rgb(train[i].path), size) for i in order]

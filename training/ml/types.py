@@ -93,6 +93,13 @@ class HParams:
     seed: int = 1234
     prune_sparsity: float = 0.0  # 0 = no pruning; tfmot, stripped before export
     int8_calibration_samples: int = 200
+    # Calibrations tried: draw 0 as before issue 17 (the manifest's view of 200 photos), each later one on other
+    # photos; the int8 file kept is the one closest to the float model on validation photos as the manifest and
+    # as MediaPipe resize them (calibration.convert_int8_closest). 1: the calibration before issue 17 alone.
+    int8_calibration_draws: int = 3
+    # What the later draws calibrate on: "phone" (the manifest's view and the resizes a phone's SDK makes, in
+    # turn) or "clean" (the manifest's view only). calibration.calibration_pixels.
+    int8_calibration: str = "phone"
     variants: tuple[str, ...] = VARIANTS  # any of VARIANTS, and COREML
     # Added by the ML side (backward compatible): augmented views per photo cached for training.
     augment_views: int = 6

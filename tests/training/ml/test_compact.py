@@ -9,7 +9,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
-from training.ml import BackboneConfig, export
+from training.ml import BackboneConfig, calibration, export
 from training.ml.model import Head, build_backbone
 
 SIZE = 32
@@ -214,3 +214,14 @@ class TestOtherFiles:
         builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
         flat = bytes(builder.Output())
         assert export.compact(flat) == flat
+
+
+def test_the_int8_file_kept_is_the_calibration_closest_to_the_float_model(tiny_model):
+    """calibration.convert_int8_closest (the night's int8 file, issue 17): one file per calibration, the closest kept."""
+    base, head, pixels = tiny_model
+    check = [np.random.default_rng(9).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(3)]
+    flat, distances, kept = calibration.convert_int8_closest(base, head, size=SIZE, check_pixels=check,
+                                                        calibrations=[pixels[:2], pixels[2:]])
+    assert len(distances) == 2 and kept == int(np.argmin(distances)) and all(d > 0 for d in distances)
+    assert distances[0] != distances[1]  # two calibrations, two files: the choice is a real one
+    assert interpreter(flat).get_input_details()[0]["dtype"] == np.uint8  # the kept file: int8, raw pixels in
