@@ -171,7 +171,7 @@ def run_finish(run: TrainingRun, reporter: RunReporter, *, status: str, error: s
         run.percent = 100.0
     fields = ["status", "error", "outcome", "finished_at", "phase_seconds", "percent", "log", "decisions", "phase",
               "dataset_version_id", "strategy", "hparams", "labels", "metrics", "history", "feature_stats", "gate", "estimate",
-              "model_version_id"]
+              "model_version_id", "model_features"]
     updates = {f: getattr(run, f) for f in fields}
     # Only the claim holder may finish the run; a run failed as stale meanwhile keeps that verdict.
     TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, active=True).update(active=None, **updates)
