@@ -160,3 +160,18 @@ def test_after_a_fine_tuning_night_the_audit_also_reads_that_nights_network(plan
 def test_before_any_run_stored_its_networks_features_the_audit_reads_the_embeddings(planted):
     call_command("label_audit", "--no-progress")
     assert LabelAudit.objects.get().features.startswith("the frozen backbone's embeddings (no run")
+
+
+@pytest.mark.django_db(False)
+def test_a_small_collection_with_full_size_features_is_audited():
+    """36 photos of 1,280-d features (a new installation's first night): fewer photos than the 128 components."""
+    from training.ml.label_audit import audit
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(3, 1280))
+    labels = np.repeat([0, 1, 2], 12)
+    features = (centres[labels] + rng.normal(scale=0.5, size=(36, 1280))).astype(np.float32)
+    given = labels.copy()
+    given[0] = 1  # a planted error
+    findings = audit([features, features * 2], given)
+    assert findings.label_issues[0][0] == 0 and findings.label_issues[0][2] == 0

@@ -48,8 +48,10 @@ def reduce(features: np.ndarray, *, dims: int = DIMS, sample: int = 10_000, bloc
     ``sample`` rows), normalised again: n x dims float32. Rows are normalised and projected a block at a
     time, so no second n x d array is ever made. On the flowers it keeps the linear probe's accuracy (0.70)
     and makes the k-fold several times faster."""
-    if features.shape[1] <= dims:
-        return normalise(features)  # already reduced (read_reduced): normalising again changes nothing
+    if features.shape[1] <= dims or len(features) <= dims:
+        # Already reduced (read_reduced): normalising again changes nothing. Or fewer photos than components:
+        # nothing to gain (and PCA cannot fit more components than rows).
+        return normalise(features)
     from sklearn.decomposition import PCA
 
     rng = np.random.default_rng(seed)
