@@ -125,8 +125,8 @@ def backbone():
 
 def night(rate: float, noisy: np.ndarray, paths, keys, classes, out: Path):
     """A night on every photo with the noisy labels, as the Django side runs it; (result, splits, seconds)."""
+    from bench.disk_store import DiskFeatureStore
     from bench.learning_curve import split_of
-    from bench.train import DiskFeatureStore
     from training import ml
 
     splits = np.array([split_of(k) for k in keys])
@@ -164,7 +164,7 @@ def child(kind: str) -> None:
     from training.ml.label_audit import audit, read_reduced
 
     if kind == "flowers":
-        from bench.train import DiskFeatureStore
+        from bench.disk_store import DiskFeatureStore  # bench.train would import TensorFlow into the child
 
         saved = np.load(STORE / "last-night.npz")
         keys, noisy, ids = list(saved["keys"]), saved["noisy"], [str(i) for i in saved["cache_ids"]]
@@ -225,7 +225,7 @@ def main() -> None:
         return
     import tempfile
 
-    from bench.train import DiskFeatureStore
+    from bench.disk_store import DiskFeatureStore
     from training.ml.label_audit import audit, read_reduced
 
     load = os.getloadavg()
