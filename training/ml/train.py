@@ -16,8 +16,7 @@ from typing import Callable
 import numpy as np
 
 from . import data, export, fit, tflite_metadata
-from .features import cached_features
-from .features import model_features as _model_features
+from .features import cached_features, model_features as _model_features
 from .quiet import libraries_quiet
 from .model import POOLED, Head, bottom_model, build_backbone, cut_layer_name, set_top_trainable, tf_setup, trainable_model
 from .types import COREML, VARIANTS, Example, FeatureStore, HParams, ModelInfo, Stopped, TrainResult
@@ -177,9 +176,8 @@ def train_and_export(
 
     features_id = ""
     if model_features:
-        # What the night's classifier reads, for every photo: the label audit ranks label errors on these
-        # (docs/review.md). A fine-tuned top makes them better than the frozen backbone's; measured in
-        # bench/README.md "Label audit".
+        # What the night's classifier reads, for every photo: the label audit ranks label errors on these and
+        # the frozen backbone's together (docs/review.md), better than on either alone (bench/README.md).
         progress("model_features", 0.0)
         features_id, computed = _model_features(base=base, fine_tuned=strategy == "fine_tune", keys=[e.key for e in every],
                                                 paths=[e.path for e in every], backbone=hparams.backbone,
