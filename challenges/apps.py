@@ -22,9 +22,8 @@ class ChallengesConfig(AppConfig):
         pre_delete.connect(receivers.forget_user_scores, sender=get_user_model(),
                            dispatch_uid="challenges.forget_user_scores")
         pre_delete.connect(receivers.revoke_photo_points, sender=Photo, dispatch_uid="challenges.revoke_photo_points")
-        from training.signals import photo_predicted
+        from collector.signals import labels_ranking, photo_predicted
 
         photo_predicted.connect(receivers.settle_stumped_points, dispatch_uid="challenges.settle_stumped_points")
-        from collector.signals import labels_ranking
 
         labels_ranking.connect(receivers.rank_labels, dispatch_uid="challenges.rank_labels")

@@ -38,7 +38,7 @@ def forget_user_scores(sender, instance, **kwargs):
 
 
 def settle_stumped_points(sender, *, photo_id, **kwargs):
-    """training stored its own prediction for a photo: the stump-the-model bonus may now be due."""
+    """The server's own prediction at upload was stored for a photo: the stump-the-model bonus may now be due."""
     services.photo_points_settle(photo_id=photo_id, note="server prediction")
 
 

@@ -131,7 +131,7 @@ def stumpers(*, since: dt.datetime, until: dt.datetime, limit: int = 1) -> list[
     out = []
     for row in top:
         grant = grants.filter(volunteer_id=row["volunteer_id"]).select_related("photo__label").order_by("-earned_at").first()
-        prediction = training_selectors.photo_server_prediction(photo_id=grant.photo_id)
+        prediction = collector_selectors.photo_server_prediction(photo_id=grant.photo_id)
         thought = collector_selectors.label_get(slug=prediction.label) if prediction else None
         out.append({"volunteer_id": row["volunteer_id"], "photos": row["photos"], "points": row["points"],
                     "example": {"photo_id": grant.photo_id, "label": grant.photo.label.name,

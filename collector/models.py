@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from collector.lib.names import display_name_key
 from config.domain_errors import NotFound
@@ -326,22 +327,42 @@ class StorageSweep(models.Model):
         return f"Storage sweep of {self.started_at:%Y-%m-%d %H:%M}"
 
 
-class PhotoGuess(models.Model):
-    """The in-service model's top guesses for a photo, computed in the background (training's review_guesses
-    job, LiteRT on the stored training derivative) for the review queue. Kept after the decision: the
-    queue's "model agrees at >= p" error rate is measured on these against what reviewers decided."""
+class PhotoPrediction(models.Model):
+    """What one model version in service said about one stored photo: LiteRT on the photo's training
+    derivative, prepared as phones prepare a photo (training's `photos_predict` job; the web process never
+    loads an ML library). One row per photo and version, kept only while one of its two readers goes by it:
 
-    photo = models.OneToOneField(Photo, on_delete=models.CASCADE, related_name="guess")
-    model_version = models.PositiveIntegerField(help_text="The published model version that guessed.")
-    label = models.CharField(max_length=64, help_text="Its top guess (a label slug).")
-    confidence = models.FloatField(help_text="The top guess's probability, 0..1.")
+    - ``at_upload``: made by the version in service when the photo was uploaded. The "stump the model" bonus
+      and /me/'s "the model thought" go by it, because the phone's ``predicted_label`` is a claim anyone can
+      forge. Set once per photo, never replaced.
+    - ``for_review``: the latest made while the photo was pending: the review queue's guess ("model
+      disagrees", "approve where the model agrees at >= p"). Kept after the decision: p's error rate is
+      measured on these against what reviewers decided. A newer model in service replaces it.
+    """
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.PositiveIntegerField(help_text="The published model version that predicted.")
+    variant = models.CharField(max_length=16, blank=True,
+                               help_text="The variant of the version's file that ran (empty: a review guess "
+                                         "stored before the two tables were one, which did not record it).")
+    label = models.CharField(max_length=64, help_text="Its top label (a label slug).")
+    confidence = models.FloatField(help_text="The top label's probability, 0..1.")
     top = models.JSONField(default=list, help_text="[[label slug, probability], ...], best first.")
     photo_label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+",
-                                    help_text="The photo's label when the model guessed.")
-    computed_at = models.DateTimeField(auto_now=True)
+                                    help_text="The photo's label when the model predicted.")
+    at_upload = models.BooleanField(default=False, help_text="By the version in service at upload: the stumped "
+                                                             "bonus goes by it.")
+    for_review = models.BooleanField(default=False, help_text="The latest made while the photo was pending: the "
+                                                              "review queue's guess.")
+    predicted_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["label", "confidence"])]
+        constraints = [
+            models.UniqueConstraint(fields=["photo", "model_version"], name="prediction_once_per_version"),
+            models.UniqueConstraint(fields=["photo"], condition=Q(at_upload=True), name="one_upload_prediction"),
+            models.UniqueConstraint(fields=["photo"], condition=Q(for_review=True), name="one_review_prediction"),
+        ]
+        indexes = [models.Index(fields=["label", "confidence"], name="prediction_label_confidence")]
 
     def __str__(self) -> str:
         return f"photo {self.photo_id}: {self.label} ({self.confidence:.2f}) by v{self.model_version}"

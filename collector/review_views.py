@@ -80,14 +80,15 @@ def queue_view(request, *, site):
     order = "model_disagrees" if request.GET.get("order") == "model_disagrees" else ""
     flag = selectors.AUDIT_FLAG if request.GET.get("flag") == selectors.AUDIT_FLAG else ""
     queue = selectors.review_queue(user=request.user, label=label, model_disagrees_first=bool(order), flag=flag)
-    batch = list(queue.select_related("label", "volunteer__volunteer", "near_duplicate_of", "crowd_label", "guess",
+    batch = list(queue.select_related("label", "volunteer__volunteer", "near_duplicate_of", "crowd_label",
                                       "audit_suggested_label")[: 2 * PAGE_SIZE])
     photos, upcoming = batch[:PAGE_SIZE], batch[PAGE_SIZE:]
+    guesses = selectors.review_guesses(photo_ids=[photo.pk for photo in photos])
     context = {
         **site.each_context(request),
         "title": "Review queue" if not flag else "Review queue: likely mislabelled",
         "opts": Photo._meta,
-        "cards": [_card(photo) for photo in photos],
+        "cards": [_card(photo, guesses.get(photo.pk)) for photo in photos],
         "preload": [photo.thumbnail_url for photo in upcoming if photo.thumbnail_key],
         "waiting": queue.count(),
         "labels": labels,
@@ -118,8 +119,8 @@ def _agree_preview(request, label: Label | None) -> dict | None:
             "error_rate": f"{wrong / decided:.1%}" if decided else None}
 
 
-def _card(photo: Photo) -> dict:
-    guess = getattr(photo, "guess", None) if _has_guess(photo) else None
+def _card(photo: Photo, guess) -> dict:
+    """One card of the queue; ``guess``: the model's guess for the photo (a PhotoPrediction) or None."""
     prediction = ""
     if photo.predicted_label:
         prediction = photo.predicted_label
@@ -137,13 +138,6 @@ def _card(photo: Photo) -> dict:
         "original_url": (reverse("admin:collector_photo_change", args=[photo.near_duplicate_of_id])
                          if photo.near_duplicate_of_id else ""),
     }
-
-
-def _has_guess(photo: Photo) -> bool:
-    try:
-        return photo.guess is not None
-    except Photo.guess.RelatedObjectDoesNotExist:
-        return False
 
 
 # --- deciding -------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
-from collector.models import Label, Photo, PhotoStatus, Volunteer
+from collector.models import Label, Photo, PhotoPrediction, PhotoStatus, Volunteer
 from collector.signals import labels_ranking
 from collector.models import photo_thumbnail_url  # noqa: F401  (the one thumbnail URL rule, for other apps)
 from collector.models import volunteer_is  # noqa: F401  (the one "who took this photo" rule, for other apps)
@@ -45,8 +45,8 @@ def review_queue(*, user, label: Label | None = None, challenge_id: int | None =
     if exclude_ids:
         qs = qs.exclude(pk__in=list(exclude_ids))
     if model_disagrees_first:
-        disagrees = Case(When(Q(guess__isnull=False) & ~Q(guess__label=F("label__slug")), then=Value(1)),
-                         default=Value(0), output_field=IntegerField())
+        disagrees = Exists(PhotoPrediction.objects.filter(photo=OuterRef("pk"), for_review=True)
+                           .exclude(label=OuterRef("label__slug")))
         return qs.annotate(model_disagrees=disagrees).order_by("-disputed", "-model_disagrees", "created_at", "id")
     return qs.order_by("-disputed", "created_at", "id")
 
@@ -208,44 +208,57 @@ def gold_expected(photo: Photo) -> str | None:
     return None
 
 
-def photos_needing_guesses(*, model_version: int, limit: int) -> list[tuple[int, str]]:
-    """(id, training key) of pending photos the model ``model_version`` has not guessed yet, oldest first."""
-    from collector.models import PhotoGuess
-
-    done = PhotoGuess.objects.filter(model_version=model_version).values("photo_id")
-    return list(Photo.objects.filter(status=PhotoStatus.PENDING).exclude(training_key="").exclude(pk__in=done)
-                .order_by("created_at", "id").values_list("pk", "training_key")[:limit])
+def photos_needing_prediction(*, model_version: int, published_at, limit: int) -> list[tuple[int, str]]:
+    """(id, training key) of at most ``limit`` photos the model ``model_version`` (published at
+    ``published_at``) should predict, oldest first within each kind: first the pending or approved photos
+    uploaded since it was published that have no prediction at upload yet (the stumped bonus waits for
+    those), then the pending photos whose review guess is not this version's."""
+    stored = Photo.objects.exclude(training_key="").order_by("created_at", "id")
+    todo = []
+    if published_at is not None:
+        at_upload = PhotoPrediction.objects.filter(at_upload=True).values("photo_id")
+        todo = list(stored.filter(created_at__gte=published_at, status__in=[PhotoStatus.PENDING, PhotoStatus.APPROVED])
+                    .exclude(pk__in=at_upload).values_list("pk", "training_key")[:limit])
+    guessed = PhotoPrediction.objects.filter(for_review=True, model_version=model_version).values("photo_id")
+    seen = {pk for pk, _ in todo}
+    pending = stored.filter(status=PhotoStatus.PENDING).exclude(pk__in=guessed).values_list("pk", "training_key")
+    todo += [(pk, key) for pk, key in pending[:limit] if pk not in seen]  # at most len(seen) of them are seen
+    return todo[:limit]
 
 
 def review_queue_model_agrees(*, user, threshold: float, label: Label | None = None) -> QuerySet[Photo]:
     """The reviewer's queue narrowed to photos whose model guess is their label at ``threshold`` or more."""
-    from django.db.models import F
-
     return review_queue(user=user, label=label).filter(
-        guess__label=F("label__slug"), guess__confidence__gte=threshold)
+        predictions__for_review=True, predictions__label=F("label__slug"), predictions__confidence__gte=threshold)
 
 
 def model_agreement_error_rate(*, threshold: float) -> tuple[int, int]:
     """(decided, wrong): of the photos a staff reviewer decided after the model agreed with their label at
     ``threshold`` or more, how many were rejected or moved to another label. The measured error rate a
     reviewer sees before approving such photos in one go."""
-    from django.db.models import F, Q
-
-    from collector.models import PhotoGuess
-
-    agreed = PhotoGuess.objects.filter(confidence__gte=threshold, label=F("photo_label__slug"),
-                                       photo__reviewed_by__isnull=False,
-                                       photo__status__in=[PhotoStatus.APPROVED, PhotoStatus.REJECTED])
+    agreed = PhotoPrediction.objects.filter(for_review=True, confidence__gte=threshold, label=F("photo_label__slug"),
+                                            photo__reviewed_by__isnull=False,
+                                            photo__status__in=[PhotoStatus.APPROVED, PhotoStatus.REJECTED])
     agreed = agreed.exclude(photo__reviews__note__startswith=BATCH_NOTE_PREFIX)  # the measure must not feed on itself
     decided = agreed.count()
     wrong = agreed.filter(Q(photo__status=PhotoStatus.REJECTED) | ~Q(photo__label_id=F("photo_label_id"))).count()
     return decided, wrong
 
 
-def photos_uploaded_since(*, since) -> QuerySet[Photo]:
-    """Photos uploaded at or after `since` that are pending or approved (training's server predictions)."""
-    return (Photo.objects.filter(created_at__gte=since, status__in=[PhotoStatus.PENDING, PhotoStatus.APPROVED])
-            .order_by("id"))
+def review_guesses(*, photo_ids) -> dict[int, PhotoPrediction]:
+    """photo id -> the model's guess the review queue shows (PhotoPrediction.for_review), for those that have one."""
+    return {p.photo_id: p for p in PhotoPrediction.objects.filter(photo_id__in=list(photo_ids), for_review=True)}
+
+
+def photo_server_prediction(*, photo_id: int) -> PhotoPrediction | None:
+    """The server's own prediction for the photo at its upload (PhotoPrediction.at_upload: what the stumped
+    bonus goes by), or None."""
+    return PhotoPrediction.objects.filter(photo_id=photo_id, at_upload=True).first()
+
+
+def photo_server_predictions(*, photo_ids) -> dict[int, PhotoPrediction]:
+    """photo id -> the server's own prediction at upload, for the photos that have one."""
+    return {p.photo_id: p for p in PhotoPrediction.objects.filter(photo_id__in=list(photo_ids), at_upload=True)}
 
 
 def label_list_ranked() -> list[Label]:

@@ -1,7 +1,8 @@
 """How collector tells other apps about photos without importing them.
 
-All are sent inside the database transaction that makes the change, so
-a receiver's writes (points, for example) commit or roll back with it.
+All but photo_predicted are sent inside the database transaction that makes
+the change, so a receiver's writes (points, for example) commit or roll back
+with it.
 Receiving apps connect to them in their AppConfig.ready (docs/decisions.md).
 """
 
@@ -29,3 +30,8 @@ volunteer_became_bootstrap = Signal()
 # rows, each with approved_count). A receiver returns {slug: {"rank": 1.., "recall": float or None,
 # "confused_with": slug or None, "hint": str}}; without one, labels keep their order by name.
 labels_ranking = Signal()
+
+# The server's own prediction for a photo at its upload was stored (collector.models.PhotoPrediction,
+# at_upload; training's photos_predict job), sent after that transaction commits, unlike the signals above:
+# the receiver settles the photo's points in a transaction of its own (the stumped bonus). kwargs: photo_id.
+photo_predicted = Signal()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -543,8 +544,9 @@ POINTS_STUMPED = env_int("POINTS_STUMPED", 15, minimum=0, help=
     "Bonus for an approved photo whose label the model in service got wrong (the server's own prediction for "
     "the stored photo, never the phone's claim).")
 PHOTOS_PREDICT_EVERY_MINUTES = env_int("PHOTOS_PREDICT_EVERY_MINUTES", 5, minimum=1, maximum=59, help=
-    "How often the scheduler has the model in service predict new photos (the stumped bonus, what to photograph "
-    "next).")
+    "How often the scheduler runs `photos_predict`: the model in service predicts new photos (the stumped bonus) "
+    "and guesses the pending photos it has not guessed yet (the review queue), in LiteRT, in the scheduler's "
+    "subprocess, never in the web process.")
 # --- newsletter -----------------------------------------------------------
 env.section("Newsletter")
 # Editions are composed for each period and sent by `manage.py newsletter_send`,
@@ -721,9 +723,12 @@ COMMUNITY_REVIEW_GOLD_AGREEMENT = env_float("COMMUNITY_REVIEW_GOLD_AGREEMENT", 0
     "A verifier agreeing with staff on fewer of their gold photos than this stops counting until it recovers.")
 POINTS_VERIFY = env_int("POINTS_VERIFY", 1, minimum=0, help=
     "Points for a verdict that matches the photo's final decision (never for gold or unsure verdicts).")
-REVIEW_GUESSES_EVERY_MINUTES = env_int("REVIEW_GUESSES_EVERY_MINUTES", 10, minimum=1, maximum=59, help=
-    "How often the model in service guesses new pending photos for the review queue (LiteRT, in the "
-    "scheduler's subprocess, never in the web process).")
+if env_opt_int("REVIEW_GUESSES_EVERY_MINUTES", help=
+        "Deprecated and no longer read: the review queue's guesses come from the one `photos_predict` job, every "
+        "`PHOTOS_PREDICT_EVERY_MINUTES`. Set, it only prints a warning at start-up.") is not None:
+    warnings.warn("REVIEW_GUESSES_EVERY_MINUTES is no longer read: the review queue's guesses come from the "
+                  "photos_predict job, every PHOTOS_PREDICT_EVERY_MINUTES (default 5); unset it.", FutureWarning,
+                  stacklevel=1)
 REVIEW_AGREE_THRESHOLDS = [float(x) for x in env_list("REVIEW_AGREE_THRESHOLDS", ["0.8", "0.9", "0.95"], help=
     "Confidences the queue offers for \"approve the N photos where the model agrees at ≥ p\", comma-separated.")]
 LABEL_AUDIT_AT = env_time("LABEL_AUDIT_AT", "04:00", help=

@@ -33,7 +33,6 @@ from challenges import services as challenge_services
 from collector import selectors as collector_selectors
 from collector import services as collector_services
 from collector.throttles import UploadThrottle
-from training import selectors as training_selectors
 from config.domain_errors import DomainError
 from config.errors import status_for
 from pages.forms import SignUpForm
@@ -261,7 +260,7 @@ def me(request):
     page = Paginator(collector_selectors.photo_list_for_user(user=request.user), MY_PHOTOS_PAGE_SIZE).get_page(
         request.GET.get("page"))
     photos = list(page.object_list)
-    predictions = training_selectors.photo_server_predictions(photo_ids=[p.pk for p in photos])
+    predictions = collector_selectors.photo_server_predictions(photo_ids=[p.pk for p in photos])
     names = {label.slug: label.name for label in collector_selectors.label_list_active()}
     for photo in photos:
         photo.thumb_width, photo.thumb_height = thumbnail_size(photo.width, photo.height)

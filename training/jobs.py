@@ -14,10 +14,8 @@ def scheduled_jobs() -> list[dict]:
              "hour": hour, "minute": minute}]
     audit_hour, audit_minute = settings.LABEL_AUDIT_AT
     jobs += [
-        # The model in service guesses new pending photos for the review queue (docs/review.md).
-        {"id": "review-guesses", "command": ["review_guesses", "--no-progress"], "hour": "*",
-         "minute": f"*/{settings.REVIEW_GUESSES_EVERY_MINUTES}"},
-        # The server's own prediction for new photos (the stumped bonus; never the phone's claim).
+        # The server's own predictions: new photos for the stumped bonus (never the phone's claim), pending
+        # photos for the review queue's guesses (docs/challenges.md, docs/review.md).
         {"id": "photos_predict", "command": ["photos_predict"], "hour": "*",
          "minute": f"*/{settings.PHOTOS_PREDICT_EVERY_MINUTES}"},
         # After the night's training: likely mislabelled approved photos go back to review.

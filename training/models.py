@@ -327,22 +327,3 @@ class LabelAudit(models.Model):
 
     def __str__(self) -> str:
         return f"Label audit of {self.started_at:%Y-%m-%d %H:%M}"
-
-
-class PhotoPrediction(models.Model):
-    """The server's own prediction for a stored photo (issue 19): the model in service, run in LiteRT on the
-    photo's stored training derivative, prepared as its manifest tells phones. What the "stump the model"
-    bonus is decided by; the phone's `predicted_label` is the volunteer's claim and anyone can forge it."""
-
-    photo = models.OneToOneField("collector.Photo", on_delete=models.CASCADE, related_name="server_prediction")
-    model_version = models.PositiveIntegerField(help_text="The version in service when the photo was predicted")
-    variant = models.CharField(max_length=16)
-    label = models.CharField(max_length=64, help_text="The label slug the model chose")
-    confidence = models.FloatField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-id"]
-
-    def __str__(self) -> str:
-        return f"photo {self.photo_id}: {self.label} (v{self.model_version})"

@@ -233,18 +233,6 @@ def label_audit_outliers() -> dict[int, float]:
 
     latest = LabelAudit.objects.filter(finished_at__isnull=False).order_by("-started_at", "-id").first()
     return {item["photo"]: item["z"] for item in latest.outliers} if latest is not None else {}
-def photo_server_prediction(*, photo_id: int):
-    """The server's own prediction for the photo (training.models.PhotoPrediction), or None."""
-    from training.models import PhotoPrediction
-
-    return PhotoPrediction.objects.filter(photo_id=photo_id).first()
-
-
-def photo_server_predictions(*, photo_ids) -> dict:
-    """photo id -> the server's PhotoPrediction, for the photos that have one."""
-    from training.models import PhotoPrediction
-
-    return {p.photo_id: p for p in PhotoPrediction.objects.filter(photo_id__in=list(photo_ids))}
 
 
 def latest_confusions() -> dict[str, tuple[str, float]]:

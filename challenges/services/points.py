@@ -28,7 +28,6 @@ from django.utils import timezone
 
 from challenges import periods
 from challenges.models import Challenge, PhotoOfTheDay, PhotoNovelty, PointEntry, PointReason, Vote
-from training import selectors as training_selectors
 from challenges.services.scores import scores_add
 from collector import selectors as collector_selectors
 from collector.models import Photo, PhotoStatus
@@ -106,7 +105,7 @@ def _photo_targets(photo: Photo) -> tuple[dict[tuple[str, int | None], tuple[int
     if novelty:
         targets[(PointReason.NOVELTY, None)] = (novelty, None)
     # Stump the model (issue 19): the server's own prediction, never the phone's claim, against the approved label.
-    prediction = training_selectors.photo_server_prediction(photo_id=photo.pk)
+    prediction = collector_selectors.photo_server_prediction(photo_id=photo.pk)
     if prediction is not None and prediction.label != photo.label.slug and settings.POINTS_STUMPED:
         targets[(PointReason.STUMPED, None)] = (settings.POINTS_STUMPED, None)
     for vote_id, voter_id in Vote.objects.filter(photo_id=photo.pk).exclude(voter_id=photo.volunteer_id).values_list("id", "voter_id"):

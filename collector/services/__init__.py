@@ -4,9 +4,9 @@ Callers import this package (``from collector import services``); each name
 below is defined in exactly one of its modules.
 """
 
-from collector.services.guesses import photo_guess_record
 from collector.services.labels import LabelImportResult, labels_import
 from collector.services.photos import PhotoCreateResult, photo_create
+from collector.services.predictions import photo_prediction_record
 from collector.services.review import (
     REVIEWER_PERMISSIONS,
     REVIEWERS_GROUP,
@@ -45,6 +45,6 @@ __all__ = [
     "reviewers_group_sync",
     "volunteer_delete", "volunteer_delete_own_account", "volunteer_get_or_create_for_user", "volunteer_mark_bootstrap",
     "volunteer_register",
-    "photo_guess_record", "photos_flag_likely_mislabeled", "GoldAgreement", "VerificationItem", "VerificationResult", "verification_next", "verification_submit",
+    "photo_prediction_record", "photos_flag_likely_mislabeled", "GoldAgreement", "VerificationItem", "VerificationResult", "verification_next", "verification_submit",
     "verifier_gold_agreement", "verifier_is_eligible",
 ]

@@ -334,15 +334,18 @@ def _other_rows():
 
 class TestModelHelps:
     def test_the_reviewer_previews_and_confirms_approving_where_the_model_agrees(self, browser_as, settings):
-        from collector.services import photo_guess_record
+        from collector.services import photo_prediction_record
 
         settings.REVIEW_AGREE_THRESHOLDS = [0.8, 0.9]
         daisy, tulip = make_label("daisy"), make_label("tulip")
         photos = pending_queue(4, [daisy])
         sure, unsure, disagrees, unguessed = photos
-        photo_guess_record(photo_id=sure.pk, model_version=3, top=[("daisy", 0.93), ("tulip", 0.07)])
-        photo_guess_record(photo_id=unsure.pk, model_version=3, top=[("daisy", 0.6), ("tulip", 0.4)])
-        photo_guess_record(photo_id=disagrees.pk, model_version=3, top=[("tulip", 0.91), ("daisy", 0.09)])
+        photo_prediction_record(photo_id=sure.pk, model_version=3, variant="float32",
+                                top=[("daisy", 0.93), ("tulip", 0.07)])
+        photo_prediction_record(photo_id=unsure.pk, model_version=3, variant="float32",
+                                top=[("daisy", 0.6), ("tulip", 0.4)])
+        photo_prediction_record(photo_id=disagrees.pk, model_version=3, variant="float32",
+                                top=[("tulip", 0.91), ("daisy", 0.09)])
         group_reviewer("rita")
         page = browser_as("rita", "review-pass-1")
         page.goto(QUEUE + "?order=model_disagrees")

@@ -1,11 +1,19 @@
-"""The server's own prediction for each new photo (issue 19): what decides the "stump the model" bonus.
+"""The server's own predictions for stored photos: one job for the review queue and the stumped bonus.
 
-The model in service runs in LiteRT (training.ml.classify_image) on the photo's stored training
-derivative, prepared as the manifest tells phones (centre square, the variant's normalisation). The
-phone's `predicted_label` is never used for this: anyone can send any claim. A photo is predicted by
-the version in service when the job first sees it (the job runs every few minutes, so that is the
-version in service at upload time, bar a rollback in between); a photo uploaded before the version
-in service was published is left alone (no model of its time judged it).
+Run by the scheduler (``manage.py photos_predict``), never by the web process: the LiteRT interpreter loads
+here. The model in service (the file the release gate judged, TRAINING_GATE_VARIANT, float32 by default) runs
+on each photo's stored training derivative, prepared as a phone prepares a photo (training.ml.guess.Guesser,
+the manifest's crop and normalisation), and its top three labels are stored through
+collector.services.photo_prediction_record, in the roles collector.models.PhotoPrediction describes:
+
+- the photo's prediction at upload, for pending or approved photos uploaded since the version in service was
+  published (the job runs every few minutes, so that is the version in service at upload time, bar a rollback
+  in between): what decides the "stump the model" bonus, since the phone's `predicted_label` is a claim
+  anyone can forge; a photo uploaded before is left alone (no model of its time judged it);
+- the review queue's guess, for every pending photo the version in service has not guessed yet: a new model
+  in service guesses every pending photo again.
+
+Safe to run twice at once: the photo's row lock makes a prediction stored once.
 """
 
 from __future__ import annotations
@@ -13,59 +21,62 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 
 from collector import selectors as collector_selectors
+from collector import services as collector_services
 from collector import storage
 from training import ml
-from training.models import ModelFile, PhotoPrediction
+from training.models import ModelFile
 from training.selectors import model_in_service
-from training.signals import photo_predicted
 
 logger = logging.getLogger(__name__)
 
 
-def photos_predict(*, limit: int = 500) -> int:
-    """Predict up to `limit` photos that have no server prediction yet; returns how many were predicted.
+def photos_predict(*, limit: int = 2000, log: Callable[[str], None] = lambda message: None) -> int:
+    """Predict up to ``limit`` photos with the model in service (new uploads first, then pending photos it
+    has not guessed yet); returns how many photos got a prediction stored."""
+    from training.ml.guess import Guesser
 
-    Safe to run twice at once: a photo predicted by another process meanwhile is skipped (one row per
-    photo). Each new prediction is announced (training.signals.photo_predicted) after it commits, so
-    challenges settles that photo's points (the stumped bonus)."""
     version = model_in_service()
-    if version is None or version.published_at is None:
+    if version is None:
+        log("No model in service: nothing to predict with.")
         return 0
     model_file = (ModelFile.objects.filter(model_version=version, variant=settings.TRAINING_GATE_VARIANT).first()
+                  or ModelFile.objects.filter(model_version=version, variant="float32").first()
                   or ModelFile.objects.filter(model_version=version).exclude(variant="coreml").first())
     if model_file is None:
+        log(f"v{version.version} has no file LiteRT runs: nothing predicted.")
         return 0
-    photos = list(collector_selectors.photos_uploaded_since(since=version.published_at)
-                  .exclude(pk__in=PhotoPrediction.objects.values("photo_id")).only("id", "training_key")[:limit])
-    if not photos:
+    todo = collector_selectors.photos_needing_prediction(model_version=version.version,
+                                                         published_at=version.published_at, limit=limit)
+    if not todo:
+        log(f"Nothing to predict: v{version.version} has guessed every pending photo and predicted every photo "
+            "uploaded since it was published.")
         return 0
-    with storage.open_file(model_file.model_key) as handle:
-        model_bytes = handle.read()
-    spec = ml.InputSpec(**model_file.input_spec)
-    predicted = 0
+    done = pending = 0
     with tempfile.TemporaryDirectory(prefix="crowdlens-predict-") as folder:
-        for photo in photos:
-            path = Path(folder) / f"{photo.pk}.jpg"
+        local = Path(folder) / f"v{version.version}-{model_file.variant}.tflite"
+        with storage.open_file(model_file.model_key) as handle:
+            local.write_bytes(handle.read())
+        guesser = Guesser(model_path=local, labels=list(version.labels),
+                          input_spec=ml.InputSpec(**model_file.input_spec))
+        image = Path(folder) / "photo"
+        for photo_id, key in todo:
             try:
-                with storage.open_file(photo.training_key) as handle:
-                    path.write_bytes(handle.read())
+                with storage.open_file(key) as handle:
+                    image.write_bytes(handle.read())
             except FileNotFoundError:
-                logger.warning("photo %s: its training file is missing; not predicted", photo.pk)
-                continue
-            scores = ml.classify_image(model_content=model_bytes, image_path=path, input_spec=spec)
-            best = max(range(len(scores)), key=scores.__getitem__)
-            try:
-                with transaction.atomic():
-                    PhotoPrediction.objects.create(photo_id=photo.pk, model_version=version.version,
-                                                   variant=model_file.variant, label=version.labels[best],
-                                                   confidence=round(scores[best], 4))
-            except IntegrityError:
-                continue  # another process predicted it meanwhile
-            predicted += 1
-            transaction.on_commit(lambda pk=photo.pk: photo_predicted.send(sender=PhotoPrediction, photo_id=pk))
-    return predicted
+                logger.warning("photo %s: its training file is missing; not predicted", photo_id)
+                continue  # withdrawn meanwhile, or lost
+            row = collector_services.photo_prediction_record(
+                photo_id=photo_id, model_version=version.version, variant=model_file.variant,
+                model_published_at=version.published_at, top=guesser.top(image))
+            if row is not None:
+                done += 1
+                pending += row.for_review
+    log(f"v{version.version} ({model_file.variant}) predicted {done} photo(s): {pending} pending, "
+        f"{done - pending} already decided.")
+    return done

@@ -1,6 +1,7 @@
-"""The model helps the reviewer: the scheduler's review_guesses job runs the model in service (LiteRT, a real
+"""The model helps the reviewer: the scheduler's photos_predict job runs the model in service (LiteRT, a real
 exported file) on pending photos' training derivatives; the queue shows the guesses, can put "model disagrees"
-first, and approves the photos where the model agrees at >= p only after the reviewer confirms a preview."""
+first, and approves the photos where the model agrees at >= p only after the reviewer confirms a preview. The
+same job stores the prediction at upload the stumped bonus goes by (tests/challenges/test_stumped.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 import pytest
 from django.core.management import call_command
 
-from collector.models import Photo, PhotoGuess, PhotoReview, PhotoStatus
+from collector.models import Photo, PhotoPrediction, PhotoReview, PhotoStatus
 from collector.services import photo_review
 from tests.collector.test_admin_review import group_reviewer, logged_in
 from tests.training.conftest import CLASSES, publish
@@ -31,9 +32,9 @@ def queue(photos, classes_result, tiny_training):
 
 
 def test_the_job_stores_each_pending_photos_top_guesses_with_the_model_version(queue, capsys):
-    call_command("review_guesses", "--no-progress")
-    assert "guessed 9 pending photo(s)" in capsys.readouterr().out
-    guesses = {g.photo_id: g for g in PhotoGuess.objects.select_related("photo__label")}
+    call_command("photos_predict")
+    assert "predicted 9 photo(s): 9 pending" in capsys.readouterr().out
+    guesses = {g.photo_id: g for g in PhotoPrediction.objects.filter(for_review=True).select_related("photo__label")}
     assert set(guesses) == set(queue["right"]) | set(queue["wrong"])
     assert {g.model_version for g in guesses.values()} == {queue["version"].version}
     for guess in guesses.values():
@@ -45,23 +46,24 @@ def test_the_job_stores_each_pending_photos_top_guesses_with_the_model_version(q
     assert len(caught) >= 2 and not any(g.agrees for g in caught), (
         "the model sees green bars, not blue squares", [(g.photo_id, g.photo.label.slug, g.top) for g in guesses.values()],
         queue)
-    call_command("review_guesses", "--no-progress")
-    assert "Every pending photo has" in capsys.readouterr().out, "a photo is guessed once per model version"
+    call_command("photos_predict")
+    assert "Nothing to predict" in capsys.readouterr().out, "a photo is guessed once per model version"
 
 
 def test_the_queue_shows_guesses_puts_disagreement_first_and_approves_only_what_the_reviewer_confirms(queue, settings):
     settings.REVIEW_AGREE_THRESHOLDS = [0.5, 0.9]  # a tiny model trained in seconds is rarely sure
-    call_command("review_guesses", "--no-progress")
+    call_command("photos_predict")
     reviewer = group_reviewer("rita")
     client = logged_in(reviewer)
     page = client.get(QUEUE + "?order=model_disagrees").content.decode()
     cards = [int(pk) for pk in re.findall(r'<article class="review-card" id="photo-(\d+)"', page)]
-    disagreeing = {g.photo_id for g in PhotoGuess.objects.select_related("photo__label") if not g.agrees}
+    disagreeing = {g.photo_id for g in PhotoPrediction.objects.filter(for_review=True).select_related("photo__label")
+                   if not g.agrees}
     assert len(disagreeing) >= 2
     assert set(cards[:len(disagreeing)]) == disagreeing, "the photos the model disagrees with come first"
     assert "(model disagrees)" in page and f"Model v{queue['version'].version} says" in page
     # A photo decided one by one where the model agreed gives the threshold its measured error rate.
-    agreeing = sorted((g for g in PhotoGuess.objects.select_related("photo__label")
+    agreeing = sorted((g for g in PhotoPrediction.objects.filter(for_review=True).select_related("photo__label")
                        if g.agrees and g.confidence >= 0.5), key=lambda g: g.photo_id)
     assert len(agreeing) >= 3
     photo_review(photo_id=agreeing[0].photo_id, reviewer=group_reviewer("sam"), decision="reject",
@@ -83,3 +85,26 @@ def test_the_queue_shows_guesses_puts_disagreement_first_and_approves_only_what_
     assert set(Photo.objects.filter(pk__in=disagreeing).values_list("status", flat=True)) == {PhotoStatus.PENDING}, \
         "never one the model disputes, even if its id is sent"
     assert all(r.note.startswith("batch: the model agreed") for r in PhotoReview.objects.filter(photo_id__in=expected))
+
+
+def test_a_new_model_guesses_the_pending_photos_again_and_the_prediction_at_upload_stays(
+        queue, classes_result, capsys):
+    call_command("photos_predict")
+    first, everyone = queue["version"].version, set(queue["right"]) | set(queue["wrong"])
+    assert {p.photo_id for p in PhotoPrediction.objects.filter(at_upload=True, model_version=first)} == everyone, \
+        "uploaded while it was in service: its answer is the one the stumped bonus goes by"
+    decided = queue["right"][0]
+    photo_review(photo_id=decided, reviewer=group_reviewer("sam"), decision="approve")
+    newer = publish(classes_result)
+    capsys.readouterr()
+
+    call_command("photos_predict")
+    assert "predicted 8 photo(s): 8 pending" in capsys.readouterr().out, "the pending ones, not the decided one"
+    review = dict(PhotoPrediction.objects.filter(for_review=True).values_list("photo_id", "model_version"))
+    assert review == {pk: first if pk == decided else newer.version for pk in everyone}, \
+        "the queue shows the newer model's guesses; a decided photo keeps the guess it was decided with"
+    at_upload = dict(PhotoPrediction.objects.filter(at_upload=True).values_list("photo_id", "model_version"))
+    assert at_upload == {pk: first for pk in everyone}, "a later model never changes what the photo stumped"
+    assert PhotoPrediction.objects.count() == 9 + 8
+    call_command("photos_predict")
+    assert "Nothing to predict" in capsys.readouterr().out

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0008_small_data_estimates'),
+        ('training', '0009_photo_prediction_to_collector'),
     ]
 
     operations = [
