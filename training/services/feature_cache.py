@@ -16,7 +16,6 @@ def feature_cache_forget(*, sha256s: list[str]) -> int:
     return deleted
 
 
-
 def feature_cache_forget_older_model_features(*, keep: str) -> int:
     """Drop the cached features of every trained network but ``keep`` (the latest run's, which the label audit
     reads). The frozen backbone's features (embeddings, training features) are kept."""

@@ -2,7 +2,8 @@
 
 After the night's training has stored the pooled features of its trained network for every photo of its
 dataset (TrainingRun.model_features), ``label_audit_run`` computes out-of-sample class probabilities by
-k-fold over those features, ranks likely label errors with
+k-fold over those features and over the frozen backbone's embeddings (one classifier each, averaged), ranks
+likely label errors with
 cleanlab (training.ml.label_audit) and flags the most likely, at most LABEL_AUDIT_MAX_PER_NIGHT, through
 collector's ``photos_flag_likely_mislabeled`` (out of the next dataset and the novelty bonus until a
 reviewer decides). Outliers ("unusual for its label") and near-duplicate clusters across volunteers are
