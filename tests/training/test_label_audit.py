@@ -22,7 +22,7 @@ from tests.factories import client_for, image_bytes, make_label, make_photo, mak
 from training import selectors
 from training.feature_store import DbFeatureStore
 from training.ml.features import encode
-from training.models import LabelAudit, RunStatus, TrainingRun
+from training.models import FeatureCache, LabelAudit, RunStatus, TrainingRun
 
 pytestmark = pytest.mark.django_db
 SLUGS = ["daisy", "rose", "tulip"]
@@ -142,10 +142,9 @@ def test_after_a_fine_tuning_night_the_audit_also_reads_that_nights_network(plan
     rng = np.random.default_rng(11)
     store = DbFeatureStore()
     night_id = selectors.embedding_cache_id().replace(":pooled:", ":pooled:trained=0123456789abcdef:")
-    store.put_many(store.get_many([p.sha256 for p in photos], selectors.embedding_cache_id()), night_id)  # the planted clusters become the night's network's features ...
-    from training.models import FeatureCache
-
-    FeatureCache.objects.filter(cache_id=selectors.embedding_cache_id()).delete()  # ... and the embeddings noise
+    # The planted clusters become the night's network's features, and the embeddings noise.
+    store.put_many(store.get_many([p.sha256 for p in photos], selectors.embedding_cache_id()), night_id)
+    FeatureCache.objects.filter(cache_id=selectors.embedding_cache_id()).delete()
     store.put_many({p.sha256: encode(rng.normal(size=32).astype(np.float32)[None]) for p in photos},
                    selectors.embedding_cache_id())
     run = TrainingRun.objects.create(status=RunStatus.SUCCEEDED, strategy="fine_tune", model_features=night_id)
