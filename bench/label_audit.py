@@ -134,15 +134,17 @@ def night(rate: float, noisy: np.ndarray, paths, keys, classes, out: Path):
                 for s in ("train", "val", "test")}
     store = DiskFeatureStore(STORE)
     started = time.perf_counter()
+    lines: list[str] = []
     result = ml.train_and_export(train=examples["train"], val=examples["val"], test=examples["test"], labels=classes,
                                  hparams=ml.HParams(backbone=backbone(), variants=("float32",)), feature_store=store,
-                                 out_dir=out, log=lambda m: None, model_features=True)
+                                 out_dir=out, log=lines.append, model_features=True)
     ml.embed(paths=paths, keys=keys, backbone=backbone(), feature_store=store)
     seconds = time.perf_counter() - started
     print(f"  night: {result.strategy}, {len(examples['train'])} train / {len(examples['val'])} validation / "
           f"{len(examples['test'])} test photos, float32 top-1 {result.variants['float32'].accuracy:.3f} on the noisy "
-          f"test labels; {seconds:.0f} s, of which model features {result.phase_seconds.get('model_features', 0):.1f} s",
-          flush=True)
+          f"test labels; {seconds:.0f} s, of which model features {result.phase_seconds.get('model_features', 0):.1f} s "
+          f"({next((m.split(': ', 1)[1] for m in lines if m.startswith('model features')), '?')}: a rerun finds "
+          "the same network's features stored)", flush=True)
     return result, splits
 
 
