@@ -1,26 +1,36 @@
-"""Benchmark of the nightly label audit on real photos (../shared/data, never needed by tests).
+"""Benchmark of the nightly label audit after a real night, on real photos (../shared/data, never needed by tests).
 
-    .venv/bin/python bench/label_audit.py              # flowers at 5 % and 10 % flipped, then 100k synthetic
+    .venv/bin/python bench/label_audit.py              # two nights (5 % and 10 % flipped) and their audits, then 100k
     .venv/bin/python bench/label_audit.py --skip-100k
 
-What it does, on the flowers (5 classes, 3,468 photos, 128 px) with the shared MobileNetV2 alpha 0.35 weights:
-1. Pooled backbone features of every photo through training.ml.embed (the night's own feature cache code;
-   cached in /tmp between runs, outside the repository).
-2. Flips 5 % and then 10 % of the labels to another class (fixed seeds), and runs
-   training.ml.label_audit.audit, the function `manage.py label_audit` runs, on the features and the noisy
-   labels. Prints precision among the first k photos it sends back (k = the number flipped) and recall
-   among all it sends back, against the issue's targets (5 %: precision >= 0.6, recall >= 0.8; 10 %:
-   precision >= 0.75), and beside a baseline measured in the same run: cleanlab's default
-   find_label_issues on the probabilities of a plain k-fold logistic regression (sklearn defaults, raw
-   features), the "quick logistic regression on frozen features" of the issue.
-3. Wall time and peak memory (ru_maxrss of a fresh child process that only loads the features and audits)
-   at 3,468 photos and on a synthetic 100,000-photo feature store (1,280-dimensional clustered features,
-   10 labels, 5 % flipped).
+On the flowers (5 classes, 3,468 photos, 128 px) with the shared MobileNetV2 alpha 0.35 weights, for 5 % and then
+10 % of the labels flipped to another class (fixed seeds), as if imported and approved with those labels:
+
+1. A real night: ``training.ml.train_and_export`` (what ``manage.py train`` calls) on every photo, split by the
+   Django side's rule (training/services/datasets.py: a hash of the photo's bytes, 15 % test, 15 % validation,
+   70 % training; the noisy labels everywhere), default ``HParams`` at 128 px (fine-tune strategy), float32
+   exported only (the other files do not change the network), ``model_features=True`` as the night asks; then
+   ``training.ml.embed`` (the night's embeddings). Cut features are cached on disk in /tmp between runs
+   (outside the repository; they do not depend on the labels).
+2. The audit as ``manage.py label_audit`` runs it after that night: the feature sets the selector names (the
+   frozen backbone's embeddings and the night's fine-tuned network's pooled features, read back from the store
+   through ``read_reduced``), ``training.ml.label_audit.audit``. Precision among the first k photos it sends back
+   (k = the number flipped) and recall among all it sends back (no nightly cap here), against the issue's targets
+   (5 %: precision >= 0.6, recall >= 0.8; 10 %: precision >= 0.75); which flipped photos it caught per split
+   (the night trained on the training split's noisy labels: a network that memorised them would miss those).
+3. In the same run: the quick baseline (cleanlab's default ``find_label_issues`` on a plain 5-fold logistic
+   regression over the raw frozen features, sklearn defaults: the issue's "quick logistic regression"), the audit
+   on the frozen features alone (what it used before), and on the night's network's features alone.
+4. Wall time and peak memory (VmHWM of a fresh child process that only reads the features from the store
+   and audits) at 3,468 photos and on a synthetic 100,000-photo feature store (two 1,280-d feature sets of
+   10 clustered labels, 5 % flipped; the store makes each row when asked, so the child holds only what the
+   audit holds).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import resource
 import subprocess
@@ -40,6 +50,8 @@ if not DATA.exists():
     DATA = Path("/work/shared/data")
 WEIGHTS = DATA / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
 CACHE = Path("/tmp/crowdlens-bench-label-audit-features.npz")
+STORE = Path("/tmp/crowdlens-bench-label-audit-store")  # the nights' FeatureStore (DiskFeatureStore)
+RATES = {0.05: (5, 0.6, 0.8), 0.10: (10, 0.75, None)}  # rate: (flip seed, precision target, recall target)
 
 
 def flower_features() -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -96,32 +108,126 @@ def scores(ranked: list[int], flipped: np.ndarray) -> tuple[float, float, int]:
     return precision, recall, len(ranked)
 
 
+def flower_photos() -> tuple[list[Path], list[str], np.ndarray, list[str]]:
+    """(paths, sha256 keys, labels, classes) in flower_features' order."""
+    classes = sorted(p.name for p in (DATA / "flowers").iterdir() if p.is_dir())
+    paths = [p for name in classes for p in sorted((DATA / "flowers" / name).glob("*.jpg"))]
+    labels = np.array([i for i, name in enumerate(classes) for _ in sorted((DATA / "flowers" / name).glob("*.jpg"))])
+    keys = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    return paths, keys, labels, classes
+
+
+def backbone():
+    from training import ml
+
+    return ml.BackboneConfig(alpha=0.35, input_size=128, base_weights=str(WEIGHTS))
+
+
+def night(rate: float, noisy: np.ndarray, paths, keys, classes, out: Path):
+    """A night on every photo with the noisy labels, as the Django side runs it; (result, splits, seconds)."""
+    from bench.disk_store import DiskFeatureStore
+    from bench.learning_curve import split_of
+    from training import ml
+
+    splits = np.array([split_of(k) for k in keys])
+    examples = {s: [ml.Example(key=keys[i], path=paths[i], label_index=int(noisy[i])) for i in np.flatnonzero(splits == s)]
+                for s in ("train", "val", "test")}
+    store = DiskFeatureStore(STORE)
+    started = time.perf_counter()
+    lines: list[str] = []
+    result = ml.train_and_export(train=examples["train"], val=examples["val"], test=examples["test"], labels=classes,
+                                 hparams=ml.HParams(backbone=backbone(), variants=("float32",)), feature_store=store,
+                                 out_dir=out, log=lines.append, model_features=True)
+    ml.embed(paths=paths, keys=keys, backbone=backbone(), feature_store=store)
+    seconds = time.perf_counter() - started
+    print(f"  night: {result.strategy}, {len(examples['train'])} train / {len(examples['val'])} validation / "
+          f"{len(examples['test'])} test photos, float32 top-1 {result.variants['float32'].accuracy:.3f} on the noisy "
+          f"test labels; {seconds:.0f} s, of which model features {result.phase_seconds.get('model_features', 0):.1f} s "
+          f"({next((m.split(': ', 1)[1] for m in lines if m.startswith('model features')), '?')}: a rerun finds "
+          "the same network's features stored)", flush=True)
+    return result, splits
+
+
+def embedding_id() -> str:
+    from training.ml.features import features_cache_id
+    from training.ml.model import POOLED
+
+    return features_cache_id(backbone(), POOLED, augmented=0, hparams=None)
+
+
+def caught(ranked: list[int], flipped: np.ndarray, splits: np.ndarray) -> str:
+    sent = set(ranked)
+    return ", ".join(f"{s} {sum(int(i) in sent for i in flipped[splits[flipped] == s])}/"
+                     f"{int((splits[flipped] == s).sum())}" for s in ("train", "val", "test"))
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process's own memory map, which exec replaces;
+    ru_maxrss would carry the parent's peak over (a child of the bench, which has trained two nights, starts
+    at ~1.8 GiB)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(kind: str) -> None:
-    """Run in a fresh process: load or make the features, audit, print time and peak memory."""
-    from training.ml.label_audit import audit
+    """Run in a fresh process: read the feature sets from the store, audit, print time and peak memory."""
+    from training.ml.label_audit import audit, read_reduced
 
     if kind == "flowers":
-        features, labels, classes = flower_features()
-        noisy, _ = flip(labels, 0.05, len(classes), seed=5)
+        from bench.disk_store import DiskFeatureStore  # bench.train would import TensorFlow into the child
+
+        saved = np.load(STORE / "last-night.npz")
+        keys, noisy, ids = list(saved["keys"]), saved["noisy"], [str(i) for i in saved["cache_ids"]]
+        store = DiskFeatureStore(STORE)
+        d = 1280
     else:
-        rng = np.random.default_rng(1)
         n, d, k = 100_000, 1280, 10
-        centres = rng.normal(size=(k, d)).astype(np.float32)
+        rng = np.random.default_rng(1)
         labels = rng.integers(0, k, size=n)
-        features = np.empty((n, d), dtype=np.float32)
-        for start in range(0, n, 10_000):  # made in blocks: no float64 n x d temporary
-            block = labels[start:start + 10_000]
-            features[start:start + 10_000] = centres[block] + rng.standard_normal((len(block), d), dtype=np.float32) * 3
         noisy, _ = flip(labels, 0.05, k, seed=5)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    held = features.nbytes / 2**20
+        keys, ids = [f"photo-{i}" for i in range(n)], ["frozen", "fine-tuned"]
+        store = SyntheticStore(labels, d)
+    before = peak_mib()
     started = time.perf_counter()
+    features = [read_reduced(store, keys, cache_id) for cache_id in ids]
+    read = time.perf_counter() - started
     findings = audit(features, noisy)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{kind}: n={len(noisy)} d={features.shape[1]} audit {seconds:.1f} s; features held {held:.0f} MiB; "
-          f"peak RSS {peak:.0f} MiB (before the audit {before:.0f} MiB, so the audit added {peak - before:.0f} MiB); "
-          f"{len(findings.label_issues)} issues")
+    peak = peak_mib()
+    print(f"{kind}: n={len(noisy)}, {len(ids)} feature sets of d={d} ({len(noisy) * d * 4 / 2**20:.0f} MiB each as "
+          f"float32): read and reduced in {read:.1f} s, audit {seconds:.1f} s in all; peak RSS {peak:.0f} MiB (before "
+          f"{before:.0f} MiB, so the audit added {peak - before:.0f} MiB); {len(findings.label_issues)} issues")
+
+
+class SyntheticStore:
+    """A FeatureStore of clustered float16 rows made when asked (deterministic per key), holding none of them:
+    two cache ids, the second's rows nearer their label's centre (a network that learned the labels)."""
+
+    def __init__(self, labels: np.ndarray, d: int) -> None:
+        self.labels, self.d = labels, d
+        self.centres = np.random.default_rng(2).normal(size=(labels.max() + 1, d)).astype(np.float32)
+
+    def get_many(self, keys, cache_id):
+        from training.ml.features import encode
+
+        out = {}
+        for key in keys:
+            i = int(key.rsplit("-", 1)[1])
+            rng = np.random.default_rng([i, int(cache_id == "frozen")])
+            scale = 3.0 if cache_id == "frozen" else 2.0
+            out[key] = encode(self.centres[self.labels[i]] + rng.standard_normal(self.d, dtype=np.float32) * scale)
+        return out
+
+    def present(self, keys, cache_id):
+        return set(keys)
+
+    def put_many(self, items, cache_id):
+        raise NotImplementedError
 
 
 def main() -> None:
@@ -132,29 +238,47 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    from training.ml.label_audit import audit
+    import tempfile
 
-    features, labels, classes = flower_features()
-    print(f"flowers: {len(labels)} photos, {len(classes)} classes, features {features.shape[1]}-d")
-    targets = {0.05: (0.6, 0.8), 0.10: (0.75, None)}
-    for rate, (p_target, r_target) in targets.items():
-        noisy, flipped = flip(labels, rate, len(classes), seed=int(rate * 100))
+    from bench.disk_store import DiskFeatureStore
+    from training.ml.label_audit import audit, read_reduced
+
+    load = os.getloadavg()
+    print(f"load: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min), {os.cpu_count()} CPUs")
+    frozen, labels, classes = flower_features()
+    paths, keys, labels_again, _ = flower_photos()
+    assert (labels == labels_again).all()
+    print(f"flowers: {len(labels)} photos, {len(classes)} classes, features {frozen.shape[1]}-d")
+    store = DiskFeatureStore(STORE)
+    for rate, (seed, p_target, r_target) in RATES.items():
+        noisy, flipped = flip(labels, rate, len(classes), seed=seed)
+        print(f"\n{rate:.0%} flipped (k={len(flipped)}):", flush=True)
+        with tempfile.TemporaryDirectory() as out:
+            result, splits = night(rate, noisy, paths, keys, classes, Path(out))
+        ids = [embedding_id(), result.model_features]
+        np.savez(STORE / "last-night.npz", keys=np.array(keys), noisy=noisy, cache_ids=np.array(ids))
+        rows = {}
         started = time.perf_counter()
-        findings = audit(features.copy(), noisy)
-        ours = [row for row, *_ in findings.label_issues]
-        ours_seconds = time.perf_counter() - started
-        base = baseline_ranking(features, noisy, len(classes))
-        p, r, sent = scores(ours, flipped)
-        bp, br, bsent = scores(base, flipped)
-        print(f"{rate:.0%} flipped (k={len(flipped)}): audit precision@k {p:.3f} recall {r:.3f} "
-              f"({sent} sent back, {ours_seconds:.1f} s) | baseline precision@k {bp:.3f} recall {br:.3f} "
-              f"({bsent} sent back) | ratio precision {p / bp if bp else float('inf'):.2f}x")
-        print(f"    target precision >= {p_target}: {'met' if p >= p_target else 'NOT met'}"
-              + (f"; recall >= {r_target}: {'met' if r >= r_target else 'NOT met'}" if r_target else ""))
-    kinds = ["flowers"] + ([] if args.skip_100k else ["100k"])
-    for kind in kinds:
+        findings = audit([read_reduced(store, keys, cache_id) for cache_id in ids], noisy)
+        rows["audit (frozen + night's network)"] = ([r for r, *_ in findings.label_issues], time.perf_counter() - started)
+        for name, cache_ids in (("frozen features only (before)", ids[:1]), ("night's network only", ids[1:])):
+            started = time.perf_counter()
+            ranked = [r for r, *_ in audit([read_reduced(store, keys, c) for c in cache_ids], noisy).label_issues]
+            rows[name] = (ranked, time.perf_counter() - started)
+        started = time.perf_counter()
+        rows["quick baseline"] = (baseline_ranking(frozen, noisy, len(classes)), time.perf_counter() - started)
+        bp = scores(rows["quick baseline"][0], flipped)[0]
+        for name, (ranked, seconds) in rows.items():
+            p, r, sent = scores(ranked, flipped)
+            print(f"  {name:32s} precision@k {p:.3f} recall {r:.3f} ({sent} sent back, {seconds:.1f} s; caught "
+                  f"{caught(ranked, flipped, splits)}) | ratio to the quick baseline {p / bp if bp else float('inf'):.2f}x")
+        p, r, _ = scores(rows["audit (frozen + night's network)"][0], flipped)
+        print(f"  target precision >= {p_target}: {'met' if p >= p_target else 'NOT met'}"
+              + (f"; recall >= {r_target}: {'met' if r >= r_target else 'NOT met'}" if r_target else ""), flush=True)
+    print()
+    for kind in ["flowers"] + ([] if args.skip_100k else ["100k"]):
         out = subprocess.run([sys.executable, __file__, "--child", kind], capture_output=True, text=True)
-        print(out.stdout.strip() or out.stderr.strip()[-2000:])
+        print(out.stdout.strip() or out.stderr.strip()[-2000:], flush=True)
 
 
 if __name__ == "__main__":

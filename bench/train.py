@@ -43,37 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from bench.disk_store import DiskFeatureStore  # noqa: E402,F401 (bench/learning_curve.py imports it from here)
 from training.ml import BackboneConfig, Example, HParams, MemoryFeatureStore, train_and_export  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 WEIGHTS = "weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
-
-
-class DiskFeatureStore:
-    """For repeated experiments only (--feature-cache): one file per (cache id, photo)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _path(self, key: str, cache_id: str) -> Path:
-        return self.root / hashlib.sha256(cache_id.encode()).hexdigest()[:16] / f"{key}.npy"
-
-    def get_many(self, keys, cache_id):
-        found = {}
-        for key in keys:
-            path = self._path(key, cache_id)
-            if path.is_file():
-                found[key] = path.read_bytes()
-        return found
-
-    def put_many(self, items, cache_id):
-        for key, blob in items.items():
-            path = self._path(key, cache_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(blob)
-
-    def present(self, keys, cache_id):
-        return {key for key in keys if self._path(key, cache_id).is_file()}
 
 
 def fraction(key: str, salt: str) -> float:

@@ -580,7 +580,7 @@ class LabelAuditAdmin(ReadOnlyAdmin):
 
     list_display = ["started_at", "photos", "labels", "issues_found", "flagged_count", "outlier_count",
                     "cluster_count", "seconds", "peak_memory_mb"]
-    fields = ["started_at", "finished_at", "photos", "labels", "issues_found", "flagged_links", "issue_table",
+    fields = ["started_at", "finished_at", "features", "photos", "labels", "issues_found", "flagged_links", "issue_table",
               "outlier_links", "cluster_links", "seconds", "peak_memory_mb", "error"]
     readonly_fields = fields
 

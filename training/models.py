@@ -81,6 +81,10 @@ class TrainingRun(models.Model):
     metrics = models.JSONField(default=dict, blank=True, help_text="variant -> evaluation of the exported file")
     history = models.JSONField(default=dict, blank=True, help_text="Keras history per epoch")
     feature_stats = models.JSONField(default=dict, blank=True)
+    model_features = models.CharField(
+        max_length=255, blank=True,
+        help_text="Feature cache id of the pooled features of this run's trained network for every photo of its "
+                  "dataset: what the nightly label audit reads (the latest run's; older runs' rows are deleted)")
     gate = models.JSONField(default=dict, blank=True, help_text="What the release gate compared")
     estimate = models.JSONField(default=dict, blank=True,
                                 help_text="The accuracy reported, its 95 % interval and what it rests on; per variant; "
@@ -311,6 +315,9 @@ class LabelAudit(models.Model):
                                                       "score, confidence}, most likely first.")
     outliers = models.JSONField(default=list, help_text="Photos unusual for their label: {photo, label, z}.")
     duplicate_clusters = models.JSONField(default=list, help_text="Near-identical photos of different volunteers.")
+    features = models.CharField(max_length=300, blank=True,
+                                help_text="Whose features the out-of-sample probabilities were computed on: the "
+                                          "latest run's trained network, or the frozen backbone before any.")
     seconds = models.FloatField(default=0)
     peak_memory_mb = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)

@@ -212,6 +212,20 @@ def training_run_queued_exists() -> bool:
     return TrainingRun.objects.filter(status=RunStatus.QUEUED).exists()
 
 
+def label_audit_features() -> tuple[list[str], str]:
+    """(feature cache ids, what they are) of the feature sets the label audit computes its probabilities on: the
+    frozen backbone's embeddings and the pooled features of the latest run's trained network (the night's own
+    model), one classifier per set, averaged (bench/README.md "Label audit"); the embeddings alone before any run
+    stored its network's features, or when the run trained a head only (then they are the same features)."""
+    embeddings = embedding_cache_id()
+    run = TrainingRun.objects.exclude(model_features="").order_by("-id").first()
+    if run is None:
+        return [embeddings], "the frozen backbone's embeddings (no run has stored its network's features yet)"
+    if run.model_features == embeddings:
+        return [embeddings], f"the frozen backbone's embeddings (run #{run.pk} trained a head only)"
+    return [embeddings, run.model_features], f"the frozen backbone's embeddings and run #{run.pk}'s fine-tuned network"
+
+
 def label_audit_outliers() -> dict[int, float]:
     """photo id -> z-score of the photos the latest label audit found unusual for their label (staff see it
     beside the novelty bonus). Empty before the first audit."""

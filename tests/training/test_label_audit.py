@@ -4,7 +4,9 @@ points back through the ledger, a kept photo is never flagged again; outliers an
 
 The photos are real uploads; their backbone features are planted in the feature cache as the night's run would
 have left them (clusters per label, the planted errors in another label's cluster), so the audit's statistics
-are what is tested, not a tiny network's accuracy."""
+are what is tested, not a tiny network's accuracy. That the night stores its network's features of every photo
+is tested on the session's one real run (tests/training/ml/test_train_and_export.py, TestModelFeatures) and in
+test_pipeline.py's nights."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from tests.factories import client_for, image_bytes, make_label, make_photo, mak
 from training import selectors
 from training.feature_store import DbFeatureStore
 from training.ml.features import encode
-from training.models import LabelAudit
+from training.models import FeatureCache, LabelAudit, RunStatus, TrainingRun
 
 pytestmark = pytest.mark.django_db
 SLUGS = ["daisy", "rose", "tulip"]
@@ -131,3 +133,44 @@ def test_the_nightly_cap_holds(planted, settings):
     settings.LABEL_AUDIT_MAX_PER_NIGHT = 2
     call_command("label_audit", "--no-progress")
     assert Photo.objects.filter(audit_flag="likely_mislabeled").count() == 2
+
+
+def test_after_a_fine_tuning_night_the_audit_also_reads_that_nights_network(planted):
+    """The frozen backbone cannot tell the planted errors (here: embeddings without any structure); the night's
+    fine-tuned network can, and the audit, which averages a classifier on each, sends them back."""
+    photos = planted["photos"]
+    rng = np.random.default_rng(11)
+    store = DbFeatureStore()
+    night_id = selectors.embedding_cache_id().replace(":pooled:", ":pooled:trained=0123456789abcdef:")
+    # The planted clusters become the night's network's features, and the embeddings noise.
+    store.put_many(store.get_many([p.sha256 for p in photos], selectors.embedding_cache_id()), night_id)
+    FeatureCache.objects.filter(cache_id=selectors.embedding_cache_id()).delete()
+    store.put_many({p.sha256: encode(rng.normal(size=32).astype(np.float32)[None]) for p in photos},
+                   selectors.embedding_cache_id())
+    run = TrainingRun.objects.create(status=RunStatus.SUCCEEDED, strategy="fine_tune", model_features=night_id)
+    call_command("label_audit", "--no-progress")
+    audit = LabelAudit.objects.get()
+    assert audit.features == f"the frozen backbone's embeddings and run #{run.pk}'s fine-tuned network"
+    errors = planted["errors"]
+    assert audit.photos == 60
+    assert set(audit.flagged[:len(errors)]) == set(errors), [(i["photo"], i["score"]) for i in audit.issues]
+
+
+def test_before_any_run_stored_its_networks_features_the_audit_reads_the_embeddings(planted):
+    call_command("label_audit", "--no-progress")
+    assert LabelAudit.objects.get().features.startswith("the frozen backbone's embeddings (no run")
+
+
+@pytest.mark.django_db(False)
+def test_a_small_collection_with_full_size_features_is_audited():
+    """36 photos of 1,280-d features (a new installation's first night): fewer photos than the 128 components."""
+    from training.ml.label_audit import audit
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(3, 1280))
+    labels = np.repeat([0, 1, 2], 12)
+    features = (centres[labels] + rng.normal(scale=0.5, size=(36, 1280))).astype(np.float32)
+    given = labels.copy()
+    given[0] = 1  # a planted error
+    findings = audit([features, features * 2], given)
+    assert findings.label_issues[0][0] == 0 and findings.label_issues[0][2] == 0

@@ -18,7 +18,7 @@ from collector import storage
 from collector.models import Photo
 from training import ml, selectors
 from training.services import publishing
-from training.models import ModelVersion, RunOutcome, RunStatus, TrainingRun
+from training.models import FeatureCache, LabelAudit, ModelVersion, RunOutcome, RunStatus, TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -99,6 +99,15 @@ class TestNightAfterNight:
         ids = [r["id"] for r in run.dataset_version.manifest]
         embeddings = selectors.photo_embeddings(ids)
         assert set(embeddings) == set(ids) and embeddings[ids[0]].ndim == 1
+
+        # For the label audit: the trained network's features of every photo, which the audit then reads (with
+        # no photo sent back here: the next nights must see the same dataset).
+        assert ":trained=" in run.model_features and "model_features" in run.phase_seconds
+        shas = set(Photo.objects.filter(pk__in=ids).values_list("sha256", flat=True))
+        assert set(FeatureCache.objects.filter(cache_id=run.model_features).values_list("sha256", flat=True)) == shas
+        call_command("label_audit", "--no-progress", "--limit", "0")
+        audit = LabelAudit.objects.get()
+        assert audit.features.endswith(f"run #{run.pk}'s fine-tuned network") and audit.photos == len(ids), audit.error
         return run
 
     def night_2_changes_nothing_and_skips(self):
@@ -119,6 +128,7 @@ class TestNightAfterNight:
         assert second.decisions[-1]["decision"] == "identical"
         assert second.decisions[-1]["detail"].startswith("Identical to v1")
         assert second.model_version.version == 1 and ModelVersion.objects.count() == 1
+        assert second.model_features == first.model_features, "the same network: the same features, kept"
         assert APIClient().get("/api/v1/models/latest/", HTTP_IF_NONE_MATCH=etag).status_code == 304
 
     def night_4_core_ml_turned_on_publishes_its_first_package(self, tiny_training) -> dict:
@@ -157,6 +167,10 @@ class TestNightAfterNight:
         failed = [d["detail"] for d in run.decisions if d["decision"] == "variant_failed"]
         assert len(failed) == 1 and "coreml" in failed[0] and "Foo" in failed[0]
         assert [f.variant for f in ModelVersion.objects.get(version=3).files.all()] == TFLITE
+        # A new network: its features replace the earlier networks' (the frozen backbone's stay).
+        trained = set(FeatureCache.objects.filter(cache_id__contains=":trained=").values_list("cache_id", flat=True))
+        assert trained == {run.model_features}
+        assert FeatureCache.objects.filter(cache_id=selectors.embedding_cache_id()).exists()
         client = APIClient()
         assert client.get("/api/v1/models/latest/?variant=float32").json()["version"] == 3
         # Phones asking for Core ML keep the last version that has it.

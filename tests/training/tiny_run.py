@@ -55,11 +55,12 @@ def make_photos(root: Path) -> Photos:
 
 
 def train_first_run(photos: Photos, out: Path):
-    """A fine-tuning run exporting every variant (the Core ML package too): (result, feature store, folder)."""
+    """A fine-tuning run exporting every variant (the Core ML package too), storing its network's features as the
+    night does (model_features): (result, feature store, folder)."""
     from training.ml import COREML, VARIANTS, MemoryFeatureStore, train_and_export
 
     store = MemoryFeatureStore()
     result = train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
                               hparams=tiny_hparams(variants=(*VARIANTS, COREML)), feature_store=store, out_dir=out,
-                              log=lambda m: None, model_info=FIRST_RUN_INFO)
+                              log=lambda m: None, model_info=FIRST_RUN_INFO, model_features=True)
     return result, store, out

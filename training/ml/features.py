@@ -8,6 +8,7 @@ with the photos that are new since the last run, not with the collection.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import weakref
 from collections import defaultdict
@@ -24,6 +25,8 @@ from .model import POOLED, bottom_model, build_backbone, tf_setup
 from .types import BackboneConfig, FeatureStore, HParams, Stopped
 
 PHOTOS_PER_BATCH = 32
+# In the cache ids of a trained network's features (model_features): what the night may delete once newer.
+MODEL_FEATURES = "trained"
 STORE_CHUNK = 256  # photos read from the FeatureStore at a time: memory stays bounded whatever the night's size
 
 
@@ -83,14 +86,16 @@ def cached_features(
     should_stop: Callable[[], bool] = lambda: False,
     bottom=None,
     scratch: Path | None = None,
+    cache_id: str | None = None,
 ) -> FeatureBatch:
     """Features of every photo, from the store where present, computed (and stored) otherwise.
 
     They are written to a FeatureArray (a scratch file under ``scratch``), never all held in memory:
     the store is read STORE_CHUNK photos at a time and new photos are computed PHOTOS_PER_BATCH at a time.
+    ``cache_id``: the store's name for them when ``bottom`` is not the frozen backbone's (model_features).
     """
     tf = tf_setup()
-    cache_id = features_cache_id(backbone, cut, augmented=augmented, hparams=hparams)
+    cache_id = cache_id or features_cache_id(backbone, cut, augmented=augmented, hparams=hparams)
     unique = list(dict.fromkeys(keys))
     positions: dict[str, list[int]] = defaultdict(list)
     for position, key in enumerate(keys):
@@ -145,6 +150,29 @@ def cached_features(
 _backbones: dict[tuple, object] = {}
 
 
+def _store_missing_pooled(*, keys: list[str], paths: list[Path], backbone: BackboneConfig, feature_store: FeatureStore,
+                          cache_id: str, base_and_bottom: Callable[[], tuple], progress: Callable[[float], None],
+                          should_stop: Callable[[], bool] = lambda: False) -> tuple[int, int]:
+    """Store the pooled clean-view features of every photo the store does not hold under ``cache_id`` yet:
+    (computed, already stored). The store is asked which keys it holds (keys only) and nothing is read back,
+    so memory stays bounded however many photos there are."""
+    if len(paths) != len(keys):
+        raise ValueError("paths and keys must have the same length")
+    unique = list(dict.fromkeys(keys))
+    stored = feature_store.present(unique, cache_id)
+    path_of = dict(zip(keys, paths))
+    missing = [k for k in unique if k not in stored]
+    if not missing:
+        progress(1.0)
+        return 0, len(unique)
+    base, bottom = base_and_bottom()
+    result = cached_features(keys=missing, paths=[path_of[k] for k in missing], base=base, backbone=backbone,
+                             cut=POOLED, augmented=0, hparams=None, feature_store=feature_store, bottom=bottom,
+                             progress=progress, should_stop=should_stop, cache_id=cache_id)
+    result.features.close()
+    return result.computed, len(unique) - result.computed  # another process may have stored some meanwhile
+
+
 def embed(*, paths: list[Path], backbone: BackboneConfig, feature_store: FeatureStore, keys: list[str],
           progress: Callable[[float], None] = lambda fraction: None) -> tuple[int, int]:
     """Store the pooled backbone embedding (float32 vector) of the clean view of each photo not stored yet.
@@ -154,23 +182,39 @@ def embed(*, paths: list[Path], backbone: BackboneConfig, feature_store: Feature
     there are: the store is asked which keys it holds (keys only), and only the missing photos are
     computed, PHOTOS_PER_BATCH at a time, into a scratch file (cached_features).
     """
-    if len(paths) != len(keys):
-        raise ValueError("paths and keys must have the same length")
-    cache_id = features_cache_id(backbone, POOLED, augmented=0, hparams=None)
-    unique = list(dict.fromkeys(keys))
-    stored = feature_store.present(unique, cache_id)
-    path_of = dict(zip(keys, paths))
-    missing = [k for k in unique if k not in stored]
-    if missing:
+
+    def base_and_bottom():
         identity = (backbone, backbone.weights_identity())
         if identity not in _backbones:
             base = build_backbone(backbone)
             _backbones.clear()
             _backbones[identity] = (base, bottom_model(base, POOLED))
-        base, bottom = _backbones[identity]
-        result = cached_features(keys=missing, paths=[path_of[k] for k in missing], base=base, backbone=backbone,
-                                 cut=POOLED, augmented=0, hparams=None, feature_store=feature_store, bottom=bottom,
-                                 progress=progress)
-        result.features.close()
-        return result.computed, len(unique) - result.computed  # another process may have stored some meanwhile
-    return 0, len(unique)
+        return _backbones[identity]
+
+    return _store_missing_pooled(keys=keys, paths=paths, backbone=backbone, feature_store=feature_store,
+                                 cache_id=features_cache_id(backbone, POOLED, augmented=0, hparams=None),
+                                 base_and_bottom=base_and_bottom, progress=progress)
+
+
+def model_features_cache_id(backbone: BackboneConfig, base, *, fine_tuned: bool) -> str:
+    """The store's name for the pooled features of the night's network. A head-only night did not change the
+    backbone: its features are the embedding (the same cache rows). A fine-tuned one is named by a digest of
+    its weights, so two nights share rows only when their networks are identical."""
+    if not fine_tuned:
+        return features_cache_id(backbone, POOLED, augmented=0, hparams=None)
+    digest = hashlib.sha256()
+    for weights in base.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return backbone.cache_id(cut=f"{POOLED}:{MODEL_FEATURES}={digest.hexdigest()[:16]}:views0")
+
+
+def model_features(*, base, fine_tuned: bool, keys: list[str], paths: list[Path], backbone: BackboneConfig,
+                   feature_store: FeatureStore, progress: Callable[[float], None] = lambda fraction: None,
+                   should_stop: Callable[[], bool] = lambda: False) -> tuple[str, int]:
+    """Store the pooled output of the night's trained backbone (what its classifier reads) for the clean view of
+    every photo: the label audit's features (training/ml/label_audit.py). (cache id, photos computed)."""
+    cache_id = model_features_cache_id(backbone, base, fine_tuned=fine_tuned)
+    computed, _ = _store_missing_pooled(keys=keys, paths=paths, backbone=backbone, feature_store=feature_store,
+                                        cache_id=cache_id, base_and_bottom=lambda: (base, bottom_model(base, POOLED)),
+                                        progress=progress, should_stop=should_stop)
+    return cache_id, computed

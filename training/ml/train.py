@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from . import calibration, data, export, fit, tflite_metadata
-from .features import cached_features
+from .features import cached_features, model_features as _model_features
 from .quiet import libraries_quiet
 from .model import (POOLED, Head, Pooling, bottom_model, build_backbone, cut_layer_name, set_top_trainable, tf_setup,
                     trainable_model)
@@ -108,7 +108,10 @@ def train_and_export(
     log: Callable[[str], None] = print,
     should_stop: Callable[[], bool] = lambda: False,
     model_info: ModelInfo = ModelInfo(),
+    model_features: bool = False,
 ) -> TrainResult:
+    """``model_features``: also store the pooled features of the trained network for every photo given (the
+    nightly label audit's; features.model_features), named in ``TrainResult.model_features``."""
     _validate(train, val, test, labels, hparams)
     out_dir = Path(out_dir)
     tf = tf_setup(hparams.threads or None)
@@ -174,6 +177,18 @@ def train_and_export(
             notes=notes), {}, None
     choice = {"strategy": strategy, "why": why, **choice}
 
+    features_id = ""
+    if model_features:
+        # What the night's classifier reads, for every photo: the label audit ranks label errors on these and
+        # the frozen backbone's together (docs/review.md), better than on either alone (bench/README.md).
+        progress("model_features", 0.0)
+        features_id, computed = _model_features(base=base, fine_tuned=strategy == "fine_tune", keys=[e.key for e in every],
+                                                paths=[e.path for e in every], backbone=hparams.backbone,
+                                                feature_store=feature_store,
+                                                progress=lambda f: progress("model_features", f), should_stop=should_stop)
+        log(f"model features for the label audit: {computed} computed, {len(every) - computed} already stored")
+        phase_done("model_features")
+
     # --- export every variant, then evaluate every written file -----------------------------
     with libraries_quiet():
         return _export_and_evaluate(**locals())
@@ -181,7 +196,7 @@ def train_and_export(
 
 def _export_and_evaluate(*, train, val, test, labels, hparams, out_dir, progress, log, should_stop, model_info, phases,
                          cpu, notes, phase_done, n, size, every, counts, largest_share, cross_validate, how, base, head,
-                         stats, history, choice, out_of_fold, estimate, strategy, **_) -> TrainResult:
+                         stats, history, choice, out_of_fold, estimate, strategy, features_id, **_) -> TrainResult:
     calibrations = calibration.calibration_draws(train, hparams)
     tflite_variants = [v for v in hparams.variants if v != COREML]
     exports = len(hparams.variants)
@@ -253,7 +268,8 @@ def _export_and_evaluate(*, train, val, test, labels, hparams, out_dir, progress
                        phase_seconds=phases, feature_stats=stats, notes=notes, phase_cpu_seconds=cpu,
                        coreml=coreml_result, failed_variants=failed, estimate=estimate.as_dict(), choice=choice,
                        largest_class_share=largest_share, evidence=evidence,
-                       evidence_keys=[e.key for e in [*test, *extra]], out_of_fold=out_of_fold)
+                       evidence_keys=[e.key for e in [*test, *extra]], out_of_fold=out_of_fold,
+                       model_features=features_id)
 
 
 def test_set(test: list[Example]) -> set[int]:

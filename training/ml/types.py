@@ -235,6 +235,9 @@ class TrainResult:
     evidence: dict[str, list[bool]] = field(default_factory=dict)
     evidence_keys: list[str] = field(default_factory=list)
     out_of_fold: dict[str, int] = field(default_factory=dict)
+    # The FeatureStore's cache id under which the trained network's pooled features of every photo lie
+    # (train_and_export(model_features=True)); "" when not asked for. The nightly label audit reads them.
+    model_features: str = ""
 
 
 class WeightsUnavailable(Exception):

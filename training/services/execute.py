@@ -107,7 +107,10 @@ def _run_steps(run: TrainingRun, reporter: RunReporter, repeat_dataset: int | No
             progress=reporter.progress, log=reporter.log, should_stop=reporter.should_stop,
             # The files' TFLite metadata names the run: the version number is given only at publishing.
             model_info=ml.ModelInfo(version=f"run {run.pk}"),
+            model_features=True,  # the label audit's features (training/services/label_audit.py)
         )
+        if result.model_features:
+            _record_model_features(run, result.model_features, reporter)
         for name, why in result.failed_variants.items():
             # Only this variant is missing: the others are gated and published; phones asking for it
             # keep getting the last version that has it.
@@ -153,6 +156,18 @@ def _run_steps(run: TrainingRun, reporter: RunReporter, repeat_dataset: int | No
         run.model_version = version
         reporter.decide("published", f"Published v{version.version} and put it in service.")
     return run_finish(run, reporter, status=RunStatus.SUCCEEDED, outcome=RunOutcome.PUBLISHED)
+
+
+def _record_model_features(run: TrainingRun, cache_id: str, reporter: RunReporter) -> None:
+    """Name the features of this run's network on the run at once (the audit reads the latest run's), then drop
+    older runs' (each night's are of a new network: at 100k photos they are 250 MB a night)."""
+    from training.services.feature_cache import feature_cache_forget_older_model_features
+
+    run.model_features = cache_id
+    TrainingRun.objects.filter(pk=run.pk).update(model_features=cache_id)
+    dropped = feature_cache_forget_older_model_features(keep=cache_id)
+    if dropped:
+        reporter.log(f"Dropped {dropped} cached feature row(s) of earlier runs' networks.")
 
 
 def _download_examples(dataset: DatasetVersion, keys: dict[int, str], folder: Path,

@@ -15,3 +15,12 @@ def feature_cache_forget(*, sha256s: list[str]) -> int:
     deleted, _ = FeatureCache.objects.filter(sha256__in=gone).delete()
     return deleted
 
+
+def feature_cache_forget_older_model_features(*, keep: str) -> int:
+    """Drop the cached features of every trained network but ``keep`` (the latest run's, which the label audit
+    reads). The frozen backbone's features (embeddings, training features) are kept."""
+    from training.ml.features import MODEL_FEATURES
+
+    deleted, _ = (FeatureCache.objects.filter(cache_id__contains=f":{MODEL_FEATURES}=").exclude(cache_id=keep)
+                  .delete())
+    return deleted

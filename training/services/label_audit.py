@@ -1,7 +1,9 @@
 """The nightly label audit: likely label errors back to the review queue, outliers and near-duplicates for staff.
 
-After the night's training has cached every approved photo's backbone features, ``label_audit_run``
-computes out-of-sample class probabilities by k-fold over those features, ranks likely label errors with
+After the night's training has stored the pooled features of its trained network for every photo of its
+dataset (TrainingRun.model_features), ``label_audit_run`` computes out-of-sample class probabilities by
+k-fold over those features and over the frozen backbone's embeddings (one classifier each, averaged), ranks
+likely label errors with
 cleanlab (training.ml.label_audit) and flags the most likely, at most LABEL_AUDIT_MAX_PER_NIGHT, through
 collector's ``photos_flag_likely_mislabeled`` (out of the next dataset and the novelty bonus until a
 reviewer decides). Outliers ("unusual for its label") and near-duplicate clusters across volunteers are
@@ -27,45 +29,41 @@ SHOWN = 200  # issues and outliers kept on the audit's row for staff
 READ_CHUNK = 2000  # cached features read per query
 
 
-def _features(log) -> tuple[list[int], list[str], list[int | None], np.ndarray | None]:
-    """(photo ids, label slugs, owners, features n x d) of approved photos whose features the cache holds."""
-    from training.ml.features import decode
-    from training.selectors import embedding_cache_id
+def _features(cache_ids: list[str], log) -> tuple[list[int], list[str], list[int | None], list[np.ndarray]]:
+    """(photo ids, label slugs, owners, one n x 128 array per feature set) of the approved photos every set holds.
 
-    cache_id = embedding_cache_id()
+    Each set is read READ_CHUNK photos at a time and reduced before the next is read (read_reduced)."""
+    from training.ml.label_audit import read_reduced
+
     rows = list(collector_selectors.photos_approved().order_by("id")
                 .values_list("id", "sha256", "label__slug", "volunteer_id"))
     store = DbFeatureStore()
-    ids, labels, owners = [], [], []
-    features = None  # one n x d float32 array, filled in place (never a list of blocks and their concatenation)
-    for start in range(0, len(rows), READ_CHUNK):
-        chunk = rows[start:start + READ_CHUNK]
-        blobs = store.get_many(list({sha for _, sha, _, _ in chunk}), cache_id)
-        for pid, sha, slug, owner in chunk:
-            if sha not in blobs:
-                continue
-            array = decode(blobs[sha])
-            vector = array.reshape(-1) if array.ndim == 1 else array[0].reshape(-1)
-            if features is None:
-                features = np.empty((len(rows), len(vector)), dtype=np.float32)
-            features[len(ids)] = vector
-            ids.append(pid), labels.append(slug), owners.append(owner)
-    missing = len(rows) - len(ids)
+    held = set(row[1] for row in rows)
+    for cache_id in cache_ids:
+        held &= store.present(list(held), cache_id)
+    kept = [row for row in rows if row[1] in held]
+    missing = len(rows) - len(kept)
     if missing:
-        log(f"{missing} approved photo(s) have no cached features yet (the next run embeds them); not audited.")
-    return ids, labels, owners, (features[:len(ids)] if features is not None else None)
+        log(f"{missing} approved photo(s) have no cached features of the night's networks yet (approved since its "
+            "run); not audited.")
+    keys = [sha for _, sha, _, _ in kept]
+    features = [read_reduced(store, keys, cache_id, chunk=READ_CHUNK) for cache_id in cache_ids] if kept else []
+    return [r[0] for r in kept], [r[2] for r in kept], [r[3] for r in kept], features
 
 
 def label_audit_run(*, log: Callable[[str], None] = lambda message: None, limit: int | None = None) -> LabelAudit:
     """Audit every approved photo with cached features; flag up to ``limit`` (LABEL_AUDIT_MAX_PER_NIGHT)."""
     from training.ml.label_audit import audit
+    from training.selectors import label_audit_features
 
     limit = settings.LABEL_AUDIT_MAX_PER_NIGHT if limit is None else limit
-    record = LabelAudit.objects.create()
+    cache_ids, what = label_audit_features()
+    record = LabelAudit.objects.create(features=what)
+    log(f"Features: {what}.")
     started = time.perf_counter()
-    ids, slugs, owners, features = _features(log)
+    ids, slugs, owners, features = _features(cache_ids, log)
     record.photos = len(ids)
-    if features is None or len(set(slugs)) < 2:
+    if not features or len(set(slugs)) < 2:
         record.error = "Fewer than two labels with cached features: nothing to audit."
         log(record.error)
     else:

@@ -24,7 +24,7 @@ logger = logging.getLogger("training.services")
 # that are not listed keep the bar where it is.
 PHASE_WEIGHTS = {
     "dataset": 2, "download": 5, "backbone": 2, "features": 29, "train_head": 20, "fine_tune": 15, "prune": 5,
-    "export": 10, "evaluate": 7, "embed": 3, "gate": 3, "publish": 2,
+    "model_features": 3, "export": 10, "evaluate": 7, "embed": 3, "gate": 3, "publish": 2,
 }
 _PHASE_START = {}
 _acc = 0.0
@@ -171,7 +171,7 @@ def run_finish(run: TrainingRun, reporter: RunReporter, *, status: str, error: s
         run.percent = 100.0
     fields = ["status", "error", "outcome", "finished_at", "phase_seconds", "percent", "log", "decisions", "phase",
               "dataset_version_id", "strategy", "hparams", "labels", "metrics", "history", "feature_stats", "gate", "estimate",
-              "model_version_id"]
+              "model_version_id", "model_features"]
     updates = {f: getattr(run, f) for f in fields}
     # Only the claim holder may finish the run; a run failed as stale meanwhile keeps that verdict.
     TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, active=True).update(active=None, **updates)

@@ -14,6 +14,8 @@ from tests.training.ml.conftest import SIZE, tiny_hparams
 from tests.training.images import make_examples
 from training.ml import MemoryFeatureStore, Stopped, evaluate_tflite, preprocess_for_inference, train_and_export
 from training.ml.data import load_rgb
+from training.ml.features import decode, embed, features_cache_id
+from training.ml.model import POOLED
 
 pytestmark = pytest.mark.slow
 
@@ -124,16 +126,41 @@ class TestFeatureCache:
         assert result.feature_stats == {"computed": len(photos.train) + len(photos.val), "reused": 0}
 
 
+class TestModelFeatures:
+    """What the nightly label audit reads: the pooled features of the night's trained network, of every photo."""
+
+    def test_it_stores_the_fine_tuned_networks_features_of_every_photo(self, first_run, photos, tmp_path):
+        result, store, _ = first_run
+        every = [e.key for e in (*photos.train, *photos.val, *photos.test)]
+        assert ":trained=" in result.model_features, "named by the trained network's weights"
+        assert "model_features" in result.phase_seconds
+        held = {k: decode(b) for k, b in store.get_many(every, result.model_features).items()}
+        assert set(held) == set(every)
+        # Not the frozen backbone's: the fine-tuned top blocks changed what the classifier reads.
+        frozen_store = MemoryFeatureStore()
+        embed(paths=[e.path for e in photos.test], keys=[e.key for e in photos.test],
+              backbone=tiny_hparams().backbone, feature_store=frozen_store)
+        frozen_id = features_cache_id(tiny_hparams().backbone, POOLED, augmented=0, hparams=None)
+        frozen = {k: decode(b) for k, b in frozen_store.get_many([e.key for e in photos.test], frozen_id).items()}
+        assert all(held[k].shape == frozen[k].shape for k in frozen)
+        assert not all(np.allclose(held[k], frozen[k], atol=1e-2) for k in frozen)
+
+
 class TestStrategy:
     def test_it_trains_only_a_head_when_a_class_has_few_photos(self, photos, tmp_path):
+        store = MemoryFeatureStore()
         result = train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
                                   hparams=tiny_hparams(fine_tune_min_per_class=1000, epochs_head=60, learning_rate_head=1e-2,
                                                        variants=("float32",)),
-                                  feature_store=MemoryFeatureStore(), out_dir=tmp_path, log=lambda m: None)
+                                  feature_store=store, out_dir=tmp_path, log=lambda m: None, model_features=True)
         # A head on frozen features: on the last activation's or on several layers', as the cross-validation chose.
         assert result.strategy in ("head_only", "several_layers") and result.strategy == result.choice["features"]
         assert "fine_tune" not in result.phase_seconds
         assert result.variants["float32"].accuracy >= 0.8
+        # A head-only night left the backbone frozen: its network's features are the embeddings, of every photo.
+        every = [e.key for e in (*photos.train, *photos.val, *photos.test)]
+        assert result.model_features == features_cache_id(tiny_hparams().backbone, POOLED, augmented=0, hparams=None)
+        assert store.present(every, result.model_features) == set(every)
 
 
 def operator_names(path) -> set[str]:

@@ -1,6 +1,7 @@
 """`manage.py label_audit`: the nightly audit of approved photos' labels (after the night's training).
 
-Ranks likely label errors with cleanlab on k-fold out-of-sample probabilities over the cached features and
+Ranks likely label errors with cleanlab on k-fold out-of-sample probabilities over the cached features (the frozen
+backbone's and the night's trained network's, one classifier each, averaged) and
 sends the most likely (at most LABEL_AUDIT_MAX_PER_NIGHT) back to the review queue; records outliers and
 near-duplicate clusters for staff (Training → Label audits). See docs/review.md.
 """
