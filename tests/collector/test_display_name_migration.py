@@ -3,10 +3,9 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from collector.lib.names import display_name_key
+from tests.migration_steps import migrate_forward, state_at
 
 BEFORE = [("collector", "0005_storage_sweep")]
 
@@ -14,17 +13,7 @@ BEFORE = [("collector", "0005_storage_sweep")]
 @pytest.fixture
 def old_state():
     """The database as it was before the key, then migrated forward again whatever the test did."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    yield executor.loader.project_state(BEFORE).apps
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
-def _migrate_forward():
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    yield from state_at(BEFORE)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -45,7 +34,7 @@ def test_the_oldest_keeps_its_name_and_younger_look_alikes_are_renamed(old_state
     full_width = volunteer("\uff41lice", 4)
     bob, b0b = volunteer("bob", 5), volunteer("b0b", 6)
 
-    _migrate_forward()
+    migrate_forward()
 
     from collector.models import Volunteer as Current
 

@@ -7,6 +7,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from tests.migration_steps import migrate_forward, state_at
+
 BEFORE = [("collector", "0011_label_audit"), ("training", "0008_small_data_estimates")]
 WHEN = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
 
@@ -14,17 +16,7 @@ WHEN = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
 @pytest.fixture
 def old_state():
     """The database as it was with two tables, then migrated forward again whatever the test did."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    yield executor.loader.project_state(BEFORE).apps
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
-def _migrate_forward():
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    yield from state_at(BEFORE)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -49,7 +41,7 @@ def test_guesses_and_predictions_become_one_table_with_their_roles(old_state):
         Prediction.objects.create(photo_id=pk, model_version=version, variant="int8", label="daisy", confidence=0.61)
     Prediction.objects.update(created_at=WHEN)
 
-    _migrate_forward()
+    migrate_forward()
 
     from collector.models import PhotoPrediction
 
