@@ -132,6 +132,16 @@ class TestWhatIsReported:
         assert fit.photos_for_lower_bound(8 / 23, 0.2, n=23) > 23
         assert fit.photos_for_lower_bound(0.2, 0.2, n=23) is None  # chance stays chance, however many photos
 
+    def test_the_photos_it_asks_for_count_the_interval_it_reported(self):
+        """A cross-validated interval wider than Wilson's (the folds disagreed) needs more photos to clear chance:
+        the advice must not promise the lower bound sooner than the reported interval can deliver it."""
+        wilson_low = fit.wilson(30, 50)[0]
+        by_wilson = fit.photos_for_lower_bound(0.6, 0.5, n=50)
+        assert fit.photos_for_lower_bound(0.6, 0.5, n=50, low=wilson_low) == by_wilson
+        wider = fit.photos_for_lower_bound(0.6, 0.5, n=50, low=0.6 - 2 * (0.6 - wilson_low))
+        assert wider > by_wilson * 3  # twice the distance below: about four times the photos
+        assert fit.wilson(round(0.6 * wider), wider)[0] > 0.5
+
     def test_the_interval_counts_how_much_the_folds_disagree(self):
         """Wilson counts each photo's luck; the folds' models also differ by which photos trained them, which at
         10-30 photos a label moves the estimate as much again (bench/README.md, "Interval calibration")."""

@@ -50,14 +50,21 @@ def wilson(correct: float, n: int, z: float = Z_TWO_SIDED) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def photos_for_lower_bound(accuracy: float, threshold: float, *, n: int, limit: int = 100_000) -> int | None:
+def photos_for_lower_bound(accuracy: float, threshold: float, *, n: int, low: float | None = None,
+                           limit: int = 100_000) -> int | None:
     """How many photos a model measuring ``accuracy`` needs for its interval's lower bound to exceed
-    ``threshold``; None when the accuracy itself is not above it (more of the same photos cannot help)."""
+    ``threshold``; None when the accuracy itself is not above it (more of the same photos cannot help).
+
+    ``low``: the lower bound reported now on ``n`` photos, when it is below Wilson's (the repeated k-fold's
+    interval, widened by the folds' spread): the distance below the accuracy is kept in the same proportion
+    to Wilson's as the photos grow, as both shrink about as one over the square root of the photos."""
     if accuracy <= threshold:
         return None
     size = max(1, n)
+    wilson_gap = accuracy - wilson(round(accuracy * size), size)[0]
+    widen = max(1.0, (accuracy - low) / wilson_gap) if low is not None and wilson_gap > 0 else 1.0
     while size < limit:
-        if wilson(round(accuracy * size), size)[0] > threshold:
+        if accuracy - widen * (accuracy - wilson(round(accuracy * size), size)[0]) > threshold:
             return size
         size = int(size * 1.1) + 1
     return None

@@ -120,7 +120,7 @@ def chance_rule(*, estimate: dict, largest_class_share: float, labels: int) -> t
         return True, f"Better than chance: {measured}; its lower bound is above {_pct(threshold)} ({what})."
     from training.ml.fit import photos_for_lower_bound
 
-    needed = photos_for_lower_bound(accuracy, threshold, n=photos)
+    needed = photos_for_lower_bound(accuracy, threshold, n=photos, low=low if photos else None)
     if needed is None:
         more = (f"the model does no better than {_pct(threshold)} ({what}), so more of the same photos will not "
                 "show otherwise: check that the labels are right and that the photos show what tells the labels "
