@@ -25,11 +25,18 @@ import requests
 
 from tests.training.conftest import CLASSES, class_image
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path("/usr/sbin/nginx").exists() and not shutil.which("nginx"),
-                       reason="Debian's nginx is not installed (deploy/ensure-test-tools.sh installs it)"),
-]
+NEEDS_NGINX = pytest.mark.skipif(not Path("/usr/sbin/nginx").exists() and not shutil.which("nginx"),
+                                 reason="Debian's nginx is not installed (deploy/ensure-test-tools.sh installs it)")
+pytestmark = [pytest.mark.slow, NEEDS_NGINX]
+
+
+def skip_without_own_services() -> None:
+    """The cluster starts its own PostgreSQL and Redis: skip, naming what is missing, where they are not installed."""
+    from deploy.localcluster import own_services_missing
+
+    missing = own_services_missing()
+    if missing:
+        pytest.skip(f"Not installed: {', '.join(missing)} (deploy/ensure-test-tools.sh installs them)")
 
 SIGNUP_RATE = 6  # per hour: the anonymous throttle the forged X-Forwarded-For tries to escape
 PHOTOS_PER_LABEL = 8
@@ -37,11 +44,9 @@ PHOTOS_PER_LABEL = 8
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from deploy.localcluster import LocalCluster, own_services_missing
+    from deploy.localcluster import LocalCluster
 
-    missing = own_services_missing()
-    if missing:
-        pytest.skip(f"Not installed: {', '.join(missing)} (deploy/ensure-test-tools.sh installs them)")
+    skip_without_own_services()
     root = tmp_path_factory.mktemp("cluster")
     env = {"SIGNUP_RATE": f"{SIGNUP_RATE}/hour", "PHOTO_UPLOAD_RATE": "1000/hour",
            "PHOTO_MAX_BYTES": str(2 * 1024 * 1024)}

@@ -7,30 +7,22 @@ itself once the part is back. Everything goes through nginx over TLS, as a phone
 from __future__ import annotations
 
 import re
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_cluster import Phone
+from tests.deploy.test_cluster import NEEDS_NGINX, Phone, skip_without_own_services
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path("/usr/sbin/nginx").exists() and not shutil.which("nginx"),
-                       reason="Debian's nginx is not installed (deploy/ensure-test-tools.sh installs it)"),
-]
+pytestmark = [pytest.mark.slow, NEEDS_NGINX]
 
 HEARTBEAT_SECONDS = 1
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from deploy.localcluster import LocalCluster, own_services_missing
+    from deploy.localcluster import LocalCluster
 
-    missing = own_services_missing()
-    if missing:
-        pytest.skip(f"Not installed: {', '.join(missing)} (deploy/ensure-test-tools.sh installs them)")
+    skip_without_own_services()
     env = {"PROCESS_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS), "REDIS_TIMEOUT": "1"}
     with LocalCluster(tmp_path_factory.mktemp("failing"), web_hosts=1, services="own", env=env) as cluster:
         try:
