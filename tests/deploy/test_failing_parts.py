@@ -119,10 +119,17 @@ class TestFailingParts:
         wait_for(lambda: all(at > back for at in beats(cluster).values()) and len(beats(cluster)) == 2,
                  timeout=60, what="heartbeats after PostgreSQL came back", interval=0.5)
         for name in ("scheduler", "trainworker"):
+            # Each loop (the heartbeat; the trainworker's poll for runs) logs the outage once as it starts and once
+            # as it ends, not at every beat in between. A loop's end is logged at its next turn after PostgreSQL
+            # came back (the poll's turn can come after the heartbeat's): wait for it, then count.
+            def outage_ends_logged(name=name) -> bool:
+                log = cluster.log(name, tail=200_000)
+                return log.count("works again after") >= log.count("retrying until the database answers")
+
+            wait_for(outage_ends_logged, timeout=120, what=f"{name}'s loops logging that the database works again",
+                     interval=0.5)
             log = cluster.log(name, tail=200_000)
             assert "The heartbeat of" in log and "works again after" in log, log[-5000:]
-            # Each loop (the heartbeat; the trainworker's poll for runs) logs the outage once as it starts and once
-            # as it ends, not at every beat in between.
             failed, recovered = log.count("retrying until the database answers"), log.count("works again after")
             assert 1 <= failed == recovered <= 2, log[-5000:]
         assert browser.get("/me/").status_code == 200
