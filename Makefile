@@ -10,10 +10,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # uv installs the pinned set (constraints.txt) about ten times faster than pip (5 s against 55 s with warm
 # caches: docs/testing.md); `make venv INSTALLER=pip` installs the same pins with pip (uv reads no pip.conf:
 # a machine that reaches packages only through pip's configured mirror needs that).
+# Both write every package's bytecode at install, as pip does by default and uv only when asked: a machine
+# with PYTHONDONTWRITEBYTECODE set (this project's CI machine) never writes it later, so without it every
+# process compiled what it imported, again (TensorFlow's import 17 s of CPU instead of 5: docs/testing.md).
 UV_VERSION := 0.13.9
 INSTALLER ?= uv
 ifeq ($(INSTALLER),uv)
-INSTALL = $(BIN)/uv pip install --python $(BIN)/python --quiet
+INSTALL = $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode
 else
 INSTALL = $(BIN)/python -m pip install --quiet
 endif
@@ -44,8 +47,11 @@ run: venv frontend
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
+# The project's own modules compiled once here, for the same reason (every test process and subprocess
+# imports them; compileall rewrites only what changed).
 test: venv frontend
 	bash deploy/ensure-test-tools.sh
+	$(BIN)/python -m compileall -q -j 0 config collector training challenges newsletter pages manage.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything but model training and the browser.

@@ -10,6 +10,7 @@ import pytest
 
 from tests.factories import client_for, make_label, make_reviewer, make_volunteer, upload
 from tests.training.processes import BASE, subprocess_env
+from tests.training.built_once import built_once
 from tests.training.images import Look, Variation, class_photo
 from tests.training.tiny_run import Photos, make_photos, train_first_run
 
@@ -105,13 +106,15 @@ def three_classes(photos):
 
 @pytest.fixture(scope="session")
 def trainable_photos(tmp_path_factory) -> Photos:
-    return make_photos(tmp_path_factory.mktemp("photos"))
+    return built_once("photos", make_photos, lambda: tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture(scope="session")
 def first_run(trainable_photos, tmp_path_factory):
-    """The session's one real run (tests/training/tiny_run.py): (TrainResult, feature store, export folder)."""
-    return train_first_run(trainable_photos, tmp_path_factory.mktemp("run1"))
+    """The session's one real run (tests/training/tiny_run.py): (TrainResult, feature store, export folder).
+    Once per CI run, not per pass (tests/training/built_once.py)."""
+    return built_once("first-run", lambda folder: train_first_run(trainable_photos, folder),
+                      lambda: tmp_path_factory.mktemp("run1"))
 
 
 @pytest.fixture(scope="session")
@@ -124,14 +127,18 @@ def trained_result(first_run, trainable_photos):
 def classes_result(tmp_path_factory):
     """A real TrainResult on CLASSES, the looks and label slugs the Django-level tests upload (PhotoMaker), for
     tests that need the model in service to recognise their photos (review guesses, the stumped bonus, the
-    phone's guess). The shared run above knows other labels (TRAINABLE's); this one is small (32 px, no Core ML)."""
+    phone's guess). The shared run above knows other labels (TRAINABLE's); this one is small (32 px, no Core ML).
+    Once per CI run, not per pass (tests/training/built_once.py)."""
+    return built_once("classes", _train_classes, lambda: tmp_path_factory.mktemp("classes"))
+
+
+def _train_classes(folder):
     import hashlib
 
     from django.conf import settings as django_settings
 
     from training import ml
 
-    folder = tmp_path_factory.mktemp("classes")
     labels = sorted(CLASSES)
     splits: dict[str, list] = {"train": [], "val": [], "test": []}
     for index, slug in enumerate(labels):

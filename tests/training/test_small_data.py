@@ -32,7 +32,11 @@ def small_night(tiny_training):
     return tiny_training
 
 
+# Two real nights. What they ask of the database (a run's rows, publishing, the manifest) is asserted on both
+# databases by test_runs.py, test_models_api.py and test_selectors.py; what these prove (the interval, the
+# strategy, the chance rule, the default variant, the messages) is the same on either: PostgreSQL only in CI.
 @pytest.mark.slow
+@pytest.mark.any_database
 @pytest.mark.django_db(transaction=True)
 class TestASmallNight:
     def test_it_reports_an_interval_its_strategy_and_a_default_variant_chosen_by_evidence(self, small_night, photos):

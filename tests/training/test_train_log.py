@@ -22,6 +22,7 @@ NOISE = ("Running MIL", "Converting TF Frontend", "passes/s", "ops/s", "Failed t
 
 
 @pytest.mark.slow
+@pytest.mark.any_database  # what the command prints does not depend on the database: PostgreSQL only in CI
 @pytest.mark.django_db(transaction=True)
 def test_a_successful_night_prints_a_short_log(tiny_training, three_classes, capfd, caplog):
     tiny_training.TRAINING_VARIANTS = ("float32", "int8", "coreml")
