@@ -12,14 +12,19 @@ SHARED_PER_SESSION = {"first_run": "trained-model", "classes_result": "classes-m
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the xdist_group marks set here
 def pytest_collection_modifyitems(config, items):
-    """Mark `database` each test whose outcome may depend on which database DATABASE_URL names.
+    """Mark `database` each test whose outcome may depend on which database DATABASE_URL names, and
+    `no_database` each test that reaches none.
 
-    That is every test that reaches the database through pytest-django (the only way a test, or a
+    `database` is every test that reaches the database through pytest-django (the only way a test, or a
     process it starts, can reach the test database), less the browser tests and those marked
-    `any_database`: CI's SQLite pass runs `-m database`, the PostgreSQL pass everything (.ci/run).
+    `any_database`. CI (.ci/run) runs the `database` tests on both, every other test once: the SQLite pass
+    `-m "database or no_database"`, the PostgreSQL pass `-m "not no_database"` (the browser tests and
+    `any_database` ones need a database, and PostgreSQL is production's).
     """
     for item in items:
-        if _uses_database(item) and not item.get_closest_marker("browser") and not item.get_closest_marker("any_database"):
+        if not _uses_database(item):
+            item.add_marker(pytest.mark.no_database)
+        elif not item.get_closest_marker("browser") and not item.get_closest_marker("any_database"):
             item.add_marker(pytest.mark.database)
         fixtures = set(getattr(item, "fixturenames", ()))
         group = next((SHARED_PER_SESSION[name] for name in sorted(SHARED_PER_SESSION.keys() & fixtures)), None)

@@ -54,21 +54,33 @@ class TestPassesCover:
         assert check.main([str(tmp_path / name) for name in ("collected.txt", "postgres.tsv", "sqlite.tsv")]) == 0
 
 
-def test_the_sqlite_pass_selects_the_tests_that_reach_the_database_and_no_other():
-    files = ["tests/training/test_runs.py", "tests/training/test_scheduler.py", "tests/training/ml/test_runtime.py",
-             "tests/hardening/test_csp_browser.py"]
+def _selected(marks: str, files: list[str]) -> set[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CROWDLENS_TEST_OUTCOMES")}
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                           "-m", "database", *files], cwd=BASE, env=env, capture_output=True, text=True, timeout=300)
+                           "-m", marks, *files], cwd=BASE, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    selected = {line for line in done.stdout.splitlines() if "::" in line}
-    # Reaches the database (pytest-django's marker, or a fixture that needs it): selected.
+    return {line for line in done.stdout.splitlines() if "::" in line}
+
+
+def test_the_database_s_tests_run_on_both_and_every_other_test_once():
+    """.ci/run's two selections: SQLite `database or no_database`, PostgreSQL `not no_database`."""
+    files = ["tests/training/test_runs.py", "tests/training/test_scheduler.py", "tests/training/ml/test_runtime.py",
+             "tests/hardening/test_csp_browser.py", "tests/training/test_pipeline.py"]
+    sqlite, postgres = _selected("database or no_database", files), _selected("not no_database", files)
+    everything = _selected("", files)
+    assert sqlite | postgres == everything
     runs, scheduler = "tests/training/test_runs.py::", "tests/training/test_scheduler.py::"
-    assert {f"{runs}TestConcurrentClaims::test_two_processes_claiming_at_the_same_moment_make_one_run",
+    # Reaches the database (pytest-django's marker, or a fixture that needs it): both passes.
+    both = {f"{runs}TestConcurrentClaims::test_two_processes_claiming_at_the_same_moment_make_one_run",
             f"{runs}TestTrainCommand::test_it_says_so_and_does_nothing_while_another_run_holds_the_claim",
-            f"{scheduler}TestJobsMissed::test_it_runs_a_time_missed_within_the_grace_once"} <= selected
-    # No database, or only a file database of its own (the scheduler's processes): PostgreSQL's pass only.
-    assert f"{scheduler}TestLastFireTime::test_it_honours_the_day_of_week" not in selected
-    assert not [t for t in selected if "TestRunschedulerProcess" in t]
-    # The training library (pytest-django refuses it the database) and a browser test: PostgreSQL's pass only.
-    assert not [t for t in selected if "test_runtime.py" in t or "test_csp_browser.py" in t]
+            f"{scheduler}TestJobsMissed::test_it_runs_a_time_missed_within_the_grace_once"}
+    assert both <= sqlite & postgres
+    assert sqlite & postgres == _selected("database", files)
+    # No database, or only a file database of its own (the scheduler's processes), and the training library
+    # (pytest-django refuses it the database): the SQLite pass only.
+    assert f"{scheduler}TestLastFireTime::test_it_honours_the_day_of_week" in sqlite - postgres
+    assert [t for t in sqlite - postgres if "TestRunschedulerProcess" in t]
+    assert [t for t in sqlite - postgres if "test_runtime.py" in t]
+    # A browser test on the live server, and the night chain (marked any_database): PostgreSQL only.
+    assert [t for t in postgres - sqlite if "test_csp_browser.py" in t]
+    assert [t for t in postgres - sqlite if "TestNightAfterNight" in t]
