@@ -7,9 +7,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv frontend run test test-fast migrate schema audit bench-upload bench-upload-memory bench-nginx bench-train bench-leaderboard bench-newsletter bench-review bench-browser-model clean
 
-# uv installs the pinned set (constraints.txt) about ten times faster than pip (5 s against 55 s with warm
-# caches: docs/testing.md); `make venv INSTALLER=pip` installs the same pins with pip (uv reads no pip.conf:
-# a machine that reaches packages only through pip's configured mirror needs that).
+# uv installs the pinned set (constraints.txt) faster than pip (5 s against 55 s with warm caches before
+# the bytecode below: docs/testing.md); `make venv INSTALLER=pip` installs the same pins with pip (uv reads
+# no pip.conf: a machine that reaches packages only through pip's configured mirror needs that).
 # Both write every package's bytecode at install, as pip does by default and uv only when asked: a machine
 # with PYTHONDONTWRITEBYTECODE set (this project's CI machine) never writes it later, so without it every
 # process compiled what it imported, again (TensorFlow's import 17 s of CPU instead of 5: docs/testing.md).
