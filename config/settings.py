@@ -503,7 +503,7 @@ TRAINING_AUGMENT_FLIP = env_bool("TRAINING_AUGMENT_FLIP", True,
 TRAINING_MIXUP_ALPHA = env_opt_float("TRAINING_MIXUP_ALPHA", minimum=0.0, shown=_TUNED,
     help="Mixup's alpha (0: no mixup).")
 TRAINING_TF_THREADS = env_int("TRAINING_TF_THREADS", 0, minimum=0,
-    help="TensorFlow intra-op threads (0: min(4, CPUs)).")
+    help="TensorFlow intra-op threads (0: TensorFlow's own TF_NUM_INTRAOP_THREADS when set, else min(4, CPUs)).")
 TRAINING_EMBEDDINGS = env_bool("TRAINING_EMBEDDINGS", True,
     help="After training, cache pooled embeddings of new photos for the challenges' novelty bonus (one extra "
          "forward pass per new photo).")

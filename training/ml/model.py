@@ -87,19 +87,25 @@ _configured = False
 
 
 def tf_setup(threads: int | None = None):
-    """Import TensorFlow once with modest thread pools (the machine is shared)."""
+    """Import TensorFlow once with modest thread pools (the machine is shared): `threads` intra-op threads, else
+    TensorFlow's own TF_NUM_INTRAOP_THREADS (and TF_NUM_INTEROP_THREADS) when set, else min(4, CPUs)."""
     global _configured
     import tensorflow as tf
 
     if not _configured:
-        threads = threads or min(4, os.cpu_count() or 1)
+        threads = threads or _env_threads("TF_NUM_INTRAOP_THREADS") or min(4, os.cpu_count() or 1)
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+            tf.config.threading.set_inter_op_parallelism_threads(_env_threads("TF_NUM_INTEROP_THREADS") or min(2, threads))
         except RuntimeError:  # already initialised by someone else in this process
             pass
         _configured = True
     return tf
+
+
+def _env_threads(name: str) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else 0
 
 
 def _keras():
