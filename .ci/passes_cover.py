@@ -1,7 +1,8 @@
 """Fail when a collected test passed in neither of CI's two passes (.ci/run).
 
-The PostgreSQL pass runs everything, the SQLite pass only `-m database` (tests/conftest.py): a test
-that the SQLite pass leaves out and PostgreSQL skips (a skip for one vendor, a missing tool) would
+The PostgreSQL pass runs the tests that reach a database (`-m "not no_database"`), the SQLite pass the
+`database` ones and those that reach none (`-m "database or no_database"`; marks set by tests/conftest.py):
+a test that one pass leaves out and the other skips (a skip for one vendor, a missing tool) would
 otherwise be dropped from both without anyone noticing.
 
     python .ci/passes_cover.py COLLECTED OUTCOMES...

@@ -1,8 +1,9 @@
 """The session's trained models built once per CI run, not once per pass.
 
-CI runs two test processes side by side (.ci/run: PostgreSQL, every test; SQLite, the tests marked database),
-and both need the same tiny trained models (`first_run`, `classes_result`): the SQLite pass for the delivery
-API's, the review guesses' and the stumped bonus's tests, which depend on the database, not on training. With
+CI runs two test passes side by side (.ci/run: the tests marked database on both PostgreSQL and SQLite,
+every other test on one of them), and both need the same tiny trained models (`first_run`, `classes_result`)
+for the delivery API's, the review guesses' and the stumped bonus's tests, which depend on the database, not
+on training. With
 `CROWDLENS_TEST_MODELS` naming a folder, the first process to need a model trains it there under a file lock
 and pickles what the fixture returns; the other waits on the lock and reads it. Each process gets its own copy
 of the objects (a test that changes one changes only its own); the files are read, never written, by the tests.
