@@ -245,12 +245,12 @@ def unflipped_context(unflipped: list[int], audited: dict[float, tuple[list[int]
     suspects = set(unflipped[:top])
     for rate, (ranked, flipped) in audited.items():
         k, truth = len(flipped), set(int(i) for i in flipped)
-        found = sum(int(i) in truth for i in ranked[:k])
+        precision = scores(ranked, flipped)[0]
         false = [int(i) for i in ranked[:k] if int(i) not in truth]
         also = sum(i in suspects for i in false)
         print(f"  {rate:.0%} run: of its {len(false)} not flipped among the first {k}, {also} are among the unflipped "
               f"run's first {top} ({UNFLIPPED_TOP:.0%}; by chance {len(false) * top / n:.1f}); counted as found, "
-              f"precision@k would be {(found + also) / k:.3f} (the issue's measure: {found / k:.3f})", flush=True)
+              f"precision@k would be {precision + also / k:.3f} (the issue's measure: {precision:.3f})", flush=True)
 
 
 def main() -> None:

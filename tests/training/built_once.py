@@ -3,10 +3,10 @@
 CI runs two test passes side by side (.ci/run: the tests marked database on both PostgreSQL and SQLite,
 every other test on one of them), and both need the same tiny trained models (`first_run`, `classes_result`)
 for the delivery API's, the review guesses' and the stumped bonus's tests, which depend on the database, not
-on training. With
-`CROWDLENS_TEST_MODELS` naming a folder, the first process to need a model trains it there under a file lock
-and pickles what the fixture returns; the other waits on the lock and reads it. Each process gets its own copy
-of the objects (a test that changes one changes only its own); the files are read, never written, by the tests.
+on training. With `CROWDLENS_TEST_MODELS` naming a folder, the first process to need a model trains it there
+under a file lock and pickles what the fixture returns; the other waits on the lock and reads it. Each process
+gets its own copy of the objects (a test that changes one changes only its own); the tests read the files and
+never write them.
 
 The cache is keyed by the sources that shape the models (the training library and these fixtures), so a folder
 kept between runs never hands out a model of older code. Unset (a plain `make test`), each session trains its
