@@ -1,6 +1,7 @@
 """CI's two passes (.ci/run): which tests the SQLite pass selects, and the check that none is dropped from both."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -54,28 +55,45 @@ class TestPassesCover:
         assert check.main([str(tmp_path / name) for name in ("collected.txt", "postgres.tsv", "sqlite.tsv")]) == 0
 
 
-def _selected(marks: str, files: list[str]) -> set[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CROWDLENS_TEST_OUTCOMES")}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                           "-m", marks, *files], cwd=BASE, env=env, capture_output=True, text=True, timeout=300)
+FILES = ["tests/training/test_runs.py", "tests/training/test_scheduler.py", "tests/training/ml/test_runtime.py",
+         "tests/hardening/test_csp_browser.py", "tests/training/test_pipeline.py"]
+
+
+def _collect(args: list[str], env: dict[str, str] | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CROWDLENS_TEST_OUTCOMES")} | (env or {})
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", *args],
+                          cwd=BASE, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    return {line for line in done.stdout.splitlines() if "::" in line}
+    return done.stdout
 
 
-def test_the_database_s_tests_run_on_both_and_every_other_test_once():
+def _selections(expressions: list[str], tmp_path) -> dict[str, set[str]]:
+    """What each `-m` expression selects among FILES, from one collection (tests/ci_selection.py)."""
+    out = tmp_path / "selection.jsonl"
+    _collect(["-p", "tests.ci_selection", *FILES],
+             {"CROWDLENS_CI_EXPRESSIONS": json.dumps(expressions), "CROWDLENS_CI_SELECTION": str(out)})
+    selected: dict[str, set[str]] = {e: set() for e in expressions}
+    for line in out.read_text().splitlines():
+        node, chosen = json.loads(line)
+        for expression in chosen:
+            selected[expression].add(node)
+    return selected
+
+
+def test_the_database_s_tests_run_on_both_and_every_other_test_once(tmp_path):
     """.ci/run's two selections: SQLite `database or no_database`, PostgreSQL `not no_database`."""
-    files = ["tests/training/test_runs.py", "tests/training/test_scheduler.py", "tests/training/ml/test_runtime.py",
-             "tests/hardening/test_csp_browser.py", "tests/training/test_pipeline.py"]
-    sqlite, postgres = _selected("database or no_database", files), _selected("not no_database", files)
-    everything = _selected("", files)
-    assert sqlite | postgres == everything
+    chosen = _selections(["database or no_database", "not no_database", "", "database"], tmp_path)
+    sqlite, postgres, everything = chosen["database or no_database"], chosen["not no_database"], chosen[""]
+    # The one collection answers as pytest's own -m does.
+    assert postgres == {line for line in _collect(["-m", "not no_database", *FILES]).splitlines() if "::" in line}
+    assert sqlite | postgres == everything and len(everything) > 30  # the five files, not an empty collection
     runs, scheduler = "tests/training/test_runs.py::", "tests/training/test_scheduler.py::"
     # Reaches the database (pytest-django's marker, or a fixture that needs it): both passes.
     both = {f"{runs}TestConcurrentClaims::test_two_processes_claiming_at_the_same_moment_make_one_run",
             f"{runs}TestTrainCommand::test_it_says_so_and_does_nothing_while_another_run_holds_the_claim",
             f"{scheduler}TestJobsMissed::test_it_runs_a_time_missed_within_the_grace_once"}
     assert both <= sqlite & postgres
-    assert sqlite & postgres == _selected("database", files)
+    assert sqlite & postgres == chosen["database"]
     # No database, or only a file database of its own (the scheduler's processes), and the training library
     # (pytest-django refuses it the database): the SQLite pass only.
     assert f"{scheduler}TestLastFireTime::test_it_honours_the_day_of_week" in sqlite - postgres

@@ -32,6 +32,9 @@ def tiny_hparams(**changes) -> HParams:
         mixup_alpha=0.0,
         early_stopping_patience=4,
         int8_calibration_samples=16,
+        # One int8 conversion a run (the night converts three and keeps the closest: a choice that
+        # tests/training/ml/test_compact.py proves on its own, at a third of the conversions).
+        int8_calibration_draws=1,
         cv_below_test_photos=0,  # these tests are about the Keras path: a test split of any size measures
     )
     return dataclasses.replace(hparams, **changes)

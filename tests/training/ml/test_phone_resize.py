@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from tests.training.ml.conftest import SIZE, tiny_hparams
-from training.ml import InputSpec, ModelInfo, tflite_metadata
-from training.ml.calibration import FIDELITY_RESIZES, calibration_pixels, fidelity_pixels
+from training.ml import HParams, InputSpec, ModelInfo, tflite_metadata
+from training.ml.calibration import FIDELITY_RESIZES, calibration_draws, calibration_pixels, fidelity_pixels
 from training.ml.data import PHONE_RESIZES, clean_view, load_rgb, phone_view, resize_unfiltered
 
 PROBE = 8  # the probe model's input side
@@ -94,6 +94,18 @@ class TestInt8Calibration:
         clean = calibration_pixels(photos.train, dataclasses.replace(hparams, int8_calibration="clean"), draw=1)
         assert all(np.array_equal(view, clean_view(load_rgb(example.path), SIZE))
                    for view, example in zip(clean, drawn, strict=True))
+
+    def test_the_night_converts_every_draw_and_none_without_int8(self, photos):
+        """What the night hands convert_int8_closest: its default number of draws, in order (the tests' tiny runs
+        convert one; the choice among several is tested in test_compact.py)."""
+        night = dataclasses.replace(tiny_hparams(int8_calibration_samples=4),
+                                    int8_calibration_draws=HParams().int8_calibration_draws)
+        draws = calibration_draws(photos.train, night)
+        assert len(draws) == HParams().int8_calibration_draws == 3
+        for draw, views in enumerate(draws):
+            assert all(np.array_equal(a, b) for a, b in
+                       zip(views, calibration_pixels(photos.train, night, draw=draw), strict=True))
+        assert calibration_draws(photos.train, dataclasses.replace(night, variants=("float32",))) == []
 
     def test_an_unknown_calibration_is_refused(self, photos):
         with pytest.raises(ValueError, match="int8_calibration"):
