@@ -18,6 +18,8 @@ from training.ml.features import decode, embed, features_cache_id
 from training.ml.model import POOLED
 
 pytestmark = pytest.mark.slow
+# For tests about what a run caches or repeats, not what it learns: an epoch of each phase.
+FEW_EPOCHS = {"epochs_head": 1, "epochs_fine_tune": 1}
 
 
 def run_file(path, spec, examples) -> list[int]:
@@ -113,14 +115,15 @@ class TestFeatureCache:
         rows_before = len(store.rows)
         new = make_examples(tmp_path / "new", 2, seed=9)  # 6 photos that arrived since the first run
         result = train_and_export(train=photos.train + new, val=photos.val, test=photos.test, labels=photos.labels,
-                                  hparams=tiny_hparams(variants=("float32",)), feature_store=store,
+                                  hparams=tiny_hparams(variants=("float32",), **FEW_EPOCHS), feature_store=store,
                                   out_dir=tmp_path / "out", log=lambda m: None)
         assert result.feature_stats == {"computed": len(new), "reused": len(photos.train) + len(photos.val)}
         assert len(store.rows) == rows_before + len(new)
 
     def test_it_does_not_mix_features_of_another_backbone(self, first_run, photos, tmp_path):
         _, store, _ = first_run
-        other = tiny_hparams(variants=("float32",), backbone=dataclasses.replace(tiny_hparams().backbone, alpha=0.5))
+        other = tiny_hparams(variants=("float32",), backbone=dataclasses.replace(tiny_hparams().backbone, alpha=0.5),
+                             **FEW_EPOCHS)
         result = train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
                                   hparams=other, feature_store=store, out_dir=tmp_path / "out", log=lambda m: None)
         assert result.feature_stats == {"computed": len(photos.train) + len(photos.val), "reused": 0}
@@ -209,7 +212,7 @@ class TestSeeds:
     def test_it_repeats_a_run_exactly(self, photos, tmp_path):
         def once(folder):
             return train_and_export(train=photos.train, val=photos.val, test=photos.test, labels=photos.labels,
-                                    hparams=tiny_hparams(variants=("float32",), mixup_alpha=0.4),
+                                    hparams=tiny_hparams(variants=("float32",), mixup_alpha=0.4, **FEW_EPOCHS),
                                     feature_store=MemoryFeatureStore(),
                                     out_dir=tmp_path / folder, log=lambda m: None)
 
