@@ -34,27 +34,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(group))
 
 
-def pytest_configure(config):
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        config.pluginmanager.register(SlowFirst(), "crowdlens-slow-first")
-
-
-class SlowFirst:
-    """With pytest-xdist workers (.ci/run): the slow and browser tests first, the quick ones last.
-
-    pytest-xdist hands out work in collection order (after the groups of several tests), so quick tests
-    at the end even out the workers' ends: in session 9's profile a PostgreSQL worker started the night
-    chain (218 s) as its third-last test while the other had ended a minute earlier (docs/testing.md).
-    After pytest-django's own order (trylast; a stable sort, so each part keeps it), and only with
-    workers: their order already differs from pytest-django's (a worker runs the groups, live-server
-    browser modules among them, first), where a single process keeps Django's transactional-tests-last.
-    """
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items):
-        items.sort(key=lambda item: not (item.get_closest_marker("slow") or item.get_closest_marker("browser")))
-
-
 def _uses_module_fixture(item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     return bool(info) and any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
