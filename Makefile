@@ -47,11 +47,12 @@ run: venv frontend
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
-# The project's own modules compiled once here, for the same reason (every test process and subprocess
-# imports them; compileall rewrites only what changed).
+# The project's own packages (every top-level folder with an __init__.py) compiled once here, for the same
+# reason (every test process and subprocess imports them; compileall rewrites only what changed).
+PACKAGES := $(patsubst %/__init__.py,%,$(wildcard */__init__.py))
 test: venv frontend
 	bash deploy/ensure-test-tools.sh
-	$(BIN)/python -m compileall -q -j 0 config collector training challenges newsletter pages manage.py
+	$(BIN)/python -m compileall -q -j 0 $(PACKAGES) manage.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything but model training and the browser.
